@@ -1,0 +1,162 @@
+/* alloc.c: the allocating half of the public API.
+ *
+ * Routing by size: up to SMALL_SIZE_MAX a size class served by the thread's
+ * cache (the fast path below), up to MEDIUM_SIZE_MAX a page run from the home
+ * zone's buddy heap, beyond that a mapping of its own (huge.c).
+ */
+#include "internal.h"
+#include "buddymalloc.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Requests above this cannot be met (glibc's limit too: PTRDIFF_MAX). */
+#define ALLOC_SIZE_LIMIT ((size_t)PTRDIFF_MAX)
+
+static void *alloc_fail(void) {
+  errno = ENOMEM;
+  return NULL;
+}
+
+/* Medium and huge blocks, aligned to at least `align` (a power of two). */
+static noinline void *alloc_large(size_t size, size_t align, bool *zeroed) {
+  if (size > ALLOC_SIZE_LIMIT) return alloc_fail();
+  size_t pages = (size + PAGE_SIZE - 1) >> PAGE_SHIFT;
+  unsigned order = buddy_order_for_pages(pages);
+  unsigned align_order = align > PAGE_SIZE ? buddy_order_for_pages(align >> PAGE_SHIFT) : 0;
+  if (align_order > order) order = align_order;
+  void *p;
+  bool fresh = true;
+  if (order <= BUDDY_MAX_ORDER) p = zone_alloc_run(tcache_current->zone, order, &fresh);
+  else p = huge_alloc(size, align);
+  if (p == NULL) return alloc_fail();
+  if (zeroed != NULL) *zeroed = fresh;
+  return p;
+}
+
+/* The fast path: a size class, then a pop from the thread's bin.
+ * Cost: about 15 instructions when the bin is not empty. */
+void *buddy_malloc(size_t size) {
+  if (likely(size <= SMALL_SIZE_MAX)) {
+    unsigned cls = size_class_of(size);
+    tcache_t *tc = tcache_current;
+    tcache_bin_t *b = &tc->bins[cls];
+    void **p = b->head;
+    if (likely(p != NULL)) {
+      b->head = p[0];
+      b->count--;
+      p[1] = NULL;
+      return p;
+    }
+    void *q = tcache_alloc_slow(tc, cls);
+    return q != NULL ? q : alloc_fail();
+  }
+  return alloc_large(size, PAGE_SIZE, NULL);
+}
+
+void *buddy_calloc(size_t count, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) return alloc_fail();
+  if (total <= SMALL_SIZE_MAX) {
+    void *p = buddy_malloc(total);
+    if (p != NULL) memset(p, 0, total);
+    return p;
+  }
+  bool zeroed = false;
+  void *p = alloc_large(total, PAGE_SIZE, &zeroed);
+  if (p != NULL && !zeroed) memset(p, 0, total);
+  return p;
+}
+
+/* The smallest class of at least `size` bytes whose objects are all aligned
+ * to `alignment` (<= PAGE_SIZE): slabs start page-aligned and objects sit at
+ * multiples of the class size. 0 if no small class fits. */
+static unsigned alloc_aligned_class(size_t size, size_t alignment) {
+  if (size > SMALL_SIZE_MAX || alignment > PAGE_SIZE) return 0;
+  for (unsigned c = size_class_of(size < alignment ? alignment : size); c < SIZE_CLASS_COUNT; c++)
+    if (size_class_bytes[c] % alignment == 0) return c;
+  return 0;
+}
+
+/* alignment: a power of two. */
+void *alloc_aligned(size_t alignment, size_t size) {
+  if (alignment <= SMALL_ALIGN) return buddy_malloc(size);
+  unsigned cls = alloc_aligned_class(size, alignment);
+  if (cls != 0) return buddy_malloc(size_class_bytes[cls]);
+  return alloc_large(size, alignment, NULL);
+}
+
+int buddy_posix_memalign(void **out, size_t alignment, size_t size) {
+  if (alignment < sizeof(void *) || (alignment & (alignment - 1)) != 0) return EINVAL;
+  int saved = errno;
+  void *p = alloc_aligned(alignment, size);
+  errno = saved;
+  if (p == NULL) return ENOMEM;
+  *out = p;
+  return 0;
+}
+
+void *buddy_aligned_alloc(size_t alignment, size_t size) {
+  if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return alloc_aligned(alignment, size);
+}
+
+/* glibc's memalign accepts any alignment: it rounds up to a power of two. */
+void *buddy_memalign(size_t alignment, size_t size) {
+  if (alignment > ALLOC_SIZE_LIMIT / 2 + 1) return alloc_fail();
+  if ((alignment & (alignment - 1)) != 0) alignment = (size_t)1 << (64 - __builtin_clzl(alignment));
+  return alloc_aligned(alignment, size);
+}
+
+void *buddy_valloc(size_t size) {
+  return alloc_aligned(PAGE_SIZE, size);
+}
+
+void *buddy_pvalloc(size_t size) {
+  size_t rounded = (size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+  if (rounded < size) return alloc_fail();
+  return alloc_aligned(PAGE_SIZE, rounded == 0 ? PAGE_SIZE : rounded);
+}
+
+void *buddy_reallocarray(void *ptr, size_t count, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) return alloc_fail();
+  return buddy_realloc(ptr, total);
+}
+
+/* ---- Usable size --------------------------------------------------------- */
+
+size_t alloc_usable_size(const void *p) {
+  void *chunk = pagemap_lookup(p);
+  if (chunk == NULL) error_fatal("malloc_usable_size of a pointer buddymalloc does not own", p);
+  if (pagemap_is_huge(chunk)) {
+    huge_t *h = pagemap_huge(chunk);
+    if (p != h->base) error_fatal("malloc_usable_size of a pointer inside a huge block", p);
+    return h->size;
+  }
+  region_t *r = chunk;
+  page_desc_t *d = page_desc_of(r, p);
+  unsigned cls = d->size_class;
+  if (cls != 0) {
+    if (!size_class_is_object_start(cls, (size_t)((const char *)p - slab_start_of(r, d))))
+      error_fatal("malloc_usable_size of a pointer inside a small block", p);
+    return size_class_bytes[cls];
+  }
+  if (d->kind != PAGE_RUN || ((uintptr_t)p & (PAGE_SIZE - 1)) != 0)
+    error_fatal("malloc_usable_size of a pointer that is not a live block", p);
+  return PAGE_SIZE << d->order;
+}
+
+size_t buddy_malloc_usable_size(void *p) {
+  return p == NULL ? 0 : alloc_usable_size(p);
+}
+
+int buddy_trim(size_t pad) {
+  (void)pad;
+  tcache_flush_current();
+  return zone_trim_all();
+}

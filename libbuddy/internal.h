@@ -1,0 +1,206 @@
+/* internal.h: the static inline fast paths and every internal declaration.
+ *
+ * Files and their prefixes: buddy.c (buddy_heap_, the page-level core),
+ * pagemap.c (pagemap_), sizeclass.c (size_class_), slab.c (slab_), zone.c
+ * (zone_), huge.c (huge_), tcache.c (tcache_), alloc.c / free.c / realloc.c
+ * (the public buddy_* API), error.c (error_), os_linux.c (os_).
+ * Everything declared here has hidden visibility (meson sets it).
+ */
+#ifndef BUDDY_INTERNAL_H
+#define BUDDY_INTERNAL_H
+
+#include "os.h"
+#include "types.h"
+
+#include <stdint.h>
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define noinline __attribute__((__noinline__))
+#define cold_path __attribute__((__noinline__, __cold__))
+
+/* ---- Debug levels (constants, so every variant is compiled) -------------- */
+
+#ifndef BUDDY_DEBUG_LEVEL
+#define BUDDY_DEBUG_LEVEL 0
+#endif
+static const int debug_level = BUDDY_DEBUG_LEVEL;
+
+_Noreturn void error_assert_failed(const char *cond, const char *file, int line);
+
+/* Level 2: internal invariants; level 3: expensive whole-structure walks. */
+#define assert_internal(c) \
+  ((debug_level >= 2 && !(c)) ? error_assert_failed(#c, __FILE__, __LINE__) : (void)0)
+#define assert_expensive(c) \
+  ((debug_level >= 3 && !(c)) ? error_assert_failed(#c, __FILE__, __LINE__) : (void)0)
+
+/* ---- error.c: misuse reports (write(2), then abort; never allocate) ------ */
+
+_Noreturn void error_fatal(const char *what, const void *ptr);
+
+/* ---- sizeclass.c --------------------------------------------------------- */
+
+extern const uint32_t size_class_bytes[SIZE_CLASS_COUNT];
+extern const uint8_t size_class_slab_order[SIZE_CLASS_COUNT];
+extern const uint16_t size_class_slab_count[SIZE_CLASS_COUNT];
+extern const uint32_t size_class_divisor[SIZE_CLASS_COUNT];
+
+/* Class of a request of `size` <= SMALL_SIZE_MAX bytes; malloc(0) gets class 1.
+ * Cost: about 8 instructions, no memory access. */
+static inline unsigned size_class_of(size_t size) {
+  if (size <= 128) return (unsigned)((size + 15) >> 4) + (size == 0);
+  unsigned lg = 63u - (unsigned)__builtin_clzl(size - 1); /* 2^lg < size <= 2^(lg+1) */
+  return 8u + (lg - 7u) * 4u + (unsigned)(((size - 1) >> (lg - 2)) & 3u) + 1u;
+}
+
+/* True when `offset` from the slab's start is a whole number of objects of
+ * class `cls` (multiply by the rounded-up reciprocal; exact below 2^32). */
+static inline bool size_class_is_object_start(unsigned cls, size_t offset) {
+  size_t index = (offset * size_class_divisor[cls]) >> 32;
+  return index * size_class_bytes[cls] == offset;
+}
+
+/* ---- pagemap.c: address -> region_t / huge_t in O(1) --------------------- */
+
+/* Page-map entries for huge blocks carry this tag in their low bit. */
+#define PAGEMAP_HUGE_TAG ((uintptr_t)1)
+static inline bool pagemap_is_huge(const void *chunk) {
+  return ((uintptr_t)chunk & PAGEMAP_HUGE_TAG) != 0;
+}
+static inline huge_t *pagemap_huge(const void *chunk) {
+  return (huge_t *)((uintptr_t)chunk & ~PAGEMAP_HUGE_TAG);
+}
+
+extern void **pagemap_root[(size_t)1 << PAGEMAP_ROOT_BITS];
+
+/* The chunk (region_t, or huge_t tagged with PAGEMAP_HUGE_TAG) holding `p`,
+ * or NULL for an address buddymalloc does not own. Two dependent loads. */
+static inline void *pagemap_lookup(const void *p) {
+  uintptr_t a = (uintptr_t)p;
+  if (unlikely(a >> ADDRESS_BITS)) return NULL;
+  void **leaf = __atomic_load_n(&pagemap_root[a >> (BUDDY_REGION_SHIFT + PAGEMAP_LEAF_BITS)],
+                                __ATOMIC_ACQUIRE);
+  if (unlikely(leaf == NULL)) return NULL;
+  return __atomic_load_n(&leaf[(a >> BUDDY_REGION_SHIFT) & (((uintptr_t)1 << PAGEMAP_LEAF_BITS) - 1)],
+                         __ATOMIC_ACQUIRE);
+}
+
+/* Registers `chunk` for every region-sized slot of [base, base+size). Returns
+ * false if a leaf of the map could not be mapped. */
+bool pagemap_register(const void *base, size_t size, void *chunk);
+void pagemap_unregister(const void *base, size_t size);
+void pagemap_fork_prepare(void);
+void pagemap_fork_parent(void);
+void pagemap_fork_child(void);
+
+/* ---- buddy.c: the page-level core ---------------------------------------- */
+
+static inline region_t *region_of_desc(const page_desc_t *d) {
+  return (region_t *)((uintptr_t)d & ~(uintptr_t)(REGION_META_SIZE - 1));
+}
+static inline size_t page_index_of(const region_t *r, const void *p) {
+  return ((uintptr_t)p - (uintptr_t)r->base) >> PAGE_SHIFT;
+}
+static inline char *page_address_of(const page_desc_t *d) {
+  const region_t *r = region_of_desc(d);
+  return r->base + ((size_t)(d - r->pages) << PAGE_SHIFT);
+}
+static inline page_desc_t *page_desc_of(region_t *r, const void *p) {
+  return &r->pages[page_index_of(r, p)];
+}
+
+void buddy_heap_init(buddy_heap_t *h);
+/* Adds a region (meta aligned to REGION_META_SIZE, base to BUDDY_REGION_SIZE)
+ * whose pages are all free; `zeroed` says they hold only zeros. */
+void buddy_heap_add_region(buddy_heap_t *h, region_t *r, void *base, bool zeroed);
+/* Takes a wholly free region out of the heap (the caller unmaps it). */
+void buddy_heap_remove_region(buddy_heap_t *h, region_t *r);
+/* A block of `order` (kind PAGE_USED), or NULL when no region has room.
+ * *zeroed tells whether its pages are known to hold zeros. */
+page_desc_t *buddy_heap_alloc(buddy_heap_t *h, unsigned order, bool *zeroed);
+/* Frees the block headed by `d`; coalesces. Returns the region if it became
+ * wholly free (the caller may release it), else NULL. */
+region_t *buddy_heap_free(buddy_heap_t *h, page_desc_t *d);
+/* Grows the block headed by `d` in place to `order` if the blocks above it are
+ * free; returns false (nothing changed) otherwise. */
+bool buddy_heap_grow(buddy_heap_t *h, page_desc_t *d, unsigned order);
+/* Shrinks the block headed by `d` to `order`, freeing its upper halves. */
+void buddy_heap_shrink(buddy_heap_t *h, page_desc_t *d, unsigned order);
+/* Validates a pointer freed to the core: owned, a block's start, not free.
+ * Reports misuse and aborts; returns the head descriptor. */
+page_desc_t *buddy_heap_check_block(region_t *r, const void *p);
+/* Walks every region and free list, checking all invariants; aborts with a
+ * message on the first violation. Returns the number of free pages seen. */
+size_t buddy_heap_verify(const buddy_heap_t *h);
+/* Order of the smallest block holding `pages` pages. */
+static inline unsigned buddy_order_for_pages(size_t pages) {
+  return pages <= 1 ? 0 : 64u - (unsigned)__builtin_clzl(pages - 1);
+}
+
+/* ---- slab.c: a buddy block carved into objects of one class -------------- */
+
+extern uintptr_t tcache_key; /* stamped into the 2nd word of free objects */
+
+void slab_init(page_desc_t *head, unsigned cls);
+/* Pops up to n objects into a list (first word links); returns the count. */
+unsigned slab_take(page_desc_t *head, void **list, unsigned n);
+/* Returns one object; checks it is an object start not already free. */
+void slab_give(page_desc_t *head, void *obj);
+static inline unsigned slab_free_objects(const page_desc_t *head) {
+  return size_class_slab_count[head->size_class] - head->slab_used;
+}
+static inline page_desc_t *slab_head_of(region_t *r, page_desc_t *d) {
+  size_t index = (size_t)(d - r->pages) & ~(((size_t)1 << d->order) - 1);
+  return &r->pages[index];
+}
+static inline char *slab_start_of(region_t *r, const page_desc_t *d) {
+  size_t index = (size_t)(d - r->pages) & ~(((size_t)1 << d->order) - 1);
+  return r->base + (index << PAGE_SHIFT);
+}
+
+/* ---- zone.c: locked global zones ----------------------------------------- */
+
+extern zone_t zones[ZONES_MAX];
+extern unsigned zone_count;
+
+zone_t *zone_for_new_thread(void);
+void zone_lock(zone_t *z);
+void zone_unlock(zone_t *z);
+/* Up to n objects of class cls as a linked list; returns the count (0 = OOM). */
+unsigned zone_alloc_objects(zone_t *z, unsigned cls, void **list, unsigned n);
+/* Returns a list of objects of any classes and zones, `count` long. */
+void zone_free_objects(void *list, unsigned count);
+void zone_free_object(region_t *r, page_desc_t *d, void *p);
+/* Medium blocks: page runs of order 0..BUDDY_MAX_ORDER. */
+void *zone_alloc_run(zone_t *z, unsigned order, bool *zeroed);
+void zone_free_run(region_t *r, void *p);
+bool zone_grow_run(region_t *r, void *p, unsigned order);
+void zone_shrink_run(region_t *r, void *p, unsigned order);
+/* Returns every wholly free region beyond none kept, empty slabs; 1 if any. */
+int zone_trim_all(void);
+void zone_fork_prepare(void);
+void zone_fork_parent(void);
+void zone_fork_child(void);
+
+/* ---- huge.c: blocks with a mapping of their own -------------------------- */
+
+void *huge_alloc(size_t size, size_t align);
+void huge_free(huge_t *h, void *p);
+void *huge_realloc(huge_t *h, void *p, size_t size);
+
+/* ---- tcache.c: per-thread caches ----------------------------------------- */
+
+extern __thread tcache_t *tcache_current __attribute__((tls_model("initial-exec")));
+
+void *tcache_alloc_slow(tcache_t *tc, unsigned cls);
+void tcache_free_slow(tcache_t *tc, void *p, unsigned cls);
+void tcache_flush_current(void);
+void tcache_check_double_free(tcache_t *tc, void *p, unsigned cls);
+size_t tcache_max_bytes(void);
+
+/* ---- alloc.c ------------------------------------------------------------- */
+
+size_t alloc_usable_size(const void *p);
+void *alloc_aligned(size_t alignment, size_t size);
+
+#endif /* BUDDY_INTERNAL_H */

@@ -1,0 +1,44 @@
+/* os.h: the whole contract between buddymalloc and the operating system.
+ *
+ * Nothing else in libbuddy includes <sys/mman.h> or makes a system call.
+ * No function here allocates, takes a lock, or touches errno visibly: each
+ * saves and restores errno, so that free() preserves it as glibc requires.
+ */
+#ifndef BUDDY_OS_H
+#define BUDDY_OS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Maps `size` bytes (a page multiple) of zeroed, read-write memory aligned to
+ * `align` (a power of two >= the page size). Returns NULL when the address
+ * space is exhausted (ENOMEM, RLIMIT_AS). */
+void *os_map_aligned(size_t size, size_t align);
+
+/* Unmaps what os_map_aligned returned (or a page-aligned part of it). */
+void os_unmap(void *addr, size_t size);
+
+/* Gives the pages back: contents become zero, address range stays mapped. */
+void os_purge(void *addr, size_t size);
+
+/* Moves or grows a mapping of old_size to new_size keeping it `align`-aligned
+ * and its contents; returns NULL (old mapping intact) on failure. */
+void *os_remap_aligned(void *addr, size_t old_size, size_t new_size, size_t align);
+
+/* The system page size (4096 on every supported target; checked at start-up). */
+size_t os_page_size(void);
+
+/* Value of environment variable `name` read straight from environ (no getenv,
+ * no allocation); NULL if absent or if the process is setuid/setgid. */
+const char *os_getenv(const char *name);
+
+/* Writes all of buf to stderr with write(2), retrying on EINTR. */
+void os_write_stderr(const char *buf, size_t len);
+
+/* Ends the process with SIGABRT, never returning, without allocating. */
+_Noreturn void os_abort(void);
+
+/* 64 random bits from the kernel's AT_RANDOM bytes (no system call). */
+unsigned long os_random_seed(void);
+
+#endif /* BUDDY_OS_H */

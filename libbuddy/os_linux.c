@@ -1,0 +1,109 @@
+/* os_linux.c: the Linux implementation of os.h (mmap, madvise, environ). */
+#include "os.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static void *os_mmap(void *hint, size_t size) {
+  void *p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                 -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+/* Over-maps by `align` and trims both ends: the only portable way to get an
+ * alignment larger than the page size from mmap. A first try maps exactly
+ * `size`, which the kernel often places aligned already. */
+void *os_map_aligned(size_t size, size_t align) {
+  int saved = errno;
+  void *p = os_mmap(NULL, size);
+  if (p != NULL && ((uintptr_t)p & (align - 1)) != 0) {
+    munmap(p, size);
+    p = NULL;
+    if (size + align > size) {
+      char *raw = os_mmap(NULL, size + align);
+      if (raw != NULL) {
+        char *aligned = (char *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
+        if (aligned > raw) munmap(raw, (size_t)(aligned - raw));
+        size_t tail = (size_t)((raw + size + align) - (aligned + size));
+        if (tail > 0) munmap(aligned + size, tail);
+        p = aligned;
+      }
+    }
+  }
+  errno = saved;
+  return p;
+}
+
+void os_unmap(void *addr, size_t size) {
+  int saved = errno;
+  munmap(addr, size);
+  errno = saved;
+}
+
+void os_purge(void *addr, size_t size) {
+  int saved = errno;
+  madvise(addr, size, MADV_DONTNEED);
+  errno = saved;
+}
+
+void *os_remap_aligned(void *addr, size_t old_size, size_t new_size, size_t align) {
+  int saved = errno;
+  void *p = mremap(addr, old_size, new_size, 0); /* in place first */
+  if (p == MAP_FAILED) {
+    /* Reserve an aligned target, then move the pages into it: no copying. */
+    void *target = os_map_aligned(new_size, align);
+    p = NULL;
+    if (target != NULL) {
+      p = mremap(addr, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target);
+      if (p == MAP_FAILED) {
+        munmap(target, new_size);
+        p = NULL;
+      }
+    }
+  }
+  errno = saved;
+  return p;
+}
+
+size_t os_page_size(void) {
+  return (size_t)sysconf(_SC_PAGESIZE);
+}
+
+const char *os_getenv(const char *name) {
+  if (getauxval(AT_SECURE)) return NULL;
+  size_t len = strlen(name);
+  for (char **e = environ; e != NULL && *e != NULL; e++)
+    if (strncmp(*e, name, len) == 0 && (*e)[len] == '=') return *e + len + 1;
+  return NULL;
+}
+
+void os_write_stderr(const char *buf, size_t len) {
+  int saved = errno;
+  while (len > 0) {
+    ssize_t n = write(STDERR_FILENO, buf, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    buf += n;
+    len -= (size_t)n;
+  }
+  errno = saved;
+}
+
+_Noreturn void os_abort(void) {
+  abort();
+}
+
+unsigned long os_random_seed(void) {
+  const unsigned char *bytes = (const unsigned char *)getauxval(AT_RANDOM);
+  unsigned long seed = 0x9e3779b97f4a7c15ul;
+  if (bytes != NULL) memcpy(&seed, bytes, sizeof seed);
+  return seed ^ (unsigned long)(uintptr_t)&seed;
+}

@@ -1,0 +1,66 @@
+/* pagemap.c: the map from any address to the region_t or huge_t holding it.
+ *
+ * A two-level radix table over the 48-bit address space, indexed by region
+ * number (address >> BUDDY_REGION_SHIFT): a static root of 2^PAGEMAP_ROOT_BITS
+ * leaf pointers (64 KiB of .bss, resident only where touched), and leaves of
+ * 2^PAGEMAP_LEAF_BITS entries mapped on first use and never unmapped. Lookups
+ * take no lock (acquire loads); writers hold pagemap_lock. An address with no
+ * entry is not buddymalloc's, which is how foreign pointers are recognised
+ * in O(1) without touching the memory they point to.
+ */
+#include "internal.h"
+
+#define PAGEMAP_LEAF_ENTRIES ((size_t)1 << PAGEMAP_LEAF_BITS)
+
+void **pagemap_root[(size_t)1 << PAGEMAP_ROOT_BITS];
+static pthread_mutex_t pagemap_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The leaf for region number `slot`, mapped if absent; NULL if out of memory. */
+static void **pagemap_leaf_locked(uintptr_t slot) {
+  void ***root_entry = &pagemap_root[slot >> PAGEMAP_LEAF_BITS];
+  void **leaf = *root_entry;
+  if (leaf == NULL) {
+    leaf = os_map_aligned(PAGEMAP_LEAF_ENTRIES * sizeof(void *), PAGE_SIZE);
+    if (leaf != NULL) __atomic_store_n(root_entry, leaf, __ATOMIC_RELEASE);
+  }
+  return leaf;
+}
+
+static void pagemap_set_locked(uintptr_t first, uintptr_t last, void *chunk) {
+  for (uintptr_t slot = first; slot <= last; slot++) {
+    void **leaf = pagemap_root[slot >> PAGEMAP_LEAF_BITS];
+    __atomic_store_n(&leaf[slot & (PAGEMAP_LEAF_ENTRIES - 1)], chunk, __ATOMIC_RELEASE);
+  }
+}
+
+bool pagemap_register(const void *base, size_t size, void *chunk) {
+  uintptr_t first = (uintptr_t)base >> BUDDY_REGION_SHIFT;
+  uintptr_t last = ((uintptr_t)base + size - 1) >> BUDDY_REGION_SHIFT;
+  if (((uintptr_t)base + size - 1) >> ADDRESS_BITS) return false;
+  bool ok = true;
+  pthread_mutex_lock(&pagemap_lock);
+  for (uintptr_t slot = first; slot <= last && ok; slot++) ok = pagemap_leaf_locked(slot) != NULL;
+  if (ok) pagemap_set_locked(first, last, chunk);
+  pthread_mutex_unlock(&pagemap_lock);
+  return ok;
+}
+
+void pagemap_unregister(const void *base, size_t size) {
+  uintptr_t first = (uintptr_t)base >> BUDDY_REGION_SHIFT;
+  uintptr_t last = ((uintptr_t)base + size - 1) >> BUDDY_REGION_SHIFT;
+  pthread_mutex_lock(&pagemap_lock);
+  pagemap_set_locked(first, last, NULL);
+  pthread_mutex_unlock(&pagemap_lock);
+}
+
+void pagemap_fork_prepare(void) {
+  pthread_mutex_lock(&pagemap_lock);
+}
+
+void pagemap_fork_parent(void) {
+  pthread_mutex_unlock(&pagemap_lock);
+}
+
+void pagemap_fork_child(void) {
+  pthread_mutex_init(&pagemap_lock, NULL);
+}

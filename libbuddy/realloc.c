@@ -1,0 +1,58 @@
+/* realloc.c: buddy_realloc, in place wherever the block allows.
+ *
+ * Small blocks stay put while the new size fits their class and uses at least
+ * half of it; page runs grow into free buddies above them and shrink by
+ * splitting; huge blocks move with mremap. Otherwise: allocate, copy every
+ * usable byte the new block can hold, free. A failed realloc leaves the old
+ * block as it was.
+ */
+#include "internal.h"
+#include "buddymalloc.h"
+
+#include <errno.h>
+#include <string.h>
+
+static void *realloc_move(void *p, size_t old_usable, size_t size) {
+  void *q = buddy_malloc(size);
+  if (q == NULL) return NULL;
+  memcpy(q, p, old_usable < size ? old_usable : size);
+  buddy_free(p);
+  return q;
+}
+
+/* A page run: same order, shrink, or grow in place when the buddies allow. */
+static void *realloc_run(region_t *r, void *p, size_t usable, size_t size) {
+  if (size <= SMALL_SIZE_MAX || size > MEDIUM_SIZE_MAX) return realloc_move(p, usable, size);
+  unsigned order = buddy_order_for_pages((size + PAGE_SIZE - 1) >> PAGE_SHIFT);
+  unsigned current = page_desc_of(r, p)->order;
+  if (order < current) zone_shrink_run(r, p, order);
+  if (order <= current || zone_grow_run(r, p, order)) return p;
+  return realloc_move(p, usable, size);
+}
+
+static void *realloc_huge(huge_t *h, void *p, size_t size) {
+  if (size <= MEDIUM_SIZE_MAX) return realloc_move(p, h->size, size);
+  void *q = huge_realloc(h, p, size);
+  if (q == NULL) errno = ENOMEM;
+  return q;
+}
+
+void *buddy_realloc(void *p, size_t size) {
+  if (p == NULL) return buddy_malloc(size);
+  void *chunk = pagemap_lookup(p);
+  if (chunk == NULL) error_fatal("realloc of a pointer buddymalloc does not own", p);
+  if (size == 0) { /* glibc: frees and returns NULL */
+    buddy_free(p);
+    return NULL;
+  }
+  if (size > (size_t)PTRDIFF_MAX) {
+    alloc_usable_size(p); /* still reports a bad pointer */
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (pagemap_is_huge(chunk)) return realloc_huge(pagemap_huge(chunk), p, size);
+  size_t usable = alloc_usable_size(p);
+  if (page_desc_of(chunk, p)->size_class == 0) return realloc_run(chunk, p, usable, size);
+  if (size <= usable && size >= usable / 2) return p;
+  return realloc_move(p, usable, size);
+}

@@ -1,0 +1,73 @@
+/* slab.c: a buddy block carved into objects of one size class.
+ *
+ * A slab is a block of size_class_slab_order[class]; every one of its page
+ * descriptors says PAGE_SLAB, the class and the order, so a pointer anywhere
+ * in it finds the class in one load and the head page by masking. The head
+ * descriptor keeps the slab's state:
+ *   slab_carved  objects [0, slab_carved) have been handed out at least once;
+ *                the rest were never touched (so a fresh slab costs no writes);
+ *   slab_free    returned objects, linked through their first word, each with
+ *                tcache_key in its second word;
+ *   slab_used    objects out of the slab (in thread caches or with the program).
+ * The caller holds the zone lock for every function here.
+ */
+#include "internal.h"
+
+void slab_init(page_desc_t *head, unsigned cls) {
+  unsigned order = size_class_slab_order[cls];
+  assert_internal(head->kind == PAGE_USED && head->order == order);
+  for (size_t i = 0; i < ((size_t)1 << order); i++) {
+    head[i].kind = PAGE_SLAB;
+    head[i].order = (uint8_t)order;
+    head[i].size_class = (uint8_t)cls;
+  }
+  head->slab_free = NULL;
+  head->slab_used = 0;
+  head->slab_carved = 0;
+}
+
+unsigned slab_take(page_desc_t *head, void **list, unsigned n) {
+  unsigned cls = head->size_class, taken = 0;
+  void **obj;
+  while (taken < n && (obj = head->slab_free) != NULL) {
+    head->slab_free = obj[0];
+    obj[0] = *list;
+    *list = obj;
+    taken++;
+  }
+  size_t bytes = size_class_bytes[cls];
+  char *start = page_address_of(head);
+  while (taken < n && head->slab_carved < size_class_slab_count[cls]) {
+    obj = (void **)(start + head->slab_carved++ * bytes);
+    obj[0] = *list;
+    obj[1] = (void *)tcache_key;
+    *list = obj;
+    taken++;
+  }
+  head->slab_used = (uint16_t)(head->slab_used + taken);
+  return taken;
+}
+
+/* A second word equal to the key is only a suspicion: user data may match. */
+static bool slab_holds_free(const page_desc_t *head, const void *obj) {
+  for (void *const *p = head->slab_free; p != NULL; p = p[0])
+    if (p == obj) return true;
+  return false;
+}
+
+void slab_give(page_desc_t *head, void *obj) {
+  unsigned cls = head->size_class;
+  size_t offset = (size_t)((char *)obj - page_address_of(head));
+  if (!size_class_is_object_start(cls, offset))
+    error_fatal("free of a pointer inside a small block (not its start)", obj);
+  if (offset / size_class_bytes[cls] >= head->slab_carved)
+    error_fatal("free of a small block that was never allocated", obj);
+  void **o = obj;
+  if (o[1] == (void *)tcache_key && slab_holds_free(head, obj))
+    error_fatal("double free of a small block", obj);
+  if (head->slab_used == 0) error_fatal("double free of a small block (slab already empty)", obj);
+  o[0] = head->slab_free;
+  o[1] = (void *)tcache_key;
+  head->slab_free = obj;
+  head->slab_used--;
+}

@@ -1,0 +1,162 @@
+/* tcache.c: per-thread caches of free small objects, and thread start/exit.
+ *
+ * Every thread starts on tcache_empty, a static cache whose bins are all empty
+ * with max 0: its first malloc or free fails the fast path's test and lands
+ * here, where the thread's own cache is made (so the fast path never asks
+ * "initialised?"). Refills take half a bin from the home zone in one lock;
+ * a full bin flushes half of itself, each object to the zone of its region.
+ * At thread exit a pthread key destructor flushes the whole cache and leaves
+ * the thread on tcache_dead, whose slow paths go straight to the zones, so a
+ * later destructor that allocates still works and nothing is cached or leaked.
+ *
+ * Global start-up (tcache_global_init) is lazy and takes no lock that an
+ * allocation could need: pthread_atfork, which may call malloc, runs after
+ * the state is published.
+ */
+#include "internal.h"
+
+static tcache_t tcache_empty = {.zone = &zones[0], .state = TCACHE_EMPTY};
+static tcache_t tcache_dead = {.zone = &zones[0], .state = TCACHE_DEAD};
+
+__thread tcache_t *tcache_current __attribute__((tls_model("initial-exec"))) = &tcache_empty;
+
+uintptr_t tcache_key;
+
+static pthread_key_t tcache_thread_key;
+static bool tcache_ready;
+static pthread_mutex_t tcache_init_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* ---- Bin sizes ----------------------------------------------------------- */
+
+static uint32_t tcache_bin_max(unsigned cls) {
+  size_t n = TCACHE_BIN_BYTES / size_class_bytes[cls];
+  if (n < TCACHE_BIN_MIN) n = TCACHE_BIN_MIN;
+  if (n > TCACHE_BIN_MAX) n = TCACHE_BIN_MAX;
+  return (uint32_t)n;
+}
+
+size_t tcache_max_bytes(void) {
+  size_t total = 0;
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) total += tcache_bin_max(c) * size_class_bytes[c];
+  return total;
+}
+
+/* ---- Flushing ------------------------------------------------------------ */
+
+/* Moves the first n objects of bin b back to their zones. */
+static void tcache_flush_bin(tcache_bin_t *b, uint32_t n) {
+  if (n == 0) return;
+  void **last = b->head;
+  for (uint32_t i = 1; i < n; i++) last = last[0];
+  void *rest = last[0];
+  last[0] = NULL;
+  zone_free_objects(b->head, n);
+  b->head = rest;
+  b->count -= n;
+}
+
+static void tcache_flush_all(tcache_t *tc) {
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) tcache_flush_bin(&tc->bins[c], tc->bins[c].count);
+}
+
+void tcache_flush_current(void) {
+  tcache_t *tc = tcache_current;
+  if (tc->state == TCACHE_LIVE) tcache_flush_all(tc);
+}
+
+/* ---- Thread start and exit ----------------------------------------------- */
+
+static void tcache_thread_exit(void *arg) {
+  tcache_t *tc = arg;
+  tcache_current = &tcache_dead;
+  tcache_flush_all(tc);
+  region_t *r = pagemap_lookup(tc);
+  zone_free_object(r, page_desc_of(r, tc), tc);
+}
+
+static void tcache_fork_prepare(void) {
+  zone_fork_prepare();
+}
+
+static void tcache_global_init(void) {
+  if (__atomic_load_n(&tcache_ready, __ATOMIC_ACQUIRE)) return;
+  bool first = false;
+  pthread_mutex_lock(&tcache_init_lock);
+  if (!tcache_ready) {
+    if (os_page_size() != PAGE_SIZE) error_fatal("unsupported system page size", NULL);
+    tcache_key = (uintptr_t)os_random_seed() | 1;
+    pthread_key_create(&tcache_thread_key, tcache_thread_exit);
+    __atomic_store_n(&tcache_ready, true, __ATOMIC_RELEASE);
+    first = true;
+  }
+  pthread_mutex_unlock(&tcache_init_lock);
+  if (first) pthread_atfork(tcache_fork_prepare, zone_fork_parent, zone_fork_child);
+}
+
+/* Makes the calling thread's own cache; false if out of memory. */
+static bool tcache_thread_init(void) {
+  tcache_global_init();
+  zone_t *z = zone_for_new_thread();
+  void *list = NULL;
+  if (zone_alloc_objects(z, size_class_of(sizeof(tcache_t)), &list, 1) == 0) return false;
+  tcache_t *tc = list;
+  *tc = (tcache_t){.zone = z, .state = TCACHE_LIVE};
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) tc->bins[c].max = tcache_bin_max(c);
+  tcache_current = tc;
+  pthread_setspecific(tcache_thread_key, tc); /* may allocate: the cache is ready */
+  return true;
+}
+
+/* ---- Slow paths ---------------------------------------------------------- */
+
+static void *tcache_pop(tcache_bin_t *b) {
+  void **p = b->head;
+  b->head = p[0];
+  b->count--;
+  p[1] = NULL;
+  return p;
+}
+
+/* A thread with no cache of its own (dead, or out of memory for one). */
+static void *tcache_alloc_uncached(zone_t *z, unsigned cls) {
+  void *list = NULL;
+  if (zone_alloc_objects(z, cls, &list, 1) == 0) return NULL;
+  ((void **)list)[1] = NULL;
+  return list;
+}
+
+void *tcache_alloc_slow(tcache_t *tc, unsigned cls) {
+  if (tc->state == TCACHE_EMPTY) {
+    if (!tcache_thread_init()) return tcache_alloc_uncached(tc->zone, cls);
+    tc = tcache_current;
+  }
+  if (tc->state == TCACHE_DEAD) return tcache_alloc_uncached(tc->zone, cls);
+  tcache_bin_t *b = &tc->bins[cls];
+  if (b->head == NULL) {
+    b->count += zone_alloc_objects(tc->zone, cls, &b->head, (b->max + 1) / 2);
+    if (b->head == NULL) return NULL;
+  }
+  return tcache_pop(b);
+}
+
+void tcache_free_slow(tcache_t *tc, void *p, unsigned cls) {
+  if (tc->state == TCACHE_EMPTY && tcache_thread_init()) tc = tcache_current;
+  if (tc->state != TCACHE_LIVE) {
+    region_t *r = pagemap_lookup(p);
+    zone_free_object(r, page_desc_of(r, p), p);
+    return;
+  }
+  tcache_bin_t *b = &tc->bins[cls];
+  if (b->count >= b->max) tcache_flush_bin(b, b->count - b->max / 2);
+  void **obj = p;
+  obj[0] = b->head;
+  obj[1] = (void *)tcache_key;
+  b->head = obj;
+  b->count++;
+}
+
+/* The object's second word holds the key: confirm by a scan of its bin. */
+void tcache_check_double_free(tcache_t *tc, void *p, unsigned cls) {
+  for (void **q = tc->bins[cls].head; q != NULL; q = q[0])
+    if (q == p) error_fatal("double free of a small block", p);
+}

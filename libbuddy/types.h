@@ -1,0 +1,195 @@
+/* types.h: every constant and structure of buddymalloc, with its invariants.
+ *
+ * Abbreviations used throughout:
+ *   page   4 KiB, the unit of the buddy core
+ *   order  log2 of a block's size in pages (order 0 = 4 KiB, order 10 = 4 MiB)
+ *   block  a power-of-two run of pages, aligned (within its region) to its size
+ *   region a run of BUDDY_REGION_SIZE bytes, aligned to that size, whose pages the
+ *          core hands out; its metadata (region_t) lives outside it
+ *   class  a small size class (1 .. SIZE_CLASS_COUNT-1); class 0 means "not small"
+ *   slab   a block carved into objects of one class
+ *   zone   a lock, a buddy heap and slab lists; threads are spread over zones
+ *   tcache a thread's cache of free small objects, one bounded list per class
+ */
+#ifndef BUDDY_TYPES_H
+#define BUDDY_TYPES_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- Limits (every one written down) ------------------------------------- */
+
+#define PAGE_SHIFT 12
+#define PAGE_SIZE ((size_t)1 << PAGE_SHIFT)
+
+#define BUDDY_MAX_ORDER 10 /* largest block: 4 MiB */
+#define BUDDY_ORDERS (BUDDY_MAX_ORDER + 1)
+#define BUDDY_REGION_SHIFT (PAGE_SHIFT + BUDDY_MAX_ORDER)
+#define BUDDY_REGION_SIZE ((size_t)1 << BUDDY_REGION_SHIFT)
+#define BUDDY_REGION_PAGES ((size_t)1 << BUDDY_MAX_ORDER)
+
+/* region_t is mapped on its own, aligned to this, so that a page descriptor
+ * finds its region by masking (free lists link descriptors, not regions). */
+#define REGION_META_SHIFT 16
+#define REGION_META_SIZE ((size_t)1 << REGION_META_SHIFT)
+
+/* Address space covered by the page map: 48-bit user addresses. */
+#define ADDRESS_BITS 48
+#define PAGEMAP_LEAF_BITS 13
+#define PAGEMAP_ROOT_BITS (ADDRESS_BITS - BUDDY_REGION_SHIFT - PAGEMAP_LEAF_BITS)
+
+/* Small size classes: 16-byte steps up to 128, then four per power of two up to
+ * 32 KiB, so that no class wastes more than 25% of a request above 128 bytes
+ * and 12.5% on average; see sizeclass.c for each class's slab order. */
+#define SIZE_CLASS_COUNT 41
+#define SMALL_SIZE_MAX ((size_t)32768)
+#define SMALL_ALIGN 16
+#define SLAB_MAX_ORDER 6
+
+/* Requests above MEDIUM_SIZE_MAX bypass the buddy core with their own mapping. */
+#define MEDIUM_SIZE_MAX BUDDY_REGION_SIZE
+
+/* Zones: threads are spread round-robin over this many locked zones. */
+#define ZONES_MAX 8
+
+/* Thread caches: a bin holds at most TCACHE_BIN_MAX objects and, above the
+ * smallest classes, about TCACHE_BIN_BYTES bytes; refills and flushes move half
+ * a bin at a time. Worst case held per thread: see tcache_max_bytes(). */
+#define TCACHE_BIN_MAX 128
+#define TCACHE_BIN_MIN 1
+#define TCACHE_BIN_BYTES ((size_t)12288)
+
+/* Empty slabs kept per class and zone before they go back to the buddy core. */
+#define SLAB_EMPTY_RESERVE 1
+/* Wholly free regions kept mapped per zone (the rest are unmapped). */
+#define REGION_RESERVE 1
+
+/* ---- Page descriptors ---------------------------------------------------- */
+
+typedef enum page_kind {
+  PAGE_INNER = 0, /* inside a block whose head is elsewhere (or never headed) */
+  PAGE_FREE,      /* head of a free block of `order` */
+  PAGE_USED,      /* head of a block the core handed out, not yet typed */
+  PAGE_RUN,       /* head of a medium allocation (page run) of `order` */
+  PAGE_SLAB,      /* any page of a slab of `order` (head found by masking) */
+} page_kind_t;
+
+enum page_flags {
+  PAGE_ZEROED = 1, /* free block known to hold only zero bytes (fresh or purged) */
+};
+
+/* One per page of a region, outside the pages.
+ * Invariants:
+ *   kind == PAGE_FREE   <=> the page heads a free block of `order`, which is on
+ *                           the heap's free list `order` (linked by next/prev);
+ *   size_class != 0     <=> kind == PAGE_SLAB (every page of a live slab);
+ *   head of a slab:      slab_used + (free objects on slab_free) + (objects
+ *                        past slab_carved) == objects per slab of size_class. */
+typedef struct page_desc {
+  struct page_desc *next; /* free list of its order, or zone list of its slab */
+  struct page_desc *prev;
+  void *slab_free;      /* slab head: intrusive list of returned objects */
+  uint16_t slab_used;   /* slab head: objects out of the slab (caches or users) */
+  uint16_t slab_carved; /* slab head: objects ever handed out; the rest untouched */
+  uint8_t kind;         /* page_kind_t */
+  uint8_t order;        /* block order; on every page of a slab, the slab's */
+  uint8_t size_class;   /* class on every page of a slab, else 0 (fast path) */
+  uint8_t flags;        /* page_flags, meaningful on free block heads */
+} page_desc_t;
+
+/* ---- Regions and huge blocks (what the page map points at) ---------------- */
+
+typedef enum chunk_kind {
+  CHUNK_REGION = 1, /* a region_t: a buddy region */
+  CHUNK_HUGE = 2,   /* a huge_t: one mapping of its own */
+} chunk_kind_t;
+
+struct zone;
+struct buddy_heap;
+
+/* A region's metadata, mapped REGION_META_SIZE-aligned outside the region.
+ * Invariant: free_pages == sum over its free blocks of 2^order. */
+typedef struct region {
+  uint8_t kind;              /* CHUNK_REGION: first, as in huge_t */
+  char *base;                /* BUDDY_REGION_SIZE-aligned start of the pages */
+  struct buddy_heap *heap;   /* heap whose free lists hold its free blocks */
+  struct zone *zone;         /* owner (NULL in unit tests of the core) */
+  struct region *next;       /* heap's list of regions */
+  struct region *prev;
+  size_t free_pages;
+  page_desc_t pages[BUDDY_REGION_PAGES];
+} region_t;
+
+_Static_assert(sizeof(region_t) <= REGION_META_SIZE, "region_t fits its mapping");
+_Static_assert(sizeof(page_desc_t) == 32, "page descriptors stay 32 bytes");
+
+/* A block above MEDIUM_SIZE_MAX, in a BUDDY_REGION_SIZE-aligned mapping of its
+ * own; every region-sized slot it covers maps to it in the page map. */
+typedef struct huge {
+  uint8_t kind;  /* CHUNK_HUGE */
+  char *base;    /* start of the block and of the mapping */
+  size_t size;   /* usable bytes: mapped length */
+} huge_t;
+
+/* ---- The buddy heap ------------------------------------------------------ */
+
+/* Per-order free lists over any number of regions; the caller provides the
+ * regions (the zone maps them; unit tests pass static buffers).
+ * Invariants: free_blocks[k] == length of free list k;
+ *   pages_free == sum_k free_blocks[k] << k;
+ *   pages_free + pages_used == regions * BUDDY_REGION_PAGES. */
+typedef struct buddy_heap {
+  page_desc_t free_list[BUDDY_ORDERS]; /* circular, sentinel heads */
+  size_t free_blocks[BUDDY_ORDERS];
+  size_t pages_used;
+  size_t pages_free;
+  size_t regions;
+  size_t regions_free; /* regions wholly free (one free block of max order) */
+  region_t *region_list;
+} buddy_heap_t;
+
+/* ---- Zones --------------------------------------------------------------- */
+
+/* Slabs of one class in a zone. Full slabs are on no list.
+ * Invariant: every slab on `partial` has 0 < free objects; `empty` slabs have
+ * slab_used == 0 and number empty_count <= SLAB_EMPTY_RESERVE. */
+typedef struct slab_list {
+  page_desc_t partial; /* sentinel; slabs with free objects and some used */
+  page_desc_t empty;   /* sentinel; wholly free slabs kept in reserve */
+  uint32_t empty_count;
+} slab_list_t;
+
+typedef struct zone {
+  pthread_mutex_t lock; /* guards everything below; lock order: see zone.c */
+  buddy_heap_t heap;
+  slab_list_t slabs[SIZE_CLASS_COUNT];
+  unsigned index;
+  bool initialised;
+} zone_t;
+
+/* ---- Thread caches ------------------------------------------------------- */
+
+/* Free objects of one class, linked through their first word; the second word
+ * holds tcache_key while the object sits in a cache or on a slab free list,
+ * which makes a double free cheap to suspect (then confirmed by a scan). */
+typedef struct tcache_bin {
+  void *head;
+  uint32_t count;
+  uint32_t max; /* 0 in the static caches: every push and pop goes slow */
+} tcache_bin_t;
+
+typedef enum tcache_state {
+  TCACHE_EMPTY = 0, /* the static cache every thread starts on */
+  TCACHE_LIVE,      /* a thread's own cache */
+  TCACHE_DEAD,      /* after the thread's cache was flushed at exit */
+} tcache_state_t;
+
+typedef struct tcache {
+  tcache_bin_t bins[SIZE_CLASS_COUNT];
+  zone_t *zone; /* home zone: refills come from here */
+  uint32_t state; /* tcache_state_t */
+} tcache_t;
+
+#endif /* BUDDY_TYPES_H */

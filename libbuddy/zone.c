@@ -1,0 +1,295 @@
+/* zone.c: the locked global zones.
+ *
+ * A zone owns a buddy heap (the regions it mapped) and, per size class, the
+ * slabs carved from that heap. Threads are spread over the zones round-robin
+ * and refill their caches from their home zone, but a block always returns to
+ * the zone of its region, found from the page map.
+ *
+ * Lock order (the only places that hold two locks): zones by ascending index,
+ * then pagemap_lock (pagemap.c). No lock is held across a call that could
+ * reach a foreign allocator: the zone code calls only os_*, the page map and
+ * the buddy core.
+ */
+#include "internal.h"
+
+#define ZONE_INITIALISER {.lock = PTHREAD_MUTEX_INITIALIZER}
+zone_t zones[ZONES_MAX] = {ZONE_INITIALISER, ZONE_INITIALISER, ZONE_INITIALISER, ZONE_INITIALISER,
+                           ZONE_INITIALISER, ZONE_INITIALISER, ZONE_INITIALISER, ZONE_INITIALISER};
+_Static_assert(ZONES_MAX == 8, "one initialiser per zone");
+
+/* Zones in use; threads beyond it share. Fixed before the first thread cache. */
+unsigned zone_count = 4;
+static unsigned zone_next_thread;
+
+/* ---- Locking ------------------------------------------------------------- */
+
+static void zone_init_locked(zone_t *z) {
+  buddy_heap_init(&z->heap);
+  for (unsigned c = 0; c < SIZE_CLASS_COUNT; c++) {
+    slab_list_t *s = &z->slabs[c];
+    s->partial.next = s->partial.prev = &s->partial;
+    s->empty.next = s->empty.prev = &s->empty;
+    s->empty_count = 0;
+  }
+  z->index = (unsigned)(z - zones);
+  z->initialised = true;
+}
+
+void zone_lock(zone_t *z) {
+  pthread_mutex_lock(&z->lock);
+  if (unlikely(!z->initialised)) zone_init_locked(z);
+}
+
+void zone_unlock(zone_t *z) {
+  pthread_mutex_unlock(&z->lock);
+}
+
+zone_t *zone_for_new_thread(void) {
+  unsigned n = __atomic_fetch_add(&zone_next_thread, 1, __ATOMIC_RELAXED);
+  return &zones[n % zone_count];
+}
+
+/* ---- Regions ------------------------------------------------------------- */
+
+/* Maps a region and its metadata and adds it to the zone's heap. */
+static bool zone_grow_locked(zone_t *z) {
+  region_t *r = os_map_aligned(REGION_META_SIZE, REGION_META_SIZE);
+  if (r == NULL) return false;
+  void *base = os_map_aligned(BUDDY_REGION_SIZE, BUDDY_REGION_SIZE);
+  if (base == NULL) {
+    os_unmap(r, REGION_META_SIZE);
+    return false;
+  }
+  buddy_heap_add_region(&z->heap, r, base, true);
+  r->zone = z;
+  if (!pagemap_register(base, BUDDY_REGION_SIZE, r)) {
+    buddy_heap_remove_region(&z->heap, r);
+    os_unmap(base, BUDDY_REGION_SIZE);
+    os_unmap(r, REGION_META_SIZE);
+    return false;
+  }
+  return true;
+}
+
+static void zone_release_region_locked(zone_t *z, region_t *r) {
+  buddy_heap_remove_region(&z->heap, r);
+  pagemap_unregister(r->base, BUDDY_REGION_SIZE);
+  os_unmap(r->base, BUDDY_REGION_SIZE);
+  os_unmap(r, REGION_META_SIZE);
+}
+
+static page_desc_t *zone_alloc_block_locked(zone_t *z, unsigned order, bool *zeroed) {
+  page_desc_t *d = buddy_heap_alloc(&z->heap, order, zeroed);
+  if (d == NULL && zone_grow_locked(z)) d = buddy_heap_alloc(&z->heap, order, zeroed);
+  return d;
+}
+
+/* Frees a block to the heap; unmaps its region if it became wholly free and
+ * the zone keeps enough free regions already. */
+static void zone_free_block_locked(zone_t *z, page_desc_t *d) {
+  region_t *r = buddy_heap_free(&z->heap, d);
+  if (r != NULL && z->heap.regions_free > REGION_RESERVE) zone_release_region_locked(z, r);
+}
+
+/* ---- Slabs --------------------------------------------------------------- */
+
+static void slab_list_push(page_desc_t *sentinel, page_desc_t *head) {
+  head->next = sentinel->next;
+  head->prev = sentinel;
+  sentinel->next->prev = head;
+  sentinel->next = head;
+}
+
+static void slab_list_remove(page_desc_t *head) {
+  head->prev->next = head->next;
+  head->next->prev = head->prev;
+  head->next = head->prev = NULL;
+}
+
+/* Gives an empty slab's block back to the buddy core. */
+static void zone_release_slab_locked(zone_t *z, page_desc_t *head) {
+  for (size_t i = 0; i < ((size_t)1 << head->order); i++) {
+    head[i].kind = PAGE_INNER;
+    head[i].size_class = 0;
+  }
+  head->kind = PAGE_USED;
+  zone_free_block_locked(z, head);
+}
+
+/* A slab of class cls with free objects: partial first, then the reserve,
+ * then a new one. Returns NULL when memory is exhausted. */
+static page_desc_t *zone_slab_with_room_locked(zone_t *z, unsigned cls) {
+  slab_list_t *s = &z->slabs[cls];
+  if (s->partial.next != &s->partial) return s->partial.next;
+  page_desc_t *head;
+  if (s->empty.next != &s->empty) {
+    head = s->empty.next;
+    slab_list_remove(head);
+    s->empty_count--;
+  } else {
+    head = zone_alloc_block_locked(z, size_class_slab_order[cls], NULL);
+    if (head == NULL) return NULL;
+    slab_init(head, cls);
+  }
+  slab_list_push(&s->partial, head);
+  return head;
+}
+
+unsigned zone_alloc_objects(zone_t *z, unsigned cls, void **list, unsigned n) {
+  unsigned got = 0;
+  zone_lock(z);
+  while (got < n) {
+    page_desc_t *head = zone_slab_with_room_locked(z, cls);
+    if (head == NULL) break;
+    got += slab_take(head, list, n - got);
+    if (slab_free_objects(head) == 0) slab_list_remove(head); /* full: on no list */
+  }
+  zone_unlock(z);
+  return got;
+}
+
+/* Returns one object to its slab; moves the slab between lists. */
+static void zone_give_locked(zone_t *z, page_desc_t *head, void *p) {
+  slab_list_t *s = &z->slabs[head->size_class];
+  bool was_full = slab_free_objects(head) == 0;
+  slab_give(head, p);
+  if (was_full) slab_list_push(&s->partial, head);
+  if (head->slab_used > 0) return;
+  slab_list_remove(head);
+  if (s->empty_count < SLAB_EMPTY_RESERVE) {
+    slab_list_push(&s->empty, head);
+    s->empty_count++;
+  } else {
+    zone_release_slab_locked(z, head);
+  }
+}
+
+void zone_free_object(region_t *r, page_desc_t *d, void *p) {
+  zone_t *z = r->zone;
+  zone_lock(z);
+  zone_give_locked(z, slab_head_of(r, d), p);
+  zone_unlock(z);
+}
+
+void zone_free_objects(void *list, unsigned count) {
+  zone_t *locked = NULL;
+  void **next;
+  for (void **p = list; count > 0; p = next, count--) {
+    next = p[0];
+    region_t *r = pagemap_lookup(p);
+    if (r->zone != locked) {
+      if (locked != NULL) zone_unlock(locked);
+      locked = r->zone;
+      zone_lock(locked);
+    }
+    zone_give_locked(locked, slab_head_of(r, page_desc_of(r, p)), p);
+  }
+  if (locked != NULL) zone_unlock(locked);
+}
+
+/* ---- Page runs (medium blocks) ------------------------------------------- */
+
+void *zone_alloc_run(zone_t *z, unsigned order, bool *zeroed) {
+  zone_lock(z);
+  page_desc_t *d = zone_alloc_block_locked(z, order, zeroed);
+  if (d != NULL) d->kind = PAGE_RUN;
+  zone_unlock(z);
+  return d != NULL ? page_address_of(d) : NULL;
+}
+
+/* The run headed at p, checked under the zone lock. */
+static page_desc_t *zone_run_locked(region_t *r, void *p) {
+  page_desc_t *d = buddy_heap_check_block(r, p);
+  if (d->kind != PAGE_RUN) error_fatal("free of a pointer inside a block (not its start)", p);
+  return d;
+}
+
+void zone_free_run(region_t *r, void *p) {
+  zone_t *z = r->zone;
+  zone_lock(z);
+  zone_free_block_locked(z, zone_run_locked(r, p));
+  zone_unlock(z);
+}
+
+bool zone_grow_run(region_t *r, void *p, unsigned order) {
+  zone_t *z = r->zone;
+  zone_lock(z);
+  bool grown = buddy_heap_grow(&z->heap, zone_run_locked(r, p), order);
+  zone_unlock(z);
+  return grown;
+}
+
+void zone_shrink_run(region_t *r, void *p, unsigned order) {
+  zone_t *z = r->zone;
+  zone_lock(z);
+  buddy_heap_shrink(&z->heap, zone_run_locked(r, p), order);
+  zone_unlock(z);
+}
+
+/* ---- Trim ---------------------------------------------------------------- */
+
+/* Purges every free block not known to be zero; returns pages purged. */
+static size_t zone_purge_locked(zone_t *z) {
+  size_t purged = 0;
+  for (unsigned k = 0; k < BUDDY_ORDERS; k++) {
+    page_desc_t *sentinel = &z->heap.free_list[k];
+    for (page_desc_t *d = sentinel->next; d != sentinel; d = d->next) {
+      if (d->flags & PAGE_ZEROED) continue;
+      os_purge(page_address_of(d), PAGE_SIZE << k);
+      d->flags |= PAGE_ZEROED;
+      purged += (size_t)1 << k;
+    }
+  }
+  return purged;
+}
+
+static bool zone_trim_locked(zone_t *z) {
+  bool released = false;
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
+    slab_list_t *s = &z->slabs[c];
+    while (s->empty.next != &s->empty) {
+      page_desc_t *head = s->empty.next;
+      slab_list_remove(head);
+      s->empty_count--;
+      zone_release_slab_locked(z, head);
+      released = true;
+    }
+  }
+  for (region_t *r = z->heap.region_list, *next; r != NULL; r = next) {
+    next = r->next;
+    if (r->free_pages == BUDDY_REGION_PAGES) {
+      zone_release_region_locked(z, r);
+      released = true;
+    }
+  }
+  return zone_purge_locked(z) > 0 || released;
+}
+
+int zone_trim_all(void) {
+  bool released = false;
+  for (unsigned i = 0; i < ZONES_MAX; i++) {
+    zone_t *z = &zones[i];
+    zone_lock(z);
+    released |= zone_trim_locked(z);
+    zone_unlock(z);
+  }
+  return released;
+}
+
+/* ---- fork() -------------------------------------------------------------- */
+
+void zone_fork_prepare(void) {
+  for (unsigned i = 0; i < ZONES_MAX; i++) pthread_mutex_lock(&zones[i].lock);
+  pagemap_fork_prepare();
+}
+
+void zone_fork_parent(void) {
+  pagemap_fork_parent();
+  for (unsigned i = ZONES_MAX; i-- > 0;) pthread_mutex_unlock(&zones[i].lock);
+}
+
+/* The child has one thread: the locks are re-made rather than unlocked. */
+void zone_fork_child(void) {
+  pagemap_fork_child();
+  for (unsigned i = 0; i < ZONES_MAX; i++) pthread_mutex_init(&zones[i].lock, NULL);
+}

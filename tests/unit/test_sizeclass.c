@@ -1,0 +1,47 @@
+/* test_sizeclass.c: the size-class tables against the rules they were built by. */
+#include <criterion/criterion.h>
+
+#include "internal.h"
+
+Test(sizeclass, every_size_maps_to_the_smallest_class_that_fits) {
+  for (size_t size = 0; size <= SMALL_SIZE_MAX; size++) {
+    unsigned c = size_class_of(size);
+    cr_assert(c >= 1 && c < SIZE_CLASS_COUNT, "size %zu: class %u", size, c);
+    cr_assert_geq(size_class_bytes[c], size, "size %zu fits class %u", size, c);
+    cr_assert(c == 1 || size_class_bytes[c - 1] < size, "size %zu: class %u is the smallest", size, c);
+  }
+}
+
+Test(sizeclass, classes_are_16_aligned_and_waste_little) {
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
+    cr_assert_eq(size_class_bytes[c] % SMALL_ALIGN, 0);
+    cr_assert_gt(size_class_bytes[c], size_class_bytes[c - 1]);
+    if (size_class_bytes[c - 1] >= 128) /* a request just above the class below */
+      cr_assert_leq((size_class_bytes[c] - size_class_bytes[c - 1] - 1) * 4, size_class_bytes[c - 1] + 1,
+                    "class %u wastes at most a quarter of the class below", c);
+  }
+  cr_assert_eq(size_class_bytes[SIZE_CLASS_COUNT - 1], SMALL_SIZE_MAX);
+}
+
+Test(sizeclass, slabs_hold_their_counts_with_small_tails) {
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
+    size_t slab = PAGE_SIZE << size_class_slab_order[c];
+    cr_assert_leq(size_class_slab_order[c], SLAB_MAX_ORDER);
+    cr_assert_eq(size_class_slab_count[c], slab / size_class_bytes[c], "class %u", c);
+    cr_assert_geq(size_class_slab_count[c], 4);
+    cr_assert_leq((slab % size_class_bytes[c]) * 8, slab, "class %u tail under 1/8 of its slab", c);
+  }
+}
+
+Test(sizeclass, object_start_test_is_exact) {
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
+    size_t slab = PAGE_SIZE << size_class_slab_order[c];
+    for (size_t off = 0; off < slab; off++)
+      cr_assert_eq(size_class_is_object_start(c, off), off % size_class_bytes[c] == 0, "class %u off %zu", c,
+                   off);
+  }
+}
+
+Test(sizeclass, thread_cache_holds_at_most_a_few_hundred_kib) {
+  cr_assert_leq(tcache_max_bytes(), 512 * 1024);
+}
