@@ -9,8 +9,9 @@
 
 #include <string.h>
 
+/* Whole pages, at least one (an aligned request may ask for 0 bytes). */
 static size_t huge_round(size_t size) {
-  return (size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+  return size == 0 ? PAGE_SIZE : (size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
 }
 
 static huge_t *huge_desc_alloc(void) {
@@ -40,6 +41,8 @@ void *huge_alloc(size_t size, size_t align) {
     huge_desc_free(h);
     return NULL;
   }
+  __atomic_add_fetch(&huge_live_blocks, 1, __ATOMIC_RELAXED);
+  __atomic_add_fetch(&huge_live_bytes, length, __ATOMIC_RELAXED);
   return base;
 }
 
@@ -47,6 +50,8 @@ void huge_free(huge_t *h, void *p) {
   if (p != h->base) error_fatal("free of a pointer inside a huge block (not its start)", p);
   pagemap_unregister(h->base, h->size);
   os_unmap(h->base, h->size);
+  __atomic_sub_fetch(&huge_live_blocks, 1, __ATOMIC_RELAXED);
+  __atomic_sub_fetch(&huge_live_bytes, h->size, __ATOMIC_RELAXED);
   huge_desc_free(h);
 }
 
@@ -57,6 +62,7 @@ void *huge_realloc(huge_t *h, void *p, size_t size) {
   pagemap_unregister(h->base, h->size);
   char *moved = os_remap_aligned(h->base, h->size, length, BUDDY_REGION_SIZE);
   if (moved != NULL) {
+    __atomic_add_fetch(&huge_live_bytes, length - h->size, __ATOMIC_RELAXED);
     h->base = moved;
     h->size = length;
   }

@@ -43,7 +43,7 @@ _Noreturn void error_fatal(const char *what, const void *ptr);
 extern const uint32_t size_class_bytes[SIZE_CLASS_COUNT];
 extern const uint8_t size_class_slab_order[SIZE_CLASS_COUNT];
 extern const uint16_t size_class_slab_count[SIZE_CLASS_COUNT];
-extern const uint32_t size_class_divisor[SIZE_CLASS_COUNT];
+extern const uint64_t size_class_divisible[SIZE_CLASS_COUNT];
 
 /* Class of a request of `size` <= SMALL_SIZE_MAX bytes; malloc(0) gets class 1.
  * Cost: about 8 instructions, no memory access. */
@@ -53,11 +53,11 @@ static inline unsigned size_class_of(size_t size) {
   return 8u + (lg - 7u) * 4u + (unsigned)(((size - 1) >> (lg - 2)) & 3u) + 1u;
 }
 
-/* True when `offset` from the slab's start is a whole number of objects of
- * class `cls` (multiply by the rounded-up reciprocal; exact below 2^32). */
+/* True when `offset` (< 2^32) from the slab's start is a whole number of
+ * objects of class `cls`: one multiply and a compare. */
 static inline bool size_class_is_object_start(unsigned cls, size_t offset) {
-  size_t index = (offset * size_class_divisor[cls]) >> 32;
-  return index * size_class_bytes[cls] == offset;
+  uint64_t c = size_class_divisible[cls];
+  return (uint64_t)offset * c <= c - 1;
 }
 
 /* ---- pagemap.c: address -> region_t / huge_t in O(1) --------------------- */
@@ -98,8 +98,10 @@ void pagemap_fork_child(void);
 static inline region_t *region_of_desc(const page_desc_t *d) {
   return (region_t *)((uintptr_t)d & ~(uintptr_t)(REGION_META_SIZE - 1));
 }
+/* Regions are aligned to their size: the page index is in the address bits. */
 static inline size_t page_index_of(const region_t *r, const void *p) {
-  return ((uintptr_t)p - (uintptr_t)r->base) >> PAGE_SHIFT;
+  (void)r;
+  return ((uintptr_t)p >> PAGE_SHIFT) & (BUDDY_REGION_PAGES - 1);
 }
 static inline char *page_address_of(const page_desc_t *d) {
   const region_t *r = region_of_desc(d);
@@ -153,9 +155,9 @@ static inline page_desc_t *slab_head_of(region_t *r, page_desc_t *d) {
   size_t index = (size_t)(d - r->pages) & ~(((size_t)1 << d->order) - 1);
   return &r->pages[index];
 }
-static inline char *slab_start_of(region_t *r, const page_desc_t *d) {
-  size_t index = (size_t)(d - r->pages) & ~(((size_t)1 << d->order) - 1);
-  return r->base + (index << PAGE_SHIFT);
+/* Offset of p from the start of its slab: slabs are aligned to their size. */
+static inline size_t slab_offset_of(const page_desc_t *d, const void *p) {
+  return (uintptr_t)p & ((PAGE_SIZE << d->order) - 1);
 }
 
 /* ---- zone.c: locked global zones ----------------------------------------- */
@@ -192,11 +194,17 @@ void *huge_realloc(huge_t *h, void *p, size_t size);
 
 extern __thread tcache_t *tcache_current __attribute__((tls_model("initial-exec")));
 
-void *tcache_alloc_slow(tcache_t *tc, unsigned cls);
+void *tcache_alloc_slow(tcache_t *tc, unsigned cls); /* ENOMEM on failure */
 void tcache_free_slow(tcache_t *tc, void *p, unsigned cls);
 void tcache_flush_current(void);
 void tcache_check_double_free(tcache_t *tc, void *p, unsigned cls);
 size_t tcache_max_bytes(void);
+
+/* ---- stats.c ------------------------------------------------------------ */
+
+extern size_t huge_live_blocks, huge_live_bytes; /* atomic counters of huge.c */
+void stats_collect(buddy_stats_t *s);
+void stats_print(bool json);
 
 /* ---- alloc.c ------------------------------------------------------------- */
 

@@ -15,6 +15,8 @@
  */
 #include "internal.h"
 
+#include <errno.h>
+
 static tcache_t tcache_empty = {.zone = &zones[0], .state = TCACHE_EMPTY};
 static tcache_t tcache_dead = {.zone = &zones[0], .state = TCACHE_DEAD};
 
@@ -125,7 +127,7 @@ static void *tcache_alloc_uncached(zone_t *z, unsigned cls) {
   return list;
 }
 
-void *tcache_alloc_slow(tcache_t *tc, unsigned cls) {
+static void *tcache_refill_and_pop(tcache_t *tc, unsigned cls) {
   if (tc->state == TCACHE_EMPTY) {
     if (!tcache_thread_init()) return tcache_alloc_uncached(tc->zone, cls);
     tc = tcache_current;
@@ -139,7 +141,14 @@ void *tcache_alloc_slow(tcache_t *tc, unsigned cls) {
   return tcache_pop(b);
 }
 
+void *tcache_alloc_slow(tcache_t *tc, unsigned cls) {
+  void *p = tcache_refill_and_pop(tc, cls);
+  if (p == NULL) errno = ENOMEM;
+  return p;
+}
+
 void tcache_free_slow(tcache_t *tc, void *p, unsigned cls) {
+  if (((void **)p)[1] == (void *)tcache_key) tcache_check_double_free(tc, p, cls);
   if (tc->state == TCACHE_EMPTY && tcache_thread_init()) tc = tcache_current;
   if (tc->state != TCACHE_LIVE) {
     region_t *r = pagemap_lookup(p);

@@ -192,4 +192,17 @@ typedef struct tcache {
   uint32_t state; /* tcache_state_t */
 } tcache_t;
 
+/* ---- Statistics (stats.c) ------------------------------------------------ */
+
+typedef struct buddy_stats {
+  size_t regions;
+  size_t pages_used, pages_free;
+  size_t free_blocks[BUDDY_ORDERS];
+  size_t runs, bytes_runs;          /* medium blocks */
+  size_t huge_blocks, huge_bytes;
+  size_t bytes_in_slabs, bytes_small_live;
+  size_t class_slabs[SIZE_CLASS_COUNT];
+  size_t class_live[SIZE_CLASS_COUNT]; /* objects out of their slabs (caches included) */
+} buddy_stats_t;
+
 #endif /* BUDDY_TYPES_H */

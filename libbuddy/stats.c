@@ -1,0 +1,121 @@
+/* stats.c: figures about the heap, gathered on demand by walking the zones.
+ *
+ * Nothing here is on a fast path: stats_collect() takes each zone's lock in
+ * turn and reads the page descriptors, so the figures are exact for each
+ * zone at the moment it is read. BUDDY_STATS=1 prints them on stderr at exit
+ * (also malloc_stats()); BUDDY_STATS=json prints JSON. Output is formatted in
+ * a stack buffer and written with write(2).
+ */
+#include "internal.h"
+#include "buddymalloc.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+size_t huge_live_blocks;
+size_t huge_live_bytes;
+
+static void stats_add_region(buddy_stats_t *s, const region_t *r) {
+  for (size_t i = 0; i < BUDDY_REGION_PAGES;) {
+    const page_desc_t *d = &r->pages[i];
+    if (d->kind == PAGE_SLAB) {
+      s->class_slabs[d->size_class]++;
+      s->class_live[d->size_class] += d->slab_used;
+      s->bytes_in_slabs += PAGE_SIZE << d->order;
+      s->bytes_small_live += (size_t)d->slab_used * size_class_bytes[d->size_class];
+    } else if (d->kind == PAGE_RUN) {
+      s->runs++;
+      s->bytes_runs += PAGE_SIZE << d->order;
+    }
+    i += (size_t)1 << d->order;
+  }
+}
+
+void stats_collect(buddy_stats_t *s) {
+  memset(s, 0, sizeof *s);
+  for (unsigned z = 0; z < ZONES_MAX; z++) {
+    zone_t *zone = &zones[z];
+    zone_lock(zone);
+    const buddy_heap_t *h = &zone->heap;
+    s->regions += h->regions;
+    s->pages_used += h->pages_used;
+    s->pages_free += h->pages_free;
+    for (unsigned k = 0; k < BUDDY_ORDERS; k++) s->free_blocks[k] += h->free_blocks[k];
+    for (const region_t *r = h->region_list; r != NULL; r = r->next) stats_add_region(s, r);
+    zone_unlock(zone);
+  }
+  s->huge_blocks = __atomic_load_n(&huge_live_blocks, __ATOMIC_RELAXED);
+  s->huge_bytes = __atomic_load_n(&huge_live_bytes, __ATOMIC_RELAXED);
+}
+
+/* ---- Printing ------------------------------------------------------------ */
+
+#define STATS_BUFFER_SIZE 8192
+
+typedef struct out {
+  char text[STATS_BUFFER_SIZE];
+  size_t len;
+} out_t;
+
+static void out_printf(out_t *o, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(o->text + o->len, sizeof o->text - o->len, fmt, ap);
+  va_end(ap);
+  if (n > 0) o->len += (size_t)n < sizeof o->text - o->len ? (size_t)n : sizeof o->text - o->len - 1;
+}
+
+static void stats_text(out_t *o, const buddy_stats_t *s) {
+  out_printf(o, "buddymalloc statistics\n");
+  out_printf(o, "  regions mapped      %zu (%zu KiB)\n", s->regions, s->regions * (BUDDY_REGION_SIZE >> 10));
+  out_printf(o, "  pages used / free   %zu / %zu\n", s->pages_used, s->pages_free);
+  out_printf(o, "  page runs           %zu (%zu KiB)\n", s->runs, s->bytes_runs >> 10);
+  out_printf(o, "  huge blocks         %zu (%zu KiB)\n", s->huge_blocks, s->huge_bytes >> 10);
+  out_printf(o, "  small: %zu KiB live in %zu KiB of slabs\n", s->bytes_small_live >> 10,
+             s->bytes_in_slabs >> 10);
+  out_printf(o, "  free blocks per order:");
+  for (unsigned k = 0; k < BUDDY_ORDERS; k++) out_printf(o, " %zu", s->free_blocks[k]);
+  out_printf(o, "\n  class     bytes   slabs    live\n");
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++)
+    if (s->class_slabs[c] != 0)
+      out_printf(o, "  %5u %9u %7zu %7zu\n", c, (unsigned)size_class_bytes[c], s->class_slabs[c],
+                 s->class_live[c]);
+}
+
+static void stats_json(out_t *o, const buddy_stats_t *s) {
+  out_printf(o, "{\"allocator\":\"buddymalloc\",\"regions\":%zu,\"pages_used\":%zu,\"pages_free\":%zu,"
+             "\"runs\":%zu,\"run_bytes\":%zu,\"huge_blocks\":%zu,\"huge_bytes\":%zu,"
+             "\"small_live_bytes\":%zu,\"slab_bytes\":%zu,\"free_blocks\":[",
+             s->regions, s->pages_used, s->pages_free, s->runs, s->bytes_runs, s->huge_blocks,
+             s->huge_bytes, s->bytes_small_live, s->bytes_in_slabs);
+  for (unsigned k = 0; k < BUDDY_ORDERS; k++) out_printf(o, "%s%zu", k ? "," : "", s->free_blocks[k]);
+  out_printf(o, "],\"classes\":[");
+  bool first = true;
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
+    if (s->class_slabs[c] == 0) continue;
+    out_printf(o, "%s{\"class\":%u,\"bytes\":%u,\"slabs\":%zu,\"live\":%zu}", first ? "" : ",", c,
+               (unsigned)size_class_bytes[c], s->class_slabs[c], s->class_live[c]);
+    first = false;
+  }
+  out_printf(o, "]}\n");
+}
+
+void stats_print(bool json) {
+  static out_t o; /* too large for small thread stacks; printing is rare */
+  static pthread_mutex_t print_lock = PTHREAD_MUTEX_INITIALIZER;
+  buddy_stats_t s;
+  stats_collect(&s);
+  pthread_mutex_lock(&print_lock);
+  o.len = 0;
+  if (json) stats_json(&o, &s);
+  else stats_text(&o, &s);
+  os_write_stderr(o.text, o.len);
+  pthread_mutex_unlock(&print_lock);
+}
+
+__attribute__((destructor)) static void stats_at_exit(void) {
+  const char *v = os_getenv("BUDDY_STATS");
+  if (v == NULL || strcmp(v, "0") == 0 || *v == '\0') return;
+  stats_print(strcmp(v, "json") == 0);
+}

@@ -1,0 +1,46 @@
+# setup.sh: sourced by scripts/run and scripts/test. Installs what is missing
+# on a Debian machine (apt-get, non-interactive) and configures meson builds.
+set -euo pipefail
+
+BUDDY_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# Debian packages each command needs: "command-or-file:package".
+BUDDY_BUILD_NEEDS=(meson:meson ninja:ninja-build cc:gcc c++:g++ pkg-config:pkg-config
+  /usr/include/criterion/criterion.h:libcriterion-dev)
+BUDDY_TEST_NEEDS=(python3:python3 sqlite3:sqlite3 redis-server:redis-server redis-benchmark:redis-tools
+  sort:coreutils /usr/lib/x86_64-linux-gnu/libtsan.so.2:libtsan2 /usr/lib/x86_64-linux-gnu/libasan.so.8:libasan8)
+
+buddy_missing() {
+  local need item pkg missing=()
+  for need in "$@"; do
+    item=${need%%:*} pkg=${need##*:}
+    if [[ $item == /* ]]; then [[ -e $item ]] || missing+=("$pkg")
+    else command -v "$item" >/dev/null 2>&1 || missing+=("$pkg"); fi
+  done
+  printf '%s\n' "${missing[@]}"
+}
+
+buddy_install() {
+  local missing
+  mapfile -t missing < <(buddy_missing "$@" | sed '/^$/d' | sort -u)
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  echo "buddymalloc: installing ${missing[*]}" >&2
+  local sudo=""
+  [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "buddymalloc: please install: ${missing[*]} (no apt-get here)" >&2
+    return 1
+  fi
+  $sudo apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+# buddy_configure DIR [meson options…]: sets DIR up once, then reconfigures.
+buddy_configure() {
+  local dir=$1; shift
+  if [[ -f $dir/build.ninja ]]; then
+    meson configure "$dir" "$@" >/dev/null
+  else
+    meson setup "$dir" "$BUDDY_ROOT" "$@" >/dev/null
+  fi
+}
