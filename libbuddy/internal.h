@@ -163,7 +163,6 @@ static inline size_t slab_offset_of(const page_desc_t *d, const void *p) {
 /* ---- zone.c: locked global zones ----------------------------------------- */
 
 extern zone_t zones[ZONES_MAX];
-extern unsigned zone_count;
 
 zone_t *zone_for_new_thread(void);
 void zone_lock(zone_t *z);
@@ -173,6 +172,7 @@ unsigned zone_alloc_objects(zone_t *z, unsigned cls, void **list, unsigned n);
 /* Returns a list of objects of any classes and zones, `count` long. */
 void zone_free_objects(void *list, unsigned count);
 void zone_free_object(region_t *r, page_desc_t *d, void *p);
+size_t zone_release_free_regions_locked(zone_t *z, size_t keep);
 /* Medium blocks: page runs of order 0..BUDDY_MAX_ORDER. */
 void *zone_alloc_run(zone_t *z, unsigned order, bool *zeroed);
 void zone_free_run(region_t *r, void *p);
@@ -199,6 +199,18 @@ void tcache_free_slow(tcache_t *tc, void *p, unsigned cls);
 void tcache_flush_current(void);
 void tcache_check_double_free(tcache_t *tc, void *p, unsigned cls);
 size_t tcache_max_bytes(void);
+
+/* ---- options.c, purge.c ------------------------------------------------- */
+
+extern buddy_options_t options;
+void options_init(void);
+
+size_t purge_zone_locked(zone_t *z);
+void purge_note_freed_locked(zone_t *z, page_desc_t *d);
+void purge_if_due_locked(zone_t *z);
+void purge_start_thread(void);
+bool purge_thread_wanted(void);
+void purge_fork_child(void);
 
 /* ---- stats.c ------------------------------------------------------------ */
 

@@ -18,8 +18,13 @@ void *os_map_aligned(size_t size, size_t align);
 /* Unmaps what os_map_aligned returned (or a page-aligned part of it). */
 void os_unmap(void *addr, size_t size);
 
-/* Gives the pages back: contents become zero, address range stays mapped. */
-void os_purge(void *addr, size_t size);
+/* Gives the pages back, the address range staying mapped: with
+ * lazy == false (MADV_DONTNEED) contents become zero at once; with lazy
+ * (MADV_FREE) the kernel takes them when it needs memory, contents undefined. */
+void os_purge(void *addr, size_t size, bool lazy);
+
+/* Asks for, or forbids, transparent huge pages on a range. */
+void os_huge_pages(void *addr, size_t size, bool wanted);
 
 /* Moves or grows a mapping of old_size to new_size keeping it `align`-aligned
  * and its contents; returns NULL (old mapping intact) on failure. */

@@ -48,9 +48,15 @@ void os_unmap(void *addr, size_t size) {
   errno = saved;
 }
 
-void os_purge(void *addr, size_t size) {
+void os_purge(void *addr, size_t size, bool lazy) {
   int saved = errno;
-  madvise(addr, size, MADV_DONTNEED);
+  if (!lazy || madvise(addr, size, MADV_FREE) != 0) madvise(addr, size, MADV_DONTNEED);
+  errno = saved;
+}
+
+void os_huge_pages(void *addr, size_t size, bool wanted) {
+  int saved = errno;
+  madvise(addr, size, wanted ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
   errno = saved;
 }
 

@@ -43,6 +43,7 @@ void stats_collect(buddy_stats_t *s) {
     s->pages_free += h->pages_free;
     for (unsigned k = 0; k < BUDDY_ORDERS; k++) s->free_blocks[k] += h->free_blocks[k];
     for (const region_t *r = h->region_list; r != NULL; r = r->next) stats_add_region(s, r);
+    s->purged_pages += zone->purged_pages;
     zone_unlock(zone);
   }
   s->huge_blocks = __atomic_load_n(&huge_live_blocks, __ATOMIC_RELAXED);
@@ -71,6 +72,7 @@ static void stats_text(out_t *o, const buddy_stats_t *s) {
   out_printf(o, "  regions mapped      %zu (%zu KiB)\n", s->regions, s->regions * (BUDDY_REGION_SIZE >> 10));
   out_printf(o, "  pages used / free   %zu / %zu\n", s->pages_used, s->pages_free);
   out_printf(o, "  page runs           %zu (%zu KiB)\n", s->runs, s->bytes_runs >> 10);
+  out_printf(o, "  pages purged        %zu\n", s->purged_pages);
   out_printf(o, "  huge blocks         %zu (%zu KiB)\n", s->huge_blocks, s->huge_bytes >> 10);
   out_printf(o, "  small: %zu KiB live in %zu KiB of slabs\n", s->bytes_small_live >> 10,
              s->bytes_in_slabs >> 10);
@@ -85,10 +87,10 @@ static void stats_text(out_t *o, const buddy_stats_t *s) {
 
 static void stats_json(out_t *o, const buddy_stats_t *s) {
   out_printf(o, "{\"allocator\":\"buddymalloc\",\"regions\":%zu,\"pages_used\":%zu,\"pages_free\":%zu,"
-             "\"runs\":%zu,\"run_bytes\":%zu,\"huge_blocks\":%zu,\"huge_bytes\":%zu,"
+             "\"runs\":%zu,\"run_bytes\":%zu,\"huge_blocks\":%zu,\"huge_bytes\":%zu,\"purged_pages\":%zu,"
              "\"small_live_bytes\":%zu,\"slab_bytes\":%zu,\"free_blocks\":[",
              s->regions, s->pages_used, s->pages_free, s->runs, s->bytes_runs, s->huge_blocks,
-             s->huge_bytes, s->bytes_small_live, s->bytes_in_slabs);
+             s->huge_bytes, s->purged_pages, s->bytes_small_live, s->bytes_in_slabs);
   for (unsigned k = 0; k < BUDDY_ORDERS; k++) out_printf(o, "%s%zu", k ? "," : "", s->free_blocks[k]);
   out_printf(o, "],\"classes\":[");
   bool first = true;
@@ -115,7 +117,5 @@ void stats_print(bool json) {
 }
 
 __attribute__((destructor)) static void stats_at_exit(void) {
-  const char *v = os_getenv("BUDDY_STATS");
-  if (v == NULL || strcmp(v, "0") == 0 || *v == '\0') return;
-  stats_print(strcmp(v, "json") == 0);
+  if (options.stats != 0) stats_print(options.stats == 2);
 }

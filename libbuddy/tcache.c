@@ -33,7 +33,7 @@ static pthread_mutex_t tcache_init_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint32_t tcache_bin_max(unsigned cls) {
   size_t n = TCACHE_BIN_BYTES / size_class_bytes[cls];
   if (n < TCACHE_BIN_MIN) n = TCACHE_BIN_MIN;
-  if (n > TCACHE_BIN_MAX) n = TCACHE_BIN_MAX;
+  if (n > (size_t)options.tcache_max) n = (size_t)options.tcache_max;
   return (uint32_t)n;
 }
 
@@ -86,6 +86,7 @@ static void tcache_global_init(void) {
   pthread_mutex_lock(&tcache_init_lock);
   if (!tcache_ready) {
     if (os_page_size() != PAGE_SIZE) error_fatal("unsupported system page size", NULL);
+    options_init();
     tcache_key = (uintptr_t)os_random_seed() | 1;
     pthread_key_create(&tcache_thread_key, tcache_thread_exit);
     __atomic_store_n(&tcache_ready, true, __ATOMIC_RELEASE);
@@ -128,6 +129,7 @@ static void *tcache_alloc_uncached(zone_t *z, unsigned cls) {
 }
 
 static void *tcache_refill_and_pop(tcache_t *tc, unsigned cls) {
+  if (unlikely(purge_thread_wanted())) purge_start_thread();
   if (tc->state == TCACHE_EMPTY) {
     if (!tcache_thread_init()) return tcache_alloc_uncached(tc->zone, cls);
     tc = tcache_current;

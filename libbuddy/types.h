@@ -165,9 +165,25 @@ typedef struct zone {
   pthread_mutex_t lock; /* guards everything below; lock order: see zone.c */
   buddy_heap_t heap;
   slab_list_t slabs[SIZE_CLASS_COUNT];
+  size_t dirty_pages;         /* freed to the heap since the last purge */
+  uint64_t purge_deadline_ns; /* when they must be purged (valid if dirty) */
+  size_t purged_pages;        /* statistics: pages given back so far */
   unsigned index;
   bool initialised;
 } zone_t;
+
+/* ---- Options (options.c): BUDDY_OPTIONS, fixed after start-up ------------ */
+
+typedef struct buddy_options {
+  long purge_delay_ms;   /* free pages are purged this long after freeing */
+  long zones;            /* zones in use, 1 .. ZONES_MAX */
+  long tcache_max;       /* objects per bin at most */
+  long stats;            /* at exit: 0 nothing, 1 text, 2 JSON */
+  long verbose;          /* report the options at start-up */
+  long purge_madv_free;  /* MADV_FREE rather than MADV_DONTNEED */
+  long background_purge; /* a thread purges while the program is idle */
+  long thp;              /* transparent huge pages on regions */
+} buddy_options_t;
 
 /* ---- Thread caches ------------------------------------------------------- */
 
@@ -203,6 +219,7 @@ typedef struct buddy_stats {
   size_t bytes_in_slabs, bytes_small_live;
   size_t class_slabs[SIZE_CLASS_COUNT];
   size_t class_live[SIZE_CLASS_COUNT]; /* objects out of their slabs (caches included) */
+  size_t purged_pages;
 } buddy_stats_t;
 
 #endif /* BUDDY_TYPES_H */

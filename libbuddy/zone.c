@@ -17,8 +17,6 @@ zone_t zones[ZONES_MAX] = {ZONE_INITIALISER, ZONE_INITIALISER, ZONE_INITIALISER,
                            ZONE_INITIALISER, ZONE_INITIALISER, ZONE_INITIALISER, ZONE_INITIALISER};
 _Static_assert(ZONES_MAX == 8, "one initialiser per zone");
 
-/* Zones in use; threads beyond it share. Fixed before the first thread cache. */
-unsigned zone_count = 4;
 static unsigned zone_next_thread;
 
 /* ---- Locking ------------------------------------------------------------- */
@@ -40,13 +38,15 @@ void zone_lock(zone_t *z) {
   if (unlikely(!z->initialised)) zone_init_locked(z);
 }
 
+/* Every locked section ends by purging what is due (see purge.c). */
 void zone_unlock(zone_t *z) {
+  purge_if_due_locked(z);
   pthread_mutex_unlock(&z->lock);
 }
 
 zone_t *zone_for_new_thread(void) {
   unsigned n = __atomic_fetch_add(&zone_next_thread, 1, __ATOMIC_RELAXED);
-  return &zones[n % zone_count];
+  return &zones[n % (unsigned)options.zones];
 }
 
 /* ---- Regions ------------------------------------------------------------- */
@@ -60,6 +60,7 @@ static bool zone_grow_locked(zone_t *z) {
     os_unmap(r, REGION_META_SIZE);
     return false;
   }
+  os_huge_pages(base, BUDDY_REGION_SIZE, options.thp != 0); /* never by surprise */
   buddy_heap_add_region(&z->heap, r, base, true);
   r->zone = z;
   if (!pagemap_register(base, BUDDY_REGION_SIZE, r)) {
@@ -84,11 +85,24 @@ static page_desc_t *zone_alloc_block_locked(zone_t *z, unsigned order, bool *zer
   return d;
 }
 
-/* Frees a block to the heap; unmaps its region if it became wholly free and
- * the zone keeps enough free regions already. */
+/* Frees a block to the heap. A region that becomes wholly free stays mapped
+ * until the purge that follows (purge.c): unmapping at once would make a
+ * program that frees and reallocates a large block fault every page in anew. */
 static void zone_free_block_locked(zone_t *z, page_desc_t *d) {
-  region_t *r = buddy_heap_free(&z->heap, d);
-  if (r != NULL && z->heap.regions_free > REGION_RESERVE) zone_release_region_locked(z, r);
+  purge_note_freed_locked(z, d);
+  buddy_heap_free(&z->heap, d);
+}
+
+/* Unmaps wholly free regions beyond `keep`; returns how many. */
+size_t zone_release_free_regions_locked(zone_t *z, size_t keep) {
+  size_t released = 0;
+  for (region_t *r = z->heap.region_list, *next; r != NULL && z->heap.regions_free > keep; r = next) {
+    next = r->next;
+    if (r->free_pages != BUDDY_REGION_PAGES) continue;
+    zone_release_region_locked(z, r);
+    released++;
+  }
+  return released;
 }
 
 /* ---- Slabs --------------------------------------------------------------- */
@@ -228,21 +242,6 @@ void zone_shrink_run(region_t *r, void *p, unsigned order) {
 
 /* ---- Trim ---------------------------------------------------------------- */
 
-/* Purges every free block not known to be zero; returns pages purged. */
-static size_t zone_purge_locked(zone_t *z) {
-  size_t purged = 0;
-  for (unsigned k = 0; k < BUDDY_ORDERS; k++) {
-    page_desc_t *sentinel = &z->heap.free_list[k];
-    for (page_desc_t *d = sentinel->next; d != sentinel; d = d->next) {
-      if (d->flags & PAGE_ZEROED) continue;
-      os_purge(page_address_of(d), PAGE_SIZE << k);
-      d->flags |= PAGE_ZEROED;
-      purged += (size_t)1 << k;
-    }
-  }
-  return purged;
-}
-
 static bool zone_trim_locked(zone_t *z) {
   bool released = false;
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
@@ -255,14 +254,8 @@ static bool zone_trim_locked(zone_t *z) {
       released = true;
     }
   }
-  for (region_t *r = z->heap.region_list, *next; r != NULL; r = next) {
-    next = r->next;
-    if (r->free_pages == BUDDY_REGION_PAGES) {
-      zone_release_region_locked(z, r);
-      released = true;
-    }
-  }
-  return zone_purge_locked(z) > 0 || released;
+  released |= zone_release_free_regions_locked(z, 0) > 0;
+  return purge_zone_locked(z) > 0 || released;
 }
 
 int zone_trim_all(void) {
@@ -291,5 +284,6 @@ void zone_fork_parent(void) {
 /* The child has one thread: the locks are re-made rather than unlocked. */
 void zone_fork_child(void) {
   pagemap_fork_child();
+  purge_fork_child();
   for (unsigned i = 0; i < ZONES_MAX; i++) pthread_mutex_init(&zones[i].lock, NULL);
 }

@@ -1,0 +1,100 @@
+/* api.h: what every file of the API conformance suite includes.
+ *
+ * The suite is built twice from the same sources. The linked build calls the
+ * prefixed buddy_* functions of buddymalloc.h directly; the plain build
+ * (compiled with -DAPI_PLAIN, run under LD_PRELOAD=libbuddymalloc.so) maps each
+ * buddy_* name below onto the standard name, so the same tests exercise the
+ * preloaded malloc. It also declares the helpers shared by the test files
+ * (api_util.c): value hiding, byte patterns, a seeded PRNG and range checks.
+ */
+#ifndef API_H
+#define API_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#ifdef API_PLAIN
+#include <malloc.h>
+
+static inline void *buddy_malloc(size_t size) { return malloc(size); }
+static inline void buddy_free(void *ptr) { free(ptr); }
+static inline void *buddy_calloc(size_t count, size_t size) { return calloc(count, size); }
+static inline void *buddy_realloc(void *ptr, size_t size) { return realloc(ptr, size); }
+static inline void *buddy_reallocarray(void *ptr, size_t count, size_t size)
+{
+    return reallocarray(ptr, count, size);
+}
+static inline int buddy_posix_memalign(void **out, size_t alignment, size_t size)
+{
+    return posix_memalign(out, alignment, size);
+}
+static inline void *buddy_aligned_alloc(size_t alignment, size_t size)
+{
+    return aligned_alloc(alignment, size);
+}
+static inline void *buddy_memalign(size_t alignment, size_t size)
+{
+    return memalign(alignment, size);
+}
+static inline void *buddy_valloc(size_t size) { return valloc(size); }
+static inline void *buddy_pvalloc(size_t size) { return pvalloc(size); }
+static inline size_t buddy_malloc_usable_size(void *ptr) { return malloc_usable_size(ptr); }
+/* The standard library has no sized free before C23: plain free stands in. */
+static inline void buddy_free_sized(void *ptr, size_t size)
+{
+    (void)size;
+    free(ptr);
+}
+static inline int buddy_trim(size_t pad) { return malloc_trim(pad); }
+#else
+#include "buddymalloc.h"
+#endif
+
+#define KIB ((size_t)1024)
+#define MIB (KIB * KIB)
+
+/* The alignment glibc gives every block on x86_64, and what buddymalloc
+ * promises for blocks of 16 bytes or more. */
+#define API_MIN_ALIGN ((size_t)16)
+
+/* Returns value unchanged, through a volatile object, so that the compiler can
+ * neither fold a constant size into a call (and warn about it) nor reason
+ * about what an allocation function does with it. */
+size_t api_hide(size_t value);
+void *api_hide_ptr(void *ptr);
+
+/* Writes a pattern that depends on seed and on each byte's offset. */
+void api_fill(void *ptr, size_t len, uint64_t seed);
+/* Returns the offset of the first byte of [ptr, ptr+len) that differs from
+ * what api_fill(ptr, len, seed) wrote, or len if none does. The pattern of a
+ * byte depends only on its offset, so a prefix of a filled block can be
+ * checked on its own (as realloc keeps a prefix). */
+size_t api_check(const void *ptr, size_t len, uint64_t seed);
+/* Returns the offset of the first non-zero byte, or len if all are zero. */
+size_t api_first_nonzero(const void *ptr, size_t len);
+
+/* A small seeded generator (splitmix64), so runs are reproducible. */
+struct api_rng {
+    uint64_t state;
+};
+uint64_t api_rng_next(struct api_rng *rng);
+/* Uniform in [lo, hi]. */
+size_t api_rng_range(struct api_rng *rng, size_t lo, size_t hi);
+
+/* A block's address range [start, start+len). */
+struct api_range {
+    uintptr_t start;
+    size_t len;
+};
+/* Sorts ranges by address; returns the index i (>= 1) of the first range that
+ * starts at or before the end of range i-1 (an overlap or a repeated address),
+ * or count if they are pairwise disjoint. */
+size_t api_first_overlap(struct api_range *ranges, size_t count);
+
+int api_is_aligned(const void *ptr, size_t alignment);
+size_t api_page_size(void);
+/* The smallest power of two >= value (value >= 1). */
+size_t api_next_pow2(size_t value);
+
+#endif /* API_H */

@@ -1,0 +1,447 @@
+/* stress_common.h: helpers shared by the multi-thread stress programs.
+ *
+ * The stress programs are written against the standard malloc names so the
+ * same source runs two ways:
+ *  - preloaded: built plainly and run with LD_PRELOAD=libbuddymalloc.so;
+ *  - linked: built with -DSTRESS_LINKED, which maps the malloc family used by
+ *    the test onto the prefixed buddy_* API and links the static core.
+ *
+ * Besides that mapping this header holds: a per-thread PRNG, a size picker
+ * (16 B .. 256 KiB, occasionally a few MiB), block fill/check with a cookie
+ * derived from address/thread/sequence, RSS measurement from /proc/self/statm,
+ * and a thread-safe pass/fail tally. Everything here is data-race free so the
+ * programs can run under ThreadSanitizer.
+ */
+#ifndef STRESS_COMMON_H
+#define STRESS_COMMON_H
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifdef STRESS_LINKED
+#include "buddymalloc.h"
+#define malloc(n) buddy_malloc(n)
+#define free(p) buddy_free(p)
+#define calloc(n, s) buddy_calloc((n), (s))
+#define realloc(p, n) buddy_realloc((p), (n))
+#define posix_memalign(out, a, n) buddy_posix_memalign((out), (a), (n))
+#define STRESS_MODE "linked"
+#else
+#define STRESS_MODE "preloaded"
+#endif
+
+/* Sanitizer builds run much slower; the programs scale their work down. */
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define STRESS_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+#define STRESS_SANITIZED 1
+#endif
+#endif
+#ifndef STRESS_SANITIZED
+#define STRESS_SANITIZED 0
+#endif
+
+#define KIB ((size_t)1024)
+#define MIB (KIB * KIB)
+
+/* Size distribution of stress_pick_size(). */
+#define STRESS_MIN_SIZE ((size_t)16)
+#define STRESS_MAX_SMALL_SHIFT 18 /* small/medium sizes stay below 256 KiB */
+#define STRESS_MIN_SHIFT 4        /* 16 B */
+#define STRESS_HUGE_ONE_IN 1024   /* one pick in this many is multi-MiB */
+#define STRESS_HUGE_MIN (1 * MIB)
+#define STRESS_HUGE_MAX (6 * MIB)
+
+/* Blocks up to this size are filled byte by byte; larger ones get one word
+ * per STRESS_STRIDE bytes (every page is still touched) plus their tail. */
+#define STRESS_FULL_FILL_LIMIT (4 * KIB)
+#define STRESS_STRIDE 64
+
+/* Work multiplier: 1 normally, smaller under sanitizers; BUDDY_SOAK=1 makes
+ * every program run many times longer. */
+#define STRESS_SOAK_FACTOR 50
+#define STRESS_SANITIZER_DIVISOR 4
+
+/* ---- failure tally ------------------------------------------------------ */
+
+static atomic_ulong stress_failures;
+static atomic_ulong stress_passes;
+static pthread_mutex_t stress_print_lock = PTHREAD_MUTEX_INITIALIZER;
+
+__attribute__((format(printf, 1, 2))) static inline void stress_fail(const char *fmt, ...)
+{
+    va_list ap;
+    atomic_fetch_add(&stress_failures, 1);
+    pthread_mutex_lock(&stress_print_lock);
+    fputs("FAIL: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    pthread_mutex_unlock(&stress_print_lock);
+}
+
+/* Records the result of one named check of the program; true if it passed. */
+static inline bool stress_check(bool ok, const char *what)
+{
+    if (ok) {
+        atomic_fetch_add(&stress_passes, 1);
+        printf("ok: %s\n", what);
+    } else {
+        stress_fail("%s", what);
+    }
+    fflush(stdout);
+    return ok;
+}
+
+/* Prints the summary line and returns the process exit status. */
+static inline int stress_finish(const char *prog)
+{
+    unsigned long failed = atomic_load(&stress_failures);
+    unsigned long passed = atomic_load(&stress_passes);
+    printf("%s (%s): %lu passed, %lu failed\n", prog, STRESS_MODE, passed, failed);
+    fflush(stdout);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+/* Aborts the run for failures that leave nothing sensible to check. */
+__attribute__((noreturn)) static inline void stress_die(const char *what, int err)
+{
+    fprintf(stderr, "FATAL: %s: %s\n", what, strerror(err));
+    exit(EXIT_FAILURE);
+}
+
+static inline unsigned stress_scale(void)
+{
+    const char *soak = getenv("BUDDY_SOAK");
+    unsigned scale = STRESS_SANITIZER_DIVISOR;
+    if (soak != NULL && soak[0] != '\0' && strcmp(soak, "0") != 0)
+        scale *= STRESS_SOAK_FACTOR;
+    if (STRESS_SANITIZED)
+        scale /= STRESS_SANITIZER_DIVISOR;
+    return scale; /* in quarters of the nominal work */
+}
+
+/* Nominal work count n, scaled by stress_scale(); never below 1. */
+static inline unsigned long stress_work(unsigned long n)
+{
+    unsigned long w = n * stress_scale() / STRESS_SANITIZER_DIVISOR;
+    return w == 0 ? 1 : w;
+}
+
+/* ---- PRNG ---------------------------------------------------------------- */
+
+typedef struct {
+    uint64_t s;
+} stress_rng;
+
+static inline void stress_rng_seed(stress_rng *r, uint64_t seed)
+{
+    r->s = seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull;
+    if (r->s == 0)
+        r->s = 1;
+}
+
+static inline uint64_t stress_rng_next(stress_rng *r)
+{
+    uint64_t x = r->s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    r->s = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+/* Uniform in [0, n). */
+static inline uint64_t stress_rng_below(stress_rng *r, uint64_t n)
+{
+    return stress_rng_next(r) % n;
+}
+
+/* Log-uniform size in [16 B, 256 KiB), or 1..6 MiB once in a while. */
+static inline size_t stress_pick_size(stress_rng *r)
+{
+    if (stress_rng_below(r, STRESS_HUGE_ONE_IN) == 0)
+        return STRESS_HUGE_MIN + stress_rng_below(r, STRESS_HUGE_MAX - STRESS_HUGE_MIN);
+    unsigned shift = STRESS_MIN_SHIFT +
+                     (unsigned)stress_rng_below(r, STRESS_MAX_SMALL_SHIFT - STRESS_MIN_SHIFT);
+    size_t lo = (size_t)1 << shift;
+    return lo + stress_rng_below(r, lo);
+}
+
+/* Log-uniform size in [16 B, limit); limit is a power of two above 16. */
+static inline size_t stress_pick_small(stress_rng *r, size_t limit)
+{
+    unsigned top = STRESS_MIN_SHIFT;
+    while (((size_t)2 << top) <= limit)
+        top++;
+    unsigned shift = STRESS_MIN_SHIFT + (unsigned)stress_rng_below(r, top - STRESS_MIN_SHIFT);
+    size_t lo = (size_t)1 << shift;
+    return lo + stress_rng_below(r, lo);
+}
+
+/* ---- block cookies ------------------------------------------------------- */
+
+static inline uint64_t stress_mix(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xFF51AFD7ED558CCDull;
+    x ^= x >> 33;
+    x *= 0xC4CEB9FE1A85EC53ull;
+    x ^= x >> 33;
+    return x;
+}
+
+/* Cookie of one block: depends on where it lives, who made it and when. */
+static inline uint64_t stress_cookie(const void *p, unsigned tid, uint64_t seq)
+{
+    return stress_mix((uint64_t)(uintptr_t)p ^ ((uint64_t)tid << 48) ^ (seq * 0x9E3779B97F4A7C15ull));
+}
+
+static inline uint8_t stress_byte(uint64_t cookie, size_t i)
+{
+    return (uint8_t)((cookie >> ((i & 7u) * 8u)) ^ (i >> 3) ^ (i >> 11));
+}
+
+static inline uint64_t stress_word(uint64_t cookie, size_t i)
+{
+    return cookie ^ stress_mix(i + 1);
+}
+
+/* Fills the block with the pattern of its cookie. */
+static inline void stress_fill(void *p, size_t size, uint64_t cookie)
+{
+    unsigned char *b = p;
+    if (size <= STRESS_FULL_FILL_LIMIT) {
+        for (size_t i = 0; i < size; i++)
+            b[i] = stress_byte(cookie, i);
+        return;
+    }
+    for (size_t i = 0; i + sizeof(uint64_t) <= size; i += STRESS_STRIDE) {
+        uint64_t w = stress_word(cookie, i);
+        memcpy(b + i, &w, sizeof w);
+    }
+    for (size_t i = size - sizeof(uint64_t); i < size; i++)
+        b[i] = stress_byte(cookie, i);
+}
+
+/* Checks the pattern over the first `size` bytes; returns the offset of the
+ * first wrong byte or word, or (size_t)-1 if the block is intact. */
+static inline size_t stress_verify(const void *p, size_t size, uint64_t cookie)
+{
+    const unsigned char *b = p;
+    if (size <= STRESS_FULL_FILL_LIMIT) {
+        for (size_t i = 0; i < size; i++)
+            if (b[i] != stress_byte(cookie, i))
+                return i;
+        return (size_t)-1;
+    }
+    for (size_t i = 0; i + sizeof(uint64_t) <= size; i += STRESS_STRIDE) {
+        uint64_t w;
+        memcpy(&w, b + i, sizeof w);
+        /* The tail bytes may overwrite the last stride word; skip it there. */
+        if (i + sizeof(uint64_t) > size - sizeof(uint64_t))
+            break;
+        if (w != stress_word(cookie, i))
+            return i;
+    }
+    for (size_t i = size - sizeof(uint64_t); i < size; i++)
+        if (b[i] != stress_byte(cookie, i))
+            return i;
+    return (size_t)-1;
+}
+
+/* One live block with everything needed to check it. */
+typedef struct {
+    unsigned char *p;
+    size_t size;
+    unsigned tid;
+    uint64_t seq;
+} stress_block;
+
+/* Allocates a block of `size` with malloc, calloc or posix_memalign (chosen by
+ * the rng), checks what the standard promises (non-NULL, 16-byte alignment,
+ * zeroed calloc memory, requested alignment) and fills it. Returns false and
+ * reports on failure. */
+#define STRESS_ALIGNMENT 16u
+#define STRESS_MAX_MEMALIGN_SHIFT 12 /* posix_memalign alignments up to 4 KiB */
+#define STRESS_CALLOC_CHECK_LIMIT (64 * KIB)
+
+static inline bool stress_alloc(stress_block *blk, stress_rng *r, size_t size, unsigned tid, uint64_t seq)
+{
+    void *p = NULL;
+    size_t align = STRESS_ALIGNMENT;
+    unsigned how = (unsigned)stress_rng_below(r, 8);
+    if (how == 0) {
+        p = calloc(1, size);
+        if (p != NULL) {
+            size_t lim = size < STRESS_CALLOC_CHECK_LIMIT ? size : STRESS_CALLOC_CHECK_LIMIT;
+            const unsigned char *b = p;
+            for (size_t i = 0; i < lim; i++) {
+                if (b[i] != 0) {
+                    stress_fail("calloc(1, %zu) = %p not zero at offset %zu", size, p, i);
+                    break;
+                }
+            }
+            if (b[size - 1] != 0)
+                stress_fail("calloc(1, %zu) = %p last byte not zero", size, p);
+        }
+    } else if (how == 1) {
+        align = (size_t)1 << (3 + stress_rng_below(r, STRESS_MAX_MEMALIGN_SHIFT - 2));
+        int rc = posix_memalign(&p, align, size);
+        if (rc != 0) {
+            stress_fail("posix_memalign(%zu, %zu) returned %d", align, size, rc);
+            return false;
+        }
+        if (align < STRESS_ALIGNMENT)
+            align = STRESS_ALIGNMENT;
+    } else {
+        p = malloc(size);
+    }
+    if (p == NULL) {
+        stress_fail("allocation of %zu bytes returned NULL", size);
+        return false;
+    }
+    if ((uintptr_t)p % align != 0)
+        stress_fail("block %p of %zu bytes not aligned to %zu", p, size, align);
+    blk->p = p;
+    blk->size = size;
+    blk->tid = tid;
+    blk->seq = seq;
+    stress_fill(p, size, stress_cookie(p, tid, seq));
+    return true;
+}
+
+/* Checks a block's contents; reports and returns false if they changed. */
+static inline bool stress_check_block(const stress_block *blk, const char *where)
+{
+    size_t bad = stress_verify(blk->p, blk->size, stress_cookie(blk->p, blk->tid, blk->seq));
+    if (bad != (size_t)-1) {
+        stress_fail("%s: block %p (%zu bytes, thread %u, seq %" PRIu64 ") corrupted at offset %zu",
+                    where, (void *)blk->p, blk->size, blk->tid, blk->seq, bad);
+        return false;
+    }
+    return true;
+}
+
+/* Checks then frees a block, and clears the record. */
+static inline bool stress_release(stress_block *blk, const char *where)
+{
+    bool ok = stress_check_block(blk, where);
+    free(blk->p);
+    blk->p = NULL;
+    return ok;
+}
+
+/* Grows or shrinks a block with realloc; checks the kept prefix survived,
+ * then refills it as block new_seq of thread new_tid. */
+static inline bool stress_resize(stress_block *blk, size_t new_size, unsigned new_tid, uint64_t new_seq,
+                                 const char *where)
+{
+    if (!stress_check_block(blk, where))
+        return false;
+    uint64_t old_cookie = stress_cookie(blk->p, blk->tid, blk->seq);
+    size_t keep = blk->size < new_size ? blk->size : new_size;
+    /* Put a pattern the realloc must preserve that does not depend on the
+     * address (the block may move). Only the first bytes: cheap enough. */
+    size_t probe = keep < STRESS_FULL_FILL_LIMIT ? keep : STRESS_FULL_FILL_LIMIT;
+    for (size_t i = 0; i < probe; i++)
+        blk->p[i] = stress_byte(old_cookie, i);
+    unsigned char *q = realloc(blk->p, new_size);
+    if (q == NULL) {
+        stress_fail("%s: realloc(%p, %zu) returned NULL", where, (void *)blk->p, new_size);
+        free(blk->p);
+        blk->p = NULL;
+        return false;
+    }
+    bool ok = true;
+    for (size_t i = 0; i < probe; i++) {
+        if (q[i] != stress_byte(old_cookie, i)) {
+            stress_fail("%s: realloc %zu -> %zu lost byte %zu", where, blk->size, new_size, i);
+            ok = false;
+            break;
+        }
+    }
+    if ((uintptr_t)q % STRESS_ALIGNMENT != 0) {
+        stress_fail("%s: realloc returned misaligned %p", where, (void *)q);
+        ok = false;
+    }
+    blk->p = q;
+    blk->size = new_size;
+    blk->tid = new_tid;
+    blk->seq = new_seq;
+    stress_fill(q, new_size, stress_cookie(q, new_tid, new_seq));
+    return ok;
+}
+
+/* ---- RSS ----------------------------------------------------------------- */
+
+/* Resident set size of this process in bytes, from /proc/self/statm. */
+static inline size_t stress_rss(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long size_pages = 0, rss_pages = 0;
+    if (f == NULL)
+        stress_die("fopen /proc/self/statm", errno);
+    if (fscanf(f, "%lu %lu", &size_pages, &rss_pages) != 2)
+        stress_die("parse /proc/self/statm", EINVAL);
+    fclose(f);
+    return (size_t)rss_pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* RSS growth allowed between the warm-up round and the end. Tests with an
+ * RSS bound do not scale their work down under sanitizers (see
+ * STRESS_CHURN_FACTOR), only up for soaks. */
+#define STRESS_RSS_BOUND (96 * MIB)
+
+/* A bound only means something if far more memory went through the
+ * allocator than the bound: the run must churn at least this many times it. */
+#define STRESS_CHURN_FACTOR 4
+
+/* Checks that RSS after the run stayed within bound of the warm RSS, and that
+ * the run churned enough memory for that to prove anything. */
+static inline bool stress_check_rss(const char *what, size_t warm, size_t final, size_t churned)
+{
+    char msg[256];
+    if (churned < STRESS_CHURN_FACTOR * (size_t)STRESS_RSS_BOUND) {
+        stress_fail("%s: only %zu MiB churned, too little to test an RSS bound of %zu MiB", what,
+                    churned / MIB, (size_t)STRESS_RSS_BOUND / MIB);
+        return false;
+    }
+    size_t growth = final > warm ? final - warm : 0;
+    snprintf(msg, sizeof msg,
+             "%s: RSS after warm-up %zu KiB, at end %zu KiB (growth %zu KiB, bound %zu KiB, %zu MiB churned)",
+             what, warm / KIB, final / KIB, growth / KIB, (size_t)STRESS_RSS_BOUND / KIB, churned / MIB);
+    return stress_check(growth <= STRESS_RSS_BOUND, msg);
+}
+
+/* ---- threads ------------------------------------------------------------- */
+
+static inline void stress_spawn(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+    int rc = pthread_create(t, NULL, fn, arg);
+    if (rc != 0)
+        stress_die("pthread_create", rc);
+}
+
+static inline void *stress_join(pthread_t t)
+{
+    void *ret = NULL;
+    int rc = pthread_join(t, &ret);
+    if (rc != 0)
+        stress_die("pthread_join", rc);
+    return ret;
+}
+
+#endif /* STRESS_COMMON_H */
