@@ -29,7 +29,7 @@ static noinline void *alloc_large(size_t size, size_t align, bool *zeroed) {
   void *p;
   bool fresh = true;
   if (order <= BUDDY_MAX_ORDER) p = zone_alloc_run(tcache_current->zone, order, &fresh);
-  else p = huge_alloc(size, align);
+  else p = huge_alloc(size, align, &fresh);
   if (p == NULL) return alloc_fail();
   if (zeroed != NULL) *zeroed = fresh;
   return p;
@@ -137,11 +137,7 @@ void *buddy_reallocarray(void *ptr, size_t count, size_t size) {
 size_t alloc_usable_size(const void *p) {
   void *chunk = pagemap_lookup(p);
   if (chunk == NULL) error_fatal("malloc_usable_size of a pointer buddymalloc does not own", p);
-  if (pagemap_is_huge(chunk)) {
-    huge_t *h = pagemap_huge(chunk);
-    if (p != h->base) error_fatal("malloc_usable_size of a pointer inside a huge block", p);
-    return h->size;
-  }
+  if (pagemap_is_huge(chunk)) return huge_usable_size(pagemap_huge(chunk), p);
   region_t *r = chunk;
   page_desc_t *d = page_desc_of(r, p);
   unsigned cls = d->size_class;
@@ -162,5 +158,6 @@ size_t buddy_malloc_usable_size(void *p) {
 int buddy_trim(size_t pad) {
   (void)pad;
   tcache_flush_current();
+  huge_trim();
   return zone_trim_all();
 }

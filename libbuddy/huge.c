@@ -3,15 +3,43 @@
  * A huge block is mapped BUDDY_REGION_SIZE-aligned (or more, for larger
  * alignments), so it covers whole page-map slots, each of which points at its
  * huge_t tagged with PAGEMAP_HUGE_TAG. The huge_t is a small object of zone 0.
- * Freeing unmaps at once; realloc moves the pages with mremap, never copying.
+ * realloc moves the pages with mremap, never copying.
+ *
+ * Freed blocks up to HUGE_CACHE_BLOCK_MAX wait in a small cache for
+ * purge_delay_ms before they are unmapped, still registered and marked
+ * `cached`: a program that replaces large blocks reuses their pages instead
+ * of faulting fresh ones in (trimming the tail of a larger one, or growing a
+ * smaller one with mremap). A second free of a cached block is a double free.
  */
 #include "internal.h"
 
 #include <string.h>
+#include <time.h>
+
+#define HUGE_CACHE_SLOTS 4
+#define HUGE_CACHE_BLOCK_MAX ((size_t)64 << 20)
+
+static struct huge_cache {
+  pthread_mutex_t lock;
+  huge_t *slot[HUGE_CACHE_SLOTS]; /* NULL or a cached block */
+  uint64_t freed_ns[HUGE_CACHE_SLOTS];
+} huge_cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+size_t huge_cached_bytes;
 
 /* Whole pages, at least one (an aligned request may ask for 0 bytes). */
 static size_t huge_round(size_t size) {
   return size == 0 ? PAGE_SIZE : (size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+}
+
+static uint64_t huge_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void *huge_tagged(huge_t *h) {
+  return (void *)((uintptr_t)h | PAGEMAP_HUGE_TAG);
 }
 
 static huge_t *huge_desc_alloc(void) {
@@ -25,9 +53,113 @@ static void huge_desc_free(huge_t *h) {
   zone_free_object(r, page_desc_of(r, h), h);
 }
 
-void *huge_alloc(size_t size, size_t align) {
-  size_t length = huge_round(size);
-  if (length < size) return NULL;
+static void huge_unmap(huge_t *h) {
+  pagemap_unregister(h->base, h->size);
+  os_unmap(h->base, h->size);
+  huge_desc_free(h);
+}
+
+static void huge_count(huge_t *h, bool live) {
+  size_t blocks = live ? 1 : (size_t)-1, bytes = live ? h->size : 0 - h->size;
+  __atomic_add_fetch(&huge_live_blocks, blocks, __ATOMIC_RELAXED);
+  __atomic_add_fetch(&huge_live_bytes, bytes, __ATOMIC_RELAXED);
+}
+
+/* ---- The cache ----------------------------------------------------------- */
+
+/* Takes the cached block closest above `length` (trimming its tail), else the
+ * largest below it (grown with mremap); NULL if the cache is empty. */
+static huge_t *huge_cache_take(size_t length) {
+  pthread_mutex_lock(&huge_cache.lock);
+  int best = -1;
+  for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
+    huge_t *h = huge_cache.slot[i];
+    if (h == NULL) continue;
+    huge_t *b = best < 0 ? NULL : huge_cache.slot[best];
+    bool fits = h->size >= length, best_fits = b != NULL && b->size >= length;
+    if (b == NULL || (fits && (!best_fits || h->size < b->size)) || (!fits && !best_fits && h->size > b->size))
+      best = i;
+  }
+  huge_t *h = best < 0 ? NULL : huge_cache.slot[best];
+  if (h != NULL) {
+    huge_cache.slot[best] = NULL;
+    __atomic_sub_fetch(&huge_cached_bytes, h->size, __ATOMIC_RELAXED);
+  }
+  pthread_mutex_unlock(&huge_cache.lock);
+  return h;
+}
+
+/* Fits a cached block to `length`; false (block unmapped) if that fails. */
+static bool huge_fit(huge_t *h, size_t length) {
+  if (h->size > length) {
+    /* Keep the slots the shorter block still covers registered. */
+    pagemap_unregister(h->base, h->size);
+    os_unmap(h->base + length, h->size - length);
+    h->size = length;
+  } else if (h->size < length) {
+    pagemap_unregister(h->base, h->size);
+    char *moved = os_remap_aligned(h->base, h->size, length, BUDDY_REGION_SIZE);
+    if (moved == NULL) {
+      os_unmap(h->base, h->size);
+      huge_desc_free(h);
+      return false;
+    }
+    h->base = moved;
+    h->size = length;
+  } else {
+    return true;
+  }
+  if (pagemap_register(h->base, h->size, huge_tagged(h))) return true;
+  os_unmap(h->base, h->size);
+  huge_desc_free(h);
+  return false;
+}
+
+/* Unmaps cached blocks freed more than purge_delay_ms ago (all if `all`). */
+static void huge_cache_expire(bool all) {
+  huge_t *expired[HUGE_CACHE_SLOTS];
+  int n = 0;
+  uint64_t now = huge_now_ns(), delay = (uint64_t)options.purge_delay_ms * 1000000u;
+  pthread_mutex_lock(&huge_cache.lock);
+  for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
+    huge_t *h = huge_cache.slot[i];
+    if (h == NULL || (!all && now - huge_cache.freed_ns[i] < delay)) continue;
+    huge_cache.slot[i] = NULL;
+    __atomic_sub_fetch(&huge_cached_bytes, h->size, __ATOMIC_RELAXED);
+    expired[n++] = h;
+  }
+  pthread_mutex_unlock(&huge_cache.lock);
+  while (n > 0) huge_unmap(expired[--n]);
+}
+
+/* Parks h in the cache (evicting the oldest); false if it is not cacheable. */
+static bool huge_cache_put(huge_t *h) {
+  if (h->size > HUGE_CACHE_BLOCK_MAX || options.purge_delay_ms == 0) return false;
+  huge_t *evicted = NULL;
+  h->cached = true;
+  pthread_mutex_lock(&huge_cache.lock);
+  int slot = 0;
+  for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
+    if (huge_cache.slot[i] == NULL) { slot = i; break; }
+    if (huge_cache.freed_ns[i] < huge_cache.freed_ns[slot]) slot = i;
+  }
+  evicted = huge_cache.slot[slot];
+  if (evicted != NULL) __atomic_sub_fetch(&huge_cached_bytes, evicted->size, __ATOMIC_RELAXED);
+  huge_cache.slot[slot] = h;
+  huge_cache.freed_ns[slot] = huge_now_ns();
+  __atomic_add_fetch(&huge_cached_bytes, h->size, __ATOMIC_RELAXED);
+  pthread_mutex_unlock(&huge_cache.lock);
+  if (evicted != NULL) huge_unmap(evicted);
+  return true;
+}
+
+void huge_trim(void) {
+  huge_cache_expire(true);
+}
+
+/* ---- Allocation ---------------------------------------------------------- */
+
+static void *huge_map_new(size_t length, size_t align) {
   huge_t *h = huge_desc_alloc();
   if (h == NULL) return NULL;
   char *base = os_map_aligned(length, align > BUDDY_REGION_SIZE ? align : BUDDY_REGION_SIZE);
@@ -36,27 +168,51 @@ void *huge_alloc(size_t size, size_t align) {
     return NULL;
   }
   *h = (huge_t){.kind = CHUNK_HUGE, .base = base, .size = length};
-  if (!pagemap_register(base, length, (void *)((uintptr_t)h | PAGEMAP_HUGE_TAG))) {
+  if (!pagemap_register(base, length, huge_tagged(h))) {
     os_unmap(base, length);
     huge_desc_free(h);
     return NULL;
   }
-  __atomic_add_fetch(&huge_live_blocks, 1, __ATOMIC_RELAXED);
-  __atomic_add_fetch(&huge_live_bytes, length, __ATOMIC_RELAXED);
+  huge_count(h, true);
   return base;
 }
 
+void *huge_alloc(size_t size, size_t align, bool *zeroed) {
+  size_t length = huge_round(size);
+  if (length < size) return NULL;
+  huge_cache_expire(false);
+  if (align <= BUDDY_REGION_SIZE) {
+    huge_t *h = huge_cache_take(length);
+    if (h != NULL && huge_fit(h, length)) {
+      h->cached = false;
+      huge_count(h, true);
+      *zeroed = false;
+      return h->base;
+    }
+  }
+  *zeroed = true;
+  return huge_map_new(length, align);
+}
+
+static void huge_check(huge_t *h, void *p, const char *what) {
+  if (p != h->base) error_fatal(what, p);
+  if (h->cached) error_fatal("double free: huge block is already free", p);
+}
+
 void huge_free(huge_t *h, void *p) {
-  if (p != h->base) error_fatal("free of a pointer inside a huge block (not its start)", p);
-  pagemap_unregister(h->base, h->size);
-  os_unmap(h->base, h->size);
-  __atomic_sub_fetch(&huge_live_blocks, 1, __ATOMIC_RELAXED);
-  __atomic_sub_fetch(&huge_live_bytes, h->size, __ATOMIC_RELAXED);
-  huge_desc_free(h);
+  huge_check(h, p, "free of a pointer inside a huge block (not its start)");
+  huge_count(h, false);
+  if (!huge_cache_put(h)) huge_unmap(h);
+  huge_cache_expire(false);
+}
+
+size_t huge_usable_size(huge_t *h, const void *p) {
+  huge_check(h, (void *)p, "malloc_usable_size of a pointer inside a huge block");
+  return h->size;
 }
 
 void *huge_realloc(huge_t *h, void *p, size_t size) {
-  if (p != h->base) error_fatal("realloc of a pointer inside a huge block (not its start)", p);
+  huge_check(h, p, "realloc of a pointer inside a huge block (not its start)");
   size_t length = huge_round(size);
   if (length == h->size) return p;
   pagemap_unregister(h->base, h->size);
@@ -67,7 +223,7 @@ void *huge_realloc(huge_t *h, void *p, size_t size) {
     h->size = length;
   }
   /* Re-registers the old mapping if the move failed: it is intact. */
-  if (!pagemap_register(h->base, h->size, (void *)((uintptr_t)h | PAGEMAP_HUGE_TAG)))
+  if (!pagemap_register(h->base, h->size, huge_tagged(h)))
     error_fatal("page map out of memory while moving a huge block", p);
   return moved;
 }

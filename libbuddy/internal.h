@@ -186,8 +186,13 @@ void zone_fork_child(void);
 
 /* ---- huge.c: blocks with a mapping of their own -------------------------- */
 
-void *huge_alloc(size_t size, size_t align);
+/* *zeroed: whether the block is fresh from the OS (else it held data). */
+void *huge_alloc(size_t size, size_t align, bool *zeroed);
 void huge_free(huge_t *h, void *p);
+size_t huge_usable_size(huge_t *h, const void *p);
+/* Unmaps every cached huge block (malloc_trim). */
+void huge_trim(void);
+extern size_t huge_cached_bytes;
 void *huge_realloc(huge_t *h, void *p, size_t size);
 
 /* ---- tcache.c: per-thread caches ----------------------------------------- */

@@ -48,6 +48,7 @@ void stats_collect(buddy_stats_t *s) {
   }
   s->huge_blocks = __atomic_load_n(&huge_live_blocks, __ATOMIC_RELAXED);
   s->huge_bytes = __atomic_load_n(&huge_live_bytes, __ATOMIC_RELAXED);
+  s->huge_cached_bytes = __atomic_load_n(&huge_cached_bytes, __ATOMIC_RELAXED);
 }
 
 /* ---- Printing ------------------------------------------------------------ */
@@ -73,7 +74,8 @@ static void stats_text(out_t *o, const buddy_stats_t *s) {
   out_printf(o, "  pages used / free   %zu / %zu\n", s->pages_used, s->pages_free);
   out_printf(o, "  page runs           %zu (%zu KiB)\n", s->runs, s->bytes_runs >> 10);
   out_printf(o, "  pages purged        %zu\n", s->purged_pages);
-  out_printf(o, "  huge blocks         %zu (%zu KiB)\n", s->huge_blocks, s->huge_bytes >> 10);
+  out_printf(o, "  huge blocks         %zu (%zu KiB, %zu KiB cached)\n", s->huge_blocks, s->huge_bytes >> 10,
+             s->huge_cached_bytes >> 10);
   out_printf(o, "  small: %zu KiB live in %zu KiB of slabs\n", s->bytes_small_live >> 10,
              s->bytes_in_slabs >> 10);
   out_printf(o, "  free blocks per order:");

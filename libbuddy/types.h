@@ -131,6 +131,7 @@ typedef struct huge {
   uint8_t kind;  /* CHUNK_HUGE */
   char *base;    /* start of the block and of the mapping */
   size_t size;   /* usable bytes: mapped length */
+  bool cached;   /* freed, waiting in the huge cache for reuse or unmapping */
 } huge_t;
 
 /* ---- The buddy heap ------------------------------------------------------ */
@@ -220,6 +221,7 @@ typedef struct buddy_stats {
   size_t class_slabs[SIZE_CLASS_COUNT];
   size_t class_live[SIZE_CLASS_COUNT]; /* objects out of their slabs (caches included) */
   size_t purged_pages;
+  size_t huge_cached_bytes; /* freed huge blocks kept for reuse */
 } buddy_stats_t;
 
 #endif /* BUDDY_TYPES_H */
