@@ -221,7 +221,8 @@ void purge_fork_child(void);
 
 extern size_t huge_live_blocks, huge_live_bytes; /* atomic counters of huge.c */
 void stats_collect(buddy_stats_t *s);
-void stats_print(bool json);
+void stats_print(bool json); /* to stderr */
+void stats_init(void);         /* keeps a descriptor for the report at exit */
 
 /* ---- alloc.c ------------------------------------------------------------- */
 

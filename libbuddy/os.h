@@ -39,6 +39,11 @@ const char *os_getenv(const char *name);
 
 /* Writes all of buf to stderr with write(2), retrying on EINTR. */
 void os_write_stderr(const char *buf, size_t len);
+/* The same to file descriptor fd. */
+void os_write_fd(int fd, const char *buf, size_t len);
+/* A private duplicate of stderr (close-on-exec), for a report at exit that
+ * must survive programs closing fd 2 first (coreutils do); -1 on failure. */
+int os_dup_stderr(void);
 
 /* Ends the process with SIGABRT, never returning, without allocating. */
 _Noreturn void os_abort(void);

@@ -2,6 +2,7 @@
 #include "os.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -11,6 +12,9 @@
 #include <unistd.h>
 
 extern char **environ;
+
+/* Private descriptors are placed at or above this, out of programs' way. */
+#define OS_PRIVATE_FD_MIN 200
 
 static void *os_mmap(void *hint, size_t size) {
   void *p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
@@ -92,9 +96,20 @@ const char *os_getenv(const char *name) {
 }
 
 void os_write_stderr(const char *buf, size_t len) {
+  os_write_fd(STDERR_FILENO, buf, len);
+}
+
+int os_dup_stderr(void) {
+  int saved = errno;
+  int fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, OS_PRIVATE_FD_MIN);
+  errno = saved;
+  return fd;
+}
+
+void os_write_fd(int fd, const char *buf, size_t len) {
   int saved = errno;
   while (len > 0) {
-    ssize_t n = write(STDERR_FILENO, buf, len);
+    ssize_t n = write(fd, buf, len);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     buf += n;

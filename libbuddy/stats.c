@@ -105,7 +105,13 @@ static void stats_json(out_t *o, const buddy_stats_t *s) {
   out_printf(o, "]}\n");
 }
 
-void stats_print(bool json) {
+static int stats_exit_fd = -1;
+
+void stats_init(void) {
+  if (options.stats != 0) stats_exit_fd = os_dup_stderr();
+}
+
+static void stats_print_to(int fd, bool json) {
   static out_t o; /* too large for small thread stacks; printing is rare */
   static pthread_mutex_t print_lock = PTHREAD_MUTEX_INITIALIZER;
   buddy_stats_t s;
@@ -114,10 +120,14 @@ void stats_print(bool json) {
   o.len = 0;
   if (json) stats_json(&o, &s);
   else stats_text(&o, &s);
-  os_write_stderr(o.text, o.len);
+  os_write_fd(fd, o.text, o.len);
   pthread_mutex_unlock(&print_lock);
 }
 
+void stats_print(bool json) {
+  stats_print_to(2, json);
+}
+
 __attribute__((destructor)) static void stats_at_exit(void) {
-  if (options.stats != 0) stats_print(options.stats == 2);
+  if (options.stats != 0) stats_print_to(stats_exit_fd >= 0 ? stats_exit_fd : 2, options.stats == 2);
 }

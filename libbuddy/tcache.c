@@ -87,6 +87,7 @@ static void tcache_global_init(void) {
   if (!tcache_ready) {
     if (os_page_size() != PAGE_SIZE) error_fatal("unsupported system page size", NULL);
     options_init();
+    stats_init();
     tcache_key = (uintptr_t)os_random_seed() | 1;
     pthread_key_create(&tcache_thread_key, tcache_thread_exit);
     __atomic_store_n(&tcache_ready, true, __ATOMIC_RELEASE);

@@ -7,16 +7,16 @@
 # prove the preloaded run really used the library.
 #
 # Proof of use, chosen by BUDDY_PROOF (one place to switch):
-#   bindings (default): the dynamic linker's LD_DEBUG=bindings log, written to
-#       files, must show the symbol `malloc' bound to the preloaded library;
-#   stats: BUDDY_STATS=1 makes buddymalloc print a summary containing
-#       "buddymalloc" on stderr at exit; that word must appear.
+#   stats (default): BUDDY_STATS=1 makes buddymalloc print its statistics on
+#       stderr at exit; they must show regions mapped for the program;
+#   bindings: the dynamic linker's LD_DEBUG=bindings log, written to
+#       files, must show the symbol `malloc' bound to the preloaded library.
 # Exit codes: 0 pass, 1 fail, 77 skip (a required tool is missing).
 
 set -u
 
 BUDDY_SKIP=77
-BUDDY_PROOF=${BUDDY_PROOF:-bindings}
+BUDDY_PROOF=${BUDDY_PROOF:-stats}
 
 # buddy_init LIB: checks the library argument and makes a scratch directory
 # ($BUDDY_TMP) removed on exit.
@@ -73,8 +73,9 @@ buddy_assert_used() {
     local dir="$BUDDY_TMP/proof-$1" err="$2"
     case "$BUDDY_PROOF" in
         stats)
-            if ! grep -q buddymalloc "$err"; then
-                buddy_fail "$1: BUDDY_STATS=1 printed no buddymalloc summary on stderr"
+            # The summary must show memory the program's allocations took.
+            if ! grep -Eq "^  regions mapped +[1-9]" "$err" || ! grep -q "^buddymalloc statistics" "$err"; then
+                buddy_fail "$1: BUDDY_STATS=1 printed no buddymalloc summary with allocations on stderr"
                 return 1
             fi ;;
         *)

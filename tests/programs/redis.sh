@@ -38,7 +38,7 @@ start_server() {
         mkdir -p "$BUDDY_TMP/$tag-data"
         env "$@" redis-server --bind "$HOST" --port "$PORT" --protected-mode yes \
             --save '' --appendonly no --dir "$BUDDY_TMP/$tag-data" \
-            --logfile "$BUDDY_TMP/$tag.log" --daemonize no </dev/null &
+            --logfile "$BUDDY_TMP/$tag.log" --daemonize no </dev/null 2>"$BUDDY_TMP/$tag.err" &
         SERVER_PID=$!
         for i in $(seq "$READY_POLLS"); do
             if ! kill -0 "$SERVER_PID" 2>/dev/null; then break; fi
@@ -91,7 +91,8 @@ run_scenario() {
 
 run_scenario redis-plain
 run_scenario redis-preloaded $(buddy_preload_env redis)
-buddy_assert_used redis "$BUDDY_TMP/redis-preloaded.log"
+# The server's stderr (and so the BUDDY_STATS summary at exit) is TAG.err.
+buddy_assert_used redis "$BUDDY_TMP/redis-preloaded.err"
 
 if ! diff <(sed 's/^redis-plain: //' "$BUDDY_TMP/redis-plain.out") \
           <(sed 's/^redis-preloaded: //' "$BUDDY_TMP/redis-preloaded.out") >&2; then

@@ -1,0 +1,179 @@
+/* test_heap.c: whole-heap behaviour through the linked API: memory handed
+ * back to the OS (malloc_trim, purge delay), address-space exhaustion
+ * (RLIMIT_AS), BUDDY_OPTIONS parsing, and the huge-block cache. RSS comes from
+ * /proc/self/statm; each Criterion test runs in a process of its own. */
+#include <criterion/criterion.h>
+#include <criterion/redirect.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buddymalloc.h"
+#include "internal.h"
+
+#define MIB ((size_t)1 << 20)
+#define WORKING_SET (384 * MIB)
+#define SMALL_BLOCK 200
+#define MEDIUM_BLOCK (96 * 1024)
+
+/* Under AddressSanitizer the RSS is the sanitizer's (shadow, quarantine). */
+static void skip_rss_under_asan(void) {
+#ifdef __SANITIZE_ADDRESS__
+  cr_skip_test("RSS figures are AddressSanitizer's own under ASan; checked in the plain build");
+#endif
+}
+
+static size_t rss_bytes(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  cr_assert_not_null(f);
+  unsigned long size = 0, resident = 0;
+  cr_assert_eq(fscanf(f, "%lu %lu", &size, &resident), 2);
+  fclose(f);
+  return resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Builds a working set of small and medium blocks (half each), touching every
+ * byte, then frees all of it. Returns the RSS growth it caused at its peak. */
+static size_t build_and_free_working_set(void) {
+  size_t before = rss_bytes();
+  size_t small_count = WORKING_SET / 2 / SMALL_BLOCK, medium_count = WORKING_SET / 2 / MEDIUM_BLOCK;
+  void **small = calloc(small_count, sizeof *small); /* the test's own libc */
+  void **medium = calloc(medium_count, sizeof *medium);
+  for (size_t i = 0; i < small_count; i++) memset(small[i] = buddy_malloc(SMALL_BLOCK), 1, SMALL_BLOCK);
+  for (size_t i = 0; i < medium_count; i++) memset(medium[i] = buddy_malloc(MEDIUM_BLOCK), 2, MEDIUM_BLOCK);
+  size_t peak = rss_bytes() - before;
+  cr_assert_geq(peak, WORKING_SET * 9 / 10, "the working set was resident");
+  for (size_t i = 0; i < small_count; i++) buddy_free(small[i]);
+  for (size_t i = 0; i < medium_count; i++) buddy_free(medium[i]);
+  free(small);
+  free(medium);
+  return peak;
+}
+
+Test(heap, malloc_trim_returns_the_working_set) {
+  skip_rss_under_asan();
+  options.purge_delay_ms = 3600000; /* nothing but the trim gives memory back */
+  size_t start = rss_bytes();
+  size_t peak = build_and_free_working_set();
+  buddy_trim(0);
+  size_t left = rss_bytes() - start;
+  cr_assert_leq(left, peak / 10, "after trim %zu KiB of %zu KiB still resident", left >> 10, peak >> 10);
+}
+
+Test(heap, purge_delay_returns_the_working_set_without_trim) {
+  skip_rss_under_asan();
+  options.purge_delay_ms = 100;
+  size_t start = rss_bytes();
+  size_t peak = build_and_free_working_set();
+  struct timespec pause = {.tv_sec = 0, .tv_nsec = 300 * 1000000};
+  nanosleep(&pause, NULL);
+  buddy_free(buddy_malloc(MEDIUM_BLOCK)); /* a zone slow path: what is due is purged */
+  tcache_flush_current();                /* the cache holds a few KiB at most */
+  buddy_free(buddy_malloc(MEDIUM_BLOCK));
+  size_t left = rss_bytes() - start;
+  /* Empty slabs of each class stay in reserve, and one free region stays mapped. */
+  cr_assert_leq(left, peak / 10, "after the delay %zu KiB of %zu KiB still resident", left >> 10, peak >> 10);
+}
+
+Test(heap, out_of_address_space_fails_with_enomem_then_recovers) {
+  struct rlimit limit = {.rlim_cur = 0, .rlim_max = RLIM_INFINITY};
+  getrlimit(RLIMIT_AS, &limit);
+  FILE *f = fopen("/proc/self/statm", "r");
+  unsigned long vsize = 0;
+  cr_assert_eq(fscanf(f, "%lu", &vsize), 1);
+  fclose(f);
+  limit.rlim_cur = vsize * (size_t)sysconf(_SC_PAGESIZE) + 64 * MIB;
+  cr_assert_eq(setrlimit(RLIMIT_AS, &limit), 0);
+  enum { HELD_MAX = 4096 };
+  static void *held[HELD_MAX];
+  int n = 0;
+  errno = 0;
+  while (n < HELD_MAX && (held[n] = buddy_malloc(MEDIUM_BLOCK)) != NULL) n++;
+  cr_assert_lt(n, HELD_MAX, "the limit was reached");
+  cr_assert_eq(errno, ENOMEM);
+  errno = 0;
+  cr_assert_null(buddy_malloc(64 * MIB));
+  cr_assert_eq(errno, ENOMEM);
+  errno = 0;
+  cr_assert_null(buddy_calloc(1, 64 * MIB));
+  cr_assert_eq(errno, ENOMEM);
+  void *p = NULL;
+  cr_assert_eq(buddy_posix_memalign(&p, 8 * MIB, 64 * MIB), ENOMEM);
+  cr_assert_null(buddy_aligned_alloc(8 * MIB, 64 * MIB));
+  void *keep = held[0];
+  errno = 0;
+  cr_assert_null(buddy_realloc(keep, 64 * MIB));
+  cr_assert_eq(errno, ENOMEM);
+  cr_assert_eq(keep, held[0], "a failed realloc leaves the block");
+  for (int i = 0; i < n; i++) buddy_free(held[i]);
+  buddy_trim(0);
+  void *again = buddy_malloc(MEDIUM_BLOCK);
+  cr_assert_not_null(again, "the heap works again after frees");
+  memset(again, 3, MEDIUM_BLOCK);
+  buddy_free(again);
+}
+
+Test(heap, huge_blocks_are_reused_from_the_cache) {
+  options.purge_delay_ms = 3600000;
+  char *a = buddy_malloc(20 * MIB);
+  memset(a, 7, 20 * MIB);
+  buddy_free(a);
+  char *b = buddy_malloc(12 * MIB); /* the cached 20 MiB block, trimmed */
+  cr_assert_eq(b, a);
+  cr_assert_eq(buddy_malloc_usable_size(b), 12 * MIB);
+  char *c = buddy_calloc(1, 12 * MIB);
+  for (size_t i = 0; i < 12 * MIB; i += 4096) cr_assert_eq(c[i], 0, "calloc clears a reused block");
+  buddy_free(b);
+  buddy_free(c);
+}
+
+Test(heap, double_free_of_a_cached_huge_block_aborts, .signal = SIGABRT) {
+  options.purge_delay_ms = 3600000;
+  void *a = buddy_malloc(10 * MIB);
+  buddy_free(a);
+  buddy_free(a);
+}
+
+/* ---- BUDDY_OPTIONS -------------------------------------------------------- */
+
+static void run_options(const char *value) {
+  setenv("BUDDY_OPTIONS", value, 1);
+  options_init();
+}
+
+Test(options, values_are_parsed, .init = cr_redirect_stderr) {
+  run_options("purge_delay_ms=250,zones=2,tcache_max=16");
+  cr_assert_eq(options.purge_delay_ms, 250);
+  cr_assert_eq(options.zones, 2);
+  cr_assert_eq(options.tcache_max, 16);
+  fflush(stderr);
+  cr_assert_stderr_eq_str("");
+}
+
+Test(options, unknown_key_warns_once_and_keeps_defaults, .init = cr_redirect_stderr) {
+  run_options("purge_delay=5,zones=99,zones=x,stats=1");
+  cr_assert_eq(options.zones, 4, "bad values keep the default");
+  cr_assert_eq(options.stats, 1, "good keys after bad ones still apply");
+  options.stats = 0; /* no report at exit: stderr is Criterion's pipe */
+  fflush(stderr);
+  cr_assert_stderr_eq_str(
+      "buddymalloc: warning: BUDDY_OPTIONS: unknown option 'purge_delay', keeping the default\n"
+      "buddymalloc: warning: BUDDY_OPTIONS: bad value for 'zones=99', keeping the default\n"
+      "buddymalloc: warning: BUDDY_OPTIONS: bad value for 'zones=x', keeping the default\n");
+}
+
+Test(options, verbose_reports_options_and_their_source, .init = cr_redirect_stderr) {
+  run_options("verbose=1,purge_delay_ms=10");
+  fflush(stderr);
+  FILE *err = cr_get_redirected_stderr();
+  char text[4096] = {0};
+  size_t n = fread(text, 1, sizeof text - 1, err);
+  cr_assert_gt(n, 0);
+  cr_assert_not_null(strstr(text, "purge_delay_ms=10 (BUDDY_OPTIONS)"), "%s", text);
+  cr_assert_not_null(strstr(text, "zones=4 (default)"), "%s", text);
+}
