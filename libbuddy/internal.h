@@ -223,6 +223,14 @@ extern size_t huge_live_blocks, huge_live_bytes; /* atomic counters of huge.c */
 void stats_collect(buddy_stats_t *s);
 void stats_print(bool json); /* to stderr */
 void stats_init(void);         /* keeps a descriptor for the report at exit */
+/* The statistics as JSON, into buf; returns the length (truncated to size). */
+size_t stats_format_json(char *buf, size_t size);
+
+/* ---- heapmap.c ----------------------------------------------------------- */
+
+void heapmap_init(void);  /* reads BUDDY_HEAPMAP */
+void heapmap_write(void); /* at exit: the region dump, if asked for */
+void huge_write_map(int fd);
 
 /* ---- alloc.c ------------------------------------------------------------- */
 

@@ -44,6 +44,9 @@ void os_write_fd(int fd, const char *buf, size_t len);
 /* A private duplicate of stderr (close-on-exec), for a report at exit that
  * must survive programs closing fd 2 first (coreutils do); -1 on failure. */
 int os_dup_stderr(void);
+/* Creates (truncates) a file for writing, 0644; -1 on failure. */
+int os_create_file(const char *path);
+void os_close(int fd);
 
 /* Ends the process with SIGABRT, never returning, without allocating. */
 _Noreturn void os_abort(void);

@@ -99,6 +99,19 @@ void os_write_stderr(const char *buf, size_t len) {
   os_write_fd(STDERR_FILENO, buf, len);
 }
 
+int os_create_file(const char *path) {
+  int saved = errno;
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  errno = saved;
+  return fd;
+}
+
+void os_close(int fd) {
+  int saved = errno;
+  close(fd);
+  errno = saved;
+}
+
 int os_dup_stderr(void) {
   int saved = errno;
   int fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, OS_PRIVATE_FD_MIN);

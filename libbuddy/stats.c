@@ -109,6 +109,35 @@ static int stats_exit_fd = -1;
 
 void stats_init(void) {
   if (options.stats != 0) stats_exit_fd = os_dup_stderr();
+  heapmap_init();
+}
+
+size_t stats_format_json(char *buf, size_t size) {
+  static out_t o;
+  static pthread_mutex_t format_lock = PTHREAD_MUTEX_INITIALIZER;
+  buddy_stats_t s;
+  stats_collect(&s);
+  pthread_mutex_lock(&format_lock);
+  o.len = 0;
+  stats_json(&o, &s);
+  size_t n = o.len < size ? o.len : size;
+  memcpy(buf, o.text, n);
+  pthread_mutex_unlock(&format_lock);
+  return n;
+}
+
+char *buddy_stats_json(void) {
+  static char text[STATS_BUFFER_SIZE];
+  static pthread_mutex_t json_lock = PTHREAD_MUTEX_INITIALIZER;
+  pthread_mutex_lock(&json_lock);
+  size_t n = stats_format_json(text, sizeof text - 1);
+  char *copy = buddy_malloc(n + 1);
+  if (copy != NULL) {
+    memcpy(copy, text, n);
+    copy[n] = '\0';
+  }
+  pthread_mutex_unlock(&json_lock);
+  return copy;
 }
 
 static void stats_print_to(int fd, bool json) {
@@ -129,5 +158,6 @@ void stats_print(bool json) {
 }
 
 __attribute__((destructor)) static void stats_at_exit(void) {
+  heapmap_write();
   if (options.stats != 0) stats_print_to(stats_exit_fd >= 0 ? stats_exit_fd : 2, options.stats == 2);
 }

@@ -43,6 +43,11 @@ BUDDY_API size_t buddy_malloc_usable_size(void *ptr);
 /* Frees ptr; size is a hint from sized delete and is checked, never trusted. */
 BUDDY_API void buddy_free_sized(void *ptr, size_t size);
 
+/* The allocator's statistics as a JSON object (the same figures BUDDY_STATS=json
+ * prints at exit), in a block the caller frees with buddy_free/free. NULL when
+ * out of memory. */
+BUDDY_API char *buddy_stats_json(void);
+
 /* Returns every free page it can to the OS at once (flushes the calling
  * thread's cache first). Returns 1 if memory was released, else 0. */
 BUDDY_API int buddy_trim(size_t pad);

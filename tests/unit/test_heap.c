@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -176,4 +177,36 @@ Test(options, verbose_reports_options_and_their_source, .init = cr_redirect_stde
   cr_assert_gt(n, 0);
   cr_assert_not_null(strstr(text, "purge_delay_ms=10 (BUDDY_OPTIONS)"), "%s", text);
   cr_assert_not_null(strstr(text, "zones=4 (default)"), "%s", text);
+}
+
+/* ---- Statistics ----------------------------------------------------------- */
+
+static size_t json_number(const char *json, const char *key) {
+  char pattern[64];
+  snprintf(pattern, sizeof pattern, "\"%s\":", key);
+  const char *at = strstr(json, pattern);
+  cr_assert_not_null(at, "%s in %s", key, json);
+  return (size_t)strtoull(at + strlen(pattern), NULL, 10);
+}
+
+Test(stats, json_counts_what_is_live) {
+  char *before = buddy_stats_json();
+  cr_assert_not_null(before);
+  size_t runs_before = json_number(before, "runs"), huge_before = json_number(before, "huge_blocks");
+  buddy_free(before);
+  void *medium = buddy_malloc(MEDIUM_BLOCK);
+  void *huge = buddy_malloc(9 * MIB);
+  char *during = buddy_stats_json();
+  cr_assert_eq(json_number(during, "runs"), runs_before + 1);
+  cr_assert_eq(json_number(during, "huge_blocks"), huge_before + 1);
+  cr_assert_geq(json_number(during, "huge_bytes"), 9 * MIB);
+  cr_assert_eq(json_number(during, "pages_used") + json_number(during, "pages_free"),
+               json_number(during, "regions") * BUDDY_REGION_PAGES, "pages add up to the regions");
+  buddy_free(during);
+  buddy_free(medium);
+  buddy_free(huge);
+  char *after = buddy_stats_json();
+  cr_assert_eq(json_number(after, "runs"), runs_before);
+  cr_assert_eq(json_number(after, "huge_blocks"), huge_before);
+  buddy_free(after);
 }
