@@ -19,6 +19,7 @@ buddy_options_t options = {
     .purge_madv_free = 0,
     .background_purge = 0,
     .thp = 0,
+    .debug = 0,
 };
 
 typedef struct option_spec {
@@ -38,6 +39,7 @@ static const option_spec_t option_table[] = {
     {"purge_madv_free", &options.purge_madv_free, 0, 1, "purge with MADV_FREE instead of MADV_DONTNEED"},
     {"background_purge", &options.background_purge, 0, 1, "a thread purges while the program is idle"},
     {"thp", &options.thp, 0, 1, "ask for transparent huge pages on regions"},
+    {"debug", &options.debug, 0, 1, "fill freed small blocks and report writes to them on reuse (no caching)"},
 };
 
 #define OPTION_COUNT (sizeof option_table / sizeof option_table[0])

@@ -13,6 +13,8 @@
  */
 #include "internal.h"
 
+#include <string.h>
+
 void slab_init(page_desc_t *head, unsigned cls) {
   unsigned order = size_class_slab_order[cls];
   assert_internal(head->kind == PAGE_USED && head->order == order);
@@ -26,10 +28,26 @@ void slab_init(page_desc_t *head, unsigned cls) {
   head->slab_carved = 0;
 }
 
+/* debug=1: a freed object's bytes past its two link words hold DEBUG_FILL
+ * until it is handed out again; anything else there was written after free. */
+#define DEBUG_FILL 0xdf
+#define DEBUG_LINK_BYTES (2 * sizeof(void *))
+
+static void slab_debug_fill(void *obj, size_t bytes) {
+  memset((char *)obj + DEBUG_LINK_BYTES, DEBUG_FILL, bytes - DEBUG_LINK_BYTES);
+}
+
+static void slab_debug_check(void *obj, size_t bytes) {
+  const unsigned char *p = obj;
+  for (size_t i = DEBUG_LINK_BYTES; i < bytes; i++)
+    if (p[i] != DEBUG_FILL) error_fatal("use after free: a freed block was written to", p + i);
+}
+
 unsigned slab_take(page_desc_t *head, void **list, unsigned n) {
   unsigned cls = head->size_class, taken = 0;
   void **obj;
   while (taken < n && (obj = head->slab_free) != NULL) {
+    if (options.debug) slab_debug_check(obj, size_class_bytes[cls]);
     head->slab_free = obj[0];
     obj[0] = *list;
     *list = obj;
@@ -66,6 +84,7 @@ void slab_give(page_desc_t *head, void *obj) {
   if (o[1] == (void *)tcache_key && slab_holds_free(head, obj))
     error_fatal("double free of a small block", obj);
   if (head->slab_used == 0) error_fatal("double free of a small block (slab already empty)", obj);
+  if (options.debug) slab_debug_fill(obj, size_class_bytes[cls]);
   o[0] = head->slab_free;
   o[1] = (void *)tcache_key;
   head->slab_free = obj;

@@ -30,7 +30,10 @@ static pthread_mutex_t tcache_init_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* ---- Bin sizes ----------------------------------------------------------- */
 
+/* With debug=1 nothing is cached: every block goes through its slab, where
+ * the fill is written and checked (slab.c). */
 static uint32_t tcache_bin_max(unsigned cls) {
+  if (options.debug) return 0;
   size_t n = TCACHE_BIN_BYTES / size_class_bytes[cls];
   if (n < TCACHE_BIN_MIN) n = TCACHE_BIN_MIN;
   if (n > (size_t)options.tcache_max) n = (size_t)options.tcache_max;
@@ -135,8 +138,8 @@ static void *tcache_refill_and_pop(tcache_t *tc, unsigned cls) {
     if (!tcache_thread_init()) return tcache_alloc_uncached(tc->zone, cls);
     tc = tcache_current;
   }
-  if (tc->state == TCACHE_DEAD) return tcache_alloc_uncached(tc->zone, cls);
   tcache_bin_t *b = &tc->bins[cls];
+  if (tc->state == TCACHE_DEAD || b->max == 0) return tcache_alloc_uncached(tc->zone, cls);
   if (b->head == NULL) {
     b->count += zone_alloc_objects(tc->zone, cls, &b->head, (b->max + 1) / 2);
     if (b->head == NULL) return NULL;
@@ -153,7 +156,7 @@ void *tcache_alloc_slow(tcache_t *tc, unsigned cls) {
 void tcache_free_slow(tcache_t *tc, void *p, unsigned cls) {
   if (((void **)p)[1] == (void *)tcache_key) tcache_check_double_free(tc, p, cls);
   if (tc->state == TCACHE_EMPTY && tcache_thread_init()) tc = tcache_current;
-  if (tc->state != TCACHE_LIVE) {
+  if (tc->state != TCACHE_LIVE || tc->bins[cls].max == 0) {
     region_t *r = pagemap_lookup(p);
     zone_free_object(r, page_desc_of(r, p), p);
     return;

@@ -184,6 +184,7 @@ typedef struct buddy_options {
   long purge_madv_free;  /* MADV_FREE rather than MADV_DONTNEED */
   long background_purge; /* a thread purges while the program is idle */
   long thp;              /* transparent huge pages on regions */
+  long debug;            /* fill freed small blocks, check the fill on reuse */
 } buddy_options_t;
 
 /* ---- Thread caches ------------------------------------------------------- */

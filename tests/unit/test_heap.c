@@ -210,3 +210,29 @@ Test(stats, json_counts_what_is_live) {
   cr_assert_eq(json_number(after, "huge_blocks"), huge_before);
   buddy_free(after);
 }
+
+/* ---- debug=1: freed blocks are filled and checked on reuse ----------------- */
+
+Test(debug, write_after_free_is_reported, .signal = SIGABRT) {
+  options.debug = 1; /* before the first allocation: the thread caches stay off */
+  char *p = buddy_malloc(64);
+  buddy_free(p);
+  p[40] = 7; /* use after free */
+  buddy_malloc(64);
+}
+
+Test(debug, correct_programs_run_unchanged) {
+  options.debug = 1;
+  enum { N = 2000 };
+  static char *blocks[N];
+  for (int round = 0; round < 3; round++) {
+    for (int i = 0; i < N; i++) {
+      blocks[i] = buddy_malloc((size_t)(i % 700) + 1);
+      memset(blocks[i], i & 0xff, (size_t)(i % 700) + 1);
+    }
+    for (int i = 0; i < N; i++) {
+      cr_assert_eq((unsigned char)blocks[i][i % 700], (unsigned char)(i & 0xff));
+      buddy_free(blocks[i]);
+    }
+  }
+}
