@@ -134,21 +134,25 @@ void *buddy_reallocarray(void *ptr, size_t count, size_t size) {
 
 /* ---- Usable size --------------------------------------------------------- */
 
+/* 0 for a pointer that is not a live block (after reporting it). */
 size_t alloc_usable_size(const void *p) {
   void *chunk = pagemap_lookup(p);
-  if (chunk == NULL) error_fatal("malloc_usable_size of a pointer buddymalloc does not own", p);
+  if (chunk == NULL) {
+    error_misuse("malloc_usable_size of a pointer buddymalloc does not own", p);
+    return 0;
+  }
   if (pagemap_is_huge(chunk)) return huge_usable_size(pagemap_huge(chunk), p);
   region_t *r = chunk;
   page_desc_t *d = page_desc_of(r, p);
   unsigned cls = d->size_class;
   if (cls != 0) {
-    if (!size_class_is_object_start(cls, slab_offset_of(d, p)))
-      error_fatal("malloc_usable_size of a pointer inside a small block", p);
-    return size_class_bytes[cls];
+    if (size_class_is_object_start(cls, slab_offset_of(d, p))) return size_class_bytes[cls];
+    error_misuse("malloc_usable_size of a pointer inside a small block", p);
+    return 0;
   }
-  if (d->kind != PAGE_RUN || ((uintptr_t)p & (PAGE_SIZE - 1)) != 0)
-    error_fatal("malloc_usable_size of a pointer that is not a live block", p);
-  return PAGE_SIZE << d->order;
+  if (d->kind == PAGE_RUN && ((uintptr_t)p & (PAGE_SIZE - 1)) == 0) return PAGE_SIZE << d->order;
+  error_misuse("malloc_usable_size of a pointer that is not a live block", p);
+  return 0;
 }
 
 size_t buddy_malloc_usable_size(void *p) {

@@ -191,11 +191,14 @@ void buddy_heap_shrink(buddy_heap_t *h, page_desc_t *d, unsigned order) {
 /* ---- Validation of freed pointers ---------------------------------------- */
 
 page_desc_t *buddy_heap_check_block(region_t *r, const void *p) {
-  if (((uintptr_t)p & (PAGE_SIZE - 1)) != 0) error_fatal("free of a pointer that is not a block's start", p);
+  const char *wrong = NULL;
   page_desc_t *d = page_desc_of(r, p);
-  if (d->kind == PAGE_FREE) error_fatal("double free: block is already free", p);
-  if (d->kind == PAGE_INNER) error_fatal("free of a pointer inside a block (not its start)", p);
-  return d;
+  if (((uintptr_t)p & (PAGE_SIZE - 1)) != 0) wrong = "free of a pointer that is not a block's start";
+  else if (d->kind == PAGE_FREE) wrong = "double free: block is already free";
+  else if (d->kind == PAGE_INNER) wrong = "free of a pointer inside a block (not its start)";
+  if (wrong == NULL) return d;
+  error_misuse(wrong, p);
+  return NULL;
 }
 
 /* ---- The invariant checker (debug builds and unit tests) ----------------- */

@@ -46,15 +46,27 @@ static void message_add_decimal(message_t *m, unsigned long value) {
   message_add(m, digits + i);
 }
 
-_Noreturn void error_fatal(const char *what, const void *ptr) {
+static void error_report(const char *level, const char *what, const void *ptr, const char *tail) {
   message_t m = {.len = 0};
-  message_add(&m, "buddymalloc: error: ");
+  message_add(&m, "buddymalloc: ");
+  message_add(&m, level);
   message_add(&m, what);
   message_add(&m, " (address ");
   message_add_hex(&m, (uintptr_t)ptr);
-  message_add(&m, ")\n");
+  message_add(&m, ")");
+  message_add(&m, tail);
+  message_add(&m, "\n");
   os_write_stderr(m.text, m.len);
+}
+
+_Noreturn void error_fatal(const char *what, const void *ptr) {
+  error_report("error: ", what, ptr, "");
   os_abort();
+}
+
+void error_misuse(const char *what, const void *ptr) {
+  if (options.abort_on_error) error_fatal(what, ptr);
+  error_report("warning: ", what, ptr, "; left alone (abort_on_error=0)");
 }
 
 _Noreturn void error_assert_failed(const char *cond, const char *file, int line) {

@@ -11,11 +11,11 @@
 #include "buddymalloc.h"
 
 static cold_path void free_foreign(void *p) {
-  if (p != NULL) error_fatal("free of a pointer buddymalloc does not own", p);
+  if (p != NULL) error_misuse("free of a pointer buddymalloc does not own", p);
 }
 
 static cold_path void free_interior(void *p) {
-  error_fatal("free of a pointer inside a small block (not its start)", p);
+  error_misuse("free of a pointer inside a small block (not its start)", p);
 }
 
 /* Medium and huge blocks. */

@@ -204,25 +204,27 @@ void *huge_alloc(size_t size, size_t align, bool *zeroed) {
   return huge_map_new(length, align);
 }
 
-static void huge_check(huge_t *h, void *p, const char *what) {
-  if (p != h->base) error_fatal(what, p);
-  if (h->cached) error_fatal("double free: huge block is already free", p);
+/* False after reporting misuse: p is not this live huge block's start. */
+static bool huge_check(huge_t *h, const void *p, const char *what) {
+  if (p != h->base) error_misuse(what, p);
+  else if (h->cached) error_misuse("double free: huge block is already free", p);
+  else return true;
+  return false;
 }
 
 void huge_free(huge_t *h, void *p) {
-  huge_check(h, p, "free of a pointer inside a huge block (not its start)");
+  if (!huge_check(h, p, "free of a pointer inside a huge block (not its start)")) return;
   huge_count(h, false);
   if (!huge_cache_put(h)) huge_unmap(h);
   huge_cache_expire(false);
 }
 
 size_t huge_usable_size(huge_t *h, const void *p) {
-  huge_check(h, (void *)p, "malloc_usable_size of a pointer inside a huge block");
-  return h->size;
+  return huge_check(h, p, "malloc_usable_size of a pointer inside a huge block") ? h->size : 0;
 }
 
 void *huge_realloc(huge_t *h, void *p, size_t size) {
-  huge_check(h, p, "realloc of a pointer inside a huge block (not its start)");
+  if (!huge_check(h, p, "realloc of a pointer inside a huge block (not its start)")) return NULL;
   size_t length = huge_round(size);
   if (length == h->size) return p;
   pagemap_unregister(h->base, h->size);

@@ -37,6 +37,9 @@ _Noreturn void error_assert_failed(const char *cond, const char *file, int line)
 /* ---- error.c: misuse reports (write(2), then abort; never allocate) ------ */
 
 _Noreturn void error_fatal(const char *what, const void *ptr);
+/* Heap misuse by the program: reported, then abort() — or, with
+ * abort_on_error=0, a warning after which the caller leaks the block. */
+void error_misuse(const char *what, const void *ptr);
 
 /* ---- sizeclass.c --------------------------------------------------------- */
 
@@ -128,8 +131,8 @@ region_t *buddy_heap_free(buddy_heap_t *h, page_desc_t *d);
 bool buddy_heap_grow(buddy_heap_t *h, page_desc_t *d, unsigned order);
 /* Shrinks the block headed by `d` to `order`, freeing its upper halves. */
 void buddy_heap_shrink(buddy_heap_t *h, page_desc_t *d, unsigned order);
-/* Validates a pointer freed to the core: owned, a block's start, not free.
- * Reports misuse and aborts; returns the head descriptor. */
+/* Validates a pointer freed to the core: a block's start, not free. Returns
+ * the head descriptor, or NULL after reporting misuse (error_misuse). */
 page_desc_t *buddy_heap_check_block(region_t *r, const void *p);
 /* Walks every region and free list, checking all invariants; aborts with a
  * message on the first violation. Returns the number of free pages seen. */
@@ -146,8 +149,9 @@ extern uintptr_t tcache_key; /* stamped into the 2nd word of free objects */
 void slab_init(page_desc_t *head, unsigned cls);
 /* Pops up to n objects into a list (first word links); returns the count. */
 unsigned slab_take(page_desc_t *head, void **list, unsigned n);
-/* Returns one object; checks it is an object start not already free. */
-void slab_give(page_desc_t *head, void *obj);
+/* Returns one object; checks it is an object start not already free (false,
+ * after reporting misuse, if not: the object is left alone). */
+bool slab_give(page_desc_t *head, void *obj);
 static inline unsigned slab_free_objects(const page_desc_t *head) {
   return size_class_slab_count[head->size_class] - head->slab_used;
 }
@@ -202,7 +206,7 @@ extern __thread tcache_t *tcache_current __attribute__((tls_model("initial-exec"
 void *tcache_alloc_slow(tcache_t *tc, unsigned cls); /* ENOMEM on failure */
 void tcache_free_slow(tcache_t *tc, void *p, unsigned cls);
 void tcache_flush_current(void);
-void tcache_check_double_free(tcache_t *tc, void *p, unsigned cls);
+bool tcache_check_double_free(tcache_t *tc, void *p, unsigned cls); /* true: reported */
 size_t tcache_max_bytes(void);
 
 /* ---- options.c, purge.c ------------------------------------------------- */

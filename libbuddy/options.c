@@ -20,6 +20,7 @@ buddy_options_t options = {
     .background_purge = 0,
     .thp = 0,
     .debug = 0,
+    .abort_on_error = 1,
 };
 
 typedef struct option_spec {
@@ -39,6 +40,8 @@ static const option_spec_t option_table[] = {
     {"purge_madv_free", &options.purge_madv_free, 0, 1, "purge with MADV_FREE instead of MADV_DONTNEED"},
     {"background_purge", &options.background_purge, 0, 1, "a thread purges while the program is idle"},
     {"thp", &options.thp, 0, 1, "ask for transparent huge pages on regions"},
+    {"abort_on_error", &options.abort_on_error, 0, 1,
+     "abort on heap misuse (0: warn and leave the block alone, for programs mixing allocators)"},
     {"debug", &options.debug, 0, 1, "fill freed small blocks and report writes to them on reuse (no caching)"},
 };
 

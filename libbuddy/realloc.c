@@ -12,6 +12,12 @@
 #include <errno.h>
 #include <string.h>
 
+/* A pointer that is not a live block (abort_on_error=0): fail, touch nothing. */
+static void *realloc_refuse(void) {
+  errno = EINVAL;
+  return NULL;
+}
+
 static void *realloc_move(void *p, size_t old_usable, size_t size) {
   void *q = buddy_malloc(size);
   if (q == NULL) return NULL;
@@ -31,7 +37,9 @@ static void *realloc_run(region_t *r, void *p, size_t usable, size_t size) {
 }
 
 static void *realloc_huge(huge_t *h, void *p, size_t size) {
-  if (size <= MEDIUM_SIZE_MAX) return realloc_move(p, h->size, size);
+  size_t usable = huge_usable_size(h, p);
+  if (usable == 0) return realloc_refuse(); /* misuse, reported */
+  if (size <= MEDIUM_SIZE_MAX) return realloc_move(p, usable, size);
   void *q = huge_realloc(h, p, size);
   if (q == NULL) errno = ENOMEM;
   return q;
@@ -40,7 +48,10 @@ static void *realloc_huge(huge_t *h, void *p, size_t size) {
 void *buddy_realloc(void *p, size_t size) {
   if (p == NULL) return buddy_malloc(size);
   void *chunk = pagemap_lookup(p);
-  if (chunk == NULL) error_fatal("realloc of a pointer buddymalloc does not own", p);
+  if (chunk == NULL) {
+    error_misuse("realloc of a pointer buddymalloc does not own", p);
+    return realloc_refuse();
+  }
   if (size == 0) { /* glibc: frees and returns NULL */
     buddy_free(p);
     return NULL;
@@ -52,6 +63,7 @@ void *buddy_realloc(void *p, size_t size) {
   }
   if (pagemap_is_huge(chunk)) return realloc_huge(pagemap_huge(chunk), p, size);
   size_t usable = alloc_usable_size(p);
+  if (usable == 0) return realloc_refuse(); /* misuse, reported */
   if (page_desc_of(chunk, p)->size_class == 0) return realloc_run(chunk, p, usable, size);
   if (size <= usable && size >= usable / 2) return p;
   return realloc_move(p, usable, size);

@@ -73,20 +73,30 @@ static bool slab_holds_free(const page_desc_t *head, const void *obj) {
   return false;
 }
 
-void slab_give(page_desc_t *head, void *obj) {
+/* What is wrong with giving obj back to its slab, or NULL. */
+static const char *slab_check_give(const page_desc_t *head, void *obj) {
   unsigned cls = head->size_class;
   size_t offset = (size_t)((char *)obj - page_address_of(head));
-  if (!size_class_is_object_start(cls, offset))
-    error_fatal("free of a pointer inside a small block (not its start)", obj);
-  if (offset / size_class_bytes[cls] >= head->slab_carved)
-    error_fatal("free of a small block that was never allocated", obj);
   void **o = obj;
-  if (o[1] == (void *)tcache_key && slab_holds_free(head, obj))
-    error_fatal("double free of a small block", obj);
-  if (head->slab_used == 0) error_fatal("double free of a small block (slab already empty)", obj);
+  if (!size_class_is_object_start(cls, offset)) return "free of a pointer inside a small block (not its start)";
+  if (offset / size_class_bytes[cls] >= head->slab_carved) return "free of a small block that was never allocated";
+  if (o[1] == (void *)tcache_key && slab_holds_free(head, obj)) return "double free of a small block";
+  if (head->slab_used == 0) return "double free of a small block (slab already empty)";
+  return NULL;
+}
+
+bool slab_give(page_desc_t *head, void *obj) {
+  unsigned cls = head->size_class;
+  const char *wrong = slab_check_give(head, obj);
+  if (wrong != NULL) {
+    error_misuse(wrong, obj);
+    return false;
+  }
+  void **o = obj;
   if (options.debug) slab_debug_fill(obj, size_class_bytes[cls]);
   o[0] = head->slab_free;
   o[1] = (void *)tcache_key;
   head->slab_free = obj;
   head->slab_used--;
+  return true;
 }

@@ -154,7 +154,7 @@ void *tcache_alloc_slow(tcache_t *tc, unsigned cls) {
 }
 
 void tcache_free_slow(tcache_t *tc, void *p, unsigned cls) {
-  if (((void **)p)[1] == (void *)tcache_key) tcache_check_double_free(tc, p, cls);
+  if (((void **)p)[1] == (void *)tcache_key && tcache_check_double_free(tc, p, cls)) return;
   if (tc->state == TCACHE_EMPTY && tcache_thread_init()) tc = tcache_current;
   if (tc->state != TCACHE_LIVE || tc->bins[cls].max == 0) {
     region_t *r = pagemap_lookup(p);
@@ -171,7 +171,11 @@ void tcache_free_slow(tcache_t *tc, void *p, unsigned cls) {
 }
 
 /* The object's second word holds the key: confirm by a scan of its bin. */
-void tcache_check_double_free(tcache_t *tc, void *p, unsigned cls) {
-  for (void **q = tc->bins[cls].head; q != NULL; q = q[0])
-    if (q == p) error_fatal("double free of a small block", p);
+bool tcache_check_double_free(tcache_t *tc, void *p, unsigned cls) {
+  for (void **q = tc->bins[cls].head; q != NULL; q = q[0]) {
+    if (q != p) continue;
+    error_misuse("double free of a small block", p);
+    return true;
+  }
+  return false;
 }

@@ -185,6 +185,7 @@ typedef struct buddy_options {
   long background_purge; /* a thread purges while the program is idle */
   long thp;              /* transparent huge pages on regions */
   long debug;            /* fill freed small blocks, check the fill on reuse */
+  long abort_on_error;   /* misuse aborts (1) or warns and leaks the block (0) */
 } buddy_options_t;
 
 /* ---- Thread caches ------------------------------------------------------- */

@@ -166,7 +166,7 @@ unsigned zone_alloc_objects(zone_t *z, unsigned cls, void **list, unsigned n) {
 static void zone_give_locked(zone_t *z, page_desc_t *head, void *p) {
   slab_list_t *s = &z->slabs[head->size_class];
   bool was_full = slab_free_objects(head) == 0;
-  slab_give(head, p);
+  if (!slab_give(head, p)) return;
   if (was_full) slab_list_push(&s->partial, head);
   if (head->slab_used > 0) return;
   slab_list_remove(head);
@@ -211,24 +211,28 @@ void *zone_alloc_run(zone_t *z, unsigned order, bool *zeroed) {
   return d != NULL ? page_address_of(d) : NULL;
 }
 
-/* The run headed at p, checked under the zone lock. */
+/* The run headed at p, checked under the zone lock; NULL after reporting
+ * misuse. */
 static page_desc_t *zone_run_locked(region_t *r, void *p) {
   page_desc_t *d = buddy_heap_check_block(r, p);
-  if (d->kind != PAGE_RUN) error_fatal("free of a pointer inside a block (not its start)", p);
-  return d;
+  if (d == NULL || d->kind == PAGE_RUN) return d;
+  error_misuse("free of a pointer inside a block (not its start)", p);
+  return NULL;
 }
 
 void zone_free_run(region_t *r, void *p) {
   zone_t *z = r->zone;
   zone_lock(z);
-  zone_free_block_locked(z, zone_run_locked(r, p));
+  page_desc_t *d = zone_run_locked(r, p);
+  if (d != NULL) zone_free_block_locked(z, d);
   zone_unlock(z);
 }
 
 bool zone_grow_run(region_t *r, void *p, unsigned order) {
   zone_t *z = r->zone;
   zone_lock(z);
-  bool grown = buddy_heap_grow(&z->heap, zone_run_locked(r, p), order);
+  page_desc_t *d = zone_run_locked(r, p);
+  bool grown = d != NULL && buddy_heap_grow(&z->heap, d, order);
   zone_unlock(z);
   return grown;
 }
@@ -236,7 +240,8 @@ bool zone_grow_run(region_t *r, void *p, unsigned order) {
 void zone_shrink_run(region_t *r, void *p, unsigned order) {
   zone_t *z = r->zone;
   zone_lock(z);
-  buddy_heap_shrink(&z->heap, zone_run_locked(r, p), order);
+  page_desc_t *d = zone_run_locked(r, p);
+  if (d != NULL) buddy_heap_shrink(&z->heap, d, order);
   zone_unlock(z);
 }
 

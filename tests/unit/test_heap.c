@@ -236,3 +236,53 @@ Test(debug, correct_programs_run_unchanged) {
     }
   }
 }
+
+static void verify_zones_for_test(void) {
+  for (unsigned z = 0; z < ZONES_MAX; z++) {
+    zone_lock(&zones[z]);
+    buddy_heap_verify(&zones[z].heap);
+    zone_unlock(&zones[z]);
+  }
+}
+
+/* ---- abort_on_error=0: misuse warns and leaves the block alone ------------- */
+
+Test(misuse, warn_and_leak_keeps_the_heap_working, .init = cr_redirect_stderr) {
+  options.abort_on_error = 0;
+  options.purge_delay_ms = 3600000;
+  static char not_ours[64];
+  char *small = buddy_malloc(64), *other = buddy_malloc(64);
+  char *medium = buddy_malloc(MEDIUM_BLOCK), *huge = buddy_malloc(9 * MIB);
+  buddy_free(not_ours);
+  buddy_free(small + 16);
+  buddy_free(small);
+  buddy_free(small);             /* still in this thread's cache */
+  buddy_free(medium + PAGE_SIZE);
+  buddy_free(medium);
+  buddy_free(medium);
+  buddy_free(huge);
+  buddy_free(huge);              /* waiting in the huge cache */
+  errno = 0;
+  cr_assert_null(buddy_realloc(not_ours, 10));
+  cr_assert_eq(errno, EINVAL);
+  cr_assert_eq(buddy_malloc_usable_size(not_ours), 0);
+  /* Nothing was handed out twice and every structure is intact. */
+  char *again = buddy_malloc(64);
+  cr_assert_neq(again, buddy_malloc(64));
+  memset(other, 1, 64);
+  buddy_free(other);
+  buddy_trim(0);
+  verify_zones_for_test();
+  fflush(stderr);
+  FILE *err = cr_get_redirected_stderr();
+  static char text[8192];
+  size_t n = fread(text, 1, sizeof text - 1, err);
+  text[n] = '\0';
+  const char *expected[] = {"free of a pointer buddymalloc does not own", "inside a small block",
+                            "double free of a small block", "inside a block (not its start)",
+                            "double free: block is already free", "double free: huge block is already free",
+                            "realloc of a pointer buddymalloc does not own"};
+  for (size_t i = 0; i < sizeof expected / sizeof expected[0]; i++)
+    cr_assert_not_null(strstr(text, expected[i]), "warning '%s' missing from:\n%s", expected[i], text);
+  cr_assert_null(strstr(text, "error:"), "nothing was fatal:\n%s", text);
+}
