@@ -184,6 +184,8 @@ bool zone_grow_run(region_t *r, void *p, unsigned order);
 void zone_shrink_run(region_t *r, void *p, unsigned order);
 /* Returns every wholly free region beyond none kept, empty slabs; 1 if any. */
 int zone_trim_all(void);
+/* Runs the invariant walker over every zone; returns the regions mapped. */
+size_t zone_verify_all(void);
 void zone_fork_prepare(void);
 void zone_fork_parent(void);
 void zone_fork_child(void);

@@ -274,6 +274,19 @@ int zone_trim_all(void) {
   return released;
 }
 
+/* ---- Checking ------------------------------------------------------------ */
+
+size_t zone_verify_all(void) {
+  size_t regions = 0;
+  for (unsigned i = 0; i < ZONES_MAX; i++) {
+    zone_lock(&zones[i]);
+    buddy_heap_verify(&zones[i].heap);
+    regions += zones[i].heap.regions;
+    zone_unlock(&zones[i]);
+  }
+  return regions;
+}
+
 /* ---- fork() -------------------------------------------------------------- */
 
 void zone_fork_prepare(void) {

@@ -73,14 +73,6 @@ static void check_no_overlap(void) {
   }
 }
 
-static void verify_zones(void) {
-  for (unsigned z = 0; z < ZONES_MAX; z++) {
-    zone_lock(&zones[z]);
-    buddy_heap_verify(&zones[z].heap);
-    zone_unlock(&zones[z]);
-  }
-}
-
 static void release(slot_t *s) {
   if (s->p == NULL) return;
   check(s, s->size);
@@ -141,9 +133,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len) {
   for (size_t i = 0; i + 4 <= len; i += 4) {
     apply(data + i);
     check_no_overlap();
-    if ((i / 4) % FUZZ_VERIFY_EVERY == 0) verify_zones();
+    if ((i / 4) % FUZZ_VERIFY_EVERY == 0) zone_verify_all();
   }
   for (int i = 0; i < FUZZ_SLOTS; i++) release(&slots[i]);
-  verify_zones();
+  zone_verify_all();
   return 0;
 }

@@ -237,14 +237,6 @@ Test(debug, correct_programs_run_unchanged) {
   }
 }
 
-static void verify_zones_for_test(void) {
-  for (unsigned z = 0; z < ZONES_MAX; z++) {
-    zone_lock(&zones[z]);
-    buddy_heap_verify(&zones[z].heap);
-    zone_unlock(&zones[z]);
-  }
-}
-
 /* ---- abort_on_error=0: misuse warns and leaves the block alone ------------- */
 
 Test(misuse, warn_and_leak_keeps_the_heap_working, .init = cr_redirect_stderr) {
@@ -272,7 +264,7 @@ Test(misuse, warn_and_leak_keeps_the_heap_working, .init = cr_redirect_stderr) {
   memset(other, 1, 64);
   buddy_free(other);
   buddy_trim(0);
-  verify_zones_for_test();
+  zone_verify_all();
   fflush(stderr);
   FILE *err = cr_get_redirected_stderr();
   static char text[8192];
