@@ -44,6 +44,7 @@ void error_misuse(const char *what, const void *ptr);
 /* ---- sizeclass.c --------------------------------------------------------- */
 
 extern const uint32_t size_class_bytes[SIZE_CLASS_COUNT];
+extern const uint32_t size_class_slab_bytes_used[SIZE_CLASS_COUNT];
 extern const uint8_t size_class_slab_order[SIZE_CLASS_COUNT];
 extern const uint16_t size_class_slab_count[SIZE_CLASS_COUNT];
 extern const uint64_t size_class_divisible[SIZE_CLASS_COUNT];
@@ -56,11 +57,12 @@ static inline unsigned size_class_of(size_t size) {
   return 8u + (lg - 7u) * 4u + (unsigned)(((size - 1) >> (lg - 2)) & 3u) + 1u;
 }
 
-/* True when `offset` (< 2^32) from the slab's start is a whole number of
- * objects of class `cls`: one multiply and a compare. */
+/* True when `offset` from the slab's start is the start of one of its
+ * objects: a whole number of objects (one multiply and a compare) before the
+ * slab's unused tail. */
 static inline bool size_class_is_object_start(unsigned cls, size_t offset) {
   uint64_t c = size_class_divisible[cls];
-  return (uint64_t)offset * c <= c - 1;
+  return (uint64_t)offset * c <= c - 1 && offset < size_class_slab_bytes_used[cls];
 }
 
 /* ---- pagemap.c: address -> region_t / huge_t in O(1) --------------------- */
@@ -152,6 +154,8 @@ unsigned slab_take(page_desc_t *head, void **list, unsigned n);
 /* Returns one object; checks it is an object start not already free (false,
  * after reporting misuse, if not: the object is left alone). */
 bool slab_give(page_desc_t *head, void *obj);
+/* Whether obj is on the slab's free list (a scan: for double-free checks). */
+bool slab_holds_free(const page_desc_t *head, const void *obj);
 static inline unsigned slab_free_objects(const page_desc_t *head) {
   return size_class_slab_count[head->size_class] - head->slab_used;
 }
@@ -176,6 +180,8 @@ unsigned zone_alloc_objects(zone_t *z, unsigned cls, void **list, unsigned n);
 /* Returns a list of objects of any classes and zones, `count` long. */
 void zone_free_objects(void *list, unsigned count);
 void zone_free_object(region_t *r, page_desc_t *d, void *p);
+/* Whether p is on its slab's free list (takes the zone lock). */
+bool zone_holds_free_object(region_t *r, void *p);
 size_t zone_release_free_regions_locked(zone_t *z, size_t keep);
 /* Medium blocks: page runs of order 0..BUDDY_MAX_ORDER. */
 void *zone_alloc_run(zone_t *z, unsigned order, bool *zeroed);
@@ -209,6 +215,7 @@ void *tcache_alloc_slow(tcache_t *tc, unsigned cls); /* ENOMEM on failure */
 void tcache_free_slow(tcache_t *tc, void *p, unsigned cls);
 void tcache_flush_current(void);
 bool tcache_check_double_free(tcache_t *tc, void *p, unsigned cls); /* true: reported */
+void tcache_global_init(void); /* idempotent; cheap once done */
 size_t tcache_max_bytes(void);
 
 /* ---- options.c, purge.c ------------------------------------------------- */
@@ -217,7 +224,7 @@ extern buddy_options_t options;
 void options_init(void);
 
 size_t purge_zone_locked(zone_t *z);
-void purge_note_freed_locked(zone_t *z, page_desc_t *d);
+void purge_note_freed_locked(zone_t *z, size_t pages);
 void purge_if_due_locked(zone_t *z);
 void purge_start_thread(void);
 bool purge_thread_wanted(void);

@@ -20,8 +20,10 @@ void os_unmap(void *addr, size_t size);
 
 /* Gives the pages back, the address range staying mapped: with
  * lazy == false (MADV_DONTNEED) contents become zero at once; with lazy
- * (MADV_FREE) the kernel takes them when it needs memory, contents undefined. */
-void os_purge(void *addr, size_t size, bool lazy);
+ * (MADV_FREE) the kernel takes them when it needs memory, contents undefined.
+ * Returns true only when the pages now certainly read as zero (MADV_DONTNEED
+ * succeeded: it fails on locked pages, which keep their data). */
+bool os_purge(void *addr, size_t size, bool lazy);
 
 /* Asks for, or forbids, transparent huge pages on a range. */
 void os_huge_pages(void *addr, size_t size, bool wanted);

@@ -52,10 +52,12 @@ void os_unmap(void *addr, size_t size) {
   errno = saved;
 }
 
-void os_purge(void *addr, size_t size, bool lazy) {
+bool os_purge(void *addr, size_t size, bool lazy) {
   int saved = errno;
-  if (!lazy || madvise(addr, size, MADV_FREE) != 0) madvise(addr, size, MADV_DONTNEED);
+  bool zeroed = false;
+  if (!lazy || madvise(addr, size, MADV_FREE) != 0) zeroed = madvise(addr, size, MADV_DONTNEED) == 0;
   errno = saved;
+  return zeroed;
 }
 
 void os_huge_pages(void *addr, size_t size, bool wanted) {

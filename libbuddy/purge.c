@@ -29,13 +29,12 @@ static uint64_t purge_now_ns(void) {
  * of the zone not known to be zero; returns pages given back. */
 size_t purge_zone_locked(zone_t *z) {
   size_t purged = zone_release_free_regions_locked(z, REGION_RESERVE) * BUDDY_REGION_PAGES;
-  bool zeroes = !options.purge_madv_free; /* MADV_FREE keeps data until reclaimed */
   for (unsigned k = 0; k < BUDDY_ORDERS; k++) {
     page_desc_t *sentinel = &z->heap.free_list[k];
     for (page_desc_t *d = sentinel->next; d != sentinel; d = d->next) {
       if (d->flags & PAGE_ZEROED) continue;
-      os_purge(page_address_of(d), PAGE_SIZE << k, !zeroes);
-      if (zeroes) d->flags |= PAGE_ZEROED;
+      /* Only a purge that surely zeroed the pages lets calloc skip them. */
+      if (os_purge(page_address_of(d), PAGE_SIZE << k, options.purge_madv_free)) d->flags |= PAGE_ZEROED;
       purged += (size_t)1 << k;
     }
   }
@@ -44,10 +43,10 @@ size_t purge_zone_locked(zone_t *z) {
   return purged;
 }
 
-/* Called before d goes back to the heap: the purge happens on unlock. */
-void purge_note_freed_locked(zone_t *z, page_desc_t *d) {
+/* Called as pages go back to the heap: the purge happens on unlock. */
+void purge_note_freed_locked(zone_t *z, size_t pages) {
   if (z->dirty_pages == 0) z->purge_deadline_ns = purge_now_ns() + (uint64_t)options.purge_delay_ms * 1000000u;
-  z->dirty_pages += (size_t)1 << d->order;
+  z->dirty_pages += pages;
 }
 
 void purge_if_due_locked(zone_t *z) {

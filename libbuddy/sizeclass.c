@@ -23,6 +23,15 @@ const uint8_t size_class_slab_order[SIZE_CLASS_COUNT] = {
     2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 4, 3, 4, 4, 5, 4, 5, 5, 6, 5,
 };
 
+/* Bytes of a slab that objects occupy (count * bytes): an offset at or past
+ * it is in the slab's unused tail, never an object. */
+const uint32_t size_class_slab_bytes_used[SIZE_CLASS_COUNT] = {
+    0,     4096,   4096,   4080,   4096,   4080,   4032,   4032,   4096,   4000,  4032,
+    4032,  4096,   3840,   3840,   4032,   4096,   7680,   7680,   8064,   8192,  15360,
+    15360, 16128,  16384,  30720,  30720,  32256,  32768,  30720,  30720,  64512, 32768,
+    61440, 61440,  129024, 65536,  122880, 122880, 258048, 131072,
+};
+
 /* Objects per slab: (PAGE_SIZE << order) / bytes, kept as a table because the
  * refill path reads it on every slab. */
 const uint16_t size_class_slab_count[SIZE_CLASS_COUNT] = {

@@ -67,7 +67,7 @@ unsigned slab_take(page_desc_t *head, void **list, unsigned n) {
 }
 
 /* A second word equal to the key is only a suspicion: user data may match. */
-static bool slab_holds_free(const page_desc_t *head, const void *obj) {
+bool slab_holds_free(const page_desc_t *head, const void *obj) {
   for (void *const *p = head->slab_free; p != NULL; p = p[0])
     if (p == obj) return true;
   return false;

@@ -9,8 +9,9 @@
  * the thread on tcache_dead, whose slow paths go straight to the zones, so a
  * later destructor that allocates still works and nothing is cached or leaked.
  *
- * Global start-up (tcache_global_init) is lazy and takes no lock that an
- * allocation could need: pthread_atfork, which may call malloc, runs after
+ * Global start-up (tcache_global_init) runs at load time or at the first
+ * allocation, whichever comes first, and takes no lock that an allocation
+ * could need: pthread_atfork, which may call malloc, runs after
  * the state is published.
  */
 #include "internal.h"
@@ -83,7 +84,7 @@ static void tcache_fork_prepare(void) {
   zone_fork_prepare();
 }
 
-static void tcache_global_init(void) {
+void tcache_global_init(void) {
   if (__atomic_load_n(&tcache_ready, __ATOMIC_ACQUIRE)) return;
   bool first = false;
   pthread_mutex_lock(&tcache_init_lock);
@@ -98,6 +99,13 @@ static void tcache_global_init(void) {
   }
   pthread_mutex_unlock(&tcache_init_lock);
   if (first) pthread_atfork(tcache_fork_prepare, zone_fork_parent, zone_fork_child);
+}
+
+/* At load time, so that buddymalloc's fork handlers come before any the
+ * program registers (child handlers run in registration order, and one that
+ * allocates must find the zone locks released). */
+__attribute__((constructor(101))) static void tcache_at_load(void) {
+  tcache_global_init();
 }
 
 /* Makes the calling thread's own cache; false if out of memory. */
@@ -170,12 +178,13 @@ void tcache_free_slow(tcache_t *tc, void *p, unsigned cls) {
   b->count++;
 }
 
-/* The object's second word holds the key: confirm by a scan of its bin. */
+/* The object's second word holds the key: confirm by a scan of this thread's
+ * bin, then of its slab's free list (where flushes and exited threads put
+ * blocks). A block waiting in another live thread's bin cannot be seen. */
 bool tcache_check_double_free(tcache_t *tc, void *p, unsigned cls) {
-  for (void **q = tc->bins[cls].head; q != NULL; q = q[0]) {
-    if (q != p) continue;
-    error_misuse("double free of a small block", p);
-    return true;
-  }
-  return false;
+  bool found = false;
+  for (void **q = tc->bins[cls].head; q != NULL && !found; q = q[0]) found = q == p;
+  if (!found) found = zone_holds_free_object(pagemap_lookup(p), p);
+  if (found) error_misuse("double free of a small block", p);
+  return found;
 }

@@ -89,7 +89,7 @@ static page_desc_t *zone_alloc_block_locked(zone_t *z, unsigned order, bool *zer
  * until the purge that follows (purge.c): unmapping at once would make a
  * program that frees and reallocates a large block fault every page in anew. */
 static void zone_free_block_locked(zone_t *z, page_desc_t *d) {
-  purge_note_freed_locked(z, d);
+  purge_note_freed_locked(z, (size_t)1 << d->order);
   buddy_heap_free(&z->heap, d);
 }
 
@@ -155,7 +155,9 @@ unsigned zone_alloc_objects(zone_t *z, unsigned cls, void **list, unsigned n) {
   while (got < n) {
     page_desc_t *head = zone_slab_with_room_locked(z, cls);
     if (head == NULL) break;
-    got += slab_take(head, list, n - got);
+    unsigned taken = slab_take(head, list, n - got);
+    if (taken == 0) error_fatal("heap corrupted: a slab with room gave no object", page_address_of(head));
+    got += taken;
     if (slab_free_objects(head) == 0) slab_list_remove(head); /* full: on no list */
   }
   zone_unlock(z);
@@ -176,6 +178,15 @@ static void zone_give_locked(zone_t *z, page_desc_t *head, void *p) {
   } else {
     zone_release_slab_locked(z, head);
   }
+}
+
+bool zone_holds_free_object(region_t *r, void *p) {
+  zone_t *z = r->zone;
+  zone_lock(z);
+  page_desc_t *d = page_desc_of(r, p);
+  bool held = d->kind == PAGE_SLAB && slab_holds_free(slab_head_of(r, d), p);
+  zone_unlock(z);
+  return held;
 }
 
 void zone_free_object(region_t *r, page_desc_t *d, void *p) {
@@ -241,7 +252,10 @@ void zone_shrink_run(region_t *r, void *p, unsigned order) {
   zone_t *z = r->zone;
   zone_lock(z);
   page_desc_t *d = zone_run_locked(r, p);
-  if (d != NULL) buddy_heap_shrink(&z->heap, d, order);
+  if (d != NULL) {
+    purge_note_freed_locked(z, ((size_t)1 << d->order) - ((size_t)1 << order));
+    buddy_heap_shrink(&z->heap, d, order);
+  }
   zone_unlock(z);
 }
 

@@ -10,7 +10,10 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,10 +25,12 @@
 #define SMALL_BLOCK 200
 #define MEDIUM_BLOCK (96 * 1024)
 
-/* Under AddressSanitizer the RSS is the sanitizer's (shadow, quarantine). */
-static void skip_rss_under_asan(void) {
+/* Under AddressSanitizer the RSS is the sanitizer's (shadow, quarantine), and
+ * its terabytes of shadow mapping cannot be mlocked: such tests run in the
+ * plain build only. */
+static void skip_under_asan(void) {
 #ifdef __SANITIZE_ADDRESS__
-  cr_skip_test("RSS figures are AddressSanitizer's own under ASan; checked in the plain build");
+  cr_skip_test("RSS and mlock are AddressSanitizer's own under ASan; checked in the plain build");
 #endif
 }
 
@@ -57,7 +62,7 @@ static size_t build_and_free_working_set(void) {
 }
 
 Test(heap, malloc_trim_returns_the_working_set) {
-  skip_rss_under_asan();
+  skip_under_asan();
   options.purge_delay_ms = 3600000; /* nothing but the trim gives memory back */
   size_t start = rss_bytes();
   size_t peak = build_and_free_working_set();
@@ -67,7 +72,7 @@ Test(heap, malloc_trim_returns_the_working_set) {
 }
 
 Test(heap, purge_delay_returns_the_working_set_without_trim) {
-  skip_rss_under_asan();
+  skip_under_asan();
   options.purge_delay_ms = 100;
   size_t start = rss_bytes();
   size_t peak = build_and_free_working_set();
@@ -277,4 +282,72 @@ Test(misuse, warn_and_leak_keeps_the_heap_working, .init = cr_redirect_stderr) {
   for (size_t i = 0; i < sizeof expected / sizeof expected[0]; i++)
     cr_assert_not_null(strstr(text, expected[i]), "warning '%s' missing from:\n%s", expected[i], text);
   cr_assert_null(strstr(text, "error:"), "nothing was fatal:\n%s", text);
+}
+
+/* ---- Regressions found in review -------------------------------------------- */
+
+Test(review, double_free_after_the_bin_flushed_aborts, .signal = SIGABRT) {
+  options.tcache_max = 1; /* before the first allocation: bins hold one block */
+  void *p = buddy_malloc(48);
+  buddy_free(p);
+  for (int i = 0; i < 8; i++) buddy_free(buddy_malloc(48)); /* p goes back to its slab */
+  buddy_free(p);
+}
+
+static void *free_and_exit(void *p) {
+  buddy_free(p);
+  return NULL;
+}
+
+Test(review, double_free_after_the_freeing_thread_exited_aborts, .signal = SIGABRT) {
+  void *p = buddy_malloc(48);
+  pthread_t t;
+  pthread_create(&t, NULL, free_and_exit, p);
+  pthread_join(t, NULL); /* its cache went back to the slabs at exit */
+  buddy_free(p);
+}
+
+Test(review, free_in_a_slab_tail_aborts, .signal = SIGABRT) {
+  char *p = buddy_malloc(48); /* class 48: 85 objects, 16 bytes of tail */
+  char *slab = (char *)((uintptr_t)p & ~(uintptr_t)(PAGE_SIZE - 1));
+  buddy_free(slab + 85 * 48);
+}
+
+Test(review, calloc_is_zero_when_a_purge_cannot_zero_locked_pages) {
+  skip_under_asan();
+  options.purge_delay_ms = 0;
+  cr_assert_eq(mlockall(MCL_CURRENT | MCL_FUTURE), 0, "mlockall (the test runs as root in CI)");
+  unsigned char *a = buddy_malloc(MEDIUM_BLOCK);
+  memset(a, 0xab, MEDIUM_BLOCK);
+  buddy_free(a); /* purged at once: madvise fails on locked pages */
+  unsigned char *b = buddy_calloc(1, MEDIUM_BLOCK);
+  for (size_t i = 0; i < MEDIUM_BLOCK; i++) cr_assert_eq(b[i], 0, "byte %zu", i);
+  buddy_free(b);
+  munlockall();
+}
+
+Test(review, shrinking_in_place_gives_the_pages_back) {
+  skip_under_asan();
+  options.purge_delay_ms = 0;
+  size_t start = rss_bytes();
+  char *p = buddy_malloc(4 * MIB);
+  memset(p, 1, 4 * MIB);
+  cr_assert_geq(rss_bytes() - start, 4 * MIB - 64 * 1024);
+  p = buddy_realloc(p, 40000);
+  cr_assert_leq(rss_bytes() - start, MIB, "the shrunk-away pages were purged");
+  buddy_free(p);
+}
+
+static void child_allocates(void) {
+  buddy_free(buddy_malloc(32));
+}
+
+Test(review, fork_handler_registered_before_any_malloc_may_allocate, .timeout = 20) {
+  pthread_atfork(NULL, NULL, child_allocates);
+  buddy_free(buddy_malloc(16));
+  pid_t pid = fork();
+  if (pid == 0) _exit(0); /* reached only if the child handler did not hang */
+  int status = 0;
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }

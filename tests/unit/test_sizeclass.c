@@ -28,6 +28,7 @@ Test(sizeclass, slabs_hold_their_counts_with_small_tails) {
     size_t slab = PAGE_SIZE << size_class_slab_order[c];
     cr_assert_leq(size_class_slab_order[c], SLAB_MAX_ORDER);
     cr_assert_eq(size_class_slab_count[c], slab / size_class_bytes[c], "class %u", c);
+    cr_assert_eq(size_class_slab_bytes_used[c], size_class_slab_count[c] * size_class_bytes[c], "class %u", c);
     cr_assert_geq(size_class_slab_count[c], 4);
     cr_assert_leq((slab % size_class_bytes[c]) * 8, slab, "class %u tail under 1/8 of its slab", c);
   }
@@ -37,8 +38,9 @@ Test(sizeclass, object_start_test_is_exact) {
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
     size_t slab = PAGE_SIZE << size_class_slab_order[c];
     for (size_t off = 0; off < slab; off++)
-      cr_assert_eq(size_class_is_object_start(c, off), off % size_class_bytes[c] == 0, "class %u off %zu", c,
-                   off);
+      cr_assert_eq(size_class_is_object_start(c, off),
+                   off % size_class_bytes[c] == 0 && off / size_class_bytes[c] < size_class_slab_count[c],
+                   "class %u off %zu", c, off);
   }
 }
 
