@@ -1,4 +1,9 @@
-/* os_linux.c: the Linux implementation of os.h (mmap, madvise, environ). */
+/* os_linux.c: the Linux implementation of os.h (mmap, madvise, environ).
+ *
+ * The memory calls go straight to the kernel with syscall(2), not through
+ * libc's mmap/munmap/madvise/mremap symbols: another preloaded library may
+ * interpose those and call malloc from them, which would re-enter buddymalloc
+ * while it holds a zone lock. */
 #include "os.h"
 
 #include <errno.h>
@@ -9,6 +14,7 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -17,9 +23,22 @@ extern char **environ;
 #define OS_PRIVATE_FD_MIN 200
 
 static void *os_mmap(void *hint, size_t size) {
-  void *p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                 -1, 0);
-  return p == MAP_FAILED ? NULL : p;
+  long p = syscall(SYS_mmap, hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+  return p == -1 ? NULL : (void *)p;
+}
+
+static int munmap_raw(void *addr, size_t size) {
+  return (int)syscall(SYS_munmap, addr, size);
+}
+
+static int madvise_raw(void *addr, size_t size, int advice) {
+  return (int)syscall(SYS_madvise, addr, size, advice);
+}
+
+static void *mremap_raw(void *addr, size_t old_size, size_t new_size, int flags, void *target) {
+  long p = syscall(SYS_mremap, addr, old_size, new_size, flags, target);
+  return p == -1 ? MAP_FAILED : (void *)p;
 }
 
 /* Over-maps by `align` and trims both ends: the only portable way to get an
@@ -29,15 +48,15 @@ void *os_map_aligned(size_t size, size_t align) {
   int saved = errno;
   void *p = os_mmap(NULL, size);
   if (p != NULL && ((uintptr_t)p & (align - 1)) != 0) {
-    munmap(p, size);
+    munmap_raw(p, size);
     p = NULL;
     if (size + align > size) {
       char *raw = os_mmap(NULL, size + align);
       if (raw != NULL) {
         char *aligned = (char *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
-        if (aligned > raw) munmap(raw, (size_t)(aligned - raw));
+        if (aligned > raw) munmap_raw(raw, (size_t)(aligned - raw));
         size_t tail = (size_t)((raw + size + align) - (aligned + size));
-        if (tail > 0) munmap(aligned + size, tail);
+        if (tail > 0) munmap_raw(aligned + size, tail);
         p = aligned;
       }
     }
@@ -48,35 +67,35 @@ void *os_map_aligned(size_t size, size_t align) {
 
 void os_unmap(void *addr, size_t size) {
   int saved = errno;
-  munmap(addr, size);
+  munmap_raw(addr, size);
   errno = saved;
 }
 
 bool os_purge(void *addr, size_t size, bool lazy) {
   int saved = errno;
   bool zeroed = false;
-  if (!lazy || madvise(addr, size, MADV_FREE) != 0) zeroed = madvise(addr, size, MADV_DONTNEED) == 0;
+  if (!lazy || madvise_raw(addr, size, MADV_FREE) != 0) zeroed = madvise_raw(addr, size, MADV_DONTNEED) == 0;
   errno = saved;
   return zeroed;
 }
 
 void os_huge_pages(void *addr, size_t size, bool wanted) {
   int saved = errno;
-  madvise(addr, size, wanted ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+  madvise_raw(addr, size, wanted ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
   errno = saved;
 }
 
 void *os_remap_aligned(void *addr, size_t old_size, size_t new_size, size_t align) {
   int saved = errno;
-  void *p = mremap(addr, old_size, new_size, 0); /* in place first */
+  void *p = mremap_raw(addr, old_size, new_size, 0, NULL); /* in place first */
   if (p == MAP_FAILED) {
     /* Reserve an aligned target, then move the pages into it: no copying. */
     void *target = os_map_aligned(new_size, align);
     p = NULL;
     if (target != NULL) {
-      p = mremap(addr, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target);
+      p = mremap_raw(addr, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target);
       if (p == MAP_FAILED) {
-        munmap(target, new_size);
+        munmap_raw(target, new_size);
         p = NULL;
       }
     }
