@@ -38,7 +38,7 @@ void buddy_free(void *p) {
   tcache_bin_t *b = &tc->bins[cls];
   void **obj = p;
   /* A key in the 2nd word may be a double free; a full bin must flush. */
-  if (unlikely(obj[1] == (void *)tcache_key || b->count >= b->max)) return tcache_free_slow(tc, p, cls);
+  if (unlikely(free_key_matches(obj[1]) || b->count >= b->max)) return tcache_free_slow(tc, p, cls);
   obj[0] = b->head;
   obj[1] = (void *)tcache_key;
   b->head = obj;

@@ -146,7 +146,19 @@ static inline unsigned buddy_order_for_pages(size_t pages) {
 
 /* ---- slab.c: a buddy block carved into objects of one class -------------- */
 
-extern uintptr_t tcache_key; /* stamped into the 2nd word of free objects */
+/* The second word of a free small object says where it waits: tcache_key
+ * (low two bits clear) in a thread's bin, slab_key() on its slab's free list.
+ * Either one makes a free suspect a double free, confirmed by a scan; only
+ * slab_key makes the slab scan its list when an object comes back, so a bin
+ * flush costs no scans. */
+extern uintptr_t tcache_key;
+static inline uintptr_t slab_key(void) {
+  return tcache_key | 2;
+}
+/* True for either key (and, harmlessly, for key | 1): one xor and a compare. */
+static inline bool free_key_matches(const void *word) {
+  return ((uintptr_t)word ^ tcache_key) <= 3;
+}
 
 void slab_init(page_desc_t *head, unsigned cls);
 /* Pops up to n objects into a list (first word links); returns the count. */

@@ -7,7 +7,7 @@
  *   slab_carved  objects [0, slab_carved) have been handed out at least once;
  *                the rest were never touched (so a fresh slab costs no writes);
  *   slab_free    returned objects, linked through their first word, each with
- *                tcache_key in its second word;
+ *                slab_key() in its second word;
  *   slab_used    objects out of the slab (in thread caches or with the program).
  * The caller holds the zone lock for every function here.
  */
@@ -50,6 +50,7 @@ unsigned slab_take(page_desc_t *head, void **list, unsigned n) {
     if (options.debug) slab_debug_check(obj, size_class_bytes[cls]);
     head->slab_free = obj[0];
     obj[0] = *list;
+    obj[1] = (void *)tcache_key; /* now in a bin */
     *list = obj;
     taken++;
   }
@@ -80,7 +81,7 @@ static const char *slab_check_give(const page_desc_t *head, void *obj) {
   void **o = obj;
   if (!size_class_is_object_start(cls, offset)) return "free of a pointer inside a small block (not its start)";
   if (offset / size_class_bytes[cls] >= head->slab_carved) return "free of a small block that was never allocated";
-  if (o[1] == (void *)tcache_key && slab_holds_free(head, obj)) return "double free of a small block";
+  if (o[1] == (void *)slab_key() && slab_holds_free(head, obj)) return "double free of a small block";
   if (head->slab_used == 0) return "double free of a small block (slab already empty)";
   return NULL;
 }
@@ -95,7 +96,7 @@ bool slab_give(page_desc_t *head, void *obj) {
   void **o = obj;
   if (options.debug) slab_debug_fill(obj, size_class_bytes[cls]);
   o[0] = head->slab_free;
-  o[1] = (void *)tcache_key;
+  o[1] = (void *)slab_key();
   head->slab_free = obj;
   head->slab_used--;
   return true;

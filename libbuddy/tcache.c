@@ -92,7 +92,7 @@ void tcache_global_init(void) {
     if (os_page_size() != PAGE_SIZE) error_fatal("unsupported system page size", NULL);
     options_init();
     stats_init();
-    tcache_key = (uintptr_t)os_random_seed() | 1;
+    tcache_key = ((uintptr_t)os_random_seed() | 16) & ~(uintptr_t)3; /* never 0: fresh blocks hold 0 */
     pthread_key_create(&tcache_thread_key, tcache_thread_exit);
     __atomic_store_n(&tcache_ready, true, __ATOMIC_RELEASE);
     first = true;
@@ -162,7 +162,7 @@ void *tcache_alloc_slow(tcache_t *tc, unsigned cls) {
 }
 
 void tcache_free_slow(tcache_t *tc, void *p, unsigned cls) {
-  if (((void **)p)[1] == (void *)tcache_key && tcache_check_double_free(tc, p, cls)) return;
+  if (free_key_matches(((void **)p)[1]) && tcache_check_double_free(tc, p, cls)) return;
   if (tc->state == TCACHE_EMPTY && tcache_thread_init()) tc = tcache_current;
   if (tc->state != TCACHE_LIVE || tc->bins[cls].max == 0) {
     region_t *r = pagemap_lookup(p);

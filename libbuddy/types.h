@@ -191,7 +191,7 @@ typedef struct buddy_options {
 /* ---- Thread caches ------------------------------------------------------- */
 
 /* Free objects of one class, linked through their first word; the second word
- * holds tcache_key while the object sits in a cache or on a slab free list,
+ * holds tcache_key while the object sits in a cache (slab_key() on a slab),
  * which makes a double free cheap to suspect (then confirmed by a scan). */
 typedef struct tcache_bin {
   void *head;
