@@ -3,7 +3,9 @@
  * The memory calls go straight to the kernel with syscall(2), not through
  * libc's mmap/munmap/madvise/mremap symbols: another preloaded library may
  * interpose those and call malloc from them, which would re-enter buddymalloc
- * while it holds a zone lock. */
+ * while it holds a zone lock. Sanitizer builds use the libc symbols instead:
+ * ASan and TSan must see mappings come and go to keep their shadow memory
+ * right (unseen munmaps leave the shadow of freed ranges resident). */
 #include "os.h"
 
 #include <errno.h>
@@ -22,21 +24,32 @@ extern char **environ;
 /* Private descriptors are placed at or above this, out of programs' way. */
 #define OS_PRIVATE_FD_MIN 200
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+static const bool os_via_libc = true;
+#else
+static const bool os_via_libc = false;
+#endif
+
 static void *os_mmap(void *hint, size_t size) {
-  long p = syscall(SYS_mmap, hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
+  int prot = PROT_READ | PROT_WRITE, flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+  if (os_via_libc) {
+    void *p = mmap(hint, size, prot, flags, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+  }
+  long p = syscall(SYS_mmap, hint, size, prot, flags, -1, 0);
   return p == -1 ? NULL : (void *)p;
 }
 
 static int munmap_raw(void *addr, size_t size) {
-  return (int)syscall(SYS_munmap, addr, size);
+  return os_via_libc ? munmap(addr, size) : (int)syscall(SYS_munmap, addr, size);
 }
 
 static int madvise_raw(void *addr, size_t size, int advice) {
-  return (int)syscall(SYS_madvise, addr, size, advice);
+  return os_via_libc ? madvise(addr, size, advice) : (int)syscall(SYS_madvise, addr, size, advice);
 }
 
 static void *mremap_raw(void *addr, size_t old_size, size_t new_size, int flags, void *target) {
+  if (os_via_libc) return mremap(addr, old_size, new_size, flags, target);
   long p = syscall(SYS_mremap, addr, old_size, new_size, flags, target);
   return p == -1 ? MAP_FAILED : (void *)p;
 }

@@ -420,6 +420,15 @@ static inline bool stress_check_rss(const char *what, size_t warm, size_t final,
         return false;
     }
     size_t growth = final > warm ? final - warm : 0;
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    /* Under ASan or TSan the RSS is mostly the sanitizer's own shadow and
+     * metadata (60-120 MiB of growth seen under TSan where the plain build
+     * grows 2-20 MiB): report it, and leave the bound to the plain builds,
+     * which run this same check linked and preloaded. */
+    printf("skip: %s: RSS growth %zu KiB under a sanitizer (bound checked in the plain builds)\n", what,
+           growth / KIB);
+    return true;
+#endif
     snprintf(msg, sizeof msg,
              "%s: RSS after warm-up %zu KiB, at end %zu KiB (growth %zu KiB, bound %zu KiB, %zu MiB churned)",
              what, warm / KIB, final / KIB, growth / KIB, (size_t)STRESS_RSS_BOUND / KIB, churned / MIB);
