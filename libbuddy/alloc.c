@@ -23,6 +23,7 @@ static void *alloc_fail(void) {
 static noinline void *alloc_large(size_t size, size_t align, bool *zeroed) {
   if (size > ALLOC_SIZE_LIMIT) return alloc_fail();
   tcache_global_init(); /* options and fork handlers, even if no small block came first */
+  if (unlikely(purge_thread_wanted())) purge_start_thread();
   size_t pages = (size + PAGE_SIZE - 1) >> PAGE_SHIFT;
   unsigned order = buddy_order_for_pages(pages);
   unsigned align_order = align > PAGE_SIZE ? buddy_order_for_pages(align >> PAGE_SHIFT) : 0;

@@ -351,3 +351,48 @@ Test(review, fork_handler_registered_before_any_malloc_may_allocate, .timeout = 
   cr_assert_eq(waitpid(pid, &status, 0), pid);
   cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
+
+/* ---- background_purge=1: an idle program still gives memory back ----------- */
+
+Test(purge, background_thread_purges_an_idle_program) {
+  skip_under_asan();
+  options.purge_delay_ms = 50;
+  options.background_purge = 1;
+  enum { BLOCKS = 512 };
+  static void *blocks[BLOCKS];
+  size_t start = rss_bytes();
+  for (int i = 0; i < BLOCKS; i++) memset(blocks[i] = buddy_malloc(MEDIUM_BLOCK), 1, MEDIUM_BLOCK);
+  size_t peak = rss_bytes() - start;
+  cr_assert_geq(peak, BLOCKS * MEDIUM_BLOCK * 9 / 10);
+  for (int i = 0; i < BLOCKS; i++) buddy_free(blocks[i]);
+  /* No allocator call from here on: only the background thread can purge. */
+  struct timespec pause = {.tv_sec = 0, .tv_nsec = 400 * 1000000};
+  nanosleep(&pause, NULL);
+  size_t left = rss_bytes() - start;
+  cr_assert_leq(left, peak / 10, "idle: %zu KiB of %zu KiB still resident", left >> 10, peak >> 10);
+}
+
+/* Returns 0 when memory freed in this process is purged while it idles. */
+static int idle_purge_works(void) {
+  enum { BLOCKS = 256 };
+  static void *blocks[BLOCKS];
+  size_t start = rss_bytes();
+  for (int i = 0; i < BLOCKS; i++) memset(blocks[i] = buddy_malloc(MEDIUM_BLOCK), 1, MEDIUM_BLOCK);
+  size_t peak = rss_bytes() - start;
+  for (int i = 0; i < BLOCKS; i++) buddy_free(blocks[i]);
+  struct timespec pause = {.tv_sec = 0, .tv_nsec = 400 * 1000000};
+  nanosleep(&pause, NULL);
+  return rss_bytes() - start <= peak / 10 ? 0 : 1;
+}
+
+Test(purge, background_thread_works_again_in_a_forked_child, .timeout = 20) {
+  skip_under_asan();
+  options.purge_delay_ms = 50;
+  options.background_purge = 1;
+  buddy_free(buddy_malloc(MEDIUM_BLOCK)); /* the parent's purge thread starts */
+  pid_t pid = fork();
+  if (pid == 0) _exit(idle_purge_works()); /* the child has no such thread until it allocates */
+  int status = 0;
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child's idle memory was not purged");
+}
