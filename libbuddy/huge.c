@@ -15,7 +15,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #define HUGE_CACHE_SLOTS 4
 #define HUGE_CACHE_BLOCK_MAX ((size_t)64 << 20)
@@ -33,12 +32,6 @@ static size_t huge_round(size_t size) {
   return size == 0 ? PAGE_SIZE : (size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
 }
 
-static uint64_t huge_now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void *huge_tagged(huge_t *h) {
   return (void *)((uintptr_t)h | PAGEMAP_HUGE_TAG);
 }
@@ -50,8 +43,7 @@ static huge_t *huge_desc_alloc(void) {
 }
 
 static void huge_desc_free(huge_t *h) {
-  region_t *r = pagemap_lookup(h);
-  zone_free_object(r, page_desc_of(r, h), h);
+  zone_free_small(h);
 }
 
 static void huge_unmap(huge_t *h) {
@@ -120,7 +112,7 @@ static bool huge_fit(huge_t *h, size_t length) {
 static void huge_cache_expire(bool all) {
   huge_t *expired[HUGE_CACHE_SLOTS];
   int n = 0;
-  uint64_t now = huge_now_ns(), delay = (uint64_t)options.purge_delay_ms * 1000000u;
+  uint64_t now = os_now_ns(), delay = (uint64_t)options.purge_delay_ms * 1000000u;
   pthread_mutex_lock(&huge_cache.lock);
   for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
     huge_t *h = huge_cache.slot[i];
@@ -147,7 +139,7 @@ static bool huge_cache_put(huge_t *h) {
   evicted = huge_cache.slot[slot];
   if (evicted != NULL) __atomic_sub_fetch(&huge_cached_bytes, evicted->size, __ATOMIC_RELAXED);
   huge_cache.slot[slot] = h;
-  huge_cache.freed_ns[slot] = huge_now_ns();
+  huge_cache.freed_ns[slot] = os_now_ns();
   __atomic_add_fetch(&huge_cached_bytes, h->size, __ATOMIC_RELAXED);
   pthread_mutex_unlock(&huge_cache.lock);
   if (evicted != NULL) huge_unmap(evicted);
@@ -165,6 +157,10 @@ void huge_write_map(int fd) {
 
 void huge_trim(void) {
   huge_cache_expire(true);
+}
+
+void huge_expire(void) {
+  huge_cache_expire(false);
 }
 
 /* ---- Allocation ---------------------------------------------------------- */

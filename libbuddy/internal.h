@@ -192,6 +192,8 @@ unsigned zone_alloc_objects(zone_t *z, unsigned cls, void **list, unsigned n);
 /* Returns a list of objects of any classes and zones, `count` long. */
 void zone_free_objects(void *list, unsigned count);
 void zone_free_object(region_t *r, page_desc_t *d, void *p);
+/* The same for a small object of buddymalloc's own, found by its address. */
+void zone_free_small(void *p);
 /* Whether p is on its slab's free list (takes the zone lock). */
 bool zone_holds_free_object(region_t *r, void *p);
 size_t zone_release_free_regions_locked(zone_t *z, size_t keep);
@@ -214,8 +216,9 @@ void zone_fork_child(void);
 void *huge_alloc(size_t size, size_t align, bool *zeroed);
 void huge_free(huge_t *h, void *p);
 size_t huge_usable_size(huge_t *h, const void *p);
-/* Unmaps every cached huge block (malloc_trim). */
+/* Unmaps every cached huge block (malloc_trim), or those past the delay. */
 void huge_trim(void);
+void huge_expire(void);
 extern size_t huge_cached_bytes;
 void *huge_realloc(huge_t *h, void *p, size_t size);
 

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Maps `size` bytes (a page multiple) of zeroed, read-write memory aligned to
  * `align` (a power of two >= the page size). Returns NULL when the address
@@ -52,6 +53,10 @@ void os_close(int fd);
 
 /* Ends the process with SIGABRT, never returning, without allocating. */
 _Noreturn void os_abort(void);
+
+/* Monotonic time in nanoseconds (vDSO: no system call), and a sleep. */
+uint64_t os_now_ns(void);
+void os_sleep_ms(long ms);
 
 /* 64 random bits from the kernel's AT_RANDOM bytes (no system call). */
 unsigned long os_random_seed(void);

@@ -15,15 +15,8 @@
  */
 #include "internal.h"
 
-#include <time.h>
 
 static bool purge_thread_running;
-
-static uint64_t purge_now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* Unmaps wholly free regions beyond the reserve, then purges every free block
  * of the zone not known to be zero; returns pages given back. */
@@ -45,12 +38,12 @@ size_t purge_zone_locked(zone_t *z) {
 
 /* Called as pages go back to the heap: the purge happens on unlock. */
 void purge_note_freed_locked(zone_t *z, size_t pages) {
-  if (z->dirty_pages == 0) z->purge_deadline_ns = purge_now_ns() + (uint64_t)options.purge_delay_ms * 1000000u;
+  if (z->dirty_pages == 0) z->purge_deadline_ns = os_now_ns() + (uint64_t)options.purge_delay_ms * 1000000u;
   z->dirty_pages += pages;
 }
 
 void purge_if_due_locked(zone_t *z) {
-  if (z->dirty_pages != 0 && purge_now_ns() >= z->purge_deadline_ns) purge_zone_locked(z);
+  if (z->dirty_pages != 0 && os_now_ns() >= z->purge_deadline_ns) purge_zone_locked(z);
 }
 
 /* ---- The background thread ----------------------------------------------- */
@@ -58,14 +51,14 @@ void purge_if_due_locked(zone_t *z) {
 static void *purge_thread_main(void *arg) {
   (void)arg;
   long half = options.purge_delay_ms / 2 > 0 ? options.purge_delay_ms / 2 : 1;
-  struct timespec pause = {.tv_sec = half / 1000, .tv_nsec = (half % 1000) * 1000000};
   for (;;) {
-    nanosleep(&pause, NULL);
+    os_sleep_ms(half);
     for (unsigned i = 0; i < ZONES_MAX; i++) {
       zone_lock(&zones[i]);
       purge_if_due_locked(&zones[i]);
       zone_unlock(&zones[i]);
     }
+    huge_expire(); /* cached huge blocks past the delay, too */
   }
   return NULL;
 }

@@ -76,12 +76,7 @@ static void tcache_thread_exit(void *arg) {
   tcache_t *tc = arg;
   tcache_current = &tcache_dead;
   tcache_flush_all(tc);
-  region_t *r = pagemap_lookup(tc);
-  zone_free_object(r, page_desc_of(r, tc), tc);
-}
-
-static void tcache_fork_prepare(void) {
-  zone_fork_prepare();
+  zone_free_small(tc);
 }
 
 void tcache_global_init(void) {
@@ -98,7 +93,7 @@ void tcache_global_init(void) {
     first = true;
   }
   pthread_mutex_unlock(&tcache_init_lock);
-  if (first) pthread_atfork(tcache_fork_prepare, zone_fork_parent, zone_fork_child);
+  if (first) pthread_atfork(zone_fork_prepare, zone_fork_parent, zone_fork_child);
 }
 
 /* At load time, so that buddymalloc's fork handlers come before any the
@@ -164,11 +159,7 @@ void *tcache_alloc_slow(tcache_t *tc, unsigned cls) {
 void tcache_free_slow(tcache_t *tc, void *p, unsigned cls) {
   if (free_key_matches(((void **)p)[1]) && tcache_check_double_free(tc, p, cls)) return;
   if (tc->state == TCACHE_EMPTY && tcache_thread_init()) tc = tcache_current;
-  if (tc->state != TCACHE_LIVE || tc->bins[cls].max == 0) {
-    region_t *r = pagemap_lookup(p);
-    zone_free_object(r, page_desc_of(r, p), p);
-    return;
-  }
+  if (tc->state != TCACHE_LIVE || tc->bins[cls].max == 0) return zone_free_small(p);
   tcache_bin_t *b = &tc->bins[cls];
   if (b->count >= b->max) tcache_flush_bin(b, b->count - b->max / 2);
   void **obj = p;

@@ -169,7 +169,6 @@ typedef struct zone {
   size_t dirty_pages;         /* freed to the heap since the last purge */
   uint64_t purge_deadline_ns; /* when they must be purged (valid if dirty) */
   size_t purged_pages;        /* statistics: pages given back so far */
-  unsigned index;
   bool initialised;
 } zone_t;
 

@@ -29,7 +29,6 @@ static void zone_init_locked(zone_t *z) {
     s->empty.next = s->empty.prev = &s->empty;
     s->empty_count = 0;
   }
-  z->index = (unsigned)(z - zones);
   z->initialised = true;
 }
 
@@ -178,6 +177,11 @@ static void zone_give_locked(zone_t *z, page_desc_t *head, void *p) {
   } else {
     zone_release_slab_locked(z, head);
   }
+}
+
+void zone_free_small(void *p) {
+  region_t *r = pagemap_lookup(p);
+  zone_free_object(r, page_desc_of(r, p), p);
 }
 
 bool zone_holds_free_object(region_t *r, void *p) {

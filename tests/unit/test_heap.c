@@ -396,3 +396,17 @@ Test(purge, background_thread_works_again_in_a_forked_child, .timeout = 20) {
   cr_assert_eq(waitpid(pid, &status, 0), pid);
   cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child's idle memory was not purged");
 }
+
+Test(purge, background_thread_unmaps_cached_huge_blocks) {
+  skip_under_asan();
+  options.purge_delay_ms = 50;
+  options.background_purge = 1;
+  size_t start = rss_bytes();
+  char *huge = buddy_malloc(32 * MIB);
+  memset(huge, 1, 32 * MIB);
+  buddy_free(huge); /* waits in the huge cache */
+  cr_assert_geq(rss_bytes() - start, 30 * MIB, "still resident while cached");
+  struct timespec pause = {.tv_sec = 0, .tv_nsec = 400 * 1000000};
+  nanosleep(&pause, NULL);
+  cr_assert_leq(rss_bytes() - start, 2 * MIB, "an idle program's cached huge block is unmapped");
+}
