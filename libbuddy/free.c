@@ -34,7 +34,7 @@ void buddy_free(void *p) {
   unsigned cls = d->size_class;
   if (unlikely(cls == 0)) return free_large(chunk, p);
   if (unlikely(!size_class_is_object_start(cls, slab_offset_of(d, p)))) return free_interior(p);
-  tcache_t *tc = tcache_current;
+  tcache_t *tc = tcache_get();
   tcache_bin_t *b = &tc->bins[cls];
   void **obj = p;
   /* A key in the 2nd word may be a double free; a full bin must flush. */

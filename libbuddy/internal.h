@@ -197,6 +197,8 @@ void zone_free_small(void *p);
 /* Whether p is on its slab's free list (takes the zone lock). */
 bool zone_holds_free_object(region_t *r, void *p);
 size_t zone_release_free_regions_locked(zone_t *z, size_t keep);
+/* Gives the empty slabs kept in reserve back to the buddy heap; true if any. */
+bool zone_release_empty_slabs_locked(zone_t *z);
 /* Medium blocks: page runs of order 0..BUDDY_MAX_ORDER. */
 void *zone_alloc_run(zone_t *z, unsigned order, bool *zeroed);
 void zone_free_run(region_t *r, void *p);
@@ -231,6 +233,15 @@ void tcache_free_slow(tcache_t *tc, void *p, unsigned cls);
 void tcache_flush_current(void);
 bool tcache_check_double_free(tcache_t *tc, void *p, unsigned cls); /* true: reported */
 void tcache_global_init(void); /* idempotent; cheap once done */
+/* The calling thread's cache: a relaxed load, because an idle-cache reclaim
+ * (tcache.c) may store to another thread's tcache_current. */
+static inline tcache_t *tcache_get(void) {
+  return __atomic_load_n(&tcache_current, __ATOMIC_RELAXED);
+}
+/* Empties idle threads' caches when a reclaim period has passed (tcache.c). */
+void tcache_sweep_idle(void);
+/* Request counters, thread caches and reclaims, into s. */
+void tcache_collect_stats(buddy_stats_t *s);
 size_t tcache_max_bytes(void);
 
 /* ---- options.c, purge.c ------------------------------------------------- */
@@ -248,6 +259,7 @@ void purge_fork_child(void);
 /* ---- stats.c ------------------------------------------------------------ */
 
 extern size_t huge_live_blocks, huge_live_bytes; /* atomic counters of huge.c */
+extern uint64_t alloc_medium_requests, alloc_huge_requests; /* atomic counters of alloc.c */
 void stats_collect(buddy_stats_t *s);
 void stats_print(bool json); /* to stderr */
 void stats_init(void);         /* keeps a descriptor for the report at exit */

@@ -21,6 +21,7 @@ buddy_options_t options = {
     .thp = 0,
     .debug = 0,
     .abort_on_error = 1,
+    .reclaim_idle = 1,
 };
 
 typedef struct option_spec {
@@ -43,6 +44,8 @@ static const option_spec_t option_table[] = {
     {"abort_on_error", &options.abort_on_error, 0, 1,
      "abort on heap misuse (0: warn and leave the block alone, for programs mixing allocators)"},
     {"debug", &options.debug, 0, 1, "fill freed small blocks and report writes to them on reuse (no caching)"},
+    {"reclaim_idle", &options.reclaim_idle, 0, 1,
+     "empty the caches of threads blocked in a system call for a whole purge period"},
 };
 
 #define OPTION_COUNT (sizeof option_table / sizeof option_table[0])

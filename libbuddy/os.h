@@ -58,6 +58,17 @@ _Noreturn void os_abort(void);
 uint64_t os_now_ns(void);
 void os_sleep_ms(long ms);
 
+/* The calling thread's kernel id (gettid). */
+int os_thread_id(void);
+
+/* Whether thread `tid` of this process is blocked inside a system call (read
+ * from /proc/self/task/TID/syscall), and its CPU time so far in nanoseconds
+ * (/proc/self/task/TID/schedstat) in *run_ns. A thread blocked in a system
+ * call is not executing any user code; an unchanged CPU time between two
+ * readings means it did not run in between. False when either file cannot be
+ * read (the thread is gone, or /proc is missing). */
+bool os_thread_blocked(int tid, uint64_t *run_ns);
+
 /* 64 random bits from the kernel's AT_RANDOM bytes (no system call). */
 unsigned long os_random_seed(void);
 

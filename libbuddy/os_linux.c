@@ -184,6 +184,49 @@ void os_sleep_ms(long ms) {
   errno = saved;
 }
 
+int os_thread_id(void) {
+  return (int)syscall(SYS_gettid);
+}
+
+/* Reads /proc/self/task/TID/NAME into buf (NUL-terminated); false on failure. */
+static bool os_read_task_file(int tid, const char *name, char *buf, size_t size) {
+  char path[64] = "/proc/self/task/";
+  size_t len = strlen(path);
+  char digits[16];
+  size_t nd = 0;
+  for (unsigned v = (unsigned)tid; nd == 0 || v != 0; v /= 10) digits[nd++] = (char)('0' + v % 10);
+  while (nd > 0) path[len++] = digits[--nd];
+  path[len++] = '/';
+  size_t name_len = strlen(name);
+  memcpy(path + len, name, name_len + 1);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  ssize_t n;
+  do n = read(fd, buf, size - 1);
+  while (n < 0 && errno == EINTR);
+  close(fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  return true;
+}
+
+bool os_thread_blocked(int tid, uint64_t *run_ns) {
+  int saved = errno;
+  char text[256];
+  bool blocked = false;
+  /* "running", or "-1 sp pc" when blocked outside a system call (a page
+   * fault), or "NR args... sp pc" inside system call NR. */
+  if (os_read_task_file(tid, "syscall", text, sizeof text) && text[0] >= '0' && text[0] <= '9' &&
+      os_read_task_file(tid, "schedstat", text, sizeof text)) {
+    uint64_t ns = 0;
+    for (const char *c = text; *c >= '0' && *c <= '9'; c++) ns = ns * 10 + (uint64_t)(*c - '0');
+    *run_ns = ns;
+    blocked = true;
+  }
+  errno = saved;
+  return blocked;
+}
+
 unsigned long os_random_seed(void) {
   const unsigned char *bytes = (const unsigned char *)getauxval(AT_RANDOM);
   unsigned long seed = 0x9e3779b97f4a7c15ul;

@@ -18,9 +18,13 @@
 
 static bool purge_thread_running;
 
-/* Unmaps wholly free regions beyond the reserve, then purges every free block
- * of the zone not known to be zero; returns pages given back. */
+/* Releases the zone's empty-slab reserve (it saves a slab's set-up when a class
+ * empties and refills in quick succession, and a whole purge delay has passed
+ * since the zone last freed pages), unmaps wholly free regions beyond the
+ * reserve, then purges every free block not known to be zero; returns pages
+ * given back. */
 size_t purge_zone_locked(zone_t *z) {
+  zone_release_empty_slabs_locked(z);
   size_t purged = zone_release_free_regions_locked(z, REGION_RESERVE) * BUDDY_REGION_PAGES;
   for (unsigned k = 0; k < BUDDY_ORDERS; k++) {
     page_desc_t *sentinel = &z->heap.free_list[k];
@@ -58,7 +62,8 @@ static void *purge_thread_main(void *arg) {
       purge_if_due_locked(&zones[i]);
       zone_unlock(&zones[i]);
     }
-    huge_expire(); /* cached huge blocks past the delay, too */
+    huge_expire();       /* cached huge blocks past the delay, too */
+    tcache_sweep_idle(); /* and idle threads' caches */
   }
   return NULL;
 }

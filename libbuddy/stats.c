@@ -49,6 +49,9 @@ void stats_collect(buddy_stats_t *s) {
   s->huge_blocks = __atomic_load_n(&huge_live_blocks, __ATOMIC_RELAXED);
   s->huge_bytes = __atomic_load_n(&huge_live_bytes, __ATOMIC_RELAXED);
   s->huge_cached_bytes = __atomic_load_n(&huge_cached_bytes, __ATOMIC_RELAXED);
+  s->medium_requests = __atomic_load_n(&alloc_medium_requests, __ATOMIC_RELAXED);
+  s->huge_requests = __atomic_load_n(&alloc_huge_requests, __ATOMIC_RELAXED);
+  tcache_collect_stats(s);
 }
 
 /* ---- Printing ------------------------------------------------------------ */
@@ -80,26 +83,35 @@ static void stats_text(out_t *o, const buddy_stats_t *s) {
              s->bytes_in_slabs >> 10);
   out_printf(o, "  free blocks per order:");
   for (unsigned k = 0; k < BUDDY_ORDERS; k++) out_printf(o, " %zu", s->free_blocks[k]);
-  out_printf(o, "\n  class     bytes   slabs    live\n");
+  out_printf(o, "\n  requests: medium %llu, huge %llu\n", (unsigned long long)s->medium_requests,
+             (unsigned long long)s->huge_requests);
+  out_printf(o, "  thread caches       %zu (%zu KiB cached); %zu idle emptied (%zu KiB)\n", s->thread_caches,
+             s->bytes_cached >> 10, s->caches_reclaimed, s->bytes_reclaimed >> 10);
+  out_printf(o, "  class     bytes     requests   slabs    live\n");
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++)
-    if (s->class_slabs[c] != 0)
-      out_printf(o, "  %5u %9u %7zu %7zu\n", c, (unsigned)size_class_bytes[c], s->class_slabs[c],
-                 s->class_live[c]);
+    if (s->class_slabs[c] != 0 || s->class_requests[c] != 0)
+      out_printf(o, "  %5u %9u %12llu %7zu %7zu\n", c, (unsigned)size_class_bytes[c],
+                 (unsigned long long)s->class_requests[c], s->class_slabs[c], s->class_live[c]);
 }
 
 static void stats_json(out_t *o, const buddy_stats_t *s) {
   out_printf(o, "{\"allocator\":\"buddymalloc\",\"regions\":%zu,\"pages_used\":%zu,\"pages_free\":%zu,"
              "\"runs\":%zu,\"run_bytes\":%zu,\"huge_blocks\":%zu,\"huge_bytes\":%zu,\"purged_pages\":%zu,"
-             "\"small_live_bytes\":%zu,\"slab_bytes\":%zu,\"free_blocks\":[",
+             "\"small_live_bytes\":%zu,\"slab_bytes\":%zu,\"medium_requests\":%llu,\"huge_requests\":%llu,"
+             "\"thread_caches\":%zu,\"cached_bytes\":%zu,\"caches_reclaimed\":%zu,\"reclaimed_bytes\":%zu,"
+             "\"free_blocks\":[",
              s->regions, s->pages_used, s->pages_free, s->runs, s->bytes_runs, s->huge_blocks,
-             s->huge_bytes, s->purged_pages, s->bytes_small_live, s->bytes_in_slabs);
+             s->huge_bytes, s->purged_pages, s->bytes_small_live, s->bytes_in_slabs,
+             (unsigned long long)s->medium_requests, (unsigned long long)s->huge_requests, s->thread_caches,
+             s->bytes_cached, s->caches_reclaimed, s->bytes_reclaimed);
   for (unsigned k = 0; k < BUDDY_ORDERS; k++) out_printf(o, "%s%zu", k ? "," : "", s->free_blocks[k]);
   out_printf(o, "],\"classes\":[");
   bool first = true;
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
-    if (s->class_slabs[c] == 0) continue;
-    out_printf(o, "%s{\"class\":%u,\"bytes\":%u,\"slabs\":%zu,\"live\":%zu}", first ? "" : ",", c,
-               (unsigned)size_class_bytes[c], s->class_slabs[c], s->class_live[c]);
+    if (s->class_slabs[c] == 0 && s->class_requests[c] == 0) continue;
+    out_printf(o, "%s{\"class\":%u,\"bytes\":%u,\"requests\":%llu,\"slabs\":%zu,\"live\":%zu}",
+               first ? "" : ",", c, (unsigned)size_class_bytes[c], (unsigned long long)s->class_requests[c],
+               s->class_slabs[c], s->class_live[c]);
     first = false;
   }
   out_printf(o, "]}\n");

@@ -1,4 +1,5 @@
-/* tcache.c: per-thread caches of free small objects, and thread start/exit.
+/* tcache.c: per-thread caches of free small objects, thread start and exit,
+ * and taking back what idle threads' caches hold.
  *
  * Every thread starts on tcache_empty, a static cache whose bins are all empty
  * with max 0: its first malloc or free fails the fast path's test and lands
@@ -13,6 +14,35 @@
  * allocation, whichever comes first, and takes no lock that an allocation
  * could need: pthread_atfork, which may call malloc, runs after
  * the state is published.
+ *
+ * Idle threads. A thread that blocks for good (a worker waiting on a queue)
+ * would keep its cached objects, and the slabs under them, for ever. Every
+ * live cache is in a registry. Once per reclaim period (the purge delay, at
+ * least RECLAIM_PERIOD_MIN_MS) a sweep, run by a thread taking a slow path or
+ * by the background purge thread, reads each other cache's owner state from
+ * /proc. An owner seen blocked in a system call at two sweeps in a row, with
+ * its CPU time and slow-path count unchanged since the sweep before, is idle,
+ * and its cache is emptied without its help:
+ *   1. the owner's tcache_current is swapped to tcache_reclaimed (static, empty
+ *      bins, max 0: the owner's next malloc or free goes to a slow path);
+ *   2. the owner is checked again: still blocked in a system call, CPU time
+ *      still unchanged (it has not run since the first sighting), and not
+ *      busy. The fast paths make no system call, so a thread blocked in one
+ *      is in none of them, and when it wakes it reads tcache_current afresh.
+ *      Slow paths, which may block (a zone lock) holding bin pointers, set
+ *      busy before anything else;
+ *   3. the bins are flushed to the zones under tcache_registry_lock, which the
+ *      owner's next slow path takes (tcache_resume) before using its cache.
+ * When step 2 fails the swap stays and costs the owner one slow path.
+ * Limit: a signal handler that interrupts a fast path and then blocks in a
+ * system call for a whole period looks idle; reclaim_idle=0 turns sweeps
+ * off. ThreadSanitizer cannot see the kernel's ordering in step 2, so TSan
+ * builds never sweep.
+ *
+ * Lock order: tcache_registry_lock, then zone locks. A fork child drops the
+ * caches of threads it does not have onto an orphan list, which the next
+ * sweep flushes (not the fork itself: a child that execs at once should not
+ * write to, and so copy, the slabs those objects sit on).
  */
 #include "internal.h"
 
@@ -20,10 +50,34 @@
 
 static tcache_t tcache_empty = {.zone = &zones[0], .state = TCACHE_EMPTY};
 static tcache_t tcache_dead = {.zone = &zones[0], .state = TCACHE_DEAD};
+static tcache_t tcache_reclaimed = {.zone = &zones[0], .state = TCACHE_RECLAIMED};
 
 __thread tcache_t *tcache_current __attribute__((tls_model("initial-exec"))) = &tcache_empty;
+/* The thread's own live cache, also while tcache_reclaimed stands in for it. */
+static __thread tcache_t *tcache_own __attribute__((tls_model("initial-exec")));
 
 uintptr_t tcache_key;
+
+/* Idle-cache sweeps run at most this often, whatever the purge delay. */
+#define RECLAIM_PERIOD_MIN_MS 100
+/* A thread looks at the clock for a sweep once in this many slow paths. */
+#define RECLAIM_CHECK_SLOW_PATHS 64
+
+#ifdef __SANITIZE_THREAD__
+static const bool reclaim_supported = false;
+#else
+static const bool reclaim_supported = true;
+#endif
+
+static pthread_mutex_t tcache_registry_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Under tcache_registry_lock: the live caches, those a fork child found
+ * without their threads, and the figures of caches gone. */
+static tcache_t *tcache_registry, *tcache_orphans;
+static uint64_t tcache_requests_retired[SIZE_CLASS_COUNT];
+static size_t tcache_reclaims, tcache_reclaimed_bytes;
+/* Requests served uncached (debug=1, a thread after its exit): atomic adds. */
+static uint64_t tcache_requests_uncached[SIZE_CLASS_COUNT];
+static uint64_t reclaim_next_ns;
 
 static pthread_key_t tcache_thread_key;
 static bool tcache_ready;
@@ -65,18 +119,113 @@ static void tcache_flush_all(tcache_t *tc) {
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) tcache_flush_bin(&tc->bins[c], tc->bins[c].count);
 }
 
+static size_t tcache_cached_bytes(const tcache_t *tc) {
+  size_t bytes = 0;
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++)
+    bytes += (size_t)__atomic_load_n(&tc->bins[c].count, __ATOMIC_RELAXED) * size_class_bytes[c];
+  return bytes;
+}
+
+/* ---- Entering and leaving slow paths ------------------------------------- */
+
+/* The owner's own counters: plain increments, which other threads read with
+ * relaxed loads (TSan builds make the increment atomic too, to say so). */
+#ifdef __SANITIZE_THREAD__
+#define counter_increment(x) __atomic_store_n(&(x), __atomic_load_n(&(x), __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED)
+#else
+#define counter_increment(x) ((x)++)
+#endif
+
+static void tcache_sweep_if_due(void);
+
+/* A reclaim swapped tcache_reclaimed in: take the own cache back, once the
+ * sweep that may be emptying it has finished. */
+static cold_path tcache_t *tcache_resume(void) {
+  tcache_t *own = tcache_own;
+  pthread_mutex_lock(&tcache_registry_lock);
+  __atomic_store_n(&tcache_current, own, __ATOMIC_RELAXED);
+  pthread_mutex_unlock(&tcache_registry_lock);
+  return own;
+}
+
+/* Every slow path that touches the thread's cache starts here: it marks the
+ * cache busy (a sweep leaves it alone; seq_cst, so that a sweep that sees the
+ * owner blocked later also sees busy) and counts the slow path. */
+static tcache_t *tcache_enter(tcache_t *tc) {
+  if (unlikely(tc->state == TCACHE_RECLAIMED)) tc = tcache_resume();
+  if (tc->state == TCACHE_LIVE) {
+    __atomic_store_n(&tc->busy, 1, __ATOMIC_SEQ_CST);
+    counter_increment(tc->slow_paths);
+    if (tc->slow_paths % RECLAIM_CHECK_SLOW_PATHS == 0) tcache_sweep_if_due();
+  }
+  return tc;
+}
+
+static void tcache_leave(tcache_t *tc) {
+  if (tc->state == TCACHE_LIVE) __atomic_store_n(&tc->busy, 0, __ATOMIC_RELEASE);
+}
+
 void tcache_flush_current(void) {
-  tcache_t *tc = tcache_current;
+  tcache_t *tc = tcache_enter(__atomic_load_n(&tcache_current, __ATOMIC_RELAXED));
   if (tc->state == TCACHE_LIVE) tcache_flush_all(tc);
+  tcache_leave(tc);
 }
 
 /* ---- Thread start and exit ----------------------------------------------- */
 
+static void tcache_register(tcache_t *tc) {
+  pthread_mutex_lock(&tcache_registry_lock);
+  tc->prev = NULL;
+  tc->next = tcache_registry;
+  if (tcache_registry != NULL) tcache_registry->prev = tc;
+  tcache_registry = tc;
+  pthread_mutex_unlock(&tcache_registry_lock);
+}
+
+/* Under tcache_registry_lock: off the registry, its request counts kept. */
+static void tcache_unregister_locked(tcache_t *tc) {
+  if (tc->prev != NULL) tc->prev->next = tc->next;
+  else tcache_registry = tc->next;
+  if (tc->next != NULL) tc->next->prev = tc->prev;
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) tcache_requests_retired[c] += tc->requests[c];
+}
+
 static void tcache_thread_exit(void *arg) {
   tcache_t *tc = arg;
-  tcache_current = &tcache_dead;
+  __atomic_store_n(&tc->busy, 1, __ATOMIC_SEQ_CST); /* the lock below may block */
+  pthread_mutex_lock(&tcache_registry_lock);
+  tcache_unregister_locked(tc);
+  __atomic_store_n(&tcache_current, &tcache_dead, __ATOMIC_RELAXED);
+  tcache_own = NULL;
+  pthread_mutex_unlock(&tcache_registry_lock);
   tcache_flush_all(tc);
   zone_free_small(tc);
+}
+
+static void tcache_fork_prepare(void) {
+  pthread_mutex_lock(&tcache_registry_lock);
+  zone_fork_prepare();
+}
+
+static void tcache_fork_parent(void) {
+  zone_fork_parent();
+  pthread_mutex_unlock(&tcache_registry_lock);
+}
+
+/* The child has one thread: every other live cache becomes an orphan. */
+static void tcache_fork_child(void) {
+  zone_fork_child();
+  pthread_mutex_init(&tcache_registry_lock, NULL);
+  tcache_t *own = tcache_own, *next;
+  for (tcache_t *tc = tcache_registry; tc != NULL; tc = next) {
+    next = tc->next;
+    if (tc == own) continue;
+    tcache_unregister_locked(tc);
+    tc->next = tcache_orphans;
+    tcache_orphans = tc;
+  }
+  if (own != NULL) own->tid = os_thread_id();
+  reclaim_next_ns = 0;
 }
 
 void tcache_global_init(void) {
@@ -93,7 +242,7 @@ void tcache_global_init(void) {
     first = true;
   }
   pthread_mutex_unlock(&tcache_init_lock);
-  if (first) pthread_atfork(zone_fork_prepare, zone_fork_parent, zone_fork_child);
+  if (first) pthread_atfork(tcache_fork_prepare, tcache_fork_parent, tcache_fork_child);
 }
 
 /* At load time, so that buddymalloc's fork handlers come before any the
@@ -110,11 +259,109 @@ static bool tcache_thread_init(void) {
   void *list = NULL;
   if (zone_alloc_objects(z, size_class_of(sizeof(tcache_t)), &list, 1) == 0) return false;
   tcache_t *tc = list;
-  *tc = (tcache_t){.zone = z, .state = TCACHE_LIVE};
+  *tc = (tcache_t){.zone = z, .state = TCACHE_LIVE, .owner_slot = &tcache_current, .tid = os_thread_id()};
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) tc->bins[c].max = tcache_bin_max(c);
-  tcache_current = tc;
+  tcache_own = tc;
+  __atomic_store_n(&tcache_current, tc, __ATOMIC_RELAXED);
+  tcache_register(tc);
   pthread_setspecific(tcache_thread_key, tc); /* may allocate: the cache is ready */
   return true;
+}
+
+/* ---- Idle caches --------------------------------------------------------- */
+
+static bool reclaim_enabled(void) {
+  return reclaim_supported && options.reclaim_idle;
+}
+
+/* Steps 2 and 3 of the header's reclaim, after step 1 swapped the owner out. */
+static void tcache_reclaim_locked(tcache_t *tc) {
+  uint64_t run_ns;
+  if (!os_thread_blocked(tc->tid, &run_ns) || run_ns != tc->idle_run_ns) return;
+  if (__atomic_load_n(&tc->busy, __ATOMIC_SEQ_CST) != 0) return;
+  tcache_reclaimed_bytes += tcache_cached_bytes(tc);
+  tcache_reclaims++;
+  tcache_flush_all(tc);
+}
+
+/* Orphans of a fork: their threads do not exist here. An object being pushed
+ * or popped at the fork may be missed (leaked) but never freed twice: the
+ * lists are walked to their end, not by count; a cache that was busy (maybe
+ * halfway through a flush) is left alone. */
+static void tcache_flush_orphans_locked(void) {
+  for (tcache_t *tc = tcache_orphans, *next; tc != NULL; tc = next) {
+    next = tc->next;
+    if (tc->busy) continue;
+    for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
+      unsigned n = 0;
+      for (void **p = tc->bins[c].head; p != NULL && n <= tc->bins[c].max; p = p[0]) n++;
+      if (n <= tc->bins[c].max) {
+        tc->bins[c].count = n;
+        tcache_flush_bin(&tc->bins[c], n);
+      }
+    }
+    zone_free_small(tc);
+  }
+  tcache_orphans = NULL;
+}
+
+/* A cache is emptied at the third sweep that finds it idle: the first sees
+ * no slow path since the one before (cheap: no /proc read for threads that
+ * are busy), the second and third see the owner blocked in a system call
+ * with the same CPU time. */
+static void tcache_sweep_locked(void) {
+  tcache_flush_orphans_locked();
+  for (tcache_t *tc = tcache_registry; tc != NULL; tc = tc->next) {
+    if (tc == tcache_own) continue;
+    uint64_t run_ns = 0, slow_paths = __atomic_load_n(&tc->slow_paths, __ATOMIC_RELAXED);
+    bool blocked = slow_paths == tc->idle_slow_paths && tcache_cached_bytes(tc) != 0 &&
+                   os_thread_blocked(tc->tid, &run_ns);
+    if (blocked && tc->idle_seen && run_ns == tc->idle_run_ns) {
+      tcache_t *expected = tc;
+      if (__atomic_compare_exchange_n(tc->owner_slot, &expected, &tcache_reclaimed, false, __ATOMIC_SEQ_CST,
+                                      __ATOMIC_SEQ_CST))
+        tcache_reclaim_locked(tc);
+      blocked = false; /* emptied, or not idle after all: start over */
+    }
+    tc->idle_seen = blocked;
+    tc->idle_run_ns = run_ns;
+    tc->idle_slow_paths = slow_paths;
+  }
+}
+
+/* One sweep per period, by whichever thread finds it due first; a slow path
+ * never waits for one (trylock). */
+static void tcache_sweep_if_due(void) {
+  if (!reclaim_enabled()) return;
+  uint64_t now = os_now_ns(), due = __atomic_load_n(&reclaim_next_ns, __ATOMIC_RELAXED);
+  if (now < due) return;
+  long period_ms = options.purge_delay_ms > RECLAIM_PERIOD_MIN_MS ? options.purge_delay_ms : RECLAIM_PERIOD_MIN_MS;
+  if (!__atomic_compare_exchange_n(&reclaim_next_ns, &due, now + (uint64_t)period_ms * 1000000u, false,
+                                   __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+    return;
+  if (pthread_mutex_trylock(&tcache_registry_lock) != 0) return;
+  tcache_sweep_locked();
+  pthread_mutex_unlock(&tcache_registry_lock);
+}
+
+void tcache_sweep_idle(void) {
+  tcache_sweep_if_due();
+}
+
+void tcache_collect_stats(buddy_stats_t *s) {
+  pthread_mutex_lock(&tcache_registry_lock);
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++)
+    s->class_requests[c] = tcache_requests_retired[c] + __atomic_load_n(&tcache_requests_uncached[c], __ATOMIC_RELAXED);
+  for (const tcache_t *tc = tcache_registry; tc != NULL; tc = tc->next) {
+    s->thread_caches++;
+    s->bytes_cached += tcache_cached_bytes(tc);
+    for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++)
+      s->class_requests[c] += __atomic_load_n(&tc->requests[c], __ATOMIC_RELAXED);
+  }
+  for (const tcache_t *tc = tcache_orphans; tc != NULL; tc = tc->next) s->bytes_cached += tcache_cached_bytes(tc);
+  s->caches_reclaimed = tcache_reclaims;
+  s->bytes_reclaimed = tcache_reclaimed_bytes;
+  pthread_mutex_unlock(&tcache_registry_lock);
 }
 
 /* ---- Slow paths ---------------------------------------------------------- */
@@ -131,34 +378,40 @@ static void *tcache_pop(tcache_bin_t *b) {
 static void *tcache_alloc_uncached(zone_t *z, unsigned cls) {
   void *list = NULL;
   if (zone_alloc_objects(z, cls, &list, 1) == 0) return NULL;
+  __atomic_fetch_add(&tcache_requests_uncached[cls], 1, __ATOMIC_RELAXED);
   ((void **)list)[1] = NULL;
   return list;
 }
 
+/* The thread's cache for a slow path: entered, and made first if the thread
+ * had none (still tcache_empty if that failed). */
+static tcache_t *tcache_enter_own(tcache_t *tc) {
+  tc = tcache_enter(tc);
+  if (tc->state == TCACHE_EMPTY && tcache_thread_init()) tc = tcache_enter(tcache_own);
+  return tc;
+}
+
 static void *tcache_refill_and_pop(tcache_t *tc, unsigned cls) {
-  if (unlikely(purge_thread_wanted())) purge_start_thread();
-  if (tc->state == TCACHE_EMPTY) {
-    if (!tcache_thread_init()) return tcache_alloc_uncached(tc->zone, cls);
-    tc = tcache_current;
-  }
   tcache_bin_t *b = &tc->bins[cls];
-  if (tc->state == TCACHE_DEAD || b->max == 0) return tcache_alloc_uncached(tc->zone, cls);
+  if (tc->state != TCACHE_LIVE || b->max == 0) return tcache_alloc_uncached(tc->zone, cls);
   if (b->head == NULL) {
     b->count += zone_alloc_objects(tc->zone, cls, &b->head, (b->max + 1) / 2);
     if (b->head == NULL) return NULL;
   }
+  counter_increment(tc->requests[cls]);
   return tcache_pop(b);
 }
 
 void *tcache_alloc_slow(tcache_t *tc, unsigned cls) {
+  if (unlikely(purge_thread_wanted())) purge_start_thread();
+  tc = tcache_enter_own(tc);
   void *p = tcache_refill_and_pop(tc, cls);
+  tcache_leave(tc);
   if (p == NULL) errno = ENOMEM;
   return p;
 }
 
-void tcache_free_slow(tcache_t *tc, void *p, unsigned cls) {
-  if (free_key_matches(((void **)p)[1]) && tcache_check_double_free(tc, p, cls)) return;
-  if (tc->state == TCACHE_EMPTY && tcache_thread_init()) tc = tcache_current;
+static void tcache_push(tcache_t *tc, void *p, unsigned cls) {
   if (tc->state != TCACHE_LIVE || tc->bins[cls].max == 0) return zone_free_small(p);
   tcache_bin_t *b = &tc->bins[cls];
   if (b->count >= b->max) tcache_flush_bin(b, b->count - b->max / 2);
@@ -167,6 +420,15 @@ void tcache_free_slow(tcache_t *tc, void *p, unsigned cls) {
   obj[1] = (void *)tcache_key;
   b->head = obj;
   b->count++;
+}
+
+void tcache_free_slow(tcache_t *tc, void *p, unsigned cls) {
+  tc = tcache_enter(tc);
+  if (!(free_key_matches(((void **)p)[1]) && tcache_check_double_free(tc, p, cls))) {
+    if (tc->state == TCACHE_EMPTY) tc = tcache_enter_own(tc);
+    tcache_push(tc, p, cls);
+  }
+  tcache_leave(tc);
 }
 
 /* The object's second word holds the key: confirm by a scan of this thread's

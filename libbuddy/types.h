@@ -185,6 +185,7 @@ typedef struct buddy_options {
   long thp;              /* transparent huge pages on regions */
   long debug;            /* fill freed small blocks, check the fill on reuse */
   long abort_on_error;   /* misuse aborts (1) or warns and leaks the block (0) */
+  long reclaim_idle;     /* empty the caches of threads idle for a purge period */
 } buddy_options_t;
 
 /* ---- Thread caches ------------------------------------------------------- */
@@ -202,12 +203,31 @@ typedef enum tcache_state {
   TCACHE_EMPTY = 0, /* the static cache every thread starts on */
   TCACHE_LIVE,      /* a thread's own cache */
   TCACHE_DEAD,      /* after the thread's cache was flushed at exit */
+  TCACHE_RECLAIMED, /* static: put in an idle thread's place while its bins were emptied */
 } tcache_state_t;
 
+/* A thread's cache. The bins and counters are the owner's alone: no lock, no
+ * atomic read-modify-write. Other threads read the counters (relaxed) for
+ * statistics, and touch the bins only in two cases, each under
+ * tcache_registry_lock: the idle-cache reclaim (tcache.c: the owner is then
+ * provably blocked in a system call outside any allocator path and finds
+ * tcache_reclaimed in its place when it wakes) and a fork child dropping the
+ * caches of threads it does not have. */
 typedef struct tcache {
   tcache_bin_t bins[SIZE_CLASS_COUNT];
-  zone_t *zone; /* home zone: refills come from here */
+  zone_t *zone;   /* home zone: refills come from here */
   uint32_t state; /* tcache_state_t */
+  uint32_t busy;  /* 1 while the owner is in a slow path (may hold bin pointers) */
+  uint64_t requests[SIZE_CLASS_COUNT]; /* small allocations served, per class */
+  uint64_t slow_paths;                 /* slow paths entered: a clock of activity */
+  /* The registry of live caches, under tcache_registry_lock. */
+  struct tcache *next, *prev;
+  struct tcache **owner_slot; /* the owner's tcache_current */
+  int tid;                    /* the owner's kernel thread id */
+  /* What the last idle sweep saw: blocked in a system call, at this CPU time
+   * and slow-path count. Unchanged at the next sweep means idle since. */
+  bool idle_seen;
+  uint64_t idle_run_ns, idle_slow_paths;
 } tcache_t;
 
 /* ---- Statistics (stats.c) ------------------------------------------------ */
@@ -223,6 +243,12 @@ typedef struct buddy_stats {
   size_t class_live[SIZE_CLASS_COUNT]; /* objects out of their slabs (caches included) */
   size_t purged_pages;
   size_t huge_cached_bytes; /* freed huge blocks kept for reuse */
+  /* Requests served since start: small ones per class (exited threads'
+   * included), medium page runs, huge blocks. */
+  uint64_t class_requests[SIZE_CLASS_COUNT];
+  uint64_t medium_requests, huge_requests;
+  size_t thread_caches, bytes_cached; /* live thread caches and what they hold */
+  size_t caches_reclaimed, bytes_reclaimed; /* idle threads' caches emptied */
 } buddy_stats_t;
 
 #endif /* BUDDY_TYPES_H */

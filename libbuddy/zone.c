@@ -265,7 +265,7 @@ void zone_shrink_run(region_t *r, void *p, unsigned order) {
 
 /* ---- Trim ---------------------------------------------------------------- */
 
-static bool zone_trim_locked(zone_t *z) {
+bool zone_release_empty_slabs_locked(zone_t *z) {
   bool released = false;
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
     slab_list_t *s = &z->slabs[c];
@@ -277,6 +277,11 @@ static bool zone_trim_locked(zone_t *z) {
       released = true;
     }
   }
+  return released;
+}
+
+static bool zone_trim_locked(zone_t *z) {
+  bool released = zone_release_empty_slabs_locked(z);
   released |= zone_release_free_regions_locked(z, 0) > 0;
   return purge_zone_locked(z) > 0 || released;
 }

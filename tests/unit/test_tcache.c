@@ -1,0 +1,383 @@
+/* test_tcache.c: thread caches seen from outside their threads: the
+ * per-class request counters, the idle-cache reclaim (tcache.c's header has
+ * the protocol), and a fork child's orphaned caches. Linked to the static
+ * library with internal.h, so a test can run a sweep itself and read every
+ * counter; each Criterion test runs in a process of its own. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buddymalloc.h"
+#include "internal.h"
+
+#define SMALL_SIZE 64      /* class 4 */
+#define OTHER_SIZE 448     /* a class four doublings up */
+#define FILL_BLOCKS 4000   /* more than a bin holds: bins end up full */
+#define RECLAIM_WAIT_MS 5000
+
+/* Checks in threads other than the test's own: report and abort (a crash
+ * fails the test). */
+#define check(cond)                                                            \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+      abort();                                                                 \
+    }                                                                          \
+  } while (0)
+
+static void sleep_ms(long ms) {
+  struct timespec t = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+  nanosleep(&t, NULL);
+}
+
+static buddy_stats_t stats_now(void) {
+  buddy_stats_t s;
+  stats_collect(&s);
+  return s;
+}
+
+static void skip_under_tsan(void) {
+#ifdef __SANITIZE_THREAD__
+  cr_skip_test("TSan builds do not reclaim idle caches (tcache.c)");
+#endif
+}
+
+/* Allocates blocks of two classes, writes each, frees them all: the thread's
+ * bins of both classes end up full. */
+static void fill_own_cache(unsigned char seed) {
+  void *blocks[FILL_BLOCKS];
+  for (int i = 0; i < FILL_BLOCKS; i++) {
+    size_t size = i % 2 ? OTHER_SIZE : SMALL_SIZE;
+    memset(blocks[i] = buddy_malloc(size), seed, size);
+  }
+  for (int i = 0; i < FILL_BLOCKS; i++) buddy_free(blocks[i]);
+}
+
+/* Allocates, writes and checks blocks of both classes: a corrupt cache (an
+ * object handed out twice, a broken list) shows as a wrong byte or a crash. */
+static void churn_and_check(int rounds) {
+  enum { LIVE = 300 };
+  unsigned char *live[LIVE];
+  for (int r = 0; r < rounds; r++) {
+    for (int i = 0; i < LIVE; i++) {
+      size_t size = i % 2 ? OTHER_SIZE : SMALL_SIZE;
+      live[i] = buddy_malloc(size);
+      memset(live[i], (unsigned char)(i + r), size);
+    }
+    for (int i = 0; i < LIVE; i++) {
+      size_t size = i % 2 ? OTHER_SIZE : SMALL_SIZE;
+      for (size_t k = 0; k < size; k++)
+        check(live[i][k] == (unsigned char)(i + r));
+      buddy_free(live[i]);
+    }
+  }
+}
+
+/* ---- A worker that fills its cache, then blocks reading a pipe ------------- */
+
+typedef struct worker {
+  pthread_t thread;
+  int wake[2];  /* the worker blocks reading wake[0] */
+  int ready[2]; /* it writes one byte to ready[1] when its cache is full */
+} worker_t;
+
+static void *worker_main(void *arg) {
+  worker_t *w = arg;
+  fill_own_cache(0x5a);
+  char c = 1;
+  check(write(w->ready[1], &c, 1) == 1);
+  check(read(w->wake[0], &c, 1) == 1); /* idle here, in a system call */
+  churn_and_check(20);                      /* takes its cache back and uses it */
+  fill_own_cache(0x6b);
+  return NULL;
+}
+
+static void worker_start(worker_t *w) {
+  cr_assert_eq(pipe(w->wake), 0);
+  cr_assert_eq(pipe(w->ready), 0);
+  cr_assert_eq(pthread_create(&w->thread, NULL, worker_main, w), 0);
+  char c;
+  cr_assert_eq(read(w->ready[0], &c, 1), 1);
+}
+
+static void worker_finish(worker_t *w) {
+  char c = 1;
+  cr_assert_eq(write(w->wake[1], &c, 1), 1);
+  cr_assert_eq(pthread_join(w->thread, NULL), 0);
+  for (int i = 0; i < 2; i++) {
+    close(w->wake[i]);
+    close(w->ready[i]);
+  }
+}
+
+/* Calls the allocator the way a busy program does (slow paths included: the
+ * main thread's flushes), until a reclaim happened or RECLAIM_WAIT_MS passed. */
+static bool wait_for_reclaim(size_t reclaims_before, long wait_ms) {
+  for (long waited = 0; waited < wait_ms; waited += 5) {
+    churn_and_check(1);
+    tcache_flush_current();
+    if (stats_now().caches_reclaimed > reclaims_before) return true;
+    sleep_ms(5);
+  }
+  return false;
+}
+
+/* A worker idle with a full cache, reclaim periods of 100 ms, and the
+ * calling thread's own cache empty. */
+static void idle_worker_start(worker_t *w) {
+  skip_under_tsan();
+  options.purge_delay_ms = 100;
+  worker_start(w);
+  tcache_flush_current();
+}
+
+Test(reclaim, an_idle_threads_cache_is_emptied_by_a_busy_thread, .timeout = 30) {
+  worker_t w;
+  idle_worker_start(&w);
+  buddy_stats_t before = stats_now();
+  cr_assert_geq(before.bytes_cached, 8 * 1024, "the idle worker holds %zu bytes", before.bytes_cached);
+  cr_assert_eq(before.caches_reclaimed, 0);
+  cr_assert(wait_for_reclaim(0, RECLAIM_WAIT_MS), "no reclaim within %d ms", RECLAIM_WAIT_MS);
+  tcache_flush_current();
+  buddy_stats_t after = stats_now();
+  cr_assert_eq(after.bytes_cached, 0, "%zu bytes still cached", after.bytes_cached);
+  cr_assert_geq(after.bytes_reclaimed, before.bytes_cached);
+  worker_finish(&w); /* it wakes on tcache_reclaimed, takes its cache back, checks its blocks */
+  zone_verify_all();
+}
+
+Test(reclaim, the_background_thread_empties_caches_of_an_idle_program, .timeout = 30) {
+  options.background_purge = 1;
+  worker_t w;
+  idle_worker_start(&w);
+  cr_assert_gt(stats_now().bytes_cached, 0);
+  /* The main thread makes no allocator call while it waits. */
+  size_t reclaims = 0;
+  for (long waited = 0; waited < RECLAIM_WAIT_MS && reclaims == 0; waited += 50) {
+    sleep_ms(50);
+    reclaims = stats_now().caches_reclaimed;
+  }
+  cr_assert_eq(reclaims, 1, "the background thread emptied the idle worker's cache");
+  worker_finish(&w);
+  zone_verify_all();
+}
+
+Test(reclaim, off_when_asked, .timeout = 30) {
+  options.reclaim_idle = 0;
+  worker_t w;
+  idle_worker_start(&w);
+  size_t cached = stats_now().bytes_cached;
+  cr_assert_geq(cached, 8 * 1024);
+  /* Ten reclaim periods: the test above sees its reclaim within two or three. */
+  cr_assert(!wait_for_reclaim(0, 1000), "reclaim_idle=0 still reclaimed");
+  tcache_flush_current();
+  cr_assert_eq(stats_now().bytes_cached, cached, "the idle worker's cache is left alone");
+  worker_finish(&w);
+}
+
+/* ---- Idle caches and RSS --------------------------------------------------- */
+
+#define PIN_THREADS 8
+static const size_t pin_sizes[] = {64, 256, 1024, 4096, 16384};
+#define PIN_CLASSES (sizeof pin_sizes / sizeof pin_sizes[0])
+
+static size_t rss_bytes(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  unsigned long size = 0, resident = 0;
+  check(f != NULL && fscanf(f, "%lu %lu", &size, &resident) == 2);
+  fclose(f);
+  return resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* What one thread's bins pin below when each cached object sits on a slab
+ * of its own: a whole slab per object. */
+static size_t pinned_per_thread(void) {
+  size_t bytes = 0;
+  for (size_t i = 0; i < PIN_CLASSES; i++) {
+    unsigned cls = size_class_of(pin_sizes[i]);
+    size_t per_bin = TCACHE_BIN_BYTES / size_class_bytes[cls];
+    if (per_bin > TCACHE_BIN_MAX) per_bin = TCACHE_BIN_MAX;
+    if (per_bin < TCACHE_BIN_MIN) per_bin = TCACHE_BIN_MIN;
+    bytes += per_bin * (PAGE_SIZE << size_class_slab_order[cls]);
+  }
+  return bytes;
+}
+
+/* Fills slabs of several classes, frees every object but the first of each
+ * slab, then the firsts: the bins end up holding one object on each of as
+ * many slabs as they have room for, and those slabs stay resident. */
+static void *pin_worker(void *arg) {
+  worker_t *w = arg;
+  for (size_t i = 0; i < PIN_CLASSES; i++) {
+    unsigned cls = size_class_of(pin_sizes[i]);
+    size_t slab_bytes = PAGE_SIZE << size_class_slab_order[cls];
+    size_t n = 4 * TCACHE_BIN_MAX * (size_t)size_class_slab_count[cls];
+    if (n * pin_sizes[i] > (16u << 20)) n = (16u << 20) / pin_sizes[i];
+    /* Not libc's malloc: its per-thread arenas would keep RSS of their own. */
+    char **blocks = mmap(NULL, n * sizeof *blocks, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    check(blocks != MAP_FAILED);
+    for (size_t k = 0; k < n; k++) memset(blocks[k] = buddy_malloc(pin_sizes[i]), 7, pin_sizes[i]);
+    for (size_t k = 0; k < n; k++)
+      if ((uintptr_t)blocks[k] % slab_bytes != 0) buddy_free(blocks[k]);
+    for (size_t k = 0; k < n; k++)
+      if ((uintptr_t)blocks[k] % slab_bytes == 0) buddy_free(blocks[k]);
+    munmap(blocks, n * sizeof *blocks);
+  }
+  char c = 1;
+  check(write(w->ready[1], &c, 1) == 1);
+  check(read(w->wake[0], &c, 1) == 1);
+  return NULL;
+}
+
+Test(reclaim, idle_threads_caches_do_not_pin_memory, .timeout = 60) {
+  skip_under_tsan();
+#ifdef __SANITIZE_ADDRESS__
+  cr_skip_test("the RSS is AddressSanitizer's own under ASan; checked in the plain build");
+#endif
+  options.purge_delay_ms = 100;
+  options.background_purge = 1; /* purges every zone while the threads idle */
+  options.reclaim_idle = 0;     /* first: what the caches pin */
+  size_t start = rss_bytes();
+  worker_t w[PIN_THREADS];
+  for (int t = 0; t < PIN_THREADS; t++) {
+    cr_assert_eq(pipe(w[t].wake), 0);
+    cr_assert_eq(pipe(w[t].ready), 0);
+    cr_assert_eq(pthread_create(&w[t].thread, NULL, pin_worker, &w[t]), 0);
+  }
+  char c;
+  for (int t = 0; t < PIN_THREADS; t++) cr_assert_eq(read(w[t].ready[0], &c, 1), 1);
+  sleep_ms(500); /* everything not cached is purged by now */
+  size_t pinned = rss_bytes() - start, expected = PIN_THREADS * pinned_per_thread();
+  cr_assert_geq(pinned, expected / 2, "caches pin %zu KiB (expected about %zu KiB)", pinned >> 10, expected >> 10);
+  options.reclaim_idle = 1;
+  for (int waited = 0; waited < RECLAIM_WAIT_MS && stats_now().caches_reclaimed < PIN_THREADS; waited += 50)
+    sleep_ms(50);
+  cr_assert_eq(stats_now().caches_reclaimed, PIN_THREADS);
+  sleep_ms(400); /* the purge delay, with the background thread's half-delay wakes */
+  size_t left = rss_bytes() - start;
+  fprintf(stderr, "pinned %zu KiB, left %zu KiB\n", pinned >> 10, left >> 10);
+  cr_assert_leq(left, pinned / 4, "after reclaim %zu KiB of %zu KiB pinned still resident", left >> 10,
+                pinned >> 10);
+  for (int t = 0; t < PIN_THREADS; t++) {
+    cr_assert_eq(write(w[t].wake[1], &c, 1), 1);
+    cr_assert_eq(pthread_join(w[t].thread, NULL), 0);
+  }
+}
+
+/* A thread that runs (or blocks only briefly) between sweeps is never
+ * reclaimed, and one that sleeps long enough is reclaimed again and again
+ * while the sweeps race with its waking: its blocks stay intact throughout. */
+static bool napper_done;
+
+static void *napper_main(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 16; i++) {
+    churn_and_check(10);
+    fill_own_cache((unsigned char)i);
+    sleep_ms(i % 2 ? 1 : 250); /* a short nap: busy; a long one: idle across sweeps */
+  }
+  __atomic_store_n(&napper_done, true, __ATOMIC_RELEASE);
+  return NULL;
+}
+
+Test(reclaim, races_with_waking_owners_lose_nothing, .timeout = 60) {
+  skip_under_tsan();
+  options.purge_delay_ms = 0; /* a sweep every RECLAIM_PERIOD_MIN_MS */
+  pthread_t thread;
+  cr_assert_eq(pthread_create(&thread, NULL, napper_main, NULL), 0);
+  while (!__atomic_load_n(&napper_done, __ATOMIC_ACQUIRE)) {
+    tcache_sweep_idle();
+    sleep_ms(1);
+  }
+  cr_assert_eq(pthread_join(thread, NULL), 0);
+  cr_assert_geq(stats_now().caches_reclaimed, 1, "the long naps were seen as idle");
+  churn_and_check(5);
+  zone_verify_all();
+}
+
+/* ---- Request counters ------------------------------------------------------ */
+
+#define COUNT_THREADS 6
+#define COUNT_PER_THREAD 5003
+
+static int threads_counted;
+static bool threads_released;
+
+/* Odd-numbered threads stay alive (their counters in their caches) until
+ * released; even ones exit (their counters retired). */
+static void *count_requests(void *arg) {
+  int stay = (int)(intptr_t)arg % 2;
+  for (int i = 0; i < COUNT_PER_THREAD; i++) buddy_free(buddy_malloc(SMALL_SIZE));
+  __atomic_fetch_add(&threads_counted, 1, __ATOMIC_ACQ_REL);
+  while (stay && !__atomic_load_n(&threads_released, __ATOMIC_ACQUIRE)) sleep_ms(1);
+  return NULL;
+}
+
+Test(stats, requests_are_counted_exactly_per_class) {
+  unsigned cls = size_class_of(SMALL_SIZE), other = size_class_of(OTHER_SIZE);
+  buddy_stats_t before = stats_now();
+  pthread_t threads[COUNT_THREADS];
+  for (int t = 0; t < COUNT_THREADS; t++)
+    cr_assert_eq(pthread_create(&threads[t], NULL, count_requests, (void *)(intptr_t)t), 0);
+  for (int i = 0; i < 777; i++) buddy_free(buddy_malloc(OTHER_SIZE));
+  for (int i = 0; i < 3; i++) buddy_free(buddy_malloc(96 * 1024));
+  buddy_free(buddy_malloc(9u << 20));
+  while (__atomic_load_n(&threads_counted, __ATOMIC_ACQUIRE) < COUNT_THREADS) sleep_ms(1);
+  for (int t = 0; t < COUNT_THREADS; t += 2) pthread_join(threads[t], NULL);
+  buddy_stats_t during = stats_now(); /* three threads gone, three live */
+  __atomic_store_n(&threads_released, true, __ATOMIC_RELEASE);
+  for (int t = 1; t < COUNT_THREADS; t += 2) pthread_join(threads[t], NULL);
+  buddy_stats_t after = stats_now();
+  cr_assert_eq(during.class_requests[cls] - before.class_requests[cls], COUNT_THREADS * COUNT_PER_THREAD);
+  cr_assert_eq(after.class_requests[cls] - before.class_requests[cls], COUNT_THREADS * COUNT_PER_THREAD);
+  cr_assert_eq(after.class_requests[other] - before.class_requests[other], 777);
+  cr_assert_eq(after.medium_requests - before.medium_requests, 3);
+  cr_assert_eq(after.huge_requests - before.huge_requests, 1);
+}
+
+Test(stats, requests_appear_in_the_json_report) {
+  for (int i = 0; i < 1234; i++) buddy_free(buddy_malloc(OTHER_SIZE));
+  char *json = buddy_stats_json();
+  char pattern[64];
+  snprintf(pattern, sizeof pattern, "{\"class\":%u,\"bytes\":%u,\"requests\":", size_class_of(OTHER_SIZE),
+           (unsigned)size_class_bytes[size_class_of(OTHER_SIZE)]);
+  const char *at = strstr(json, pattern);
+  cr_assert_not_null(at, "%s in %s", pattern, json);
+  cr_assert_geq(strtoull(at + strlen(pattern), NULL, 10), 1234);
+  cr_assert_not_null(strstr(json, "\"caches_reclaimed\":"));
+  buddy_free(json);
+}
+
+/* ---- fork(): caches of threads the child does not have --------------------- */
+
+static int child_flushes_orphans(void) {
+  buddy_stats_t s = stats_now();
+  if (s.thread_caches != 1 || s.bytes_cached == 0) return 1; /* the worker's cache is an orphan */
+  tcache_flush_current();
+  tcache_sweep_idle(); /* the first sweep in a child is due at once */
+  s = stats_now();
+  if (s.bytes_cached != 0) return 2;
+  zone_verify_all();
+  churn_and_check(5);
+  return 0;
+}
+
+Test(fork, the_child_gives_back_caches_of_threads_it_does_not_have, .timeout = 30) {
+  skip_under_tsan();
+  worker_t w;
+  worker_start(&w);
+  buddy_free(buddy_malloc(SMALL_SIZE)); /* the main thread has a cache too */
+  pid_t pid = fork();
+  if (pid == 0) _exit(child_flushes_orphans());
+  int status = 0;
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", WEXITSTATUS(status));
+  worker_finish(&w);
+}
