@@ -160,7 +160,7 @@ void huge_trim(void) {
 }
 
 void huge_expire(void) {
-  huge_cache_expire(false);
+  if (__atomic_load_n(&huge_cached_bytes, __ATOMIC_RELAXED) != 0) huge_cache_expire(false);
 }
 
 /* ---- Allocation ---------------------------------------------------------- */

@@ -329,17 +329,19 @@ static void tcache_sweep_locked(void) {
   }
 }
 
-/* One sweep per period, by whichever thread finds it due first; a slow path
- * never waits for one (trylock). */
+/* Once per period, by whichever thread finds it due first: cached huge blocks
+ * past the delay are unmapped (so a program that stopped making huge
+ * allocations does not keep them), and idle caches swept. A slow path never
+ * waits for a sweep (trylock). */
 static void tcache_sweep_if_due(void) {
-  if (!reclaim_enabled()) return;
   uint64_t now = os_now_ns(), due = __atomic_load_n(&reclaim_next_ns, __ATOMIC_RELAXED);
   if (now < due) return;
   long period_ms = options.purge_delay_ms > RECLAIM_PERIOD_MIN_MS ? options.purge_delay_ms : RECLAIM_PERIOD_MIN_MS;
   if (!__atomic_compare_exchange_n(&reclaim_next_ns, &due, now + (uint64_t)period_ms * 1000000u, false,
                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
     return;
-  if (pthread_mutex_trylock(&tcache_registry_lock) != 0) return;
+  huge_expire();
+  if (!reclaim_enabled() || pthread_mutex_trylock(&tcache_registry_lock) != 0) return;
   tcache_sweep_locked();
   pthread_mutex_unlock(&tcache_registry_lock);
 }

@@ -410,3 +410,23 @@ Test(purge, background_thread_unmaps_cached_huge_blocks) {
   nanosleep(&pause, NULL);
   cr_assert_leq(rss_bytes() - start, 2 * MIB, "an idle program's cached huge block is unmapped");
 }
+
+Test(purge, cached_huge_blocks_expire_while_the_program_allocates_small_blocks) {
+  skip_under_asan();
+  options.purge_delay_ms = 50;
+  size_t start = rss_bytes();
+  char *huge = buddy_malloc(32 * MIB);
+  memset(huge, 1, 32 * MIB);
+  buddy_free(huge); /* waits in the huge cache; no huge call from here on */
+  cr_assert_geq(rss_bytes() - start, 30 * MIB, "still resident while cached");
+  /* Small blocks only, with slow paths (refills, flushes) among them. */
+  for (int round = 0; round < 100 && rss_bytes() - start > 2 * MIB; round++) {
+    enum { BLOCKS = 400 };
+    void *blocks[BLOCKS];
+    for (int i = 0; i < BLOCKS; i++) blocks[i] = buddy_malloc(SMALL_BLOCK);
+    for (int i = 0; i < BLOCKS; i++) buddy_free(blocks[i]);
+    struct timespec pause = {.tv_sec = 0, .tv_nsec = 10 * 1000000};
+    nanosleep(&pause, NULL);
+  }
+  cr_assert_leq(rss_bytes() - start, 2 * MIB, "the cached huge block is unmapped within a few periods");
+}
