@@ -27,6 +27,8 @@ static void stats_add_region(buddy_stats_t *s, const region_t *r) {
     } else if (d->kind == PAGE_RUN) {
       s->runs++;
       s->bytes_runs += PAGE_SIZE << d->order;
+    } else if (d->kind == PAGE_FREE && !(d->flags & PAGE_ZEROED)) {
+      s->bytes_resident += PAGE_SIZE << d->order; /* freed, not purged yet */
     }
     i += (size_t)1 << d->order;
   }
@@ -52,6 +54,9 @@ void stats_collect(buddy_stats_t *s) {
   s->medium_requests = __atomic_load_n(&alloc_medium_requests, __ATOMIC_RELAXED);
   s->huge_requests = __atomic_load_n(&alloc_huge_requests, __ATOMIC_RELAXED);
   tcache_collect_stats(s);
+  s->bytes_allocated = s->bytes_small_live + s->bytes_runs + s->huge_bytes;
+  s->bytes_resident += s->pages_used * PAGE_SIZE + s->regions * sizeof(region_t) + s->huge_bytes +
+                       s->huge_cached_bytes;
 }
 
 /* ---- Printing ------------------------------------------------------------ */
@@ -81,37 +86,40 @@ static void stats_text(out_t *o, const buddy_stats_t *s) {
              s->huge_cached_bytes >> 10);
   out_printf(o, "  small: %zu KiB live in %zu KiB of slabs\n", s->bytes_small_live >> 10,
              s->bytes_in_slabs >> 10);
+  out_printf(o, "  allocated / resident %zu / %zu KiB (at most; %zu KiB of the allocated in thread caches)\n",
+             s->bytes_allocated >> 10, s->bytes_resident >> 10, s->bytes_cached >> 10);
   out_printf(o, "  free blocks per order:");
   for (unsigned k = 0; k < BUDDY_ORDERS; k++) out_printf(o, " %zu", s->free_blocks[k]);
   out_printf(o, "\n  requests: medium %llu, huge %llu\n", (unsigned long long)s->medium_requests,
              (unsigned long long)s->huge_requests);
   out_printf(o, "  thread caches       %zu (%zu KiB cached); %zu idle emptied (%zu KiB)\n", s->thread_caches,
              s->bytes_cached >> 10, s->caches_reclaimed, s->bytes_reclaimed >> 10);
-  out_printf(o, "  class     bytes     requests   slabs    live\n");
+  out_printf(o, "  class     bytes     requests   slabs    live  (cached)\n");
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++)
     if (s->class_slabs[c] != 0 || s->class_requests[c] != 0)
-      out_printf(o, "  %5u %9u %12llu %7zu %7zu\n", c, (unsigned)size_class_bytes[c],
-                 (unsigned long long)s->class_requests[c], s->class_slabs[c], s->class_live[c]);
+      out_printf(o, "  %5u %9u %12llu %7zu %7zu %9zu\n", c, (unsigned)size_class_bytes[c],
+                 (unsigned long long)s->class_requests[c], s->class_slabs[c], s->class_live[c],
+                 s->class_cached[c]);
 }
 
 static void stats_json(out_t *o, const buddy_stats_t *s) {
   out_printf(o, "{\"allocator\":\"buddymalloc\",\"regions\":%zu,\"pages_used\":%zu,\"pages_free\":%zu,"
              "\"runs\":%zu,\"run_bytes\":%zu,\"huge_blocks\":%zu,\"huge_bytes\":%zu,\"purged_pages\":%zu,"
              "\"small_live_bytes\":%zu,\"slab_bytes\":%zu,\"medium_requests\":%llu,\"huge_requests\":%llu,"
-             "\"thread_caches\":%zu,\"cached_bytes\":%zu,\"caches_reclaimed\":%zu,\"reclaimed_bytes\":%zu,"
+             "\"allocated_bytes\":%zu,\"resident_bytes\":%zu,\"thread_caches\":%zu,\"cached_bytes\":%zu,\"caches_reclaimed\":%zu,\"reclaimed_bytes\":%zu,"
              "\"free_blocks\":[",
              s->regions, s->pages_used, s->pages_free, s->runs, s->bytes_runs, s->huge_blocks,
              s->huge_bytes, s->purged_pages, s->bytes_small_live, s->bytes_in_slabs,
-             (unsigned long long)s->medium_requests, (unsigned long long)s->huge_requests, s->thread_caches,
+             (unsigned long long)s->medium_requests, (unsigned long long)s->huge_requests, s->bytes_allocated, s->bytes_resident, s->thread_caches,
              s->bytes_cached, s->caches_reclaimed, s->bytes_reclaimed);
   for (unsigned k = 0; k < BUDDY_ORDERS; k++) out_printf(o, "%s%zu", k ? "," : "", s->free_blocks[k]);
   out_printf(o, "],\"classes\":[");
   bool first = true;
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
     if (s->class_slabs[c] == 0 && s->class_requests[c] == 0) continue;
-    out_printf(o, "%s{\"class\":%u,\"bytes\":%u,\"requests\":%llu,\"slabs\":%zu,\"live\":%zu}",
+    out_printf(o, "%s{\"class\":%u,\"bytes\":%u,\"requests\":%llu,\"slabs\":%zu,\"live\":%zu,\"cached\":%zu}",
                first ? "" : ",", c, (unsigned)size_class_bytes[c], (unsigned long long)s->class_requests[c],
-               s->class_slabs[c], s->class_live[c]);
+               s->class_slabs[c], s->class_live[c], s->class_cached[c]);
     first = false;
   }
   out_printf(o, "]}\n");

@@ -356,11 +356,14 @@ void tcache_collect_stats(buddy_stats_t *s) {
     s->class_requests[c] = tcache_requests_retired[c] + __atomic_load_n(&tcache_requests_uncached[c], __ATOMIC_RELAXED);
   for (const tcache_t *tc = tcache_registry; tc != NULL; tc = tc->next) {
     s->thread_caches++;
-    s->bytes_cached += tcache_cached_bytes(tc);
-    for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++)
+    for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
       s->class_requests[c] += __atomic_load_n(&tc->requests[c], __ATOMIC_RELAXED);
+      s->class_cached[c] += __atomic_load_n(&tc->bins[c].count, __ATOMIC_RELAXED);
+    }
   }
-  for (const tcache_t *tc = tcache_orphans; tc != NULL; tc = tc->next) s->bytes_cached += tcache_cached_bytes(tc);
+  for (const tcache_t *tc = tcache_orphans; tc != NULL; tc = tc->next)
+    for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) s->class_cached[c] += tc->bins[c].count;
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) s->bytes_cached += s->class_cached[c] * size_class_bytes[c];
   s->caches_reclaimed = tcache_reclaims;
   s->bytes_reclaimed = tcache_reclaimed_bytes;
   pthread_mutex_unlock(&tcache_registry_lock);

@@ -248,6 +248,11 @@ typedef struct buddy_stats {
   uint64_t class_requests[SIZE_CLASS_COUNT];
   uint64_t medium_requests, huge_requests;
   size_t thread_caches, bytes_cached; /* live thread caches and what they hold */
+  size_t class_cached[SIZE_CLASS_COUNT]; /* of class_live, objects in thread caches */
+  /* Fragmentation: blocks handed out (class_live's bytes, runs, huge), against
+   * what the heap keeps resident at most: pages used, free pages not purged,
+   * region metadata, huge blocks live and cached. */
+  size_t bytes_allocated, bytes_resident;
   size_t caches_reclaimed, bytes_reclaimed; /* idle threads' caches emptied */
 } buddy_stats_t;
 

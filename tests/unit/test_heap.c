@@ -216,6 +216,35 @@ Test(stats, json_counts_what_is_live) {
   buddy_free(after);
 }
 
+Test(stats, allocated_and_resident_bytes_follow_the_heap) {
+  options.purge_delay_ms = 3600000;
+  buddy_stats_t before, during, after;
+  buddy_free(buddy_malloc(1)); /* the thread's cache exists (it is a small block itself) */
+  stats_collect(&before);
+  enum { SMALL = 20000, MEDIUM = 64 };
+  static void *small[SMALL], *medium[MEDIUM];
+  size_t asked = 0, usable = 0;
+  for (int i = 0; i < SMALL; i++) memset(small[i] = buddy_malloc(SMALL_BLOCK), 1, SMALL_BLOCK);
+  for (int i = 0; i < MEDIUM; i++) memset(medium[i] = buddy_malloc(MEDIUM_BLOCK), 1, MEDIUM_BLOCK);
+  for (int i = 0; i < SMALL; i++) usable += buddy_malloc_usable_size(small[i]);
+  for (int i = 0; i < MEDIUM; i++) usable += buddy_malloc_usable_size(medium[i]);
+  asked = (size_t)SMALL * SMALL_BLOCK + (size_t)MEDIUM * MEDIUM_BLOCK;
+  stats_collect(&during);
+  /* Allocated counts usable sizes, and objects a refill moved into the cache. */
+  size_t grown = during.bytes_allocated - before.bytes_allocated;
+  cr_assert_geq(grown, usable);
+  cr_assert_leq(grown, usable + during.bytes_cached, "%zu grown, %zu usable", grown, usable);
+  cr_assert_geq(during.bytes_resident, during.bytes_allocated);
+  for (int i = 0; i < SMALL; i++) buddy_free(small[i]);
+  for (int i = 0; i < MEDIUM; i++) buddy_free(medium[i]);
+  stats_collect(&after);
+  cr_assert_leq(after.bytes_allocated, before.bytes_allocated + after.bytes_cached + 64 * 1024);
+  cr_assert_geq(after.bytes_resident, asked, "freed pages stay resident until purged");
+  buddy_trim(0);
+  stats_collect(&after);
+  cr_assert_leq(after.bytes_resident, before.bytes_resident + 2 * MIB, "a trim purges them");
+}
+
 /* ---- debug=1: freed blocks are filled and checked on reuse ----------------- */
 
 Test(debug, write_after_free_is_reported, .signal = SIGABRT) {
