@@ -32,14 +32,11 @@ static noinline void *alloc_large(size_t size, size_t align, bool *zeroed) {
   if (align_order > order) order = align_order;
   void *p;
   bool fresh = true;
-  if (order <= BUDDY_MAX_ORDER) {
-    __atomic_fetch_add(&alloc_medium_requests, 1, __ATOMIC_RELAXED);
-    p = zone_alloc_run(tcache_get()->zone, order, &fresh);
-  } else {
-    __atomic_fetch_add(&alloc_huge_requests, 1, __ATOMIC_RELAXED);
-    p = huge_alloc(size, align, &fresh);
-  }
+  bool medium = order <= BUDDY_MAX_ORDER;
+  if (medium) p = zone_alloc_run(tcache_get()->zone, order, &fresh);
+  else p = huge_alloc(size, align, &fresh);
   if (p == NULL) return alloc_fail();
+  __atomic_fetch_add(medium ? &alloc_medium_requests : &alloc_huge_requests, 1, __ATOMIC_RELAXED);
   if (zeroed != NULL) *zeroed = fresh;
   return p;
 }
@@ -50,6 +47,7 @@ static noinline void *alloc_large(size_t size, size_t align, bool *zeroed) {
 void *buddy_malloc(size_t size) {
   if (likely(size <= SMALL_SIZE_MAX)) {
     unsigned cls = size_class_of(size);
+    tcache_hold();
     tcache_t *tc = tcache_get();
     tcache_bin_t *b = &tc->bins[cls];
     void **p = b->head;
@@ -58,9 +56,10 @@ void *buddy_malloc(size_t size) {
       b->count--;
       tc->requests[cls]++; /* static caches never get here: their bins are empty */
       p[1] = NULL;
+      tcache_release();
       return p;
     }
-    return tcache_alloc_slow(tc, cls); /* sets errno when it fails */
+    return tcache_alloc_slow(tc, cls); /* sets errno when it fails; releases */
   }
   return alloc_large(size, PAGE_SIZE, NULL);
 }

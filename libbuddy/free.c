@@ -34,6 +34,7 @@ void buddy_free(void *p) {
   unsigned cls = d->size_class;
   if (unlikely(cls == 0)) return free_large(chunk, p);
   if (unlikely(!size_class_is_object_start(cls, slab_offset_of(d, p)))) return free_interior(p);
+  tcache_hold();
   tcache_t *tc = tcache_get();
   tcache_bin_t *b = &tc->bins[cls];
   void **obj = p;
@@ -43,6 +44,7 @@ void buddy_free(void *p) {
   obj[1] = (void *)tcache_key;
   b->head = obj;
   b->count++;
+  tcache_release();
 }
 
 /* The size from sized delete is a hint: the page map is the record. */

@@ -146,6 +146,20 @@ static bool huge_cache_put(huge_t *h) {
   return true;
 }
 
+/* fork(): the cache lock is a leaf (nothing is locked while it is held), so
+ * it is taken last and re-made in the child. */
+void huge_fork_prepare(void) {
+  pthread_mutex_lock(&huge_cache.lock);
+}
+
+void huge_fork_parent(void) {
+  pthread_mutex_unlock(&huge_cache.lock);
+}
+
+void huge_fork_child(void) {
+  pthread_mutex_init(&huge_cache.lock, NULL);
+}
+
 /* The heap map's line for huge blocks: their count and bytes. Huge blocks
  * are not kept on any list (only counted), so the map gives totals. */
 void huge_write_map(int fd) {

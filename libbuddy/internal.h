@@ -223,16 +223,37 @@ void huge_trim(void);
 void huge_expire(void);
 extern size_t huge_cached_bytes;
 void *huge_realloc(huge_t *h, void *p, size_t size);
+void huge_fork_prepare(void);
+void huge_fork_parent(void);
+void huge_fork_child(void);
 
 /* ---- tcache.c: per-thread caches ----------------------------------------- */
 
 extern __thread tcache_t *tcache_current __attribute__((tls_model("initial-exec")));
 
+/* Called held (tcache_hold) by the fast paths; they release. */
 void *tcache_alloc_slow(tcache_t *tc, unsigned cls); /* ENOMEM on failure */
 void tcache_free_slow(tcache_t *tc, void *p, unsigned cls);
 void tcache_flush_current(void);
 bool tcache_check_double_free(tcache_t *tc, void *p, unsigned cls); /* true: reported */
 void tcache_global_init(void); /* idempotent; cheap once done */
+/* How many of the calling thread's allocator calls may hold a pointer to its
+ * cache or a bin: raised before tcache_current is read, lowered after the
+ * last use (a slow path lowers what its fast path raised; calls nest). An
+ * idle-cache reclaim leaves a thread alone while it is not zero, which also
+ * covers a fast path interrupted by a signal handler that then blocks. The
+ * signal fences keep the compiler from moving cache accesses across them;
+ * the thread's own program order is all a signal handler or a sweep (which
+ * reads it only while the thread is blocked in the kernel) can observe. */
+extern __thread unsigned tcache_busy __attribute__((tls_model("initial-exec")));
+static inline void tcache_hold(void) {
+  tcache_busy++;
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+static inline void tcache_release(void) {
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  tcache_busy--;
+}
 /* The calling thread's cache: a relaxed load, because an idle-cache reclaim
  * (tcache.c) may store to another thread's tcache_current. */
 static inline tcache_t *tcache_get(void) {

@@ -26,18 +26,18 @@
  *   1. the owner's tcache_current is swapped to tcache_reclaimed (static, empty
  *      bins, max 0: the owner's next malloc or free goes to a slow path);
  *   2. the owner is checked again: still blocked in a system call, CPU time
- *      still unchanged (it has not run since the first sighting), and not
- *      busy. The fast paths make no system call, so a thread blocked in one
- *      is in none of them, and when it wakes it reads tcache_current afresh.
- *      Slow paths, which may block (a zone lock) holding bin pointers, set
- *      busy before anything else;
+ *      still unchanged (it has not run since the first sighting), and its
+ *      tcache_busy zero (internal.h): every path that reads tcache_current
+ *      raises it first and lowers it after its last use of the cache, so the
+ *      owner is in none of them, not even in one that a signal handler
+ *      interrupted before blocking. When it wakes it reads tcache_current
+ *      afresh;
  *   3. the bins are flushed to the zones under tcache_registry_lock, which the
  *      owner's next slow path takes (tcache_resume) before using its cache.
- * When step 2 fails the swap stays and costs the owner one slow path.
- * Limit: a signal handler that interrupts a fast path and then blocks in a
- * system call for a whole period looks idle; reclaim_idle=0 turns sweeps
- * off. ThreadSanitizer cannot see the kernel's ordering in step 2, so TSan
- * builds never sweep.
+ * When step 2 fails the swap stays (it costs the owner one slow path) and
+ * later sweeps retry step 2. ThreadSanitizer cannot see the kernel's
+ * ordering in step 2, so TSan builds never sweep; reclaim_idle=0 turns the
+ * sweeps off everywhere.
  *
  * Lock order: tcache_registry_lock, then zone locks. A fork child drops the
  * caches of threads it does not have onto an orphan list, which the next
@@ -53,6 +53,7 @@ static tcache_t tcache_dead = {.zone = &zones[0], .state = TCACHE_DEAD};
 static tcache_t tcache_reclaimed = {.zone = &zones[0], .state = TCACHE_RECLAIMED};
 
 __thread tcache_t *tcache_current __attribute__((tls_model("initial-exec"))) = &tcache_empty;
+__thread unsigned tcache_busy __attribute__((tls_model("initial-exec")));
 /* The thread's own live cache, also while tcache_reclaimed stands in for it. */
 static __thread tcache_t *tcache_own __attribute__((tls_model("initial-exec")));
 
@@ -148,27 +149,23 @@ static cold_path tcache_t *tcache_resume(void) {
   return own;
 }
 
-/* Every slow path that touches the thread's cache starts here: it marks the
- * cache busy (a sweep leaves it alone; seq_cst, so that a sweep that sees the
- * owner blocked later also sees busy) and counts the slow path. */
+/* Every slow path that touches the thread's cache starts here, held (the
+ * fast path raised tcache_busy): it takes the cache back if a reclaim swapped
+ * it out, and counts the slow path. */
 static tcache_t *tcache_enter(tcache_t *tc) {
   if (unlikely(tc->state == TCACHE_RECLAIMED)) tc = tcache_resume();
   if (tc->state == TCACHE_LIVE) {
-    __atomic_store_n(&tc->busy, 1, __ATOMIC_SEQ_CST);
     counter_increment(tc->slow_paths);
     if (tc->slow_paths % RECLAIM_CHECK_SLOW_PATHS == 0) tcache_sweep_if_due();
   }
   return tc;
 }
 
-static void tcache_leave(tcache_t *tc) {
-  if (tc->state == TCACHE_LIVE) __atomic_store_n(&tc->busy, 0, __ATOMIC_RELEASE);
-}
-
 void tcache_flush_current(void) {
-  tcache_t *tc = tcache_enter(__atomic_load_n(&tcache_current, __ATOMIC_RELAXED));
+  tcache_hold();
+  tcache_t *tc = tcache_enter(tcache_get());
   if (tc->state == TCACHE_LIVE) tcache_flush_all(tc);
-  tcache_leave(tc);
+  tcache_release();
 }
 
 /* ---- Thread start and exit ----------------------------------------------- */
@@ -192,7 +189,7 @@ static void tcache_unregister_locked(tcache_t *tc) {
 
 static void tcache_thread_exit(void *arg) {
   tcache_t *tc = arg;
-  __atomic_store_n(&tc->busy, 1, __ATOMIC_SEQ_CST); /* the lock below may block */
+  tcache_hold(); /* the lock below may block */
   pthread_mutex_lock(&tcache_registry_lock);
   tcache_unregister_locked(tc);
   __atomic_store_n(&tcache_current, &tcache_dead, __ATOMIC_RELAXED);
@@ -200,20 +197,24 @@ static void tcache_thread_exit(void *arg) {
   pthread_mutex_unlock(&tcache_registry_lock);
   tcache_flush_all(tc);
   zone_free_small(tc);
+  tcache_release();
 }
 
 static void tcache_fork_prepare(void) {
   pthread_mutex_lock(&tcache_registry_lock);
   zone_fork_prepare();
+  huge_fork_prepare();
 }
 
 static void tcache_fork_parent(void) {
+  huge_fork_parent();
   zone_fork_parent();
   pthread_mutex_unlock(&tcache_registry_lock);
 }
 
 /* The child has one thread: every other live cache becomes an orphan. */
 static void tcache_fork_child(void) {
+  huge_fork_child();
   zone_fork_child();
   pthread_mutex_init(&tcache_registry_lock, NULL);
   tcache_t *own = tcache_own, *next;
@@ -259,7 +260,8 @@ static bool tcache_thread_init(void) {
   void *list = NULL;
   if (zone_alloc_objects(z, size_class_of(sizeof(tcache_t)), &list, 1) == 0) return false;
   tcache_t *tc = list;
-  *tc = (tcache_t){.zone = z, .state = TCACHE_LIVE, .owner_slot = &tcache_current, .tid = os_thread_id()};
+  *tc = (tcache_t){.zone = z, .state = TCACHE_LIVE, .owner_slot = &tcache_current,
+                     .owner_busy = &tcache_busy, .tid = os_thread_id()};
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) tc->bins[c].max = tcache_bin_max(c);
   tcache_own = tc;
   __atomic_store_n(&tcache_current, tc, __ATOMIC_RELAXED);
@@ -278,7 +280,7 @@ static bool reclaim_enabled(void) {
 static void tcache_reclaim_locked(tcache_t *tc) {
   uint64_t run_ns;
   if (!os_thread_blocked(tc->tid, &run_ns) || run_ns != tc->idle_run_ns) return;
-  if (__atomic_load_n(&tc->busy, __ATOMIC_SEQ_CST) != 0) return;
+  if (__atomic_load_n(tc->owner_busy, __ATOMIC_RELAXED) != 0) return;
   tcache_reclaimed_bytes += tcache_cached_bytes(tc);
   tcache_reclaims++;
   tcache_flush_all(tc);
@@ -286,12 +288,12 @@ static void tcache_reclaim_locked(tcache_t *tc) {
 
 /* Orphans of a fork: their threads do not exist here. An object being pushed
  * or popped at the fork may be missed (leaked) but never freed twice: the
- * lists are walked to their end, not by count; a cache that was busy (maybe
- * halfway through a flush) is left alone. */
+ * lists are walked to their end, not by count; a cache whose thread was in
+ * an allocator call (maybe halfway through a flush) is left alone. */
 static void tcache_flush_orphans_locked(void) {
   for (tcache_t *tc = tcache_orphans, *next; tc != NULL; tc = next) {
     next = tc->next;
-    if (tc->busy) continue;
+    if (*tc->owner_busy != 0) continue; /* its stack is still mapped here */
     for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
       unsigned n = 0;
       for (void **p = tc->bins[c].head; p != NULL && n <= tc->bins[c].max; p = p[0]) n++;
@@ -310,16 +312,18 @@ static void tcache_flush_orphans_locked(void) {
  * are busy), the second and third see the owner blocked in a system call
  * with the same CPU time. */
 static void tcache_sweep_locked(void) {
-  tcache_flush_orphans_locked();
   for (tcache_t *tc = tcache_registry; tc != NULL; tc = tc->next) {
     if (tc == tcache_own) continue;
     uint64_t run_ns = 0, slow_paths = __atomic_load_n(&tc->slow_paths, __ATOMIC_RELAXED);
     bool blocked = slow_paths == tc->idle_slow_paths && tcache_cached_bytes(tc) != 0 &&
                    os_thread_blocked(tc->tid, &run_ns);
     if (blocked && tc->idle_seen && run_ns == tc->idle_run_ns) {
+      /* The slot may still hold tcache_reclaimed from a swap whose step 2
+       * failed: the owner has not run since, so step 2 is simply retried. */
       tcache_t *expected = tc;
       if (__atomic_compare_exchange_n(tc->owner_slot, &expected, &tcache_reclaimed, false, __ATOMIC_SEQ_CST,
-                                      __ATOMIC_SEQ_CST))
+                                      __ATOMIC_SEQ_CST) ||
+          expected == &tcache_reclaimed)
         tcache_reclaim_locked(tc);
       blocked = false; /* emptied, or not idle after all: start over */
     }
@@ -341,8 +345,9 @@ static void tcache_sweep_if_due(void) {
                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
     return;
   huge_expire();
-  if (!reclaim_enabled() || pthread_mutex_trylock(&tcache_registry_lock) != 0) return;
-  tcache_sweep_locked();
+  if (pthread_mutex_trylock(&tcache_registry_lock) != 0) return;
+  tcache_flush_orphans_locked(); /* always: their threads do not exist */
+  if (reclaim_enabled()) tcache_sweep_locked();
   pthread_mutex_unlock(&tcache_registry_lock);
 }
 
@@ -411,7 +416,7 @@ void *tcache_alloc_slow(tcache_t *tc, unsigned cls) {
   if (unlikely(purge_thread_wanted())) purge_start_thread();
   tc = tcache_enter_own(tc);
   void *p = tcache_refill_and_pop(tc, cls);
-  tcache_leave(tc);
+  tcache_release();
   if (p == NULL) errno = ENOMEM;
   return p;
 }
@@ -433,7 +438,7 @@ void tcache_free_slow(tcache_t *tc, void *p, unsigned cls) {
     if (tc->state == TCACHE_EMPTY) tc = tcache_enter_own(tc);
     tcache_push(tc, p, cls);
   }
-  tcache_leave(tc);
+  tcache_release();
 }
 
 /* The object's second word holds the key: confirm by a scan of this thread's

@@ -210,14 +210,14 @@ typedef enum tcache_state {
  * atomic read-modify-write. Other threads read the counters (relaxed) for
  * statistics, and touch the bins only in two cases, each under
  * tcache_registry_lock: the idle-cache reclaim (tcache.c: the owner is then
- * provably blocked in a system call outside any allocator path and finds
- * tcache_reclaimed in its place when it wakes) and a fork child dropping the
+ * blocked in a system call with tcache_busy zero, so inside no allocator
+ * path, and finds tcache_reclaimed in its place when it wakes) and a fork child dropping the
  * caches of threads it does not have. */
 typedef struct tcache {
   tcache_bin_t bins[SIZE_CLASS_COUNT];
   zone_t *zone;   /* home zone: refills come from here */
   uint32_t state; /* tcache_state_t */
-  uint32_t busy;  /* 1 while the owner is in a slow path (may hold bin pointers) */
+  unsigned *owner_busy; /* the owner's tcache_busy */
   uint64_t requests[SIZE_CLASS_COUNT]; /* small allocations served, per class */
   uint64_t slow_paths;                 /* slow paths entered: a clock of activity */
   /* The registry of live caches, under tcache_registry_lock. */

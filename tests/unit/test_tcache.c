@@ -5,6 +5,7 @@
  * counter; each Criterion test runs in a process of its own. */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -302,6 +303,54 @@ Test(reclaim, races_with_waking_owners_lose_nothing, .timeout = 60) {
   zone_verify_all();
 }
 
+/* A signal handler that blocks while the thread it interrupted was in the
+ * middle of a malloc or free: the thread looks idle (blocked in a system
+ * call, CPU time unchanged), but its fast path holds bin pointers. */
+static bool signalled_stop;
+static long signal_hits;
+
+static void blocking_handler(int sig) {
+  (void)sig;
+  __atomic_add_fetch(&signal_hits, 1, __ATOMIC_RELAXED);
+  sleep_ms(350); /* three reclaim periods and more */
+}
+
+static void *interrupted_worker(void *arg) {
+  (void)arg;
+  enum { LIVE = 64, SIZE = 48 };
+  unsigned char *v[LIVE];
+  for (int i = 0; i < LIVE; i++) memset(v[i] = buddy_malloc(SIZE), i, SIZE);
+  for (unsigned k = 0; !__atomic_load_n(&signalled_stop, __ATOMIC_ACQUIRE); k++) {
+    unsigned i = k % LIVE;
+    check(v[i][0] == (unsigned char)i && v[i][SIZE - 1] == (unsigned char)i);
+    buddy_free(v[i]);
+    memset(v[i] = buddy_malloc(SIZE), i, SIZE);
+  }
+  for (int i = 0; i < LIVE; i++) buddy_free(v[i]);
+  return NULL;
+}
+
+Test(reclaim, a_blocking_signal_handler_inside_malloc_is_not_idle, .timeout = 60) {
+  skip_under_tsan();
+  options.purge_delay_ms = 0; /* a sweep every RECLAIM_PERIOD_MIN_MS */
+  struct sigaction sa = {.sa_handler = blocking_handler};
+  sigemptyset(&sa.sa_mask);
+  cr_assert_eq(sigaction(SIGUSR1, &sa, NULL), 0);
+  pthread_t thread;
+  cr_assert_eq(pthread_create(&thread, NULL, interrupted_worker, NULL), 0);
+  for (int round = 0; round < 12; round++) {
+    pthread_kill(thread, SIGUSR1);
+    for (int i = 0; i < 40; i++) { /* the handler's sleep, and the worker's run after it */
+      tcache_sweep_idle();
+      sleep_ms(10);
+    }
+  }
+  __atomic_store_n(&signalled_stop, true, __ATOMIC_RELEASE);
+  cr_assert_eq(pthread_join(thread, NULL), 0);
+  cr_assert_geq(__atomic_load_n(&signal_hits, __ATOMIC_RELAXED), 1);
+  zone_verify_all();
+}
+
 /* ---- Request counters ------------------------------------------------------ */
 
 #define COUNT_THREADS 6
@@ -371,6 +420,7 @@ static int child_flushes_orphans(void) {
 
 Test(fork, the_child_gives_back_caches_of_threads_it_does_not_have, .timeout = 30) {
   skip_under_tsan();
+  options.reclaim_idle = 0; /* orphans are flushed whether or not idle caches are */
   worker_t w;
   worker_start(&w);
   buddy_free(buddy_malloc(SMALL_SIZE)); /* the main thread has a cache too */
@@ -380,4 +430,46 @@ Test(fork, the_child_gives_back_caches_of_threads_it_does_not_have, .timeout = 3
   cr_assert_eq(waitpid(pid, &status, 0), pid);
   cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", WEXITSTATUS(status));
   worker_finish(&w);
+}
+
+/* Threads replacing huge blocks while the main thread forks: a child whose
+ * small allocations run a sweep (which expires cached huge blocks) must find
+ * the huge cache's lock free. */
+static bool huge_cyclers_stop;
+
+static void *huge_cycler(void *arg) {
+  (void)arg;
+  while (!__atomic_load_n(&huge_cyclers_stop, __ATOMIC_ACQUIRE)) {
+    buddy_free(buddy_malloc(5u << 20));
+    buddy_free(buddy_malloc(6u << 20));
+  }
+  return NULL;
+}
+
+static void child_sweeps(void) {
+  for (int r = 0; r < 100; r++) { /* well over RECLAIM_CHECK_SLOW_PATHS slow paths */
+    enum { N = 600 };
+    void *v[N];
+    for (int i = 0; i < N; i++) v[i] = buddy_malloc(16 + (size_t)(i * 37) % 3000);
+    for (int i = 0; i < N; i++) buddy_free(v[i]);
+  }
+  _exit(0);
+}
+
+Test(fork, children_find_the_huge_cache_unlocked, .timeout = 120) {
+  buddy_free(buddy_malloc(9u << 20)); /* a cached huge block: expiry takes the lock */
+  pthread_t threads[2];
+  for (int t = 0; t < 2; t++) cr_assert_eq(pthread_create(&threads[t], NULL, huge_cycler, NULL), 0);
+  for (int f = 0; f < 150; f++) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      alarm(10); /* a deadlocked child dies of SIGALRM */
+      child_sweeps();
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "fork %d: child status %#x", f, status);
+  }
+  __atomic_store_n(&huge_cyclers_stop, true, __ATOMIC_RELEASE);
+  for (int t = 0; t < 2; t++) pthread_join(threads[t], NULL);
 }
