@@ -137,7 +137,6 @@ static size_t tcache_cached_bytes(const tcache_t *tc) {
 #define counter_increment(x) ((x)++)
 #endif
 
-static void tcache_sweep_if_due(void);
 
 /* A reclaim swapped tcache_reclaimed in: take the own cache back, once the
  * sweep that may be emptying it has finished. */
@@ -156,7 +155,7 @@ static tcache_t *tcache_enter(tcache_t *tc) {
   if (unlikely(tc->state == TCACHE_RECLAIMED)) tc = tcache_resume();
   if (tc->state == TCACHE_LIVE) {
     counter_increment(tc->slow_paths);
-    if (tc->slow_paths % RECLAIM_CHECK_SLOW_PATHS == 0) tcache_sweep_if_due();
+    if (tc->slow_paths % RECLAIM_CHECK_SLOW_PATHS == 0) tcache_sweep_idle();
   }
   return tc;
 }
@@ -337,7 +336,7 @@ static void tcache_sweep_locked(void) {
  * past the delay are unmapped (so a program that stopped making huge
  * allocations does not keep them), and idle caches swept. A slow path never
  * waits for a sweep (trylock). */
-static void tcache_sweep_if_due(void) {
+void tcache_sweep_idle(void) {
   uint64_t now = os_now_ns(), due = __atomic_load_n(&reclaim_next_ns, __ATOMIC_RELAXED);
   if (now < due) return;
   long period_ms = options.purge_delay_ms > RECLAIM_PERIOD_MIN_MS ? options.purge_delay_ms : RECLAIM_PERIOD_MIN_MS;
@@ -349,10 +348,6 @@ static void tcache_sweep_if_due(void) {
   tcache_flush_orphans_locked(); /* always: their threads do not exist */
   if (reclaim_enabled()) tcache_sweep_locked();
   pthread_mutex_unlock(&tcache_registry_lock);
-}
-
-void tcache_sweep_idle(void) {
-  tcache_sweep_if_due();
 }
 
 void tcache_collect_stats(buddy_stats_t *s) {
