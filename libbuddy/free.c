@@ -35,6 +35,9 @@ void buddy_free(void *p) {
   if (unlikely(cls == 0)) return free_large(chunk, p);
   if (unlikely(!size_class_is_object_start(cls, slab_offset_of(d, p)))) return free_interior(p);
   tcache_t *tc = tcache_current;
+  region_t *r = chunk;
+  /* Another zone's object is a remote free: batched, never reused here. */
+  if (unlikely(r->zone != tc->zone)) return tcache_free_remote(tc, r, p, cls);
   tcache_bin_t *b = &tc->bins[cls];
   void **obj = p;
   /* A key in the 2nd word may be a double free; a full bin must flush. */

@@ -228,6 +228,8 @@ extern __thread tcache_t *tcache_current __attribute__((tls_model("initial-exec"
 
 void *tcache_alloc_slow(tcache_t *tc, unsigned cls); /* ENOMEM on failure */
 void tcache_free_slow(tcache_t *tc, void *p, unsigned cls);
+/* p's region r belongs to another zone than tc's. */
+void tcache_free_remote(tcache_t *tc, region_t *r, void *p, unsigned cls);
 void tcache_flush_current(void);
 bool tcache_check_double_free(tcache_t *tc, void *p, unsigned cls); /* true: reported */
 void tcache_global_init(void); /* idempotent; cheap once done */
