@@ -47,6 +47,8 @@
 #define SMALL_SIZE_MAX ((size_t)32768)
 #define SMALL_ALIGN 16
 #define SLAB_MAX_ORDER 6
+/* malloc finds the class of requests up to this size in a table. */
+#define SIZE_CLASS_LOOKUP_MAX 1024
 
 /* Requests above MEDIUM_SIZE_MAX bypass the buddy core with their own mapping. */
 #define MEDIUM_SIZE_MAX BUDDY_REGION_SIZE
