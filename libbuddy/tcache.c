@@ -5,11 +5,12 @@
  * here, where the thread's own cache is made (so the fast path never asks
  * "initialised?"). Refills take half a bin from the home zone in one lock;
  * a full bin flushes half of itself, each object to the zone of its region.
- * Bins only take objects of the home zone: an object of another zone is a
- * remote free and waits in that zone's batch (tcache_remote_t), never reused
- * by this thread, so a block one thread hands another never leaves both
- * writing one cache line (false sharing), and remote objects go home in
- * batches, one lock each.
+ * A freed object of another zone than the home zone is a remote free and
+ * waits in that zone's batch (tcache_remote_t) instead of a bin, so a stray
+ * block one thread hands another is never reused by it (both would write one
+ * cache line: false sharing). A batch that fills up shows a consumer of that
+ * zone's blocks: the bins adopt what they have room for, the rest goes home
+ * under one lock.
  * At thread exit a pthread key destructor flushes the whole cache and leaves
  * the thread on tcache_dead, whose slow paths go straight to the zones, so a
  * later destructor that allocates still works and nothing is cached or leaked.
@@ -172,18 +173,39 @@ static zone_t *tcache_zone_of(void *p) {
   return ((region_t *)pagemap_lookup(p))->zone;
 }
 
-static noinline void tcache_remote_flush_full(tcache_remote_t *rb) {
-  tcache_remote_flush(rb);
+/* A full batch: this thread freed many objects of that zone (a consumer of
+ * its blocks, not one handed a stray block), so its bins adopt what they have
+ * room for, to be reused here without a lock; the rest go home. Stray remote
+ * frees, the false-sharing case, never fill a batch and are never reused. */
+static noinline void tcache_remote_adopt(tcache_t *tc, tcache_remote_t *rb) {
+  void **home = NULL, **next;
+  unsigned home_count = 0;
+  for (void **p = rb->head; p != NULL; p = next) {
+    next = p[0];
+    region_t *r = pagemap_lookup(p);
+    tcache_bin_t *b = &tc->bins[page_desc_of(r, p)->size_class];
+    if (b->count < b->max) { /* p[1] already holds the key */
+      p[0] = b->head;
+      b->head = p;
+      b->count++;
+    } else {
+      p[0] = home;
+      home = p;
+      home_count++;
+    }
+  }
+  if (home_count > 0) zone_free_objects(home, home_count);
+  *rb = (tcache_remote_t){.head = NULL};
 }
 
-static void tcache_remote_push(tcache_remote_t *rb, void *p, unsigned cls) {
+static void tcache_remote_push(tcache_t *tc, tcache_remote_t *rb, void *p, unsigned cls) {
   void **obj = p;
   obj[0] = rb->head;
   obj[1] = (void *)tcache_key;
   rb->head = obj;
   rb->count++;
   rb->bytes += size_class_bytes[cls];
-  if (unlikely(rb->count >= TCACHE_REMOTE_MAX || rb->bytes >= TCACHE_REMOTE_BYTES)) tcache_remote_flush_full(rb);
+  if (unlikely(rb->count >= TCACHE_REMOTE_MAX || rb->bytes >= TCACHE_REMOTE_BYTES)) tcache_remote_adopt(tc, rb);
 }
 
 /* A remote free, from the fast path: into its zone's batch, which goes home
@@ -192,7 +214,7 @@ static void tcache_remote_push(tcache_remote_t *rb, void *p, unsigned cls) {
  * take the general slow path. */
 void tcache_free_remote(tcache_t *tc, region_t *r, void *p, unsigned cls) {
   if (unlikely(free_key_matches(((void **)p)[1]) || tc->bins[cls].max == 0)) return tcache_free_slow(tc, p, cls);
-  tcache_remote_push(&tc->remote[r->zone - zones], p, cls);
+  tcache_remote_push(tc, &tc->remote[r->zone - zones], p, cls);
 }
 
 /* The fast path could not push: a suspected double free, a remote object, a
@@ -202,7 +224,7 @@ void tcache_free_slow(tcache_t *tc, void *p, unsigned cls) {
   if (tc->state == TCACHE_EMPTY && tcache_thread_init()) tc = tcache_current;
   if (tc->state != TCACHE_LIVE || tc->bins[cls].max == 0) return zone_free_small(p);
   zone_t *z = tcache_zone_of(p);
-  if (z != tc->zone) return tcache_remote_push(&tc->remote[z - zones], p, cls);
+  if (z != tc->zone) return tcache_remote_push(tc, &tc->remote[z - zones], p, cls);
   tcache_bin_t *b = &tc->bins[cls];
   if (b->count >= b->max) tcache_flush_bin(b, b->count - b->max / 2);
   void **obj = p;

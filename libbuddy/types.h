@@ -64,8 +64,9 @@
 #define TCACHE_BIN_BYTES ((size_t)12288)
 /* Remote frees (a small object whose region belongs to another zone than the
  * freeing thread's home zone) wait in a per-zone batch of the freeing thread
- * and go back to their zone under one lock when the batch reaches either
- * bound; so a thread holds at most (zones - 1) * TCACHE_REMOTE_BYTES there. */
+ * until it reaches either bound (then the bins adopt what fits, the rest goes
+ * home under one lock); a thread holds under (zones - 1) * TCACHE_REMOTE_BYTES
+ * there. */
 #define TCACHE_REMOTE_MAX 64
 #define TCACHE_REMOTE_BYTES ((size_t)16384)
 
@@ -207,10 +208,11 @@ typedef struct tcache_bin {
 } tcache_bin_t;
 
 /* Objects freed by this thread that belong to one other zone, linked like a
- * bin's (tcache_key in the second word): never reused by this thread, so a
- * block handed over by another thread never puts both on one cache line.
+ * bin's (tcache_key in the second word): not reused while the batch fills, so
+ * a block handed over by another thread never puts both on one cache line.
  * Invariant: count < TCACHE_REMOTE_MAX and bytes < TCACHE_REMOTE_BYTES between
- * frees (reaching either flushes the batch to its zone). */
+ * frees (reaching either empties the batch: into bins with room, the rest to
+ * its zone). */
 typedef struct tcache_remote {
   void *head;
   uint32_t count;
