@@ -1,8 +1,9 @@
 /* alloc.c: the allocating half of the public API.
  *
  * Routing by size: up to SMALL_SIZE_MAX a size class served by the thread's
- * cache (the fast path below), up to MEDIUM_SIZE_MAX a page run from the home
- * zone's buddy heap, beyond that a mapping of its own (huge.c).
+ * cache (alloc_fast() in internal.h, inlined here and into the shim's
+ * malloc), up to MEDIUM_SIZE_MAX a page run from the home zone's buddy heap,
+ * beyond that a mapping of its own (huge.c).
  */
 #include "internal.h"
 #include "buddymalloc.h"
@@ -22,7 +23,7 @@ static void *alloc_fail(void) {
 }
 
 /* Medium and huge blocks, aligned to at least `align` (a power of two). */
-static noinline void *alloc_large(size_t size, size_t align, bool *zeroed) {
+noinline void *alloc_large(size_t size, size_t align, bool *zeroed) {
   if (size > ALLOC_SIZE_LIMIT) return alloc_fail();
   tcache_global_init(); /* options and fork handlers, even if no small block came first */
   if (unlikely(purge_thread_wanted())) purge_start_thread();
@@ -41,27 +42,8 @@ static noinline void *alloc_large(size_t size, size_t align, bool *zeroed) {
   return p;
 }
 
-/* The fast path: a size class, then a pop from the thread's bin, counted.
- * Cost: about 20 instructions when the bin is not empty; the slow path is a
- * tail call, so the fast path saves no registers. */
 void *buddy_malloc(size_t size) {
-  if (likely(size <= SMALL_SIZE_MAX)) {
-    unsigned cls = size_class_of(size);
-    tcache_hold();
-    tcache_t *tc = tcache_get();
-    tcache_bin_t *b = &tc->bins[cls];
-    void **p = b->head;
-    if (likely(p != NULL)) {
-      b->head = p[0];
-      b->count--;
-      tc->requests[cls]++; /* static caches never get here: their bins are empty */
-      p[1] = NULL;
-      tcache_release();
-      return p;
-    }
-    return tcache_alloc_slow(tc, cls); /* sets errno when it fails; releases */
-  }
-  return alloc_large(size, PAGE_SIZE, NULL);
+  return alloc_fast(size);
 }
 
 void *buddy_calloc(size_t count, size_t size) {

@@ -47,22 +47,46 @@ extern const uint32_t size_class_bytes[SIZE_CLASS_COUNT];
 extern const uint32_t size_class_slab_bytes_used[SIZE_CLASS_COUNT];
 extern const uint8_t size_class_slab_order[SIZE_CLASS_COUNT];
 extern const uint16_t size_class_slab_count[SIZE_CLASS_COUNT];
-extern const uint64_t size_class_divisible[SIZE_CLASS_COUNT];
+
+/* What free's fast path needs of a class, in one 16-byte entry (see
+ * sizeclass.c for the test these fields make). */
+typedef struct size_class_info {
+  uint64_t inverse;   /* of the odd part of the class size, mod 2^64 */
+  uint32_t slab_mask; /* slab bytes - 1: slabs are aligned to their size */
+  uint16_t count;     /* objects per slab */
+  uint8_t shift;      /* trailing zero bits of the class size */
+  uint8_t unused;
+} size_class_info_t;
+_Static_assert(sizeof(size_class_info_t) == 16, "one shift indexes the table");
+
+extern const size_class_info_t size_class_info[SIZE_CLASS_COUNT];
+extern const uint8_t size_class_lookup[SIZE_CLASS_LOOKUP_MAX / SMALL_ALIGN + 1];
 
 /* Class of a request of `size` <= SMALL_SIZE_MAX bytes; malloc(0) gets class 1.
- * Cost: about 8 instructions, no memory access. */
+ * Cost: a load up to SIZE_CLASS_LOOKUP_MAX, about 10 instructions above. */
 static inline unsigned size_class_of(size_t size) {
-  if (size <= 128) return (unsigned)((size + 15) >> 4) + (size == 0);
+  if (size <= SIZE_CLASS_LOOKUP_MAX) return size_class_lookup[(size + SMALL_ALIGN - 1) / SMALL_ALIGN];
   unsigned lg = 63u - (unsigned)__builtin_clzl(size - 1); /* 2^lg < size <= 2^(lg+1) */
   return 8u + (lg - 7u) * 4u + (unsigned)(((size - 1) >> (lg - 2)) & 3u) + 1u;
 }
 
+static inline uint64_t size_class_rotr(uint64_t x, unsigned n) {
+  return (x >> n) | (x << ((64u - n) & 63u));
+}
+
 /* True when `offset` from the slab's start is the start of one of its
- * objects: a whole number of objects (one multiply and a compare) before the
- * slab's unused tail. */
+ * objects: a multiple of the class size before the slab's unused tail.
+ * Cost: a multiply, a rotate and a compare. */
 static inline bool size_class_is_object_start(unsigned cls, size_t offset) {
-  uint64_t c = size_class_divisible[cls];
-  return (uint64_t)offset * c <= c - 1 && offset < size_class_slab_bytes_used[cls];
+  const size_class_info_t *ci = &size_class_info[cls];
+  return size_class_rotr((uint64_t)offset * ci->inverse, ci->shift) < ci->count;
+}
+
+/* The same for a pointer into a slab of class cls, from its address alone. */
+static inline bool size_class_is_object(unsigned cls, const void *p) {
+  const size_class_info_t *ci = &size_class_info[cls];
+  uint64_t offset = (uintptr_t)p & ci->slab_mask;
+  return size_class_rotr(offset * ci->inverse, ci->shift) < ci->count;
 }
 
 /* ---- pagemap.c: address -> region_t / huge_t in O(1) --------------------- */
@@ -82,9 +106,9 @@ extern void **pagemap_root[(size_t)1 << PAGEMAP_ROOT_BITS];
  * or NULL for an address buddymalloc does not own. Two dependent loads. */
 static inline void *pagemap_lookup(const void *p) {
   uintptr_t a = (uintptr_t)p;
-  if (unlikely(a >> ADDRESS_BITS)) return NULL;
-  void **leaf = __atomic_load_n(&pagemap_root[a >> (BUDDY_REGION_SHIFT + PAGEMAP_LEAF_BITS)],
-                                __ATOMIC_ACQUIRE);
+  uintptr_t root_index = a >> (BUDDY_REGION_SHIFT + PAGEMAP_LEAF_BITS);
+  if (unlikely(root_index >= ((uintptr_t)1 << PAGEMAP_ROOT_BITS))) return NULL; /* past 48 bits */
+  void **leaf = __atomic_load_n(&pagemap_root[root_index], __ATOMIC_ACQUIRE);
   if (unlikely(leaf == NULL)) return NULL;
   return __atomic_load_n(&leaf[(a >> BUDDY_REGION_SHIFT) & (((uintptr_t)1 << PAGEMAP_LEAF_BITS) - 1)],
                          __ATOMIC_ACQUIRE);
@@ -234,6 +258,8 @@ extern __thread tcache_t *tcache_current __attribute__((tls_model("initial-exec"
 /* Called held (tcache_hold) by the fast paths; they release. */
 void *tcache_alloc_slow(tcache_t *tc, unsigned cls); /* ENOMEM on failure */
 void tcache_free_slow(tcache_t *tc, void *p, unsigned cls);
+/* p's region r belongs to another zone than tc's. */
+void tcache_free_remote(tcache_t *tc, region_t *r, void *p, unsigned cls);
 void tcache_flush_current(void);
 bool tcache_check_double_free(tcache_t *tc, void *p, unsigned cls); /* true: reported */
 void tcache_global_init(void); /* idempotent; cheap once done */
@@ -297,5 +323,67 @@ void huge_write_map(int fd);
 
 size_t alloc_usable_size(const void *p);
 void *alloc_aligned(size_t alignment, size_t size);
+/* Medium and huge blocks, aligned to at least `align` (a power of two). */
+void *alloc_large(size_t size, size_t align, bool *zeroed);
+
+/* malloc's fast path (buddy_malloc, and the shim's malloc with no call in
+ * between): a size class, then a pop from the thread's bin. Cost: 20
+ * instructions up to 1 KiB when the bin is not empty; the slow paths are tail calls, so
+ * the fast path saves no registers. The second word is cleared so that a
+ * block handed out never looks like a cached one (tcache_key) when freed. */
+static inline void *alloc_fast(size_t size) {
+  unsigned cls;
+  if (likely(size <= SIZE_CLASS_LOOKUP_MAX)) cls = size_class_lookup[(size + SMALL_ALIGN - 1) / SMALL_ALIGN];
+  else if (size <= SMALL_SIZE_MAX) cls = size_class_of(size);
+  else return alloc_large(size, PAGE_SIZE, NULL);
+  tcache_hold();
+  tcache_t *tc = tcache_get();
+  tcache_bin_t *b = &tc->bins[cls];
+  void **p = b->head;
+  if (unlikely(p == NULL)) return tcache_alloc_slow(tc, cls); /* sets errno when it fails; releases */
+  b->head = p[0];
+  b->count--;
+  tc->requests[cls]++; /* static caches never get here: their bins are empty */
+  p[1] = NULL;
+  tcache_release();
+  return p;
+}
+
+/* ---- free.c -------------------------------------------------------------- */
+
+void free_foreign(void *p);              /* reports p unless it is NULL */
+void free_interior(void *p);             /* reports p */
+void free_large(void *chunk, void *p);   /* medium and huge blocks */
+
+/* free's fast path (buddy_free, and the shim's free): the page map (two
+ * loads) finds the region, its page descriptor the class; the address alone
+ * says whether p starts an object (a multiply and a rotate); then a push on
+ * the thread's bin. Misuse is caught before anything is written: a pointer
+ * with no page-map entry is foreign, one that does not start an object is
+ * interior, one whose second word holds the cache key is checked for a
+ * double free by the slow path. Cost: about 50 instructions when the bin has
+ * room (15 of them the page map); every exit is a tail call. */
+static inline void free_fast(void *p) {
+  void *chunk = pagemap_lookup(p);
+  if (unlikely(chunk == NULL)) return free_foreign(p);
+  if (unlikely(pagemap_is_huge(chunk))) return free_large(chunk, p);
+  region_t *r = chunk;
+  unsigned cls = page_desc_of(r, p)->size_class;
+  if (unlikely(cls == 0)) return free_large(chunk, p);
+  if (unlikely(!size_class_is_object(cls, p))) return free_interior(p);
+  tcache_hold();
+  tcache_t *tc = tcache_get();
+  /* Another zone's object is a remote free: batched, never reused here. */
+  if (unlikely(r->zone != tc->zone)) return tcache_free_remote(tc, r, p, cls);
+  tcache_bin_t *b = &tc->bins[cls];
+  void **obj = p;
+  /* A key in the 2nd word may be a double free; a full bin must flush. */
+  if (unlikely(free_key_matches(obj[1]) || b->count >= b->max)) return tcache_free_slow(tc, p, cls);
+  obj[0] = b->head;
+  obj[1] = (void *)tcache_key;
+  b->head = obj;
+  b->count++;
+  tcache_release();
+}
 
 #endif /* BUDDY_INTERNAL_H */

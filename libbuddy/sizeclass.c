@@ -39,22 +39,43 @@ const uint16_t size_class_slab_count[SIZE_CLASS_COUNT] = {
     12, 10,  9,   8,  12, 10, 9,  8,  6,  5,  9,  4,  6,  5,  9,  4, 6,  5,  9,  4,
 };
 
-/* ceil(2^64 / bytes): an offset n < 2^32 is a multiple of bytes exactly when
- * n * divisible (mod 2^64) <= divisible - 1 (Lemire's divisibility test), one
- * multiply on the free fast path. */
-const uint64_t size_class_divisible[SIZE_CLASS_COUNT] = {
-    0, 0x1000000000000000u, 0x0800000000000000u,
-    0x0555555555555556u, 0x0400000000000000u, 0x0333333333333334u,
-    0x02aaaaaaaaaaaaabu, 0x024924924924924au, 0x0200000000000000u,
-    0x019999999999999au, 0x0155555555555556u, 0x0124924924924925u,
-    0x0100000000000000u, 0x00cccccccccccccdu, 0x00aaaaaaaaaaaaabu,
-    0x0092492492492493u, 0x0080000000000000u, 0x0066666666666667u,
-    0x0055555555555556u, 0x004924924924924au, 0x0040000000000000u,
-    0x0033333333333334u, 0x002aaaaaaaaaaaabu, 0x0024924924924925u,
-    0x0020000000000000u, 0x001999999999999au, 0x0015555555555556u,
-    0x0012492492492493u, 0x0010000000000000u, 0x000ccccccccccccdu,
-    0x000aaaaaaaaaaaabu, 0x000924924924924au, 0x0008000000000000u,
-    0x0006666666666667u, 0x0005555555555556u, 0x0004924924924925u,
-    0x0004000000000000u, 0x0003333333333334u, 0x0002aaaaaaaaaaabu,
-    0x0002492492492493u, 0x0002000000000000u,
+/* The object-start test (size_class_is_object_start): an offset n is the
+ * start of object q < count exactly when rotr(n * inverse, shift) == q, with
+ * bytes = odd << shift and inverse * odd == 1 (mod 2^64); any other n gives a
+ * number of at least 2^64 / bytes (Granlund and Montgomery's exact-division
+ * test), so one multiply, a rotate and one compare cover both "a multiple of
+ * bytes" and "before the slab's unused tail". Newton's iteration doubles the
+ * correct low bits of the inverse each step: 3 (odd * odd == 1 mod 8) -> 96. */
+#define INVERSE_STEP(d, x) ((x) * (2 - (d) * (x)))
+#define ODD_INVERSE(d) \
+  INVERSE_STEP(d, INVERSE_STEP(d, INVERSE_STEP(d, INVERSE_STEP(d, INVERSE_STEP(d, (d))))))
+#define CLASS_INFO(bytes, order)                                                                  \
+  {.inverse = ODD_INVERSE((uint64_t)(bytes) >> __builtin_ctz(bytes)),                             \
+   .slab_mask = (uint32_t)((PAGE_SIZE << (order)) - 1),                                           \
+   .count = (uint16_t)((PAGE_SIZE << (order)) / (bytes)), .shift = (uint8_t)__builtin_ctz(bytes)}
+
+const size_class_info_t size_class_info[SIZE_CLASS_COUNT] = {
+    {.inverse = 0}, /* class 0: not small, never tested */
+    CLASS_INFO(16, 0),    CLASS_INFO(32, 0),    CLASS_INFO(48, 0),    CLASS_INFO(64, 0),
+    CLASS_INFO(80, 0),    CLASS_INFO(96, 0),    CLASS_INFO(112, 0),   CLASS_INFO(128, 0),
+    CLASS_INFO(160, 0),   CLASS_INFO(192, 0),   CLASS_INFO(224, 0),   CLASS_INFO(256, 0),
+    CLASS_INFO(320, 0),   CLASS_INFO(384, 0),   CLASS_INFO(448, 0),   CLASS_INFO(512, 0),
+    CLASS_INFO(640, 1),   CLASS_INFO(768, 1),   CLASS_INFO(896, 1),   CLASS_INFO(1024, 1),
+    CLASS_INFO(1280, 2),  CLASS_INFO(1536, 2),  CLASS_INFO(1792, 2),  CLASS_INFO(2048, 2),
+    CLASS_INFO(2560, 3),  CLASS_INFO(3072, 3),  CLASS_INFO(3584, 3),  CLASS_INFO(4096, 3),
+    CLASS_INFO(5120, 3),  CLASS_INFO(6144, 3),  CLASS_INFO(7168, 4),  CLASS_INFO(8192, 3),
+    CLASS_INFO(10240, 4), CLASS_INFO(12288, 4), CLASS_INFO(14336, 5), CLASS_INFO(16384, 4),
+    CLASS_INFO(20480, 5), CLASS_INFO(24576, 5), CLASS_INFO(28672, 6), CLASS_INFO(32768, 5),
+};
+
+/* Class of each request up to SIZE_CLASS_LOOKUP_MAX bytes by (size + 15) / 16:
+ * one load instead of size_class_of's arithmetic on malloc's fast path.
+ * Index 0 (malloc(0)) is class 1. */
+const uint8_t size_class_lookup[SIZE_CLASS_LOOKUP_MAX / SMALL_ALIGN + 1] = {
+    1,  1,  2,  3,  4,  5,  6,  7,  8,                  /* 0 .. 128 */
+    9,  9,  10, 10, 11, 11, 12, 12,                     /* .. 256 */
+    13, 13, 13, 13, 14, 14, 14, 14,                     /* .. 384 */
+    15, 15, 15, 15, 16, 16, 16, 16,                     /* .. 512 */
+    17, 17, 17, 17, 17, 17, 17, 17, 18, 18, 18, 18, 18, 18, 18, 18, /* .. 768 */
+    19, 19, 19, 19, 19, 19, 19, 19, 20, 20, 20, 20, 20, 20, 20, 20, /* .. 1024 */
 };

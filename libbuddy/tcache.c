@@ -6,6 +6,12 @@
  * here, where the thread's own cache is made (so the fast path never asks
  * "initialised?"). Refills take half a bin from the home zone in one lock;
  * a full bin flushes half of itself, each object to the zone of its region.
+ * A freed object of another zone than the home zone is a remote free and
+ * waits in that zone's batch (tcache_remote_t) instead of a bin, so a stray
+ * block one thread hands another is never reused by it (both would write one
+ * cache line: false sharing). A batch that fills up shows a consumer of that
+ * zone's blocks: the bins adopt what they have room for, the rest goes home
+ * under one lock.
  * At thread exit a pthread key destructor flushes the whole cache and leaves
  * the thread on tcache_dead, whose slow paths go straight to the zones, so a
  * later destructor that allocates still works and nothing is cached or leaked.
@@ -116,8 +122,15 @@ static void tcache_flush_bin(tcache_bin_t *b, uint32_t n) {
   b->count -= n;
 }
 
+static void tcache_remote_flush(tcache_remote_t *rb) {
+  if (rb->count == 0) return;
+  zone_free_objects(rb->head, rb->count);
+  *rb = (tcache_remote_t){.head = NULL};
+}
+
 static void tcache_flush_all(tcache_t *tc) {
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) tcache_flush_bin(&tc->bins[c], tc->bins[c].count);
+  for (unsigned z = 0; z < ZONES_MAX; z++) tcache_remote_flush(&tc->remote[z]);
 }
 
 static size_t tcache_cached_bytes(const tcache_t *tc) {
@@ -416,8 +429,61 @@ void *tcache_alloc_slow(tcache_t *tc, unsigned cls) {
   return p;
 }
 
+static zone_t *tcache_zone_of(void *p) {
+  return ((region_t *)pagemap_lookup(p))->zone;
+}
+
+/* A full batch: this thread freed many objects of that zone (a consumer of
+ * its blocks, not one handed a stray block), so its bins adopt what they have
+ * room for, to be reused here without a lock; the rest go home. Stray remote
+ * frees, the false-sharing case, never fill a batch and are never reused. */
+static noinline void tcache_remote_adopt(tcache_t *tc, tcache_remote_t *rb) {
+  void **home = NULL, **next;
+  unsigned home_count = 0;
+  for (void **p = rb->head; p != NULL; p = next) {
+    next = p[0];
+    region_t *r = pagemap_lookup(p);
+    tcache_bin_t *b = &tc->bins[page_desc_of(r, p)->size_class];
+    if (b->count < b->max) { /* p[1] already holds the key */
+      p[0] = b->head;
+      b->head = p;
+      b->count++;
+    } else {
+      p[0] = home;
+      home = p;
+      home_count++;
+    }
+  }
+  if (home_count > 0) zone_free_objects(home, home_count);
+  *rb = (tcache_remote_t){.head = NULL};
+}
+
+static void tcache_remote_push(tcache_t *tc, tcache_remote_t *rb, void *p, unsigned cls) {
+  void **obj = p;
+  obj[0] = rb->head;
+  obj[1] = (void *)tcache_key;
+  rb->head = obj;
+  rb->count++;
+  rb->bytes += size_class_bytes[cls];
+  if (unlikely(rb->count >= TCACHE_REMOTE_MAX || rb->bytes >= TCACHE_REMOTE_BYTES)) tcache_remote_adopt(tc, rb);
+}
+
+/* A remote free, from the fast path (held): into its zone's batch, which
+ * goes home when full. Cost: about 20 instructions. The cases the batch
+ * cannot take (a suspected double free; a static cache, whose bins have max 0,
+ * as with debug=1) take the general slow path. Releases. */
+void tcache_free_remote(tcache_t *tc, region_t *r, void *p, unsigned cls) {
+  if (unlikely(free_key_matches(((void **)p)[1]) || tc->bins[cls].max == 0)) return tcache_free_slow(tc, p, cls);
+  tcache_remote_push(tc, &tc->remote[r->zone - zones], p, cls);
+  tcache_release();
+}
+
+/* An entered, live cache takes p: into its bin (flushing half when full), or
+ * into its zone's remote batch when p belongs to another zone. */
 static void tcache_push(tcache_t *tc, void *p, unsigned cls) {
   if (tc->state != TCACHE_LIVE || tc->bins[cls].max == 0) return zone_free_small(p);
+  zone_t *z = tcache_zone_of(p);
+  if (z != tc->zone) return tcache_remote_push(tc, &tc->remote[z - zones], p, cls);
   tcache_bin_t *b = &tc->bins[cls];
   if (b->count >= b->max) tcache_flush_bin(b, b->count - b->max / 2);
   void **obj = p;
@@ -427,6 +493,9 @@ static void tcache_push(tcache_t *tc, void *p, unsigned cls) {
   b->count++;
 }
 
+/* The fast path could not push: a suspected double free, a remote object, a
+ * full bin, or a thread with no cache of its own yet (or any more, or
+ * reclaimed while idle). Entered held; releases. */
 void tcache_free_slow(tcache_t *tc, void *p, unsigned cls) {
   tc = tcache_enter(tc);
   if (!(free_key_matches(((void **)p)[1]) && tcache_check_double_free(tc, p, cls))) {
@@ -436,12 +505,19 @@ void tcache_free_slow(tcache_t *tc, void *p, unsigned cls) {
   tcache_release();
 }
 
+static bool tcache_list_holds(void **list, const void *p) {
+  for (void **q = list; q != NULL; q = q[0])
+    if (q == p) return true;
+  return false;
+}
+
 /* The object's second word holds the key: confirm by a scan of this thread's
- * bin, then of its slab's free list (where flushes and exited threads put
- * blocks). A block waiting in another live thread's bin cannot be seen. */
+ * bin and remote batch, then of its slab's free list (where flushes and
+ * exited threads put blocks). A block waiting in another live thread's cache
+ * cannot be seen. */
 bool tcache_check_double_free(tcache_t *tc, void *p, unsigned cls) {
-  bool found = false;
-  for (void **q = tc->bins[cls].head; q != NULL && !found; q = q[0]) found = q == p;
+  zone_t *z = tcache_zone_of(p);
+  bool found = tcache_list_holds(tc->bins[cls].head, p) || tcache_list_holds(tc->remote[z - zones].head, p);
   if (!found) found = zone_holds_free_object(pagemap_lookup(p), p);
   if (found) error_misuse("double free of a small block", p);
   return found;

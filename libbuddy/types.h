@@ -47,6 +47,8 @@
 #define SMALL_SIZE_MAX ((size_t)32768)
 #define SMALL_ALIGN 16
 #define SLAB_MAX_ORDER 6
+/* malloc finds the class of requests up to this size in a table. */
+#define SIZE_CLASS_LOOKUP_MAX 1024
 
 /* Requests above MEDIUM_SIZE_MAX bypass the buddy core with their own mapping. */
 #define MEDIUM_SIZE_MAX BUDDY_REGION_SIZE
@@ -60,6 +62,13 @@
 #define TCACHE_BIN_MAX 128
 #define TCACHE_BIN_MIN 1
 #define TCACHE_BIN_BYTES ((size_t)12288)
+/* Remote frees (a small object whose region belongs to another zone than the
+ * freeing thread's home zone) wait in a per-zone batch of the freeing thread
+ * until it reaches either bound (then the bins adopt what fits, the rest goes
+ * home under one lock); a thread holds under (zones - 1) * TCACHE_REMOTE_BYTES
+ * there. */
+#define TCACHE_REMOTE_MAX 64
+#define TCACHE_REMOTE_BYTES ((size_t)16384)
 
 /* Empty slabs kept per class and zone before they go back to the buddy core. */
 #define SLAB_EMPTY_RESERVE 1
@@ -199,6 +208,18 @@ typedef struct tcache_bin {
   uint32_t max; /* 0 in the static caches: every push and pop goes slow */
 } tcache_bin_t;
 
+/* Objects freed by this thread that belong to one other zone, linked like a
+ * bin's (tcache_key in the second word): not reused while the batch fills, so
+ * a block handed over by another thread never puts both on one cache line.
+ * Invariant: count < TCACHE_REMOTE_MAX and bytes < TCACHE_REMOTE_BYTES between
+ * frees (reaching either empties the batch: into bins with room, the rest to
+ * its zone). */
+typedef struct tcache_remote {
+  void *head;
+  uint32_t count;
+  uint32_t bytes; /* sum of the objects' class sizes */
+} tcache_remote_t;
+
 typedef enum tcache_state {
   TCACHE_EMPTY = 0, /* the static cache every thread starts on */
   TCACHE_LIVE,      /* a thread's own cache */
@@ -215,6 +236,7 @@ typedef enum tcache_state {
  * caches of threads it does not have. */
 typedef struct tcache {
   tcache_bin_t bins[SIZE_CLASS_COUNT];
+  tcache_remote_t remote[ZONES_MAX]; /* frees bound for other zones, by zone index */
   zone_t *zone;   /* home zone: refills come from here */
   uint32_t state; /* tcache_state_t */
   unsigned *owner_busy; /* the owner's tcache_busy */

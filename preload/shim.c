@@ -15,8 +15,9 @@
 
 #define SHIM_EXPORT __attribute__((visibility("default")))
 
-SHIM_EXPORT void *malloc(size_t size) { return buddy_malloc(size); }
-SHIM_EXPORT void free(void *ptr) { buddy_free(ptr); }
+/* malloc and free inline the fast paths (internal.h): no jump in between. */
+SHIM_EXPORT void *malloc(size_t size) { return alloc_fast(size); }
+SHIM_EXPORT void free(void *ptr) { free_fast(ptr); }
 SHIM_EXPORT void *calloc(size_t count, size_t size) { return buddy_calloc(count, size); }
 SHIM_EXPORT void *realloc(void *ptr, size_t size) { return buddy_realloc(ptr, size); }
 SHIM_EXPORT void *reallocarray(void *ptr, size_t count, size_t size) {

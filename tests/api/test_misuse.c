@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <ctype.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -71,6 +72,25 @@ Test(misuse, double_free_small_aborts, .signal = SIGABRT)
     cr_assert(p != NULL && q != NULL);
     buddy_free(p);
     buddy_free(api_hide_ptr(p));
+}
+
+/* Thread body for the remote double free: a block of the main thread's zone. */
+static void *misuse_double_free_remote(void *block)
+{
+    buddy_free(block); /* a remote free: into this thread's batch for that zone */
+    buddy_free(api_hide_ptr(block));
+    return NULL;
+}
+
+Test(misuse, double_free_small_by_another_thread_aborts, .signal = SIGABRT)
+{
+    /* zones=4 by default: the second thread's home zone is not this one's. */
+    void *p = buddy_malloc(api_hide(SMALL_BLOCK));
+    void *q = buddy_malloc(api_hide(SMALL_BLOCK));
+    cr_assert(p != NULL && q != NULL);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, misuse_double_free_remote, p), 0);
+    pthread_join(t, NULL);
 }
 
 Test(misuse, double_free_medium_aborts, .signal = SIGABRT)

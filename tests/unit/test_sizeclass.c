@@ -47,3 +47,22 @@ Test(sizeclass, object_start_test_is_exact) {
 Test(sizeclass, thread_cache_holds_at_most_a_few_hundred_kib) {
   cr_assert_leq(tcache_max_bytes(), 512 * 1024);
 }
+
+Test(sizeclass, fast_path_table_agrees_with_the_slab_tables) {
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
+    const size_class_info_t *ci = &size_class_info[c];
+    cr_assert_eq(ci->slab_mask, (PAGE_SIZE << size_class_slab_order[c]) - 1, "class %u", c);
+    cr_assert_eq(ci->count, size_class_slab_count[c], "class %u", c);
+    cr_assert_eq((uint64_t)(size_class_bytes[c] >> ci->shift) * ci->inverse, 1, "class %u", c);
+  }
+}
+
+Test(sizeclass, object_test_by_address_ignores_the_slab_base) {
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
+    size_t slab = PAGE_SIZE << size_class_slab_order[c];
+    uintptr_t base = (uintptr_t)7 << 40; /* any slab-aligned address */
+    for (size_t off = 0; off < slab; off += 8)
+      cr_assert_eq(size_class_is_object(c, (void *)(base + off)), size_class_is_object_start(c, off),
+                   "class %u off %zu", c, off);
+  }
+}
