@@ -15,8 +15,9 @@ cold_path void free_foreign(void *p) {
   if (p != NULL) error_misuse("free of a pointer buddymalloc does not own", p);
 }
 
-cold_path void free_interior(void *p) {
-  error_misuse("free of a pointer inside a small block (not its start)", p);
+noinline void free_not_object(region_t *r, void *p, unsigned cls) {
+  if (cls == 0) zone_free_run(r, p);
+  else error_misuse("free of a pointer inside a small block (not its start)", p);
 }
 
 noinline void free_large(void *chunk, void *p) {

@@ -4,7 +4,9 @@
  * pagemap.c (pagemap_), sizeclass.c (size_class_), slab.c (slab_), zone.c
  * (zone_), huge.c (huge_), tcache.c (tcache_), alloc.c / free.c / realloc.c
  * (the public buddy_* API), error.c (error_), os_linux.c (os_).
- * Everything declared here has hidden visibility (meson sets it).
+ * Everything declared here has hidden visibility: meson sets it for the
+ * definitions, and the pragma below tells every user, so that the fast paths
+ * address tables and keys directly rather than through the GOT.
  */
 #ifndef BUDDY_INTERNAL_H
 #define BUDDY_INTERNAL_H
@@ -13,6 +15,8 @@
 #include "types.h"
 
 #include <stdint.h>
+
+#pragma GCC visibility push(hidden)
 
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
@@ -103,13 +107,14 @@ static inline huge_t *pagemap_huge(const void *chunk) {
 extern void **pagemap_root[(size_t)1 << PAGEMAP_ROOT_BITS];
 
 /* The chunk (region_t, or huge_t tagged with PAGEMAP_HUGE_TAG) holding `p`,
- * or NULL for an address buddymalloc does not own. Two dependent loads. */
+ * or NULL for an address buddymalloc does not own. Two dependent loads; a
+ * root entry with no leaf of its own points at an all-NULL leaf, so there is
+ * no test between them. */
 static inline void *pagemap_lookup(const void *p) {
   uintptr_t a = (uintptr_t)p;
   uintptr_t root_index = a >> (BUDDY_REGION_SHIFT + PAGEMAP_LEAF_BITS);
   if (unlikely(root_index >= ((uintptr_t)1 << PAGEMAP_ROOT_BITS))) return NULL; /* past 48 bits */
   void **leaf = __atomic_load_n(&pagemap_root[root_index], __ATOMIC_ACQUIRE);
-  if (unlikely(leaf == NULL)) return NULL;
   return __atomic_load_n(&leaf[(a >> BUDDY_REGION_SHIFT) & (((uintptr_t)1 << PAGEMAP_LEAF_BITS) - 1)],
                          __ATOMIC_ACQUIRE);
 }
@@ -253,7 +258,20 @@ void huge_fork_child(void);
 
 /* ---- tcache.c: per-thread caches ----------------------------------------- */
 
-extern __thread tcache_t *tcache_current __attribute__((tls_model("initial-exec")));
+/* The calling thread's cache and busy depth, in one TLS block so that a fast
+ * path finds both from one thread-pointer offset (one GOT load). */
+typedef struct tcache_tls {
+  tcache_t *current; /* the thread's cache, or a static stand-in (tcache.c) */
+  unsigned busy;     /* see tcache_hold() */
+} tcache_tls_t;
+extern __thread tcache_tls_t tcache_tls __attribute__((tls_model("initial-exec")));
+
+static inline uint32_t tcache_bin_count(uint64_t tally) {
+  return (uint32_t)(tally & TCACHE_TALLY_COUNT_MASK);
+}
+static inline uint64_t tcache_bin_requests(uint64_t tally) {
+  return tally >> TCACHE_TALLY_COUNT_BITS;
+}
 
 /* Called held (tcache_hold) by the fast paths; they release. */
 void *tcache_alloc_slow(tcache_t *tc, unsigned cls); /* ENOMEM on failure */
@@ -264,26 +282,25 @@ void tcache_flush_current(void);
 bool tcache_check_double_free(tcache_t *tc, void *p, unsigned cls); /* true: reported */
 void tcache_global_init(void); /* idempotent; cheap once done */
 /* How many of the calling thread's allocator calls may hold a pointer to its
- * cache or a bin: raised before tcache_current is read, lowered after the
+ * cache or a bin: raised before tcache_tls.current is read, lowered after the
  * last use (a slow path lowers what its fast path raised; calls nest). An
  * idle-cache reclaim leaves a thread alone while it is not zero, which also
  * covers a fast path interrupted by a signal handler that then blocks. The
  * signal fences keep the compiler from moving cache accesses across them;
  * the thread's own program order is all a signal handler or a sweep (which
  * reads it only while the thread is blocked in the kernel) can observe. */
-extern __thread unsigned tcache_busy __attribute__((tls_model("initial-exec")));
 static inline void tcache_hold(void) {
-  tcache_busy++;
+  tcache_tls.busy++;
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
 }
 static inline void tcache_release(void) {
   __atomic_signal_fence(__ATOMIC_SEQ_CST);
-  tcache_busy--;
+  tcache_tls.busy--;
 }
 /* The calling thread's cache: a relaxed load, because an idle-cache reclaim
- * (tcache.c) may store to another thread's tcache_current. */
+ * (tcache.c) may store to another thread's tcache_tls.current. */
 static inline tcache_t *tcache_get(void) {
-  return __atomic_load_n(&tcache_current, __ATOMIC_RELAXED);
+  return __atomic_load_n(&tcache_tls.current, __ATOMIC_RELAXED);
 }
 /* Empties idle threads' caches when a reclaim period has passed (tcache.c). */
 void tcache_sweep_idle(void);
@@ -342,8 +359,7 @@ static inline void *alloc_fast(size_t size) {
   void **p = b->head;
   if (unlikely(p == NULL)) return tcache_alloc_slow(tc, cls); /* sets errno when it fails; releases */
   b->head = p[0];
-  b->count--;
-  tc->requests[cls]++; /* static caches never get here: their bins are empty */
+  b->tally += TCACHE_TALLY_POP; /* static caches never get here: their bins are empty */
   p[1] = NULL;
   tcache_release();
   return p;
@@ -352,7 +368,8 @@ static inline void *alloc_fast(size_t size) {
 /* ---- free.c -------------------------------------------------------------- */
 
 void free_foreign(void *p);              /* reports p unless it is NULL */
-void free_interior(void *p);             /* reports p */
+/* p in region r is not a small object's start: a page run (cls 0), or misuse. */
+void free_not_object(region_t *r, void *p, unsigned cls);
 void free_large(void *chunk, void *p);   /* medium and huge blocks */
 
 /* free's fast path (buddy_free, and the shim's free): the page map (two
@@ -369,8 +386,8 @@ static inline void free_fast(void *p) {
   if (unlikely(pagemap_is_huge(chunk))) return free_large(chunk, p);
   region_t *r = chunk;
   unsigned cls = page_desc_of(r, p)->size_class;
-  if (unlikely(cls == 0)) return free_large(chunk, p);
-  if (unlikely(!size_class_is_object(cls, p))) return free_interior(p);
+  /* Class 0 (a page run) never passes: its entry's object count is 0. */
+  if (unlikely(!size_class_is_object(cls, p))) return free_not_object(r, p, cls);
   tcache_hold();
   tcache_t *tc = tcache_get();
   /* Another zone's object is a remote free: batched, never reused here. */
@@ -378,12 +395,15 @@ static inline void free_fast(void *p) {
   tcache_bin_t *b = &tc->bins[cls];
   void **obj = p;
   /* A key in the 2nd word may be a double free; a full bin must flush. */
-  if (unlikely(free_key_matches(obj[1]) || b->count >= b->max)) return tcache_free_slow(tc, p, cls);
+  if (unlikely(free_key_matches(obj[1]) || tcache_bin_count(b->tally) >= tc->bin_max[cls]))
+    return tcache_free_slow(tc, p, cls);
   obj[0] = b->head;
   obj[1] = (void *)tcache_key;
   b->head = obj;
-  b->count++;
+  b->tally++;
   tcache_release();
 }
+
+#pragma GCC visibility pop
 
 #endif /* BUDDY_INTERNAL_H */

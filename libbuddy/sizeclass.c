@@ -55,7 +55,7 @@ const uint16_t size_class_slab_count[SIZE_CLASS_COUNT] = {
    .count = (uint16_t)((PAGE_SIZE << (order)) / (bytes)), .shift = (uint8_t)__builtin_ctz(bytes)}
 
 const size_class_info_t size_class_info[SIZE_CLASS_COUNT] = {
-    {.inverse = 0}, /* class 0: not small, never tested */
+    {.count = 0}, /* class 0 (page runs): no offset is an object start */
     CLASS_INFO(16, 0),    CLASS_INFO(32, 0),    CLASS_INFO(48, 0),    CLASS_INFO(64, 0),
     CLASS_INFO(80, 0),    CLASS_INFO(96, 0),    CLASS_INFO(112, 0),   CLASS_INFO(128, 0),
     CLASS_INFO(160, 0),   CLASS_INFO(192, 0),   CLASS_INFO(224, 0),   CLASS_INFO(256, 0),

@@ -29,14 +29,14 @@
  * /proc. An owner seen blocked in a system call at two sweeps in a row, with
  * its CPU time and slow-path count unchanged since the sweep before, is idle,
  * and its cache is emptied without its help:
- *   1. the owner's tcache_current is swapped to tcache_reclaimed (static, empty
+ *   1. the owner's tcache_tls.current is swapped to tcache_reclaimed (static, empty
  *      bins, max 0: the owner's next malloc or free goes to a slow path);
  *   2. the owner is checked again: still blocked in a system call, CPU time
  *      still unchanged (it has not run since the first sighting), and its
- *      tcache_busy zero (internal.h): every path that reads tcache_current
+ *      tcache_tls.busy zero (internal.h): every path that reads tcache_tls.current
  *      raises it first and lowers it after its last use of the cache, so the
  *      owner is in none of them, not even in one that a signal handler
- *      interrupted before blocking. When it wakes it reads tcache_current
+ *      interrupted before blocking. When it wakes it reads tcache_tls.current
  *      afresh;
  *   3. the bins are flushed to the zones under tcache_registry_lock, which the
  *      owner's next slow path takes (tcache_resume) before using its cache.
@@ -58,8 +58,7 @@ static tcache_t tcache_empty = {.zone = &zones[0], .state = TCACHE_EMPTY};
 static tcache_t tcache_dead = {.zone = &zones[0], .state = TCACHE_DEAD};
 static tcache_t tcache_reclaimed = {.zone = &zones[0], .state = TCACHE_RECLAIMED};
 
-__thread tcache_t *tcache_current __attribute__((tls_model("initial-exec"))) = &tcache_empty;
-__thread unsigned tcache_busy __attribute__((tls_model("initial-exec")));
+__thread tcache_tls_t tcache_tls __attribute__((tls_model("initial-exec"))) = {.current = &tcache_empty};
 /* The thread's own live cache, also while tcache_reclaimed stands in for it. */
 static __thread tcache_t *tcache_own __attribute__((tls_model("initial-exec")));
 
@@ -119,7 +118,7 @@ static void tcache_flush_bin(tcache_bin_t *b, uint32_t n) {
   last[0] = NULL;
   zone_free_objects(b->head, n);
   b->head = rest;
-  b->count -= n;
+  b->tally -= n;
 }
 
 static void tcache_remote_flush(tcache_remote_t *rb) {
@@ -129,14 +128,14 @@ static void tcache_remote_flush(tcache_remote_t *rb) {
 }
 
 static void tcache_flush_all(tcache_t *tc) {
-  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) tcache_flush_bin(&tc->bins[c], tc->bins[c].count);
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) tcache_flush_bin(&tc->bins[c], tcache_bin_count(tc->bins[c].tally));
   for (unsigned z = 0; z < ZONES_MAX; z++) tcache_remote_flush(&tc->remote[z]);
 }
 
 static size_t tcache_cached_bytes(const tcache_t *tc) {
   size_t bytes = 0;
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++)
-    bytes += (size_t)__atomic_load_n(&tc->bins[c].count, __ATOMIC_RELAXED) * size_class_bytes[c];
+    bytes += (size_t)tcache_bin_count(__atomic_load_n(&tc->bins[c].tally, __ATOMIC_RELAXED)) * size_class_bytes[c];
   return bytes;
 }
 
@@ -145,9 +144,9 @@ static size_t tcache_cached_bytes(const tcache_t *tc) {
 /* The owner's own counters: plain increments, which other threads read with
  * relaxed loads (TSan builds make the increment atomic too, to say so). */
 #ifdef __SANITIZE_THREAD__
-#define counter_increment(x) __atomic_store_n(&(x), __atomic_load_n(&(x), __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED)
+#define counter_add(x, n) __atomic_store_n(&(x), __atomic_load_n(&(x), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
 #else
-#define counter_increment(x) ((x)++)
+#define counter_add(x, n) ((x) += (n))
 #endif
 
 
@@ -156,18 +155,18 @@ static size_t tcache_cached_bytes(const tcache_t *tc) {
 static cold_path tcache_t *tcache_resume(void) {
   tcache_t *own = tcache_own;
   pthread_mutex_lock(&tcache_registry_lock);
-  __atomic_store_n(&tcache_current, own, __ATOMIC_RELAXED);
+  __atomic_store_n(&tcache_tls.current, own, __ATOMIC_RELAXED);
   pthread_mutex_unlock(&tcache_registry_lock);
   return own;
 }
 
 /* Every slow path that touches the thread's cache starts here, held (the
- * fast path raised tcache_busy): it takes the cache back if a reclaim swapped
+ * fast path raised tcache_tls.busy): it takes the cache back if a reclaim swapped
  * it out, and counts the slow path. */
 static tcache_t *tcache_enter(tcache_t *tc) {
   if (unlikely(tc->state == TCACHE_RECLAIMED)) tc = tcache_resume();
   if (tc->state == TCACHE_LIVE) {
-    counter_increment(tc->slow_paths);
+    counter_add(tc->slow_paths, 1);
     if (tc->slow_paths % RECLAIM_CHECK_SLOW_PATHS == 0) tcache_sweep_idle();
   }
   return tc;
@@ -196,7 +195,7 @@ static void tcache_unregister_locked(tcache_t *tc) {
   if (tc->prev != NULL) tc->prev->next = tc->next;
   else tcache_registry = tc->next;
   if (tc->next != NULL) tc->next->prev = tc->prev;
-  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) tcache_requests_retired[c] += tc->requests[c];
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) tcache_requests_retired[c] += tcache_bin_requests(tc->bins[c].tally);
 }
 
 static void tcache_thread_exit(void *arg) {
@@ -204,7 +203,7 @@ static void tcache_thread_exit(void *arg) {
   tcache_hold(); /* the lock below may block */
   pthread_mutex_lock(&tcache_registry_lock);
   tcache_unregister_locked(tc);
-  __atomic_store_n(&tcache_current, &tcache_dead, __ATOMIC_RELAXED);
+  __atomic_store_n(&tcache_tls.current, &tcache_dead, __ATOMIC_RELAXED);
   tcache_own = NULL;
   pthread_mutex_unlock(&tcache_registry_lock);
   tcache_flush_all(tc);
@@ -272,11 +271,11 @@ static bool tcache_thread_init(void) {
   void *list = NULL;
   if (zone_alloc_objects(z, size_class_of(sizeof(tcache_t)), &list, 1) == 0) return false;
   tcache_t *tc = list;
-  *tc = (tcache_t){.zone = z, .state = TCACHE_LIVE, .owner_slot = &tcache_current,
-                     .owner_busy = &tcache_busy, .tid = os_thread_id()};
-  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) tc->bins[c].max = tcache_bin_max(c);
+  *tc = (tcache_t){.zone = z, .state = TCACHE_LIVE, .owner_slot = &tcache_tls.current,
+                     .owner_busy = &tcache_tls.busy, .tid = os_thread_id()};
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) tc->bin_max[c] = tcache_bin_max(c);
   tcache_own = tc;
-  __atomic_store_n(&tcache_current, tc, __ATOMIC_RELAXED);
+  __atomic_store_n(&tcache_tls.current, tc, __ATOMIC_RELAXED);
   tcache_register(tc);
   pthread_setspecific(tcache_thread_key, tc); /* may allocate: the cache is ready */
   return true;
@@ -308,9 +307,9 @@ static void tcache_flush_orphans_locked(void) {
     if (*tc->owner_busy != 0) continue; /* its stack is still mapped here */
     for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
       unsigned n = 0;
-      for (void **p = tc->bins[c].head; p != NULL && n <= tc->bins[c].max; p = p[0]) n++;
-      if (n <= tc->bins[c].max) {
-        tc->bins[c].count = n;
+      for (void **p = tc->bins[c].head; p != NULL && n <= tc->bin_max[c]; p = p[0]) n++;
+      if (n <= tc->bin_max[c]) {
+        tc->bins[c].tally = (tc->bins[c].tally & ~TCACHE_TALLY_COUNT_MASK) | n;
         tcache_flush_bin(&tc->bins[c], n);
       }
     }
@@ -370,12 +369,13 @@ void tcache_collect_stats(buddy_stats_t *s) {
   for (const tcache_t *tc = tcache_registry; tc != NULL; tc = tc->next) {
     s->thread_caches++;
     for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
-      s->class_requests[c] += __atomic_load_n(&tc->requests[c], __ATOMIC_RELAXED);
-      s->class_cached[c] += __atomic_load_n(&tc->bins[c].count, __ATOMIC_RELAXED);
+      uint64_t tally = __atomic_load_n(&tc->bins[c].tally, __ATOMIC_RELAXED);
+      s->class_requests[c] += tcache_bin_requests(tally);
+      s->class_cached[c] += tcache_bin_count(tally);
     }
   }
   for (const tcache_t *tc = tcache_orphans; tc != NULL; tc = tc->next)
-    for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) s->class_cached[c] += tc->bins[c].count;
+    for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) s->class_cached[c] += tcache_bin_count(tc->bins[c].tally);
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) s->bytes_cached += s->class_cached[c] * size_class_bytes[c];
   s->caches_reclaimed = tcache_reclaims;
   s->bytes_reclaimed = tcache_reclaimed_bytes;
@@ -384,10 +384,11 @@ void tcache_collect_stats(buddy_stats_t *s) {
 
 /* ---- Slow paths ---------------------------------------------------------- */
 
+/* One object off a bin, counted as a request (as on the fast path). */
 static void *tcache_pop(tcache_bin_t *b) {
   void **p = b->head;
   b->head = p[0];
-  b->count--;
+  counter_add(b->tally, TCACHE_TALLY_POP);
   p[1] = NULL;
   return p;
 }
@@ -411,12 +412,12 @@ static tcache_t *tcache_enter_own(tcache_t *tc) {
 
 static void *tcache_refill_and_pop(tcache_t *tc, unsigned cls) {
   tcache_bin_t *b = &tc->bins[cls];
-  if (tc->state != TCACHE_LIVE || b->max == 0) return tcache_alloc_uncached(tc->zone, cls);
+  uint32_t max = tc->bin_max[cls];
+  if (tc->state != TCACHE_LIVE || max == 0) return tcache_alloc_uncached(tc->zone, cls);
   if (b->head == NULL) {
-    b->count += zone_alloc_objects(tc->zone, cls, &b->head, (b->max + 1) / 2);
+    b->tally += zone_alloc_objects(tc->zone, cls, &b->head, (max + 1) / 2);
     if (b->head == NULL) return NULL;
   }
-  counter_increment(tc->requests[cls]);
   return tcache_pop(b);
 }
 
@@ -443,11 +444,12 @@ static noinline void tcache_remote_adopt(tcache_t *tc, tcache_remote_t *rb) {
   for (void **p = rb->head; p != NULL; p = next) {
     next = p[0];
     region_t *r = pagemap_lookup(p);
-    tcache_bin_t *b = &tc->bins[page_desc_of(r, p)->size_class];
-    if (b->count < b->max) { /* p[1] already holds the key */
+    unsigned cls = page_desc_of(r, p)->size_class;
+    tcache_bin_t *b = &tc->bins[cls];
+    if (tcache_bin_count(b->tally) < tc->bin_max[cls]) { /* p[1] already holds the key */
       p[0] = b->head;
       b->head = p;
-      b->count++;
+      b->tally++;
     } else {
       p[0] = home;
       home = p;
@@ -473,7 +475,7 @@ static void tcache_remote_push(tcache_t *tc, tcache_remote_t *rb, void *p, unsig
  * cannot take (a suspected double free; a static cache, whose bins have max 0,
  * as with debug=1) take the general slow path. Releases. */
 void tcache_free_remote(tcache_t *tc, region_t *r, void *p, unsigned cls) {
-  if (unlikely(free_key_matches(((void **)p)[1]) || tc->bins[cls].max == 0)) return tcache_free_slow(tc, p, cls);
+  if (unlikely(free_key_matches(((void **)p)[1]) || tc->bin_max[cls] == 0)) return tcache_free_slow(tc, p, cls);
   tcache_remote_push(tc, &tc->remote[r->zone - zones], p, cls);
   tcache_release();
 }
@@ -481,16 +483,18 @@ void tcache_free_remote(tcache_t *tc, region_t *r, void *p, unsigned cls) {
 /* An entered, live cache takes p: into its bin (flushing half when full), or
  * into its zone's remote batch when p belongs to another zone. */
 static void tcache_push(tcache_t *tc, void *p, unsigned cls) {
-  if (tc->state != TCACHE_LIVE || tc->bins[cls].max == 0) return zone_free_small(p);
+  uint32_t max = tc->bin_max[cls];
+  if (tc->state != TCACHE_LIVE || max == 0) return zone_free_small(p);
   zone_t *z = tcache_zone_of(p);
   if (z != tc->zone) return tcache_remote_push(tc, &tc->remote[z - zones], p, cls);
   tcache_bin_t *b = &tc->bins[cls];
-  if (b->count >= b->max) tcache_flush_bin(b, b->count - b->max / 2);
+  uint32_t count = tcache_bin_count(b->tally);
+  if (count >= max) tcache_flush_bin(b, count - max / 2);
   void **obj = p;
   obj[0] = b->head;
   obj[1] = (void *)tcache_key;
   b->head = obj;
-  b->count++;
+  b->tally++;
 }
 
 /* The fast path could not push: a suspected double free, a remote object, a

@@ -37,7 +37,7 @@
 
 /* Address space covered by the page map: 48-bit user addresses. */
 #define ADDRESS_BITS 48
-#define PAGEMAP_LEAF_BITS 13
+#define PAGEMAP_LEAF_BITS 16
 #define PAGEMAP_ROOT_BITS (ADDRESS_BITS - BUDDY_REGION_SHIFT - PAGEMAP_LEAF_BITS)
 
 /* Small size classes: 16-byte steps up to 128, then four per power of two up to
@@ -201,11 +201,19 @@ typedef struct buddy_options {
 
 /* Free objects of one class, linked through their first word; the second word
  * holds tcache_key while the object sits in a cache (slab_key() on a slab),
- * which makes a double free cheap to suspect (then confirmed by a scan). */
+ * which makes a double free cheap to suspect (then confirmed by a scan).
+ * `tally` packs the bin's object count (its low TCACHE_TALLY_COUNT_BITS bits)
+ * with the requests the bin has served (the bits above): a pop adds
+ * TCACHE_TALLY_POP, one request more and one object fewer, in the single add
+ * of malloc's fast path. Invariant: count <= the bin's max <= TCACHE_BIN_MAX,
+ * so the count never borrows from the requests; these wrap after 2^48. */
+#define TCACHE_TALLY_COUNT_BITS 16
+#define TCACHE_TALLY_COUNT_MASK (((uint64_t)1 << TCACHE_TALLY_COUNT_BITS) - 1)
+#define TCACHE_TALLY_POP (((uint64_t)1 << TCACHE_TALLY_COUNT_BITS) - 1)
+_Static_assert(TCACHE_BIN_MAX <= TCACHE_TALLY_COUNT_MASK, "a bin's count fits its tally bits");
 typedef struct tcache_bin {
   void *head;
-  uint32_t count;
-  uint32_t max; /* 0 in the static caches: every push and pop goes slow */
+  uint64_t tally; /* count | requests << TCACHE_TALLY_COUNT_BITS */
 } tcache_bin_t;
 
 /* Objects freed by this thread that belong to one other zone, linked like a
@@ -231,7 +239,7 @@ typedef enum tcache_state {
  * atomic read-modify-write. Other threads read the counters (relaxed) for
  * statistics, and touch the bins only in two cases, each under
  * tcache_registry_lock: the idle-cache reclaim (tcache.c: the owner is then
- * blocked in a system call with tcache_busy zero, so inside no allocator
+ * blocked in a system call with tcache_tls.busy zero, so inside no allocator
  * path, and finds tcache_reclaimed in its place when it wakes) and a fork child dropping the
  * caches of threads it does not have. */
 typedef struct tcache {
@@ -239,12 +247,12 @@ typedef struct tcache {
   tcache_remote_t remote[ZONES_MAX]; /* frees bound for other zones, by zone index */
   zone_t *zone;   /* home zone: refills come from here */
   uint32_t state; /* tcache_state_t */
-  unsigned *owner_busy; /* the owner's tcache_busy */
-  uint64_t requests[SIZE_CLASS_COUNT]; /* small allocations served, per class */
+  unsigned *owner_busy; /* the owner's tcache_tls.busy */
+  uint32_t bin_max[SIZE_CLASS_COUNT]; /* 0 in the static caches: every push and pop goes slow */
   uint64_t slow_paths;                 /* slow paths entered: a clock of activity */
   /* The registry of live caches, under tcache_registry_lock. */
   struct tcache *next, *prev;
-  struct tcache **owner_slot; /* the owner's tcache_current */
+  struct tcache **owner_slot; /* the owner's tcache_tls.current */
   int tid;                    /* the owner's kernel thread id */
   /* What the last idle sweep saw: blocked in a system call, at this CPU time
    * and slow-path count. Unchanged at the next sweep means idle since. */
