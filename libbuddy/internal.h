@@ -144,6 +144,15 @@ static inline char *page_address_of(const page_desc_t *d) {
 static inline page_desc_t *page_desc_of(region_t *r, const void *p) {
   return &r->pages[page_index_of(r, p)];
 }
+/* The size class of p's page (0: not a slab). */
+static inline unsigned page_class_at(const region_t *r, const void *p) {
+  return r->page_class[page_index_of(r, p)];
+}
+/* The class byte of the page d describes. */
+static inline uint8_t *page_class_of_desc(const page_desc_t *d) {
+  region_t *r = region_of_desc(d);
+  return &r->page_class[d - r->pages];
+}
 
 void buddy_heap_init(buddy_heap_t *h);
 /* Adds a region (meta aligned to REGION_META_SIZE, base to BUDDY_REGION_SIZE)
@@ -198,7 +207,7 @@ bool slab_give(page_desc_t *head, void *obj);
 /* Whether obj is on the slab's free list (a scan: for double-free checks). */
 bool slab_holds_free(const page_desc_t *head, const void *obj);
 static inline unsigned slab_free_objects(const page_desc_t *head) {
-  return size_class_slab_count[head->size_class] - head->slab_used;
+  return size_class_slab_count[*page_class_of_desc(head)] - head->slab_used;
 }
 static inline page_desc_t *slab_head_of(region_t *r, page_desc_t *d) {
   size_t index = (size_t)(d - r->pages) & ~(((size_t)1 << d->order) - 1);
@@ -385,7 +394,7 @@ static inline void free_fast(void *p) {
   if (unlikely(chunk == NULL)) return free_foreign(p);
   if (unlikely(pagemap_is_huge(chunk))) return free_large(chunk, p);
   region_t *r = chunk;
-  unsigned cls = page_desc_of(r, p)->size_class;
+  unsigned cls = page_class_at(r, p);
   /* Class 0 (a page run) never passes: its entry's object count is 0. */
   if (unlikely(!size_class_is_object(cls, p))) return free_not_object(r, p, cls);
   tcache_hold();

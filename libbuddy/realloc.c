@@ -64,7 +64,7 @@ void *buddy_realloc(void *p, size_t size) {
   if (pagemap_is_huge(chunk)) return realloc_huge(pagemap_huge(chunk), p, size);
   size_t usable = alloc_usable_size(p);
   if (usable == 0) return realloc_refuse(); /* misuse, reported */
-  if (page_desc_of(chunk, p)->size_class == 0) return realloc_run(chunk, p, usable, size);
+  if (page_class_at(chunk, p) == 0) return realloc_run(chunk, p, usable, size);
   if (size <= usable && size >= usable / 2) return p;
   return realloc_move(p, usable, size);
 }

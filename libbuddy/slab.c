@@ -21,8 +21,8 @@ void slab_init(page_desc_t *head, unsigned cls) {
   for (size_t i = 0; i < ((size_t)1 << order); i++) {
     head[i].kind = PAGE_SLAB;
     head[i].order = (uint8_t)order;
-    head[i].size_class = (uint8_t)cls;
   }
+  memset(page_class_of_desc(head), (int)cls, (size_t)1 << order);
   head->slab_free = NULL;
   head->slab_used = 0;
   head->slab_carved = 0;
@@ -44,7 +44,7 @@ static void slab_debug_check(void *obj, size_t bytes) {
 }
 
 unsigned slab_take(page_desc_t *head, void **list, unsigned n) {
-  unsigned cls = head->size_class, taken = 0;
+  unsigned cls = *page_class_of_desc(head), taken = 0;
   void **obj;
   while (taken < n && (obj = head->slab_free) != NULL) {
     if (options.debug) slab_debug_check(obj, size_class_bytes[cls]);
@@ -76,7 +76,7 @@ bool slab_holds_free(const page_desc_t *head, const void *obj) {
 
 /* What is wrong with giving obj back to its slab, or NULL. */
 static const char *slab_check_give(const page_desc_t *head, void *obj) {
-  unsigned cls = head->size_class;
+  unsigned cls = *page_class_of_desc(head);
   size_t offset = (size_t)((char *)obj - page_address_of(head));
   void **o = obj;
   if (!size_class_is_object_start(cls, offset)) return "free of a pointer inside a small block (not its start)";
@@ -88,7 +88,7 @@ static const char *slab_check_give(const page_desc_t *head, void *obj) {
 }
 
 bool slab_give(page_desc_t *head, void *obj) {
-  unsigned cls = head->size_class;
+  unsigned cls = *page_class_of_desc(head);
   const char *wrong = slab_check_give(head, obj);
   if (wrong != NULL) {
     error_misuse(wrong, obj);

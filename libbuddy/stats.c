@@ -20,10 +20,11 @@ static void stats_add_region(buddy_stats_t *s, const region_t *r) {
   for (size_t i = 0; i < BUDDY_REGION_PAGES;) {
     const page_desc_t *d = &r->pages[i];
     if (d->kind == PAGE_SLAB) {
-      s->class_slabs[d->size_class]++;
-      s->class_live[d->size_class] += d->slab_used;
+      unsigned cls = r->page_class[i];
+      s->class_slabs[cls]++;
+      s->class_live[cls] += d->slab_used;
       s->bytes_in_slabs += PAGE_SIZE << d->order;
-      s->bytes_small_live += (size_t)d->slab_used * size_class_bytes[d->size_class];
+      s->bytes_small_live += (size_t)d->slab_used * size_class_bytes[cls];
     } else if (d->kind == PAGE_RUN) {
       s->runs++;
       s->bytes_runs += PAGE_SIZE << d->order;

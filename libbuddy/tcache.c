@@ -444,7 +444,7 @@ static noinline void tcache_remote_adopt(tcache_t *tc, tcache_remote_t *rb) {
   for (void **p = rb->head; p != NULL; p = next) {
     next = p[0];
     region_t *r = pagemap_lookup(p);
-    unsigned cls = page_desc_of(r, p)->size_class;
+    unsigned cls = page_class_at(r, p);
     tcache_bin_t *b = &tc->bins[cls];
     if (tcache_bin_count(b->tally) < tc->bin_max[cls]) { /* p[1] already holds the key */
       p[0] = b->head;

@@ -93,9 +93,10 @@ enum page_flags {
  * Invariants:
  *   kind == PAGE_FREE   <=> the page heads a free block of `order`, which is on
  *                           the heap's free list `order` (linked by next/prev);
- *   size_class != 0     <=> kind == PAGE_SLAB (every page of a live slab);
+ *   class != 0          <=> kind == PAGE_SLAB (every page of a live slab; the
+ *                           class is in the region's page_class, not here);
  *   head of a slab:      slab_used + (free objects on slab_free) + (objects
- *                        past slab_carved) == objects per slab of size_class. */
+ *                        past slab_carved) == objects per slab of its class. */
 typedef struct page_desc {
   struct page_desc *next; /* free list of its order, or zone list of its slab */
   struct page_desc *prev;
@@ -104,7 +105,7 @@ typedef struct page_desc {
   uint16_t slab_carved; /* slab head: objects ever handed out; the rest untouched */
   uint8_t kind;         /* page_kind_t */
   uint8_t order;        /* block order; on every page of a slab, the slab's */
-  uint8_t size_class;   /* class on every page of a slab, else 0 (fast path) */
+  uint8_t unused;
   uint8_t flags;        /* page_flags, meaningful on free block heads */
 } page_desc_t;
 
@@ -129,6 +130,11 @@ typedef struct region {
   struct region *prev;
   size_t free_pages;
   page_desc_t pages[BUDDY_REGION_PAGES];
+  /* Each page's size class (0 outside slabs): what free's fast path reads.
+   * Kept apart from the descriptors, whose slab fields the zone writes on
+   * every refill and flush, so that a free on another core reads a line that
+   * changes only when a slab is made or released. */
+  uint8_t page_class[BUDDY_REGION_PAGES];
 } region_t;
 
 _Static_assert(sizeof(region_t) <= REGION_META_SIZE, "region_t fits its mapping");

@@ -12,6 +12,8 @@
  */
 #include "internal.h"
 
+#include <string.h>
+
 #define ZONE_INITIALISER {.lock = PTHREAD_MUTEX_INITIALIZER}
 zone_t zones[ZONES_MAX] = {ZONE_INITIALISER, ZONE_INITIALISER, ZONE_INITIALISER, ZONE_INITIALISER,
                            ZONE_INITIALISER, ZONE_INITIALISER, ZONE_INITIALISER, ZONE_INITIALISER};
@@ -121,10 +123,8 @@ static void slab_list_remove(page_desc_t *head) {
 
 /* Gives an empty slab's block back to the buddy core. */
 static void zone_release_slab_locked(zone_t *z, page_desc_t *head) {
-  for (size_t i = 0; i < ((size_t)1 << head->order); i++) {
-    head[i].kind = PAGE_INNER;
-    head[i].size_class = 0;
-  }
+  for (size_t i = 0; i < ((size_t)1 << head->order); i++) head[i].kind = PAGE_INNER;
+  memset(page_class_of_desc(head), 0, (size_t)1 << head->order);
   head->kind = PAGE_USED;
   zone_free_block_locked(z, head);
 }
@@ -165,7 +165,7 @@ unsigned zone_alloc_objects(zone_t *z, unsigned cls, void **list, unsigned n) {
 
 /* Returns one object to its slab; moves the slab between lists. */
 static void zone_give_locked(zone_t *z, page_desc_t *head, void *p) {
-  slab_list_t *s = &z->slabs[head->size_class];
+  slab_list_t *s = &z->slabs[*page_class_of_desc(head)];
   bool was_full = slab_free_objects(head) == 0;
   if (!slab_give(head, p)) return;
   if (was_full) slab_list_push(&s->partial, head);
