@@ -1,7 +1,7 @@
 /* free.c: the freeing half of the public API.
  *
  * The fast path is free_fast() in internal.h, inlined into buddy_free and the
- * shim's free: the page map finds the block's page descriptor, the address
+ * shim's free: the page map finds the block's region and class, the address
  * says whether it starts an object, and the object goes on the thread's bin.
  * Misuse is caught before anything is written: a pointer with no page-map
  * entry is foreign; one that is not an object or block start is interior;
