@@ -55,11 +55,9 @@ extern const uint16_t size_class_slab_count[SIZE_CLASS_COUNT];
 /* What free's fast path needs of a class, in one 16-byte entry (see
  * sizeclass.c for the test these fields make). */
 typedef struct size_class_info {
-  uint64_t inverse;   /* of the odd part of the class size, mod 2^64 */
+  uint64_t magic;     /* ceil(2^64 / class bytes); 0 for class 0 */
   uint32_t slab_mask; /* slab bytes - 1: slabs are aligned to their size */
-  uint16_t count;     /* objects per slab */
-  uint8_t shift;      /* trailing zero bits of the class size */
-  uint8_t unused;
+  uint32_t limit;     /* an offset starts an object iff offset * magic < limit */
 } size_class_info_t;
 _Static_assert(sizeof(size_class_info_t) == 16, "one shift indexes the table");
 
@@ -74,23 +72,19 @@ static inline unsigned size_class_of(size_t size) {
   return 8u + (lg - 7u) * 4u + (unsigned)(((size - 1) >> (lg - 2)) & 3u) + 1u;
 }
 
-static inline uint64_t size_class_rotr(uint64_t x, unsigned n) {
-  return (x >> n) | (x << ((64u - n) & 63u));
-}
-
 /* True when `offset` from the slab's start is the start of one of its
  * objects: a multiple of the class size before the slab's unused tail.
- * Cost: a multiply, a rotate and a compare. */
+ * Cost: a multiply and a compare. Class 0 never passes. */
 static inline bool size_class_is_object_start(unsigned cls, size_t offset) {
   const size_class_info_t *ci = &size_class_info[cls];
-  return size_class_rotr((uint64_t)offset * ci->inverse, ci->shift) < ci->count;
+  return (uint64_t)offset * ci->magic < ci->limit;
 }
 
 /* The same for a pointer into a slab of class cls, from its address alone. */
 static inline bool size_class_is_object(unsigned cls, const void *p) {
   const size_class_info_t *ci = &size_class_info[cls];
   uint64_t offset = (uintptr_t)p & ci->slab_mask;
-  return size_class_rotr(offset * ci->inverse, ci->shift) < ci->count;
+  return offset * ci->magic < ci->limit;
 }
 
 /* ---- pagemap.c: address -> region_t / huge_t in O(1) --------------------- */

@@ -39,23 +39,24 @@ const uint16_t size_class_slab_count[SIZE_CLASS_COUNT] = {
     12, 10,  9,   8,  12, 10, 9,  8,  6,  5,  9,  4,  6,  5,  9,  4, 6,  5,  9,  4,
 };
 
-/* The object-start test (size_class_is_object_start): an offset n is the
- * start of object q < count exactly when rotr(n * inverse, shift) == q, with
- * bytes = odd << shift and inverse * odd == 1 (mod 2^64); any other n gives a
- * number of at least 2^64 / bytes (Granlund and Montgomery's exact-division
- * test), so one multiply, a rotate and one compare cover both "a multiple of
- * bytes" and "before the slab's unused tail". Newton's iteration doubles the
- * correct low bits of the inverse each step: 3 (odd * odd == 1 mod 8) -> 96. */
-#define INVERSE_STEP(d, x) ((x) * (2 - (d) * (x)))
-#define ODD_INVERSE(d) \
-  INVERSE_STEP(d, INVERSE_STEP(d, INVERSE_STEP(d, INVERSE_STEP(d, INVERSE_STEP(d, (d))))))
+/* The object-start test (size_class_is_object_start). With magic =
+ * ceil(2^64 / bytes), bytes * magic == 2^64 + e (mod 2^64: e) for a small e
+ * (0 <= e < bytes). An offset n = k * bytes then gives n * magic == k * e, at
+ * most (count - 1) * e for an object (k < count); any other offset below 2^32
+ * gives at least magic, far above that (Lemire, Kaser and Kurz: "n is a
+ * multiple of d iff n * ceil(2^64/d) mod 2^64 < ceil(2^64/d)"). So one
+ * multiply and one compare against limit = (count - 1) * e + 1 cover both "a
+ * multiple of bytes" and "before the slab's unused tail". For a power of two,
+ * e == 0 and limit == 1: the slab has no tail. Class 0 has limit 0: nothing
+ * passes, which sends page runs off free's fast path. */
+#define CLASS_MAGIC(bytes) (UINT64_MAX / (bytes) + 1)
+#define CLASS_COUNT(bytes, order) ((PAGE_SIZE << (order)) / (bytes))
 #define CLASS_INFO(bytes, order)                                                                  \
-  {.inverse = ODD_INVERSE((uint64_t)(bytes) >> __builtin_ctz(bytes)),                             \
-   .slab_mask = (uint32_t)((PAGE_SIZE << (order)) - 1),                                           \
-   .count = (uint16_t)((PAGE_SIZE << (order)) / (bytes)), .shift = (uint8_t)__builtin_ctz(bytes)}
+  {.magic = CLASS_MAGIC((uint64_t)(bytes)), .slab_mask = (uint32_t)((PAGE_SIZE << (order)) - 1),  \
+   .limit = (uint32_t)((CLASS_COUNT(bytes, order) - 1) * ((uint64_t)(bytes) * CLASS_MAGIC((uint64_t)(bytes))) + 1)}
 
 const size_class_info_t size_class_info[SIZE_CLASS_COUNT] = {
-    {.count = 0}, /* class 0 (page runs): no offset is an object start */
+    {.limit = 0}, /* class 0 (page runs): no offset is an object start */
     CLASS_INFO(16, 0),    CLASS_INFO(32, 0),    CLASS_INFO(48, 0),    CLASS_INFO(64, 0),
     CLASS_INFO(80, 0),    CLASS_INFO(96, 0),    CLASS_INFO(112, 0),   CLASS_INFO(128, 0),
     CLASS_INFO(160, 0),   CLASS_INFO(192, 0),   CLASS_INFO(224, 0),   CLASS_INFO(256, 0),

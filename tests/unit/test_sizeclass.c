@@ -52,8 +52,8 @@ Test(sizeclass, fast_path_table_agrees_with_the_slab_tables) {
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
     const size_class_info_t *ci = &size_class_info[c];
     cr_assert_eq(ci->slab_mask, (PAGE_SIZE << size_class_slab_order[c]) - 1, "class %u", c);
-    cr_assert_eq(ci->count, size_class_slab_count[c], "class %u", c);
-    cr_assert_eq((uint64_t)(size_class_bytes[c] >> ci->shift) * ci->inverse, 1, "class %u", c);
+    cr_assert_eq(ci->magic, UINT64_MAX / size_class_bytes[c] + 1, "class %u", c);
+    cr_assert_eq(size_class_bytes[c] * size_class_slab_count[c] <= ci->slab_mask + 1, true, "class %u", c);
   }
 }
 
@@ -64,5 +64,13 @@ Test(sizeclass, object_test_by_address_ignores_the_slab_base) {
     for (size_t off = 0; off < slab; off += 8)
       cr_assert_eq(size_class_is_object(c, (void *)(base + off)), size_class_is_object_start(c, off),
                    "class %u off %zu", c, off);
+  }
+}
+
+/* free's fast path relies on class 0 (page runs) failing the object test. */
+Test(sizeclass, class_zero_has_no_object_starts) {
+  for (size_t off = 0; off < ((size_t)PAGE_SIZE << BUDDY_MAX_ORDER); off += 4096) {
+    cr_assert(!size_class_is_object_start(0, off), "off %zu", off);
+    cr_assert(!size_class_is_object(0, (void *)(((uintptr_t)5 << 40) + off)), "off %zu", off);
   }
 }
