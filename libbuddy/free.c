@@ -11,18 +11,14 @@
 #include "internal.h"
 #include "buddymalloc.h"
 
-cold_path void free_foreign(void *p) {
-  if (p != NULL) error_misuse("free of a pointer buddymalloc does not own", p);
+noinline void free_not_in_region(uintptr_t entry, void *p) {
+  if (entry != 0) huge_free((huge_t *)entry, p);
+  else if (p != NULL) error_misuse("free of a pointer buddymalloc does not own", p);
 }
 
 noinline void free_not_object(region_t *r, void *p, unsigned cls) {
   if (cls == 0) zone_free_run(r, p);
   else error_misuse("free of a pointer inside a small block (not its start)", p);
-}
-
-noinline void free_large(void *chunk, void *p) {
-  if (pagemap_is_huge(chunk)) huge_free(pagemap_huge(chunk), p);
-  else zone_free_run(chunk, p);
 }
 
 void buddy_free(void *p) {

@@ -100,17 +100,32 @@ static inline huge_t *pagemap_huge(const void *chunk) {
 
 extern void **pagemap_root[(size_t)1 << PAGEMAP_ROOT_BITS];
 
-/* The chunk (region_t, or huge_t tagged with PAGEMAP_HUGE_TAG) holding `p`,
- * or NULL for an address buddymalloc does not own. Two dependent loads; a
- * root entry with no leaf of its own points at an all-NULL leaf, so there is
- * no test between them. */
-static inline void *pagemap_lookup(const void *p) {
+/* Inside the map the tag is the other way round: a region's entry carries
+ * PAGEMAP_REGION_TAG and a huge block's does not, so that free's fast path
+ * tells "a region" from "foreign or huge" with one test. pagemap_lookup()
+ * returns the form above. */
+#define PAGEMAP_REGION_TAG ((uintptr_t)1)
+_Static_assert(PAGEMAP_REGION_TAG == PAGEMAP_HUGE_TAG, "one xor converts an entry");
+
+/* The raw entry for `p`: region | PAGEMAP_REGION_TAG, an untagged huge_t, or
+ * 0 for an address buddymalloc does not own. Two dependent loads; a root
+ * entry with no leaf of its own points at an all-zero leaf, so there is no
+ * test between them. */
+static inline uintptr_t pagemap_entry(const void *p) {
   uintptr_t a = (uintptr_t)p;
   uintptr_t root_index = a >> (BUDDY_REGION_SHIFT + PAGEMAP_LEAF_BITS);
-  if (unlikely(root_index >= ((uintptr_t)1 << PAGEMAP_ROOT_BITS))) return NULL; /* past 48 bits */
+  if (unlikely(root_index >= ((uintptr_t)1 << PAGEMAP_ROOT_BITS))) return 0; /* past 48 bits */
   void **leaf = __atomic_load_n(&pagemap_root[root_index], __ATOMIC_ACQUIRE);
-  return __atomic_load_n(&leaf[(a >> BUDDY_REGION_SHIFT) & (((uintptr_t)1 << PAGEMAP_LEAF_BITS) - 1)],
-                         __ATOMIC_ACQUIRE);
+  void *entry = __atomic_load_n(&leaf[(a >> BUDDY_REGION_SHIFT) & (((uintptr_t)1 << PAGEMAP_LEAF_BITS) - 1)],
+                                __ATOMIC_ACQUIRE);
+  return (uintptr_t)entry;
+}
+
+/* The chunk (region_t, or huge_t tagged with PAGEMAP_HUGE_TAG) holding `p`,
+ * or NULL for an address buddymalloc does not own. */
+static inline void *pagemap_lookup(const void *p) {
+  uintptr_t entry = pagemap_entry(p);
+  return (void *)(entry ^ (entry != 0 ? PAGEMAP_REGION_TAG : 0));
 }
 
 /* Registers `chunk` for every region-sized slot of [base, base+size). Returns
@@ -371,10 +386,11 @@ static inline void *alloc_fast(size_t size) {
 
 /* ---- free.c -------------------------------------------------------------- */
 
-void free_foreign(void *p);              /* reports p unless it is NULL */
+/* p has no region: entry 0 is foreign (reported unless p is NULL), any other
+ * entry a huge block (pagemap_entry's form). */
+void free_not_in_region(uintptr_t entry, void *p);
 /* p in region r is not a small object's start: a page run (cls 0), or misuse. */
 void free_not_object(region_t *r, void *p, unsigned cls);
-void free_large(void *chunk, void *p);   /* medium and huge blocks */
 
 /* free's fast path (buddy_free, and the shim's free): the page map (two
  * loads) finds the region, its class map the class; the address alone says
@@ -386,10 +402,9 @@ void free_large(void *chunk, void *p);   /* medium and huge blocks */
  * room: 15 the page map and huge test, 15 the class and the object test, 5
  * the key, 4 the busy depth, 3 the zone; every exit is a tail call. */
 static inline void free_fast(void *p) {
-  void *chunk = pagemap_lookup(p);
-  if (unlikely(chunk == NULL)) return free_foreign(p);
-  if (unlikely(pagemap_is_huge(chunk))) return free_large(chunk, p);
-  region_t *r = chunk;
+  uintptr_t entry = pagemap_entry(p);
+  if (unlikely(!(entry & PAGEMAP_REGION_TAG))) return free_not_in_region(entry, p);
+  region_t *r = (region_t *)(entry - PAGEMAP_REGION_TAG);
   unsigned cls = page_class_at(r, p);
   /* Class 0 (a page run) never passes: its entry's object count is 0. */
   if (unlikely(!size_class_is_object(cls, p))) return free_not_object(r, p, cls);

@@ -32,10 +32,12 @@ static void **pagemap_leaf_locked(uintptr_t slot) {
   return leaf;
 }
 
+/* chunk in pagemap_lookup's form (NULL to clear); stored in pagemap_entry's. */
 static void pagemap_set_locked(uintptr_t first, uintptr_t last, void *chunk) {
+  void *entry = (void *)((uintptr_t)chunk ^ (chunk != NULL ? PAGEMAP_REGION_TAG : 0));
   for (uintptr_t slot = first; slot <= last; slot++) {
     void **leaf = pagemap_root[slot >> PAGEMAP_LEAF_BITS];
-    __atomic_store_n(&leaf[slot & (PAGEMAP_LEAF_ENTRIES - 1)], chunk, __ATOMIC_RELEASE);
+    __atomic_store_n(&leaf[slot & (PAGEMAP_LEAF_ENTRIES - 1)], entry, __ATOMIC_RELEASE);
   }
 }
 
