@@ -284,11 +284,15 @@ typedef struct tcache_tls {
 } tcache_tls_t;
 extern __thread tcache_tls_t tcache_tls __attribute__((tls_model("initial-exec")));
 
-static inline uint32_t tcache_bin_count(uint64_t tally) {
-  return (uint32_t)(tally & TCACHE_TALLY_COUNT_MASK);
+static inline uint32_t tcache_bin_room(uint64_t tally) {
+  return (uint32_t)(tally & TCACHE_TALLY_ROOM_MASK);
+}
+/* Objects in bin cls of tc, from a tally read of it. */
+static inline uint32_t tcache_bin_count(const tcache_t *tc, unsigned cls, uint64_t tally) {
+  return tc->bin_max[cls] - tcache_bin_room(tally);
 }
 static inline uint64_t tcache_bin_requests(uint64_t tally) {
-  return tally >> TCACHE_TALLY_COUNT_BITS;
+  return tally >> TCACHE_TALLY_ROOM_BITS;
 }
 
 /* Called held (tcache_hold) by the fast paths; they release. */
@@ -415,12 +419,11 @@ static inline void free_fast(void *p) {
   tcache_bin_t *b = &tc->bins[cls];
   void **obj = p;
   /* A key in the 2nd word may be a double free; a full bin must flush. */
-  if (unlikely(free_key_matches(obj[1]) || tcache_bin_count(b->tally) >= tc->bin_max[cls]))
-    return tcache_free_slow(tc, p, cls);
+  if (unlikely(free_key_matches(obj[1]) || tcache_bin_room(b->tally) == 0)) return tcache_free_slow(tc, p, cls);
   obj[0] = b->head;
   obj[1] = (void *)tcache_key;
   b->head = obj;
-  b->tally++;
+  b->tally--;
   tcache_release();
 }
 

@@ -118,7 +118,7 @@ static void tcache_flush_bin(tcache_bin_t *b, uint32_t n) {
   last[0] = NULL;
   zone_free_objects(b->head, n);
   b->head = rest;
-  b->tally -= n;
+  b->tally += n; /* room */
 }
 
 static void tcache_remote_flush(tcache_remote_t *rb) {
@@ -128,14 +128,14 @@ static void tcache_remote_flush(tcache_remote_t *rb) {
 }
 
 static void tcache_flush_all(tcache_t *tc) {
-  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) tcache_flush_bin(&tc->bins[c], tcache_bin_count(tc->bins[c].tally));
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) tcache_flush_bin(&tc->bins[c], tcache_bin_count(tc, c, tc->bins[c].tally));
   for (unsigned z = 0; z < ZONES_MAX; z++) tcache_remote_flush(&tc->remote[z]);
 }
 
 static size_t tcache_cached_bytes(const tcache_t *tc) {
   size_t bytes = 0;
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++)
-    bytes += (size_t)tcache_bin_count(__atomic_load_n(&tc->bins[c].tally, __ATOMIC_RELAXED)) * size_class_bytes[c];
+    bytes += (size_t)tcache_bin_count(tc, c, __atomic_load_n(&tc->bins[c].tally, __ATOMIC_RELAXED)) * size_class_bytes[c];
   return bytes;
 }
 
@@ -273,7 +273,7 @@ static bool tcache_thread_init(void) {
   tcache_t *tc = list;
   *tc = (tcache_t){.zone = z, .state = TCACHE_LIVE, .owner_slot = &tcache_tls.current,
                      .owner_busy = &tcache_tls.busy, .tid = os_thread_id()};
-  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) tc->bin_max[c] = tcache_bin_max(c);
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) tc->bins[c].tally = tc->bin_max[c] = tcache_bin_max(c);
   tcache_own = tc;
   __atomic_store_n(&tcache_tls.current, tc, __ATOMIC_RELAXED);
   tcache_register(tc);
@@ -309,7 +309,7 @@ static void tcache_flush_orphans_locked(void) {
       unsigned n = 0;
       for (void **p = tc->bins[c].head; p != NULL && n <= tc->bin_max[c]; p = p[0]) n++;
       if (n <= tc->bin_max[c]) {
-        tc->bins[c].tally = (tc->bins[c].tally & ~TCACHE_TALLY_COUNT_MASK) | n;
+        tc->bins[c].tally = (tc->bins[c].tally & ~TCACHE_TALLY_ROOM_MASK) | (tc->bin_max[c] - n);
         tcache_flush_bin(&tc->bins[c], n);
       }
     }
@@ -371,11 +371,11 @@ void tcache_collect_stats(buddy_stats_t *s) {
     for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
       uint64_t tally = __atomic_load_n(&tc->bins[c].tally, __ATOMIC_RELAXED);
       s->class_requests[c] += tcache_bin_requests(tally);
-      s->class_cached[c] += tcache_bin_count(tally);
+      s->class_cached[c] += tcache_bin_count(tc, c, tally);
     }
   }
   for (const tcache_t *tc = tcache_orphans; tc != NULL; tc = tc->next)
-    for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) s->class_cached[c] += tcache_bin_count(tc->bins[c].tally);
+    for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) s->class_cached[c] += tcache_bin_count(tc, c, tc->bins[c].tally);
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) s->bytes_cached += s->class_cached[c] * size_class_bytes[c];
   s->caches_reclaimed = tcache_reclaims;
   s->bytes_reclaimed = tcache_reclaimed_bytes;
@@ -415,7 +415,7 @@ static void *tcache_refill_and_pop(tcache_t *tc, unsigned cls) {
   uint32_t max = tc->bin_max[cls];
   if (tc->state != TCACHE_LIVE || max == 0) return tcache_alloc_uncached(tc->zone, cls);
   if (b->head == NULL) {
-    b->tally += zone_alloc_objects(tc->zone, cls, &b->head, (max + 1) / 2);
+    b->tally -= zone_alloc_objects(tc->zone, cls, &b->head, (max + 1) / 2); /* room */
     if (b->head == NULL) return NULL;
   }
   return tcache_pop(b);
@@ -446,10 +446,10 @@ static noinline void tcache_remote_adopt(tcache_t *tc, tcache_remote_t *rb) {
     region_t *r = pagemap_lookup(p);
     unsigned cls = page_class_at(r, p);
     tcache_bin_t *b = &tc->bins[cls];
-    if (tcache_bin_count(b->tally) < tc->bin_max[cls]) { /* p[1] already holds the key */
+    if (tcache_bin_room(b->tally) > 0) { /* p[1] already holds the key */
       p[0] = b->head;
       b->head = p;
-      b->tally++;
+      b->tally--;
     } else {
       p[0] = home;
       home = p;
@@ -488,13 +488,12 @@ static void tcache_push(tcache_t *tc, void *p, unsigned cls) {
   zone_t *z = tcache_zone_of(p);
   if (z != tc->zone) return tcache_remote_push(tc, &tc->remote[z - zones], p, cls);
   tcache_bin_t *b = &tc->bins[cls];
-  uint32_t count = tcache_bin_count(b->tally);
-  if (count >= max) tcache_flush_bin(b, count - max / 2);
+  if (tcache_bin_room(b->tally) == 0) tcache_flush_bin(b, max - max / 2);
   void **obj = p;
   obj[0] = b->head;
   obj[1] = (void *)tcache_key;
   b->head = obj;
-  b->tally++;
+  b->tally--;
 }
 
 /* The fast path could not push: a suspected double free, a remote object, a

@@ -208,18 +208,20 @@ typedef struct buddy_options {
 /* Free objects of one class, linked through their first word; the second word
  * holds tcache_key while the object sits in a cache (slab_key() on a slab),
  * which makes a double free cheap to suspect (then confirmed by a scan).
- * `tally` packs the bin's object count (its low TCACHE_TALLY_COUNT_BITS bits)
- * with the requests the bin has served (the bits above): a pop adds
+ * `tally` packs the bin's room (max - count: its low TCACHE_TALLY_ROOM_BITS
+ * bits) with the requests the bin has served (the bits above): a pop adds
  * TCACHE_TALLY_POP, one request more and one object fewer, in the single add
- * of malloc's fast path. Invariant: count <= the bin's max <= TCACHE_BIN_MAX,
- * so the count never borrows from the requests; these wrap after 2^48. */
-#define TCACHE_TALLY_COUNT_BITS 16
-#define TCACHE_TALLY_COUNT_MASK (((uint64_t)1 << TCACHE_TALLY_COUNT_BITS) - 1)
-#define TCACHE_TALLY_POP (((uint64_t)1 << TCACHE_TALLY_COUNT_BITS) - 1)
-_Static_assert(TCACHE_BIN_MAX <= TCACHE_TALLY_COUNT_MASK, "a bin's count fits its tally bits");
+ * of malloc's fast path, and free's fast path goes slow when the room is 0,
+ * which is also what the static caches' bins (max 0) hold. Invariant:
+ * 0 <= room <= the bin's max <= TCACHE_BIN_MAX, so the room never carries
+ * into the requests; these wrap after 2^48. */
+#define TCACHE_TALLY_ROOM_BITS 16
+#define TCACHE_TALLY_ROOM_MASK (((uint64_t)1 << TCACHE_TALLY_ROOM_BITS) - 1)
+#define TCACHE_TALLY_POP (((uint64_t)1 << TCACHE_TALLY_ROOM_BITS) + 1)
+_Static_assert(TCACHE_BIN_MAX < TCACHE_TALLY_ROOM_MASK, "a bin's room fits its tally bits");
 typedef struct tcache_bin {
   void *head;
-  uint64_t tally; /* count | requests << TCACHE_TALLY_COUNT_BITS */
+  uint64_t tally; /* room | requests << TCACHE_TALLY_ROOM_BITS */
 } tcache_bin_t;
 
 /* Objects freed by this thread that belong to one other zone, linked like a
@@ -254,7 +256,7 @@ typedef struct tcache {
   zone_t *zone;   /* home zone: refills come from here */
   uint32_t state; /* tcache_state_t */
   unsigned *owner_busy; /* the owner's tcache_tls.busy */
-  uint32_t bin_max[SIZE_CLASS_COUNT]; /* 0 in the static caches: every push and pop goes slow */
+  uint32_t bin_max[SIZE_CLASS_COUNT]; /* 0 in the static caches; count = max - room */
   uint64_t slow_paths;                 /* slow paths entered: a clock of activity */
   /* The registry of live caches, under tcache_registry_lock. */
   struct tcache *next, *prev;
