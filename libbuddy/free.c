@@ -16,8 +16,8 @@ noinline void free_not_in_region(uintptr_t entry, void *p) {
   else if (p != NULL) error_misuse("free of a pointer buddymalloc does not own", p);
 }
 
-noinline void free_not_object(region_t *r, void *p, unsigned cls) {
-  if (cls == 0) zone_free_run(r, p);
+noinline void free_not_object(region_t *r, void *p) {
+  if (page_class_at(r, p) == 0) zone_free_run(r, p);
   else error_misuse("free of a pointer inside a small block (not its start)", p);
 }
 

@@ -297,9 +297,9 @@ static inline uint64_t tcache_bin_requests(uint64_t tally) {
 
 /* Called held (tcache_hold) by the fast paths; they release. */
 void *tcache_alloc_slow(tcache_t *tc, unsigned cls); /* ENOMEM on failure */
-void tcache_free_slow(tcache_t *tc, void *p, unsigned cls);
+void tcache_free_slow(tcache_t *tc, void *p);
 /* p's region r belongs to another zone than tc's. */
-void tcache_free_remote(tcache_t *tc, region_t *r, void *p, unsigned cls);
+void tcache_free_remote(tcache_t *tc, region_t *r, void *p);
 void tcache_flush_current(void);
 bool tcache_check_double_free(tcache_t *tc, void *p, unsigned cls); /* true: reported */
 void tcache_global_init(void); /* idempotent; cheap once done */
@@ -394,7 +394,7 @@ static inline void *alloc_fast(size_t size) {
  * entry a huge block (pagemap_entry's form). */
 void free_not_in_region(uintptr_t entry, void *p);
 /* p in region r is not a small object's start: a page run (cls 0), or misuse. */
-void free_not_object(region_t *r, void *p, unsigned cls);
+void free_not_object(region_t *r, void *p);
 
 /* free's fast path (buddy_free, and the shim's free): the page map (two
  * loads) finds the region, its class map the class; the address alone says
@@ -402,25 +402,25 @@ void free_not_object(region_t *r, void *p, unsigned cls);
  * thread's bin. Misuse is caught before anything is written: a pointer with
  * no page-map entry is foreign, one that does not start an object is
  * interior, one whose second word holds the cache key is checked for a double
- * free by the slow path. Cost (callgrind): 51 instructions when the bin has
- * room: 13 the page map (with the region test), 16 the class and the object
+ * free by the slow path. Cost (callgrind): 50 instructions when the bin has
+ * room: 13 the page map (with the region test), 15 the class and the object
  * test, 5 the key, 3 the zone, 9 the bin and the push, 2 the busy depth; every
- * exit is a tail call. */
+ * exit is a tail call, and the slow ones find the class again themselves. */
 static inline void free_fast(void *p) {
   uintptr_t entry = pagemap_entry(p);
   if (unlikely(!(entry & PAGEMAP_REGION_TAG))) return free_not_in_region(entry, p);
   region_t *r = (region_t *)(entry - PAGEMAP_REGION_TAG);
   unsigned cls = page_class_at(r, p);
-  /* Class 0 (a page run) never passes: its entry's object count is 0. */
-  if (unlikely(!size_class_is_object(cls, p))) return free_not_object(r, p, cls);
+  /* Class 0 (a page run) never passes: its limit is 0. */
+  if (unlikely(!size_class_is_object(cls, p))) return free_not_object(r, p);
   tcache_hold();
   tcache_t *tc = tcache_get();
   /* Another zone's object is a remote free: batched, never reused here. */
-  if (unlikely(r->zone != tc->zone)) return tcache_free_remote(tc, r, p, cls);
+  if (unlikely(r->zone != tc->zone)) return tcache_free_remote(tc, r, p);
   tcache_bin_t *b = &tc->bins[cls];
   void **obj = p;
   /* A key in the 2nd word may be a double free; a full bin must flush. */
-  if (unlikely(free_key_matches(obj[1]) || tcache_bin_room(b->tally) == 0)) return tcache_free_slow(tc, p, cls);
+  if (unlikely(free_key_matches(obj[1]) || tcache_bin_room(b->tally) == 0)) return tcache_free_slow(tc, p);
   obj[0] = b->head;
   obj[1] = (void *)tcache_key;
   b->head = obj;

@@ -474,8 +474,9 @@ static void tcache_remote_push(tcache_t *tc, tcache_remote_t *rb, void *p, unsig
  * goes home when full. Cost: about 20 instructions. The cases the batch
  * cannot take (a suspected double free; a static cache, whose bins have max 0,
  * as with debug=1) take the general slow path. Releases. */
-void tcache_free_remote(tcache_t *tc, region_t *r, void *p, unsigned cls) {
-  if (unlikely(free_key_matches(((void **)p)[1]) || tc->bin_max[cls] == 0)) return tcache_free_slow(tc, p, cls);
+void tcache_free_remote(tcache_t *tc, region_t *r, void *p) {
+  unsigned cls = page_class_at(r, p);
+  if (unlikely(free_key_matches(((void **)p)[1]) || tc->bin_max[cls] == 0)) return tcache_free_slow(tc, p);
   tcache_remote_push(tc, &tc->remote[r->zone - zones], p, cls);
   tcache_release();
 }
@@ -499,7 +500,8 @@ static void tcache_push(tcache_t *tc, void *p, unsigned cls) {
 /* The fast path could not push: a suspected double free, a remote object, a
  * full bin, or a thread with no cache of its own yet (or any more, or
  * reclaimed while idle). Entered held; releases. */
-void tcache_free_slow(tcache_t *tc, void *p, unsigned cls) {
+void tcache_free_slow(tcache_t *tc, void *p) {
+  unsigned cls = page_class_at(pagemap_lookup(p), p);
   tc = tcache_enter(tc);
   if (!(free_key_matches(((void **)p)[1]) && tcache_check_double_free(tc, p, cls))) {
     if (tc->state == TCACHE_EMPTY) tc = tcache_enter_own(tc);
