@@ -127,13 +127,13 @@ void *buddy_reallocarray(void *ptr, size_t count, size_t size) {
 
 /* 0 for a pointer that is not a live block (after reporting it). */
 size_t alloc_usable_size(const void *p) {
-  void *chunk = pagemap_lookup(p);
-  if (chunk == NULL) {
+  uintptr_t entry = pagemap_entry(p);
+  if (entry == 0) {
     error_misuse("malloc_usable_size of a pointer buddymalloc does not own", p);
     return 0;
   }
-  if (pagemap_is_huge(chunk)) return huge_usable_size(pagemap_huge(chunk), p);
-  region_t *r = chunk;
+  if (!pagemap_is_region(entry)) return huge_usable_size(pagemap_huge(entry), p);
+  region_t *r = pagemap_region(entry);
   page_desc_t *d = page_desc_of(r, p);
   unsigned cls = *page_class_of_desc(d);
   if (cls != 0) {

@@ -2,7 +2,7 @@
  *
  * A huge block is mapped BUDDY_REGION_SIZE-aligned (or more, for larger
  * alignments), so it covers whole page-map slots, each of which points at its
- * huge_t tagged with PAGEMAP_HUGE_TAG. The huge_t is a small object of zone 0.
+ * huge_t (untagged: see pagemap_entry). The huge_t is a small object of zone 0.
  * realloc moves the pages with mremap, never copying.
  *
  * Freed blocks up to HUGE_CACHE_BLOCK_MAX wait in a small cache for
@@ -30,10 +30,6 @@ size_t huge_cached_bytes;
 /* Whole pages, at least one (an aligned request may ask for 0 bytes). */
 static size_t huge_round(size_t size) {
   return size == 0 ? PAGE_SIZE : (size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
-}
-
-static void *huge_tagged(huge_t *h) {
-  return (void *)((uintptr_t)h | PAGEMAP_HUGE_TAG);
 }
 
 static huge_t *huge_desc_alloc(void) {
@@ -102,7 +98,7 @@ static bool huge_fit(huge_t *h, size_t length) {
   } else {
     return true;
   }
-  if (pagemap_register(h->base, h->size, huge_tagged(h))) return true;
+  if (pagemap_register(h->base, h->size, (uintptr_t)h)) return true;
   os_unmap(h->base, h->size);
   huge_desc_free(h);
   return false;
@@ -188,7 +184,7 @@ static void *huge_map_new(size_t length, size_t align) {
     return NULL;
   }
   *h = (huge_t){.kind = CHUNK_HUGE, .base = base, .size = length};
-  if (!pagemap_register(base, length, huge_tagged(h))) {
+  if (!pagemap_register(base, length, (uintptr_t)h)) {
     os_unmap(base, length);
     huge_desc_free(h);
     return NULL;
@@ -245,7 +241,7 @@ void *huge_realloc(huge_t *h, void *p, size_t size) {
     h->size = length;
   }
   /* Re-registers the old mapping if the move failed: it is intact. */
-  if (!pagemap_register(h->base, h->size, huge_tagged(h)))
+  if (!pagemap_register(h->base, h->size, (uintptr_t)h))
     error_fatal("page map out of memory while moving a huge block", p);
   return moved;
 }

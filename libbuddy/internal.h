@@ -82,35 +82,34 @@ static inline bool size_class_is_object_start(unsigned cls, size_t offset) {
 
 /* The same for a pointer into a slab of class cls, from its address alone. */
 static inline bool size_class_is_object(unsigned cls, const void *p) {
-  const size_class_info_t *ci = &size_class_info[cls];
-  uint64_t offset = (uintptr_t)p & ci->slab_mask;
-  return offset * ci->magic < ci->limit;
+  return size_class_is_object_start(cls, (uintptr_t)p & size_class_info[cls].slab_mask);
 }
 
 /* ---- pagemap.c: address -> region_t / huge_t in O(1) --------------------- */
 
-/* Page-map entries for huge blocks carry this tag in their low bit. */
-#define PAGEMAP_HUGE_TAG ((uintptr_t)1)
-static inline bool pagemap_is_huge(const void *chunk) {
-  return ((uintptr_t)chunk & PAGEMAP_HUGE_TAG) != 0;
+/* A page-map entry is a uintptr_t: 0 for an address buddymalloc does not
+ * own, a region_t's address with PAGEMAP_REGION_TAG in its low bit, or a
+ * huge_t's address untagged. Regions carry the tag because they are the
+ * common case: free's fast path tells "a region" from "foreign or huge" with
+ * one test. */
+#define PAGEMAP_REGION_TAG ((uintptr_t)1)
+static inline uintptr_t pagemap_region_entry(const region_t *r) {
+  return (uintptr_t)r | PAGEMAP_REGION_TAG;
 }
-static inline huge_t *pagemap_huge(const void *chunk) {
-  return (huge_t *)((uintptr_t)chunk & ~PAGEMAP_HUGE_TAG);
+static inline bool pagemap_is_region(uintptr_t entry) {
+  return (entry & PAGEMAP_REGION_TAG) != 0;
+}
+static inline region_t *pagemap_region(uintptr_t entry) {
+  return (region_t *)(entry - PAGEMAP_REGION_TAG);
+}
+static inline huge_t *pagemap_huge(uintptr_t entry) {
+  return (huge_t *)entry;
 }
 
 extern void **pagemap_root[(size_t)1 << PAGEMAP_ROOT_BITS];
 
-/* Inside the map the tag is the other way round: a region's entry carries
- * PAGEMAP_REGION_TAG and a huge block's does not, so that free's fast path
- * tells "a region" from "foreign or huge" with one test. pagemap_lookup()
- * returns the form above. */
-#define PAGEMAP_REGION_TAG ((uintptr_t)1)
-_Static_assert(PAGEMAP_REGION_TAG == PAGEMAP_HUGE_TAG, "one xor converts an entry");
-
-/* The raw entry for `p`: region | PAGEMAP_REGION_TAG, an untagged huge_t, or
- * 0 for an address buddymalloc does not own. Two dependent loads; a root
- * entry with no leaf of its own points at an all-zero leaf, so there is no
- * test between them. */
+/* The entry for `p`. Two dependent loads; a root entry with no leaf of its
+ * own points at an all-zero leaf, so there is no test between them. */
 static inline uintptr_t pagemap_entry(const void *p) {
   uintptr_t a = (uintptr_t)p;
   uintptr_t root_index = a >> (BUDDY_REGION_SHIFT + PAGEMAP_LEAF_BITS);
@@ -121,16 +120,14 @@ static inline uintptr_t pagemap_entry(const void *p) {
   return (uintptr_t)entry;
 }
 
-/* The chunk (region_t, or huge_t tagged with PAGEMAP_HUGE_TAG) holding `p`,
- * or NULL for an address buddymalloc does not own. */
-static inline void *pagemap_lookup(const void *p) {
-  uintptr_t entry = pagemap_entry(p);
-  return (void *)(entry ^ (entry != 0 ? PAGEMAP_REGION_TAG : 0));
+/* The region holding p, for a caller that knows p is a small or medium block. */
+static inline region_t *pagemap_region_of(const void *p) {
+  return pagemap_region(pagemap_entry(p));
 }
 
-/* Registers `chunk` for every region-sized slot of [base, base+size). Returns
+/* Sets `entry` for every region-sized slot of [base, base+size). Returns
  * false if a leaf of the map could not be mapped. */
-bool pagemap_register(const void *base, size_t size, void *chunk);
+bool pagemap_register(const void *base, size_t size, uintptr_t entry);
 void pagemap_unregister(const void *base, size_t size);
 void pagemap_fork_prepare(void);
 void pagemap_fork_parent(void);
@@ -391,14 +388,14 @@ static inline void *alloc_fast(size_t size) {
 /* ---- free.c -------------------------------------------------------------- */
 
 /* p has no region: entry 0 is foreign (reported unless p is NULL), any other
- * entry a huge block (pagemap_entry's form). */
+ * entry a huge block. */
 void free_not_in_region(uintptr_t entry, void *p);
 /* p in region r is not a small object's start: a page run (cls 0), or misuse. */
 void free_not_object(region_t *r, void *p);
 
 /* free's fast path (buddy_free, and the shim's free): the page map (two
  * loads) finds the region, its class map the class; the address alone says
- * whether p starts an object (a multiply and a rotate); then a push on the
+ * whether p starts an object (a multiply and a compare); then a push on the
  * thread's bin. Misuse is caught before anything is written: a pointer with
  * no page-map entry is foreign, one that does not start an object is
  * interior, one whose second word holds the cache key is checked for a double
@@ -408,8 +405,8 @@ void free_not_object(region_t *r, void *p);
  * exit is a tail call, and the slow ones find the class again themselves. */
 static inline void free_fast(void *p) {
   uintptr_t entry = pagemap_entry(p);
-  if (unlikely(!(entry & PAGEMAP_REGION_TAG))) return free_not_in_region(entry, p);
-  region_t *r = (region_t *)(entry - PAGEMAP_REGION_TAG);
+  if (unlikely(!pagemap_is_region(entry))) return free_not_in_region(entry, p);
+  region_t *r = pagemap_region(entry);
   unsigned cls = page_class_at(r, p);
   /* Class 0 (a page run) never passes: its limit is 0. */
   if (unlikely(!size_class_is_object(cls, p))) return free_not_object(r, p);

@@ -32,23 +32,21 @@ static void **pagemap_leaf_locked(uintptr_t slot) {
   return leaf;
 }
 
-/* chunk in pagemap_lookup's form (NULL to clear); stored in pagemap_entry's. */
-static void pagemap_set_locked(uintptr_t first, uintptr_t last, void *chunk) {
-  void *entry = (void *)((uintptr_t)chunk ^ (chunk != NULL ? PAGEMAP_REGION_TAG : 0));
+static void pagemap_set_locked(uintptr_t first, uintptr_t last, uintptr_t entry) {
   for (uintptr_t slot = first; slot <= last; slot++) {
     void **leaf = pagemap_root[slot >> PAGEMAP_LEAF_BITS];
-    __atomic_store_n(&leaf[slot & (PAGEMAP_LEAF_ENTRIES - 1)], entry, __ATOMIC_RELEASE);
+    __atomic_store_n(&leaf[slot & (PAGEMAP_LEAF_ENTRIES - 1)], (void *)entry, __ATOMIC_RELEASE);
   }
 }
 
-bool pagemap_register(const void *base, size_t size, void *chunk) {
+bool pagemap_register(const void *base, size_t size, uintptr_t entry) {
   uintptr_t first = (uintptr_t)base >> BUDDY_REGION_SHIFT;
   uintptr_t last = ((uintptr_t)base + size - 1) >> BUDDY_REGION_SHIFT;
   if (((uintptr_t)base + size - 1) >> ADDRESS_BITS) return false;
   bool ok = true;
   pthread_mutex_lock(&pagemap_lock);
   for (uintptr_t slot = first; slot <= last && ok; slot++) ok = pagemap_leaf_locked(slot) != NULL;
-  if (ok) pagemap_set_locked(first, last, chunk);
+  if (ok) pagemap_set_locked(first, last, entry);
   pthread_mutex_unlock(&pagemap_lock);
   return ok;
 }
@@ -57,7 +55,7 @@ void pagemap_unregister(const void *base, size_t size) {
   uintptr_t first = (uintptr_t)base >> BUDDY_REGION_SHIFT;
   uintptr_t last = ((uintptr_t)base + size - 1) >> BUDDY_REGION_SHIFT;
   pthread_mutex_lock(&pagemap_lock);
-  pagemap_set_locked(first, last, NULL);
+  pagemap_set_locked(first, last, 0);
   pthread_mutex_unlock(&pagemap_lock);
 }
 

@@ -47,8 +47,8 @@ static void *realloc_huge(huge_t *h, void *p, size_t size) {
 
 void *buddy_realloc(void *p, size_t size) {
   if (p == NULL) return buddy_malloc(size);
-  void *chunk = pagemap_lookup(p);
-  if (chunk == NULL) {
+  uintptr_t entry = pagemap_entry(p);
+  if (entry == 0) {
     error_misuse("realloc of a pointer buddymalloc does not own", p);
     return realloc_refuse();
   }
@@ -61,10 +61,11 @@ void *buddy_realloc(void *p, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  if (pagemap_is_huge(chunk)) return realloc_huge(pagemap_huge(chunk), p, size);
+  if (!pagemap_is_region(entry)) return realloc_huge(pagemap_huge(entry), p, size);
   size_t usable = alloc_usable_size(p);
   if (usable == 0) return realloc_refuse(); /* misuse, reported */
-  if (page_class_at(chunk, p) == 0) return realloc_run(chunk, p, usable, size);
+  region_t *r = pagemap_region(entry);
+  if (page_class_at(r, p) == 0) return realloc_run(r, p, usable, size);
   if (size <= usable && size >= usable / 2) return p;
   return realloc_move(p, usable, size);
 }

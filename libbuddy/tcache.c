@@ -431,7 +431,7 @@ void *tcache_alloc_slow(tcache_t *tc, unsigned cls) {
 }
 
 static zone_t *tcache_zone_of(void *p) {
-  return ((region_t *)pagemap_lookup(p))->zone;
+  return pagemap_region_of(p)->zone;
 }
 
 /* A full batch: this thread freed many objects of that zone (a consumer of
@@ -443,7 +443,7 @@ static noinline void tcache_remote_adopt(tcache_t *tc, tcache_remote_t *rb) {
   unsigned home_count = 0;
   for (void **p = rb->head; p != NULL; p = next) {
     next = p[0];
-    region_t *r = pagemap_lookup(p);
+    region_t *r = pagemap_region_of(p);
     unsigned cls = page_class_at(r, p);
     tcache_bin_t *b = &tc->bins[cls];
     if (tcache_bin_room(b->tally) > 0) { /* p[1] already holds the key */
@@ -501,7 +501,7 @@ static void tcache_push(tcache_t *tc, void *p, unsigned cls) {
  * full bin, or a thread with no cache of its own yet (or any more, or
  * reclaimed while idle). Entered held; releases. */
 void tcache_free_slow(tcache_t *tc, void *p) {
-  unsigned cls = page_class_at(pagemap_lookup(p), p);
+  unsigned cls = page_class_at(pagemap_region_of(p), p);
   tc = tcache_enter(tc);
   if (!(free_key_matches(((void **)p)[1]) && tcache_check_double_free(tc, p, cls))) {
     if (tc->state == TCACHE_EMPTY) tc = tcache_enter_own(tc);
@@ -523,7 +523,7 @@ static bool tcache_list_holds(void **list, const void *p) {
 bool tcache_check_double_free(tcache_t *tc, void *p, unsigned cls) {
   zone_t *z = tcache_zone_of(p);
   bool found = tcache_list_holds(tc->bins[cls].head, p) || tcache_list_holds(tc->remote[z - zones].head, p);
-  if (!found) found = zone_holds_free_object(pagemap_lookup(p), p);
+  if (!found) found = zone_holds_free_object(pagemap_region_of(p), p);
   if (found) error_misuse("double free of a small block", p);
   return found;
 }

@@ -64,7 +64,7 @@ static bool zone_grow_locked(zone_t *z) {
   os_huge_pages(base, BUDDY_REGION_SIZE, options.thp != 0); /* never by surprise */
   buddy_heap_add_region(&z->heap, r, base, true);
   r->zone = z;
-  if (!pagemap_register(base, BUDDY_REGION_SIZE, r)) {
+  if (!pagemap_register(base, BUDDY_REGION_SIZE, pagemap_region_entry(r))) {
     buddy_heap_remove_region(&z->heap, r);
     os_unmap(base, BUDDY_REGION_SIZE);
     os_unmap(r, REGION_META_SIZE);
@@ -180,7 +180,7 @@ static void zone_give_locked(zone_t *z, page_desc_t *head, void *p) {
 }
 
 void zone_free_small(void *p) {
-  region_t *r = pagemap_lookup(p);
+  region_t *r = pagemap_region_of(p);
   zone_free_object(r, page_desc_of(r, p), p);
 }
 
@@ -205,7 +205,7 @@ void zone_free_objects(void *list, unsigned count) {
   void **next;
   for (void **p = list; count > 0; p = next, count--) {
     next = p[0];
-    region_t *r = pagemap_lookup(p);
+    region_t *r = pagemap_region_of(p);
     if (r->zone != locked) {
       if (locked != NULL) zone_unlock(locked);
       locked = r->zone;

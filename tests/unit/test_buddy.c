@@ -349,7 +349,7 @@ Test(zones, free_regions_are_unmapped_by_trim) {
   cr_assert_geq(zone_regions(), before + ZONE_TEST_BLOCKS, "kept mapped until the purge is due");
   cr_assert_eq(buddy_trim(0), 1);
   cr_assert_eq(zone_regions(), 0, "trim unmaps every wholly free region");
-  for (int i = 0; i < ZONE_TEST_BLOCKS; i++) cr_assert_null(pagemap_lookup(blocks[i]));
+  for (int i = 0; i < ZONE_TEST_BLOCKS; i++) cr_assert_eq(pagemap_entry(blocks[i]), 0);
 }
 
 Test(zones, free_regions_are_unmapped_after_the_purge_delay) {
@@ -368,11 +368,11 @@ Test(zones, free_regions_are_unmapped_after_the_purge_delay) {
 Test(zones, foreign_pointers_are_not_in_the_page_map) {
   static char static_buffer[64];
   int on_stack;
-  cr_assert_null(pagemap_lookup(static_buffer));
-  cr_assert_null(pagemap_lookup(&on_stack));
-  cr_assert_null(pagemap_lookup((void *)(uintptr_t)0xffff800000001000ull));
+  cr_assert_eq(pagemap_entry(static_buffer), 0);
+  cr_assert_eq(pagemap_entry(&on_stack), 0);
+  cr_assert_eq(pagemap_entry((void *)(uintptr_t)0xffff800000001000ull), 0);
   void *mine = buddy_malloc(100);
-  cr_assert_not_null(pagemap_lookup(mine));
+  cr_assert(pagemap_is_region(pagemap_entry(mine)));
   buddy_free(mine);
 }
 
@@ -387,15 +387,15 @@ Test(zones, page_map_slots_without_a_leaf_are_foreign) {
   void *in_b = (void *)(slot_b * slot_span + 5 * BUDDY_REGION_SIZE);
   for (uintptr_t slot = 0; slot < ((uintptr_t)1 << PAGEMAP_ROOT_BITS); slot += 7)
     if (pagemap_root[slot] == pagemap_root[slot_a])
-      cr_assert_null(pagemap_lookup((void *)(slot * slot_span + slot_span / 2)), "slot %zu", (size_t)slot);
+      cr_assert_eq(pagemap_entry((void *)(slot * slot_span + slot_span / 2)), 0, "slot %zu", (size_t)slot);
   static region_t fake_chunk; /* never dereferenced by the page map */
-  cr_assert(pagemap_register(in_a, BUDDY_REGION_SIZE, &fake_chunk));
-  cr_assert_eq(pagemap_lookup(in_a), &fake_chunk);
-  cr_assert_eq(pagemap_lookup((char *)in_a + BUDDY_REGION_SIZE - 1), &fake_chunk);
-  cr_assert_null(pagemap_lookup((char *)in_a + BUDDY_REGION_SIZE), "the next region is not registered");
-  cr_assert_null(pagemap_lookup(in_b), "another slot still has no entry");
+  cr_assert(pagemap_register(in_a, BUDDY_REGION_SIZE, pagemap_region_entry(&fake_chunk)));
+  cr_assert_eq(pagemap_region_of(in_a), &fake_chunk);
+  cr_assert_eq(pagemap_region_of((char *)in_a + BUDDY_REGION_SIZE - 1), &fake_chunk);
+  cr_assert_eq(pagemap_entry((char *)in_a + BUDDY_REGION_SIZE), 0, "the next region is not registered");
+  cr_assert_eq(pagemap_entry(in_b), 0, "another slot still has no entry");
   cr_assert_neq(pagemap_root[slot_a], pagemap_root[slot_b], "slot a got a leaf of its own");
   pagemap_unregister(in_a, BUDDY_REGION_SIZE);
-  cr_assert_null(pagemap_lookup(in_a));
-  cr_assert_null(pagemap_lookup((void *)(uintptr_t)-1), "past 48 bits");
+  cr_assert_eq(pagemap_entry(in_a), 0);
+  cr_assert_eq(pagemap_entry((void *)(uintptr_t)-1), 0, "past 48 bits");
 }
