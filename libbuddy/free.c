@@ -12,7 +12,8 @@
 #include "buddymalloc.h"
 
 noinline void free_not_in_region(uintptr_t entry, void *p) {
-  if (entry != 0) huge_free((huge_t *)entry, p);
+  if (pagemap_is_region(entry)) error_fatal("heap corrupted: a region's metadata is not below its pages", p);
+  if (entry != 0) huge_free(pagemap_huge(entry), p);
   else if (p != NULL) error_misuse("free of a pointer buddymalloc does not own", p);
 }
 

@@ -98,7 +98,7 @@ static bool huge_fit(huge_t *h, size_t length) {
   } else {
     return true;
   }
-  if (pagemap_register(h->base, h->size, (uintptr_t)h)) return true;
+  if (pagemap_register(h->base, h->size, pagemap_huge_entry(h))) return true;
   os_unmap(h->base, h->size);
   huge_desc_free(h);
   return false;
@@ -184,7 +184,7 @@ static void *huge_map_new(size_t length, size_t align) {
     return NULL;
   }
   *h = (huge_t){.kind = CHUNK_HUGE, .base = base, .size = length};
-  if (!pagemap_register(base, length, (uintptr_t)h)) {
+  if (!pagemap_register(base, length, pagemap_huge_entry(h))) {
     os_unmap(base, length);
     huge_desc_free(h);
     return NULL;
@@ -241,7 +241,7 @@ void *huge_realloc(huge_t *h, void *p, size_t size) {
     h->size = length;
   }
   /* Re-registers the old mapping if the move failed: it is intact. */
-  if (!pagemap_register(h->base, h->size, (uintptr_t)h))
+  if (!pagemap_register(h->base, h->size, pagemap_huge_entry(h)))
     error_fatal("page map out of memory while moving a huge block", p);
   return moved;
 }

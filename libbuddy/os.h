@@ -16,6 +16,11 @@
  * space is exhausted (ENOMEM, RLIMIT_AS). */
 void *os_map_aligned(size_t size, size_t align);
 
+/* Maps `prefix + size` bytes (page multiples) of zeroed, read-write memory so
+ * that the returned address, `prefix` bytes into the mapping, is aligned to
+ * `align`: [result - prefix, result + size) is mapped. NULL as above. */
+void *os_map_aligned_with_prefix(size_t prefix, size_t size, size_t align);
+
 /* Unmaps what os_map_aligned returned (or a page-aligned part of it). */
 void os_unmap(void *addr, size_t size);
 

@@ -55,6 +55,23 @@ static void *mremap_raw(void *addr, size_t old_size, size_t new_size, int flags,
   return p == -1 ? MAP_FAILED : (void *)p;
 }
 
+/* Over-maps by `align` and trims both ends, keeping `prefix` bytes before
+ * the aligned address. */
+void *os_map_aligned_with_prefix(size_t prefix, size_t size, size_t align) {
+  size_t total = prefix + size + align;
+  if (total < prefix + size) return NULL;
+  int saved = errno;
+  char *raw = os_mmap(NULL, total), *aligned = NULL;
+  if (raw != NULL) {
+    aligned = (char *)(((uintptr_t)raw + prefix + align - 1) & ~(uintptr_t)(align - 1));
+    char *start = aligned - prefix, *end = aligned + size;
+    if (start > raw) munmap_raw(raw, (size_t)(start - raw));
+    if (raw + total > end) munmap_raw(end, (size_t)(raw + total - end));
+  }
+  errno = saved;
+  return aligned;
+}
+
 /* Over-maps by `align` and trims both ends: the only portable way to get an
  * alignment larger than the page size from mmap. A first try maps exactly
  * `size`, which the kernel often places aligned already. */

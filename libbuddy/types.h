@@ -30,8 +30,10 @@
 #define BUDDY_REGION_SIZE ((size_t)1 << BUDDY_REGION_SHIFT)
 #define BUDDY_REGION_PAGES ((size_t)1 << BUDDY_MAX_ORDER)
 
-/* region_t is mapped on its own, aligned to this, so that a page descriptor
- * finds its region by masking (free lists link descriptors, not regions). */
+/* region_t is mapped just below its region's pages, REGION_META_SIZE bytes
+ * before them: a page descriptor finds its region by masking (free lists link
+ * descriptors, not regions), and an address in the region by masking and
+ * subtracting (region_of_address). */
 #define REGION_META_SHIFT 16
 #define REGION_META_SIZE ((size_t)1 << REGION_META_SHIFT)
 
@@ -119,7 +121,7 @@ typedef enum chunk_kind {
 struct zone;
 struct buddy_heap;
 
-/* A region's metadata, mapped REGION_META_SIZE-aligned outside the region.
+/* A region's metadata, in the REGION_META_SIZE bytes just below its pages.
  * Invariant: free_pages == sum over its free blocks of 2^order. */
 typedef struct region {
   uint8_t kind;              /* CHUNK_REGION: first, as in huge_t */

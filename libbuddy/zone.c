@@ -52,22 +52,18 @@ zone_t *zone_for_new_thread(void) {
 
 /* ---- Regions ------------------------------------------------------------- */
 
-/* Maps a region and its metadata and adds it to the zone's heap. */
+/* Maps a region with its metadata just below its pages (region_of_address)
+ * and adds it to the zone's heap. */
 static bool zone_grow_locked(zone_t *z) {
-  region_t *r = os_map_aligned(REGION_META_SIZE, REGION_META_SIZE);
-  if (r == NULL) return false;
-  void *base = os_map_aligned(BUDDY_REGION_SIZE, BUDDY_REGION_SIZE);
-  if (base == NULL) {
-    os_unmap(r, REGION_META_SIZE);
-    return false;
-  }
+  char *base = os_map_aligned_with_prefix(REGION_META_SIZE, BUDDY_REGION_SIZE, BUDDY_REGION_SIZE);
+  if (base == NULL) return false;
+  region_t *r = region_of_address(base);
   os_huge_pages(base, BUDDY_REGION_SIZE, options.thp != 0); /* never by surprise */
   buddy_heap_add_region(&z->heap, r, base, true);
   r->zone = z;
   if (!pagemap_register(base, BUDDY_REGION_SIZE, pagemap_region_entry(r))) {
     buddy_heap_remove_region(&z->heap, r);
-    os_unmap(base, BUDDY_REGION_SIZE);
-    os_unmap(r, REGION_META_SIZE);
+    os_unmap(r, REGION_META_SIZE + BUDDY_REGION_SIZE);
     return false;
   }
   return true;
@@ -76,8 +72,7 @@ static bool zone_grow_locked(zone_t *z) {
 static void zone_release_region_locked(zone_t *z, region_t *r) {
   buddy_heap_remove_region(&z->heap, r);
   pagemap_unregister(r->base, BUDDY_REGION_SIZE);
-  os_unmap(r->base, BUDDY_REGION_SIZE);
-  os_unmap(r, REGION_META_SIZE);
+  os_unmap(r, REGION_META_SIZE + BUDDY_REGION_SIZE);
 }
 
 static page_desc_t *zone_alloc_block_locked(zone_t *z, unsigned order, bool *zeroed) {

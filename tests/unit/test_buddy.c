@@ -399,3 +399,51 @@ Test(zones, page_map_slots_without_a_leaf_are_foreign) {
   cr_assert_eq(pagemap_entry(in_a), 0);
   cr_assert_eq(pagemap_entry((void *)(uintptr_t)-1), 0, "past 48 bits");
 }
+
+/* free's fast path computes a block's region from its address and only
+ * compares the page-map entry with it: every zone region must have its
+ * metadata just below its pages, for blocks of every kind it holds. */
+Test(zones, region_metadata_lies_just_below_its_pages) {
+  const size_t sizes[] = {1, 16, 1000, SMALL_SIZE_MAX, SMALL_SIZE_MAX + 1, 1 << 20, MEDIUM_SIZE_MAX};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    char *p = buddy_malloc(sizes[i]);
+    cr_assert_not_null(p);
+    uintptr_t entry = pagemap_entry(p);
+    cr_assert(pagemap_is_region(entry), "size %zu", sizes[i]);
+    region_t *r = pagemap_region(entry);
+    cr_assert_eq(region_of_address(p), r, "size %zu", sizes[i]);
+    cr_assert_eq(region_of_address(p + sizes[i] - 1), r, "size %zu: last byte", sizes[i]);
+    cr_assert_eq(region_of_address(r->base), r);
+    cr_assert_eq(region_of_address(r->base + BUDDY_REGION_SIZE - 1), r);
+    cr_assert_eq((uintptr_t)r->base & (BUDDY_REGION_SIZE - 1), 0);
+    buddy_free(p);
+  }
+  char *huge = buddy_malloc(MEDIUM_SIZE_MAX + 1);
+  cr_assert_not_null(huge);
+  uintptr_t entry = pagemap_entry(huge);
+  cr_assert(entry != 0 && !pagemap_is_region(entry), "a huge block's entry is not a region's");
+  cr_assert_eq(pagemap_huge(entry)->base, huge);
+  buddy_free(huge);
+}
+
+Test(zones, mapping_with_a_prefix_is_aligned_after_it) {
+  for (int i = 0; i < 4; i++) {
+    char *p = os_map_aligned_with_prefix(REGION_META_SIZE, BUDDY_REGION_SIZE, BUDDY_REGION_SIZE);
+    cr_assert_not_null(p);
+    cr_assert_eq((uintptr_t)p & (BUDDY_REGION_SIZE - 1), 0);
+    p[-(ptrdiff_t)REGION_META_SIZE] = 1; /* both ends are mapped and zeroed */
+    cr_assert_eq(p[-1], 0);
+    p[BUDDY_REGION_SIZE - 1] = 1;
+    os_unmap(p - REGION_META_SIZE, REGION_META_SIZE + BUDDY_REGION_SIZE);
+  }
+}
+
+/* A region entry whose metadata is not below the address can only be heap
+ * corruption (zone.c never registers one): free stops there. */
+Test(zones, region_entry_without_metadata_below_is_fatal, .signal = SIGABRT) {
+  const uintptr_t slot_span = (uintptr_t)1 << (BUDDY_REGION_SHIFT + PAGEMAP_LEAF_BITS);
+  char *far = (char *)((((uintptr_t)1 << PAGEMAP_ROOT_BITS) - 5) * slot_span + 7 * BUDDY_REGION_SIZE);
+  static region_t fake_chunk; /* not below `far` */
+  cr_assert(pagemap_register(far, BUDDY_REGION_SIZE, pagemap_region_entry(&fake_chunk)));
+  buddy_free(far + 64);
+}
