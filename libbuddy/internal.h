@@ -217,9 +217,10 @@ static inline bool free_key_matches(const void *word) {
 void slab_init(page_desc_t *head, unsigned cls);
 /* Pops up to n objects into a list (first word links); returns the count. */
 unsigned slab_take(page_desc_t *head, void **list, unsigned n);
-/* Returns one object; checks it is an object start not already free (false,
- * after reporting misuse, if not: the object is left alone). */
-bool slab_give(page_desc_t *head, void *obj);
+/* Returns one object of class cls (its slab's); checks it is an object start
+ * not already free (false, after reporting misuse, if not: the object is left
+ * alone). */
+bool slab_give(page_desc_t *head, void *obj, unsigned cls);
 /* Whether obj is on the slab's free list (a scan: for double-free checks). */
 bool slab_holds_free(const page_desc_t *head, const void *obj);
 static inline unsigned slab_free_objects(const page_desc_t *head) {

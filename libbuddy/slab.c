@@ -74,10 +74,8 @@ bool slab_holds_free(const page_desc_t *head, const void *obj) {
   return false;
 }
 
-/* What is wrong with giving obj back to its slab, or NULL. */
-static const char *slab_check_give(const page_desc_t *head, void *obj) {
-  unsigned cls = *page_class_of_desc(head);
-  size_t offset = (size_t)((char *)obj - page_address_of(head));
+/* What is wrong with giving obj (at offset in its slab) back, or NULL. */
+static const char *slab_check_give(const page_desc_t *head, void *obj, unsigned cls, size_t offset) {
   void **o = obj;
   if (!size_class_is_object_start(cls, offset)) return "free of a pointer inside a small block (not its start)";
   /* A multiply, not a division: this runs for every object a flush returns. */
@@ -87,10 +85,10 @@ static const char *slab_check_give(const page_desc_t *head, void *obj) {
   return NULL;
 }
 
-bool slab_give(page_desc_t *head, void *obj) {
-  unsigned cls = *page_class_of_desc(head);
-  const char *wrong = slab_check_give(head, obj);
-  if (wrong != NULL) {
+bool slab_give(page_desc_t *head, void *obj, unsigned cls) {
+  /* Slabs are aligned to their size: the offset is in the address bits. */
+  const char *wrong = slab_check_give(head, obj, cls, (uintptr_t)obj & size_class_info[cls].slab_mask);
+  if (unlikely(wrong != NULL)) {
     error_misuse(wrong, obj);
     return false;
   }
