@@ -442,7 +442,7 @@ static noinline void tcache_remote_adopt(tcache_t *tc, tcache_remote_t *rb) {
   unsigned home_count = 0;
   for (void **p = rb->head; p != NULL; p = next) {
     next = p[0];
-    region_t *r = pagemap_region_of(p);
+    region_t *r = region_of_address(p); /* it passed free's page-map test */
     unsigned cls = page_class_at(r, p);
     tcache_bin_t *b = &tc->bins[cls];
     if (tcache_bin_room(b->tally) > 0) { /* p[1] already holds the key */
@@ -470,14 +470,14 @@ static void tcache_remote_push(tcache_t *tc, tcache_remote_t *rb, void *p, unsig
 }
 
 /* A remote free, from the fast path (held): into its zone's batch, which
- * goes home when full. Cost: about 35 instructions (callgrind, xthread ring),
+ * goes home when full. Cost: about 30 instructions (callgrind, xthread ring),
  * on top of free's fast path up to its zone test. The cases the batch
  * cannot take (a suspected double free; a static cache, whose bins have max 0,
  * as with debug=1) take the general slow path. Releases. */
 void tcache_free_remote(tcache_t *tc, region_t *r, void *p) {
   unsigned cls = page_class_at(r, p);
   if (unlikely(free_key_matches(((void **)p)[1]) || tc->bin_max[cls] == 0)) return tcache_free_slow(tc, p);
-  tcache_remote_push(tc, &tc->remote[r->zone - zones], p, cls);
+  tcache_remote_push(tc, &tc->remote[r->zone_index], p, cls);
   tcache_release();
 }
 

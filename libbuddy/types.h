@@ -125,6 +125,7 @@ struct buddy_heap;
  * Invariant: free_pages == sum over its free blocks of 2^order. */
 typedef struct region {
   uint8_t kind;              /* CHUNK_REGION: first, as in huge_t */
+  uint8_t zone_index;        /* zone - zones: remote frees index their batch by it */
   char *base;                /* BUDDY_REGION_SIZE-aligned start of the pages */
   struct buddy_heap *heap;   /* heap whose free lists hold its free blocks */
   struct zone *zone;         /* owner (NULL in unit tests of the core) */

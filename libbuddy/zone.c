@@ -72,6 +72,7 @@ static bool zone_grow_locked(zone_t *z) {
   os_huge_pages(base, BUDDY_REGION_SIZE, options.thp != 0); /* never by surprise */
   buddy_heap_add_region(&z->heap, r, base, true);
   r->zone = z;
+  r->zone_index = (uint8_t)(z - zones);
   if (!pagemap_register(base, BUDDY_REGION_SIZE, pagemap_region_entry(r))) {
     buddy_heap_remove_region(&z->heap, r);
     os_unmap(r, REGION_META_SIZE + BUDDY_REGION_SIZE);
