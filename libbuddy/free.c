@@ -1,8 +1,9 @@
 /* free.c: the freeing half of the public API.
  *
  * The fast path is free_fast() in internal.h, inlined into buddy_free and the
- * shim's free: the page map finds the block's region and class, the address
- * says whether it starts an object, and the object goes on the thread's bin.
+ * shim's free: the block's region, computed from its address, is confirmed
+ * by the page map; the region's class map gives the class, the address says
+ * whether it starts an object, and the object goes on the thread's bin.
  * Misuse is caught before anything is written: a pointer with no page-map
  * entry is foreign; one that is not an object or block start is interior;
  * one whose second word holds the cache key and which is found in the bin,
