@@ -45,6 +45,11 @@ _Noreturn void error_fatal(const char *what, const void *ptr);
  * abort_on_error=0, a warning after which the caller leaks the block. */
 void error_misuse(const char *what, const void *ptr);
 
+/* ---- options.c ----------------------------------------------------------- */
+
+extern buddy_options_t options;
+void options_init(void);
+
 /* ---- sizeclass.c --------------------------------------------------------- */
 
 extern const uint32_t size_class_bytes[SIZE_CLASS_COUNT];
@@ -217,12 +222,34 @@ static inline bool free_key_matches(const void *word) {
 void slab_init(page_desc_t *head, unsigned cls);
 /* Pops up to n objects into a list (first word links); returns the count. */
 unsigned slab_take(page_desc_t *head, void **list, unsigned n);
-/* Returns one object of class cls (its slab's); checks it is an object start
- * not already free (false, after reporting misuse, if not: the object is left
- * alone). */
-bool slab_give(page_desc_t *head, void *obj, unsigned cls);
 /* Whether obj is on the slab's free list (a scan: for double-free checks). */
 bool slab_holds_free(const page_desc_t *head, const void *obj);
+/* slab_give's cold half, for an object that failed a quick check: true if it
+ * may be given back after all (only its key made it suspect, and it is not on
+ * the list); false after reporting misuse. */
+bool slab_give_checked(const page_desc_t *head, void *obj, unsigned cls, size_t offset);
+void slab_debug_fill(void *obj, size_t bytes);
+/* Returns one object of class cls (its slab's), under the zone lock; checks it
+ * is an object start not already free (false, after reporting misuse, if not:
+ * the object is left alone). Inline: every object a flush or a remote batch
+ * sends home comes through here. */
+static inline bool slab_give(page_desc_t *head, void *obj, unsigned cls) {
+  /* Slabs are aligned to their size: the offset is in the address bits. */
+  size_t offset = (uintptr_t)obj & size_class_info[cls].slab_mask;
+  void **o = obj;
+  /* A multiply, not a division, for "never handed out". */
+  if (unlikely(!size_class_is_object_start(cls, offset) ||
+               offset >= (size_t)head->slab_carved * size_class_bytes[cls] || o[1] == (void *)slab_key() ||
+               head->slab_used == 0) &&
+      !slab_give_checked(head, obj, cls, offset))
+    return false;
+  if (unlikely(options.debug)) slab_debug_fill(obj, size_class_bytes[cls]);
+  o[0] = head->slab_free;
+  o[1] = (void *)slab_key();
+  head->slab_free = obj;
+  head->slab_used--;
+  return true;
+}
 static inline unsigned slab_free_objects(const page_desc_t *head) {
   return size_class_slab_count[*page_class_of_desc(head)] - head->slab_used;
 }
@@ -338,10 +365,7 @@ void tcache_sweep_idle(void);
 void tcache_collect_stats(buddy_stats_t *s);
 size_t tcache_max_bytes(void);
 
-/* ---- options.c, purge.c ------------------------------------------------- */
-
-extern buddy_options_t options;
-void options_init(void);
+/* ---- purge.c ------------------------------------------------------------ */
 
 size_t purge_zone_locked(zone_t *z);
 void purge_note_freed_locked(zone_t *z, size_t pages);

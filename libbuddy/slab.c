@@ -33,7 +33,7 @@ void slab_init(page_desc_t *head, unsigned cls) {
 #define DEBUG_FILL 0xdf
 #define DEBUG_LINK_BYTES (2 * sizeof(void *))
 
-static void slab_debug_fill(void *obj, size_t bytes) {
+void slab_debug_fill(void *obj, size_t bytes) {
   memset((char *)obj + DEBUG_LINK_BYTES, DEBUG_FILL, bytes - DEBUG_LINK_BYTES);
 }
 
@@ -78,25 +78,15 @@ bool slab_holds_free(const page_desc_t *head, const void *obj) {
 static const char *slab_check_give(const page_desc_t *head, void *obj, unsigned cls, size_t offset) {
   void **o = obj;
   if (!size_class_is_object_start(cls, offset)) return "free of a pointer inside a small block (not its start)";
-  /* A multiply, not a division: this runs for every object a flush returns. */
   if (offset >= (size_t)head->slab_carved * size_class_bytes[cls]) return "free of a small block that was never allocated";
   if (o[1] == (void *)slab_key() && slab_holds_free(head, obj)) return "double free of a small block";
   if (head->slab_used == 0) return "double free of a small block (slab already empty)";
   return NULL;
 }
 
-bool slab_give(page_desc_t *head, void *obj, unsigned cls) {
-  /* Slabs are aligned to their size: the offset is in the address bits. */
-  const char *wrong = slab_check_give(head, obj, cls, (uintptr_t)obj & size_class_info[cls].slab_mask);
-  if (unlikely(wrong != NULL)) {
-    error_misuse(wrong, obj);
-    return false;
-  }
-  void **o = obj;
-  if (options.debug) slab_debug_fill(obj, size_class_bytes[cls]);
-  o[0] = head->slab_free;
-  o[1] = (void *)slab_key();
-  head->slab_free = obj;
-  head->slab_used--;
-  return true;
+bool slab_give_checked(const page_desc_t *head, void *obj, unsigned cls, size_t offset) {
+  const char *wrong = slab_check_give(head, obj, cls, offset);
+  if (wrong == NULL) return true;
+  error_misuse(wrong, obj);
+  return false;
 }

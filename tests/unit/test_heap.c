@@ -313,6 +313,32 @@ Test(misuse, warn_and_leak_keeps_the_heap_working, .init = cr_redirect_stderr) {
   cr_assert_null(strstr(text, "error:"), "nothing was fatal:\n%s", text);
 }
 
+/* slab_give checks every object a bin flush sends home (inline, with a cold
+ * half for reports): an object start never handed out is refused and left
+ * alone, and the slab stays intact. Bins hold one block, so each free below
+ * flushes the one before it. */
+Test(misuse, a_flush_refuses_an_object_never_handed_out, .init = cr_redirect_stderr) {
+  options.abort_on_error = 0;
+  options.tcache_max = 1;
+  char *p = buddy_malloc(48); /* a fresh slab carves one object per refill */
+  char *slab = (char *)((uintptr_t)p & ~(uintptr_t)(PAGE_SIZE - 1));
+  char *never = slab + 40 * 48;
+  cr_assert_neq(never, p);
+  buddy_free(never); /* an object start: into the bin */
+  buddy_free(p);     /* the bin is full: `never` goes home and is refused */
+  char *q = buddy_malloc(48);
+  cr_assert_neq(q, never, "a refused object is never handed out");
+  buddy_free(q);
+  buddy_trim(0);
+  zone_verify_all();
+  fflush(stderr);
+  FILE *err = cr_get_redirected_stderr();
+  static char text[4096];
+  size_t n = fread(text, 1, sizeof text - 1, err);
+  text[n] = '\0';
+  cr_assert_not_null(strstr(text, "free of a small block that was never allocated"), "got:\n%s", text);
+}
+
 /* ---- Regressions found in review -------------------------------------------- */
 
 Test(review, double_free_after_the_bin_flushed_aborts, .signal = SIGABRT) {
