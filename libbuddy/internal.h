@@ -128,6 +128,27 @@ static inline uintptr_t pagemap_entry(const void *p) {
   return (uintptr_t)entry;
 }
 
+/* The zone-slot map (pagemap.c): bytes[slot] is 1 where a zone region lies;
+ * count is 0 until it is reserved, so no test needs a valid base before. */
+typedef struct pagemap_zone_slots {
+  const uint8_t *bytes;
+  uintptr_t count;
+} pagemap_zone_slots_t;
+extern pagemap_zone_slots_t pagemap_zone_slots;
+
+/* True if p lies in a zone region (whose metadata is then just below its
+ * pages: region_of_address). False sends the caller to the page map: p may
+ * still be in a zone region whose byte could not be written. */
+static inline bool pagemap_in_zone_region(const void *p) {
+  uintptr_t slot = (uintptr_t)p >> BUDDY_REGION_SHIFT;
+  /* Acquire: the base is valid once the count is not 0 (free of a foreign
+   * pointer may race with the reservation). Plain loads on x86. */
+  return slot < __atomic_load_n(&pagemap_zone_slots.count, __ATOMIC_ACQUIRE) &&
+         __atomic_load_n(&pagemap_zone_slots.bytes[slot], __ATOMIC_RELAXED) != 0;
+}
+/* Sets or clears the zone-slot byte of the region at base (best effort). */
+void pagemap_mark_zone_region(const void *base, bool zone);
+
 /* The region holding p, for a caller that knows p is a small or medium block. */
 static inline region_t *pagemap_region_of(const void *p) {
   return pagemap_region(pagemap_entry(p));
@@ -422,33 +443,15 @@ static inline void *alloc_fast(size_t size) {
 
 /* ---- free.c -------------------------------------------------------------- */
 
-/* p has no region: entry 0 is foreign (reported unless p is NULL), any other
- * entry a huge block. */
-void free_not_in_region(uintptr_t entry, void *p);
+/* p is not in a zone region by the zone-slot map: foreign (reported unless p
+ * is NULL), a huge block, or in a zone region whose slot byte could not be
+ * written (then freed as the fast path would). */
+void free_not_in_zone_region(void *p);
 /* p in region r is not a small object's start: a page run (cls 0), or misuse. */
 void free_not_object(region_t *r, void *p);
 
-/* free's fast path (buddy_free, and the shim's free): the page map (two
- * loads) says whether p is in a region; the region's class map gives the
- * class; the address alone says whether p starts an object (a multiply and a
- * compare); then a push on the thread's bin. The region is computed from the
- * address (region_of_address), not taken from the page-map entry, which is
- * only compared with it: the class load, and the bin the push writes, then
- * wait for one load instead of three. With random size classes the next
- * malloc's bin load waits on this free's bin store, so that chain sets the
- * pace: churn with 16..128-byte blocks ran 15% faster for this alone.
- * Misuse is caught before anything is written: a pointer with no page-map
- * entry is foreign, one that does not start an object is interior, one whose
- * second word holds the cache key is checked for a double free by the slow
- * path. Cost (callgrind): 51 instructions when the bin has room: 15 the page
- * map and the region test, 14 the class and the object test, 3 the cache
- * (raising the busy depth), 3 the zone, 5 the key, 9 the bin and the push, 2
- * lowering the busy depth and returning; every exit is a tail call, and the
- * slow ones find the class again themselves. */
-static inline void free_fast(void *p) {
-  uintptr_t entry = pagemap_entry(p);
-  region_t *r = region_of_address(p); /* not read before the test below */
-  if (unlikely(entry != pagemap_region_entry(r))) return free_not_in_region(entry, p);
+/* The part of free's fast path after the region is known. */
+static inline void free_in_region(region_t *r, void *p) {
   unsigned cls = page_class_at(r, p);
   /* Class 0 (a page run) never passes: its limit is 0. */
   if (unlikely(!size_class_is_object(cls, p))) return free_not_object(r, p);
@@ -465,6 +468,29 @@ static inline void free_fast(void *p) {
   b->head = obj;
   b->tally--;
   tcache_release();
+}
+
+/* free's fast path (buddy_free, and the shim's free): one byte of the
+ * zone-slot map says whether p is in a zone region; the region's metadata is
+ * then found from the address (region_of_address), its class map gives the
+ * class, the address alone says whether p starts an object (a multiply and a
+ * compare); then a push on the thread's bin. Neither the class load nor the
+ * bin the push writes waits for another load: with random size classes the
+ * next malloc's bin load waits on this free's bin store, so that chain sets
+ * the pace (churn with 16..128-byte blocks ran 15% faster once the class no
+ * longer waited for the two page-map loads).
+ * Misuse is caught before anything is written: a pointer in no zone region
+ * goes to the page map (foreign, huge, or a region whose byte is missing);
+ * one that does not start an object is interior; one whose second word holds
+ * the cache key is checked for a double free by the slow path. Cost
+ * (callgrind): 48 instructions when the bin has room: 9 the zone-slot test,
+ * 17 the region, the class and the object test, 3 the cache (raising the
+ * busy depth), 3 the zone, 5 the key, 9 the bin and the push, 2 lowering the
+ * busy depth and returning; every exit is a tail call, and the slow ones find
+ * the class again themselves. */
+static inline void free_fast(void *p) {
+  if (unlikely(!pagemap_in_zone_region(p))) return free_not_in_zone_region(p);
+  free_in_region(region_of_address(p), p);
 }
 
 #pragma GCC visibility pop

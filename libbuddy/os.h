@@ -21,6 +21,15 @@ void *os_map_aligned(size_t size, size_t align);
  * `align`: [result - prefix, result + size) is mapped. NULL as above. */
 void *os_map_aligned_with_prefix(size_t prefix, size_t size, size_t align);
 
+/* Reserves `size` bytes (a page multiple) that read as zero and cannot be
+ * written until os_make_writable: untouched, they cost no memory and no
+ * commit charge. NULL if the address space is exhausted. */
+void *os_map_readonly(size_t size);
+
+/* Makes a page-aligned part of an os_map_readonly range writable; false if
+ * the system refuses (out of memory or mappings). */
+bool os_make_writable(void *addr, size_t size);
+
 /* Unmaps what os_map_aligned returned (or a page-aligned part of it). */
 void os_unmap(void *addr, size_t size);
 

@@ -96,6 +96,26 @@ void *os_map_aligned(size_t size, size_t align) {
   return p;
 }
 
+void *os_map_readonly(size_t size) {
+  int saved = errno, flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+  void *p;
+  if (os_via_libc) {
+    p = mmap(NULL, size, PROT_READ, flags, -1, 0);
+  } else {
+    long r = syscall(SYS_mmap, NULL, size, PROT_READ, flags, -1, 0);
+    p = r == -1 ? MAP_FAILED : (void *)r;
+  }
+  errno = saved;
+  return p == MAP_FAILED ? NULL : p;
+}
+
+bool os_make_writable(void *addr, size_t size) {
+  int saved = errno, prot = PROT_READ | PROT_WRITE;
+  int r = os_via_libc ? mprotect(addr, size, prot) : (int)syscall(SYS_mprotect, addr, size, prot);
+  errno = saved;
+  return r == 0;
+}
+
 void os_unmap(void *addr, size_t size) {
   int saved = errno;
   munmap_raw(addr, size);

@@ -41,6 +41,8 @@
 #define ADDRESS_BITS 48
 #define PAGEMAP_LEAF_BITS 16
 #define PAGEMAP_ROOT_BITS (ADDRESS_BITS - BUDDY_REGION_SHIFT - PAGEMAP_LEAF_BITS)
+/* The zone-slot map (pagemap.c): one byte per region-sized slot. */
+#define PAGEMAP_ZONE_SLOT_BITS (ADDRESS_BITS - BUDDY_REGION_SHIFT)
 
 /* Small size classes: 16-byte steps up to 128, then four per power of two up to
  * 32 KiB, so that no class wastes more than 25% of a request above 128 bytes

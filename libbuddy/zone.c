@@ -78,11 +78,13 @@ static bool zone_grow_locked(zone_t *z) {
     os_unmap(r, REGION_META_SIZE + BUDDY_REGION_SIZE);
     return false;
   }
+  pagemap_mark_zone_region(base, true);
   return true;
 }
 
 static void zone_release_region_locked(zone_t *z, region_t *r) {
   buddy_heap_remove_region(&z->heap, r);
+  pagemap_mark_zone_region(r->base, false);
   pagemap_unregister(r->base, BUDDY_REGION_SIZE);
   os_unmap(r, REGION_META_SIZE + BUDDY_REGION_SIZE);
 }

@@ -349,7 +349,10 @@ Test(zones, free_regions_are_unmapped_by_trim) {
   cr_assert_geq(zone_regions(), before + ZONE_TEST_BLOCKS, "kept mapped until the purge is due");
   cr_assert_eq(buddy_trim(0), 1);
   cr_assert_eq(zone_regions(), 0, "trim unmaps every wholly free region");
-  for (int i = 0; i < ZONE_TEST_BLOCKS; i++) cr_assert_eq(pagemap_entry(blocks[i]), 0);
+  for (int i = 0; i < ZONE_TEST_BLOCKS; i++) {
+    cr_assert_eq(pagemap_entry(blocks[i]), 0);
+    cr_assert(!pagemap_in_zone_region(blocks[i]), "an unmapped region's zone-slot byte is cleared");
+  }
 }
 
 Test(zones, free_regions_are_unmapped_after_the_purge_delay) {
@@ -446,4 +449,56 @@ Test(zones, region_entry_without_metadata_below_is_fatal, .signal = SIGABRT) {
   static region_t fake_chunk; /* not below `far` */
   cr_assert(pagemap_register(far, BUDDY_REGION_SIZE, pagemap_region_entry(&fake_chunk)));
   buddy_free(far + 64);
+}
+
+/* The zone-slot map, free's fast test: set over every zone region and clear
+ * elsewhere (free_regions_are_unmapped_by_trim: and once one is unmapped). */
+Test(zones, zone_slot_map_marks_zone_regions_only) {
+  static char static_buffer[64];
+  int on_stack;
+  cr_assert(!pagemap_in_zone_region(static_buffer));
+  cr_assert(!pagemap_in_zone_region(&on_stack));
+  cr_assert(!pagemap_in_zone_region(NULL));
+  cr_assert(!pagemap_in_zone_region((void *)(uintptr_t)-1), "past 48 bits");
+  char *small = buddy_malloc(64), *medium = buddy_malloc(SMALL_SIZE_MAX + 1);
+  char *huge = buddy_malloc(MEDIUM_SIZE_MAX + 1);
+  region_t *r = pagemap_region_of(small);
+  cr_assert(pagemap_in_zone_region(small));
+  cr_assert(pagemap_in_zone_region(medium));
+  cr_assert(pagemap_in_zone_region(r->base));
+  cr_assert(pagemap_in_zone_region(r->base + BUDDY_REGION_SIZE - 1));
+  cr_assert(!pagemap_in_zone_region(huge), "a huge block is not in a zone region");
+  buddy_free(small);
+  buddy_free(medium);
+  buddy_free(huge);
+}
+
+/* A zone region whose byte is missing (its page of the map could not be made
+ * writable) still frees every kind of block, through the page map. */
+Test(zones, a_region_without_its_slot_byte_still_frees) {
+  char *small = buddy_malloc(64), *medium = buddy_malloc(SMALL_SIZE_MAX + 1);
+  region_t *r = pagemap_region_of(small);
+  cr_assert_eq(pagemap_region_of(medium), r, "one region holds both");
+  pagemap_mark_zone_region(r->base, false);
+  cr_assert(!pagemap_in_zone_region(small));
+  buddy_free(small);
+  cr_assert_eq(buddy_malloc(64), small, "it went on this thread's bin, as the fast path would put it");
+  buddy_free(small);
+  buddy_free(medium);
+  cr_assert_eq(buddy_malloc(SMALL_SIZE_MAX + 1), medium, "the run went back to the core");
+  buddy_free(medium);
+  pagemap_mark_zone_region(r->base, true);
+  cr_assert(pagemap_in_zone_region(small));
+}
+
+Test(zones, readonly_reservation_becomes_writable_page_by_page) {
+  const size_t size = 64 * PAGE_SIZE;
+  unsigned char *p = os_map_readonly(size);
+  cr_assert_not_null(p);
+  for (size_t i = 0; i < size; i += PAGE_SIZE) cr_assert_eq(p[i], 0);
+  cr_assert(os_make_writable(p + 5 * PAGE_SIZE, PAGE_SIZE));
+  p[5 * PAGE_SIZE + 7] = 42;
+  cr_assert_eq(p[5 * PAGE_SIZE + 7], 42);
+  cr_assert_eq(p[6 * PAGE_SIZE], 0);
+  os_unmap(p, size);
 }
