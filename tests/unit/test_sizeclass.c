@@ -9,6 +9,8 @@ Test(sizeclass, every_size_maps_to_the_smallest_class_that_fits) {
     cr_assert(c >= 1 && c < SIZE_CLASS_COUNT, "size %zu: class %u", size, c);
     cr_assert_geq(size_class_bytes[c], size, "size %zu fits class %u", size, c);
     cr_assert(c == 1 || size_class_bytes[c - 1] < size, "size %zu: class %u is the smallest", size, c);
+    if (size <= SIZE_CLASS_LOOKUP_MAX) /* malloc's fast path adds the entry to its cache as a bin offset */
+      cr_assert_eq(size_class_lookup[(size + SMALL_ALIGN - 1) / SMALL_ALIGN], c * sizeof(tcache_bin_t), "size %zu", size);
   }
 }
 
