@@ -135,7 +135,7 @@ size_t alloc_usable_size(const void *p) {
   if (!pagemap_is_region(entry)) return huge_usable_size(pagemap_huge(entry), p);
   region_t *r = pagemap_region(entry);
   page_desc_t *d = page_desc_of(r, p);
-  unsigned cls = *page_class_of_desc(d);
+  unsigned cls = page_class_of_desc(d);
   if (cls != 0) {
     if (size_class_is_object_start(cls, slab_offset_of(d, p))) return size_class_bytes[cls];
     error_misuse("malloc_usable_size of a pointer inside a small block", p);

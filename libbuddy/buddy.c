@@ -79,7 +79,7 @@ void buddy_heap_add_region(buddy_heap_t *h, region_t *r, void *base, bool zeroed
   assert_internal(((uintptr_t)r & (REGION_META_SIZE - 1)) == 0);
   assert_internal(((uintptr_t)base & (BUDDY_REGION_SIZE - 1)) == 0);
   for (size_t i = 0; i < BUDDY_REGION_PAGES; i++) r->pages[i] = (page_desc_t){0};
-  memset(r->page_class, 0, sizeof r->page_class);
+  memset(r->page_class_offset, 0, sizeof r->page_class_offset);
   r->kind = CHUNK_REGION;
   r->base = base;
   r->heap = h;
@@ -133,7 +133,7 @@ page_desc_t *buddy_heap_alloc(buddy_heap_t *h, unsigned order, bool *zeroed) {
 
 region_t *buddy_heap_free(buddy_heap_t *h, page_desc_t *d) {
   region_t *r = region_of_desc(d);
-  assert_internal(d->kind != PAGE_FREE && d->kind != PAGE_INNER && *page_class_of_desc(d) == 0);
+  assert_internal(d->kind != PAGE_FREE && d->kind != PAGE_INNER && page_class_of_desc(d) == 0);
   size_t index = (size_t)(d - r->pages);
   unsigned k = d->order;
   uint8_t flags = 0; /* a block that was in use holds data, not zeros */
@@ -222,9 +222,9 @@ static size_t verify_region(const region_t *r) {
     for (size_t j = 1; j < n && d->kind != PAGE_SLAB; j++)
       VERIFY(r->pages[i + j].kind == PAGE_INNER, "page inside a block is not inner", at);
     for (size_t j = 0; j < n && d->kind == PAGE_SLAB; j++)
-      VERIFY(r->pages[i + j].kind == PAGE_SLAB && r->page_class[i + j] == r->page_class[i] &&
+      VERIFY(r->pages[i + j].kind == PAGE_SLAB && r->page_class_offset[i + j] == r->page_class_offset[i] &&
                  r->pages[i + j].order == d->order, "slab pages disagree", at);
-    VERIFY(d->kind == PAGE_SLAB || r->page_class[i] == 0, "class set outside a slab", at);
+    VERIFY(d->kind == PAGE_SLAB || r->page_class_offset[i] == 0, "class set outside a slab", at);
     if (d->kind == PAGE_FREE) {
       free_pages += n;
       if (d->order < BUDDY_MAX_ORDER) {

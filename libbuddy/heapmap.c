@@ -26,7 +26,7 @@ void heapmap_init(void) {
 }
 
 static uint8_t heapmap_code(const page_desc_t *head) {
-  if (head->kind == PAGE_SLAB) return *page_class_of_desc(head);
+  if (head->kind == PAGE_SLAB) return page_class_of_desc(head);
   if (head->kind == PAGE_FREE) return HEAPMAP_CODE_FREE;
   return HEAPMAP_CODE_RUN;
 }

@@ -64,17 +64,16 @@ typedef struct size_class_info {
   uint32_t slab_mask; /* slab bytes - 1: slabs are aligned to their size */
   uint32_t limit;     /* an offset starts an object iff offset * magic < limit */
 } size_class_info_t;
-_Static_assert(sizeof(size_class_info_t) == 16, "one shift indexes the table");
+_Static_assert(sizeof(size_class_info_t) == (size_t)1 << SIZE_CLASS_OFFSET_SHIFT, "class offsets index the table");
 
 extern const size_class_info_t size_class_info[SIZE_CLASS_COUNT];
-/* Entries are class << SIZE_CLASS_LOOKUP_SHIFT: the offset of its bin. */
-#define SIZE_CLASS_LOOKUP_SHIFT 4
+/* Entries are class << SIZE_CLASS_OFFSET_SHIFT: the offset of its bin. */
 extern const uint16_t size_class_lookup[SIZE_CLASS_LOOKUP_MAX / SMALL_ALIGN + 1];
 
 /* Class of a request of `size` <= SMALL_SIZE_MAX bytes; malloc(0) gets class 1.
  * Cost: a load up to SIZE_CLASS_LOOKUP_MAX, about 10 instructions above. */
 static inline unsigned size_class_of(size_t size) {
-  if (size <= SIZE_CLASS_LOOKUP_MAX) return size_class_lookup[(size + SMALL_ALIGN - 1) / SMALL_ALIGN] >> SIZE_CLASS_LOOKUP_SHIFT;
+  if (size <= SIZE_CLASS_LOOKUP_MAX) return size_class_lookup[(size + SMALL_ALIGN - 1) / SMALL_ALIGN] >> SIZE_CLASS_OFFSET_SHIFT;
   unsigned lg = 63u - (unsigned)__builtin_clzl(size - 1); /* 2^lg < size <= 2^(lg+1) */
   return 8u + (lg - 7u) * 4u + (unsigned)(((size - 1) >> (lg - 2)) & 3u) + 1u;
 }
@@ -190,12 +189,21 @@ static inline page_desc_t *page_desc_of(region_t *r, const void *p) {
 }
 /* The size class of p's page (0: not a slab). */
 static inline unsigned page_class_at(const region_t *r, const void *p) {
-  return r->page_class[page_index_of(r, p)];
+  return r->page_class_offset[page_index_of(r, p)] >> SIZE_CLASS_OFFSET_SHIFT;
+}
+/* The same, shifted: the offset of the class's size_class_info entry and bin. */
+static inline size_t page_class_offset_at(const region_t *r, const void *p) {
+  return r->page_class_offset[page_index_of(r, p)];
 }
 /* The class byte of the page d describes. */
-static inline uint8_t *page_class_of_desc(const page_desc_t *d) {
+static inline unsigned page_class_of_desc(const page_desc_t *d) {
+  const region_t *r = region_of_desc(d);
+  return r->page_class_offset[d - r->pages] >> SIZE_CLASS_OFFSET_SHIFT;
+}
+/* Sets the class of the `pages` pages from d on (0: not a slab). */
+static inline void page_class_set(page_desc_t *d, size_t pages, unsigned cls) {
   region_t *r = region_of_desc(d);
-  return &r->page_class[d - r->pages];
+  for (size_t i = 0; i < pages; i++) r->page_class_offset[(size_t)(d - r->pages) + i] = (uint16_t)(cls << SIZE_CLASS_OFFSET_SHIFT);
 }
 
 void buddy_heap_init(buddy_heap_t *h);
@@ -274,7 +282,7 @@ static inline bool slab_give(page_desc_t *head, void *obj, unsigned cls) {
   return true;
 }
 static inline unsigned slab_free_objects(const page_desc_t *head) {
-  return size_class_slab_count[*page_class_of_desc(head)] - head->slab_used;
+  return size_class_slab_count[page_class_of_desc(head)] - head->slab_used;
 }
 static inline page_desc_t *slab_head_of(region_t *r, page_desc_t *d) {
   size_t index = (size_t)(d - r->pages) & ~(((size_t)1 << d->order) - 1);
@@ -427,18 +435,18 @@ void *alloc_large(size_t size, size_t align, bool *zeroed);
  * depth; the slow paths are tail calls, so the fast path saves no registers.
  * The second word is cleared so that a block handed out never looks like a
  * cached one (tcache_key) when freed. */
-_Static_assert(sizeof(tcache_bin_t) == (size_t)1 << SIZE_CLASS_LOOKUP_SHIFT, "the lookup table holds bin offsets");
+_Static_assert(sizeof(tcache_bin_t) == (size_t)1 << SIZE_CLASS_OFFSET_SHIFT, "the lookup table holds bin offsets");
 static inline void *alloc_fast(size_t size) {
-  size_t bin_offset; /* class << SIZE_CLASS_LOOKUP_SHIFT */
+  size_t bin_offset; /* class << SIZE_CLASS_OFFSET_SHIFT */
   if (likely(size <= SIZE_CLASS_LOOKUP_MAX)) bin_offset = size_class_lookup[(size + SMALL_ALIGN - 1) / SMALL_ALIGN];
-  else if (size <= SMALL_SIZE_MAX) bin_offset = (size_t)size_class_of(size) << SIZE_CLASS_LOOKUP_SHIFT;
+  else if (size <= SMALL_SIZE_MAX) bin_offset = (size_t)size_class_of(size) << SIZE_CLASS_OFFSET_SHIFT;
   else return alloc_large(size, PAGE_SIZE, NULL);
   tcache_hold();
   tcache_t *tc = tcache_get();
   tcache_bin_t *b = (tcache_bin_t *)((char *)tc->bins + bin_offset);
   void **p = b->head;
   /* sets errno when it fails; releases */
-  if (unlikely(p == NULL)) return tcache_alloc_slow(tc, (unsigned)(bin_offset >> SIZE_CLASS_LOOKUP_SHIFT));
+  if (unlikely(p == NULL)) return tcache_alloc_slow(tc, (unsigned)(bin_offset >> SIZE_CLASS_OFFSET_SHIFT));
   b->head = p[0];
   b->tally += TCACHE_TALLY_POP; /* static caches never get here: their bins are empty */
   p[1] = NULL;
@@ -457,14 +465,17 @@ void free_not_object(region_t *r, void *p);
 
 /* The part of free's fast path after the region is known. */
 static inline void free_in_region(region_t *r, void *p) {
-  unsigned cls = page_class_at(r, p);
+  /* The class map holds class << SIZE_CLASS_OFFSET_SHIFT: the offset of both
+   * its size_class_info entry and its bin, with no shift here. */
+  size_t offset = page_class_offset_at(r, p);
+  const size_class_info_t *ci = (const size_class_info_t *)((const char *)size_class_info + offset);
   /* Class 0 (a page run) never passes: its limit is 0. */
-  if (unlikely(!size_class_is_object(cls, p))) return free_not_object(r, p);
+  if (unlikely((uint64_t)((uintptr_t)p & ci->slab_mask) * ci->magic >= ci->limit)) return free_not_object(r, p);
   tcache_hold();
   tcache_t *tc = tcache_get();
   /* Another zone's object is a remote free: batched, never reused here. */
   if (unlikely(r->zone != tc->zone)) return tcache_free_remote(tc, r, p);
-  tcache_bin_t *b = &tc->bins[cls];
+  tcache_bin_t *b = (tcache_bin_t *)((char *)tc->bins + offset);
   void **obj = p;
   /* A key in the 2nd word may be a double free; a full bin must flush. */
   if (unlikely(free_key_matches(obj[1]) || tcache_bin_room(b->tally) == 0)) return tcache_free_slow(tc, p);
@@ -488,11 +499,11 @@ static inline void free_in_region(region_t *r, void *p) {
  * goes to the page map (foreign, huge, or a region whose byte is missing);
  * one that does not start an object is interior; one whose second word holds
  * the cache key is checked for a double free by the slow path. Cost
- * (callgrind): 48 instructions when the bin has room: 9 the zone-slot test,
- * 17 the region, the class and the object test, 3 the cache (raising the
- * busy depth), 3 the zone, 5 the key, 9 the bin and the push, 2 lowering the
- * busy depth and returning; every exit is a tail call, and the slow ones find
- * the class again themselves. */
+ * (callgrind): 47 instructions when the bin has room: 9 the zone-slot test,
+ * 15 the region, the class and the object test, 3 the cache (raising the
+ * busy depth), 3 the zone, 5 the key, 10 the bin and the push, 2 lowering
+ * the busy depth and returning; every exit is a tail call, and the slow ones
+ * find the class again themselves. */
 static inline void free_fast(void *p) {
   if (unlikely(!pagemap_in_zone_region(p))) return free_not_in_zone_region(p);
   free_in_region(region_of_address(p), p);

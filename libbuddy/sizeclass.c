@@ -70,10 +70,10 @@ const size_class_info_t size_class_info[SIZE_CLASS_COUNT] = {
 };
 
 /* Class of each request up to SIZE_CLASS_LOOKUP_MAX bytes by (size + 15) / 16,
- * times 2^SIZE_CLASS_LOOKUP_SHIFT (the size of a thread-cache bin): one load
+ * times 2^SIZE_CLASS_OFFSET_SHIFT (the size of a thread-cache bin): one load
  * gives malloc's fast path its bin's offset, instead of size_class_of's
  * arithmetic and a shift. Index 0 (malloc(0)) is class 1. */
-#define L(cls) ((cls) << SIZE_CLASS_LOOKUP_SHIFT)
+#define L(cls) ((cls) << SIZE_CLASS_OFFSET_SHIFT)
 const uint16_t size_class_lookup[SIZE_CLASS_LOOKUP_MAX / SMALL_ALIGN + 1] = {
     L(1),  L(1),  L(2),  L(3),  L(4),  L(5),  L(6),  L(7),  L(8), /* 0 .. 128 */
     L(9),  L(9),  L(10), L(10), L(11), L(11), L(12), L(12),       /* .. 256 */

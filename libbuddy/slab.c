@@ -22,7 +22,7 @@ void slab_init(page_desc_t *head, unsigned cls) {
     head[i].kind = PAGE_SLAB;
     head[i].order = (uint8_t)order;
   }
-  memset(page_class_of_desc(head), (int)cls, (size_t)1 << order);
+  page_class_set(head, (size_t)1 << order, cls);
   head->slab_free = NULL;
   head->slab_used = 0;
   head->slab_carved = 0;
@@ -44,7 +44,7 @@ static void slab_debug_check(void *obj, size_t bytes) {
 }
 
 unsigned slab_take(page_desc_t *head, void **list, unsigned n) {
-  unsigned cls = *page_class_of_desc(head), taken = 0;
+  unsigned cls = page_class_of_desc(head), taken = 0;
   void **obj;
   while (taken < n && (obj = head->slab_free) != NULL) {
     if (options.debug) slab_debug_check(obj, size_class_bytes[cls]);

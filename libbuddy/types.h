@@ -53,6 +53,10 @@
 #define SLAB_MAX_ORDER 6
 /* malloc finds the class of requests up to this size in a table. */
 #define SIZE_CLASS_LOOKUP_MAX 1024
+/* A class's entry in size_class_info and its bin in a thread cache are both
+ * 16 bytes: class << SIZE_CLASS_OFFSET_SHIFT is the offset of either, which
+ * is what the lookup table and the regions' class maps hold. */
+#define SIZE_CLASS_OFFSET_SHIFT 4
 
 /* Requests above MEDIUM_SIZE_MAX bypass the buddy core with their own mapping. */
 #define MEDIUM_SIZE_MAX BUDDY_REGION_SIZE
@@ -98,7 +102,8 @@ enum page_flags {
  *   kind == PAGE_FREE   <=> the page heads a free block of `order`, which is on
  *                           the heap's free list `order` (linked by next/prev);
  *   class != 0          <=> kind == PAGE_SLAB (every page of a live slab; the
- *                           class is in the region's page_class, not here);
+ *                           class is in the region's page_class_offset, not
+ *                           here);
  *   head of a slab:      slab_used + (free objects on slab_free) + (objects
  *                        past slab_carved) == objects per slab of its class. */
 typedef struct page_desc {
@@ -139,7 +144,7 @@ typedef struct region {
    * Kept apart from the descriptors, whose slab fields the zone writes on
    * every refill and flush, so that a free on another core reads a line that
    * changes only when a slab is made or released. */
-  uint8_t page_class[BUDDY_REGION_PAGES];
+  uint16_t page_class_offset[BUDDY_REGION_PAGES]; /* class << SIZE_CLASS_OFFSET_SHIFT */
 } region_t;
 
 _Static_assert(sizeof(region_t) <= REGION_META_SIZE, "region_t fits its mapping");

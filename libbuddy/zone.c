@@ -133,7 +133,7 @@ static void slab_list_remove(page_desc_t *head) {
 /* Gives an empty slab's block back to the buddy core. */
 static void zone_release_slab_locked(zone_t *z, page_desc_t *head) {
   for (size_t i = 0; i < ((size_t)1 << head->order); i++) head[i].kind = PAGE_INNER;
-  memset(page_class_of_desc(head), 0, (size_t)1 << head->order);
+  page_class_set(head, (size_t)1 << head->order, 0);
   head->kind = PAGE_USED;
   zone_free_block_locked(z, head);
 }
@@ -205,7 +205,7 @@ bool zone_holds_free_object(region_t *r, void *p) {
 void zone_free_object(region_t *r, page_desc_t *d, void *p) {
   zone_t *z = r->zone;
   zone_lock(z);
-  zone_give_locked(z, slab_head_of(r, d), p, *page_class_of_desc(d));
+  zone_give_locked(z, slab_head_of(r, d), p, page_class_of_desc(d));
   zone_unlock(z);
 }
 
@@ -224,7 +224,7 @@ void zone_free_objects(void *list, unsigned count) {
       zone_lock(locked);
     }
     size_t page = page_index_of(r, p);
-    unsigned cls = r->page_class[page];
+    unsigned cls = r->page_class_offset[page] >> SIZE_CLASS_OFFSET_SHIFT;
     page_desc_t *head = &r->pages[page & ~(((size_t)1 << size_class_slab_order[cls]) - 1)];
     zone_give_locked(locked, head, p, cls);
   }

@@ -419,6 +419,9 @@ Test(zones, region_metadata_lies_just_below_its_pages) {
     cr_assert_eq(region_of_address(r->base), r);
     cr_assert_eq(region_of_address(r->base + BUDDY_REGION_SIZE - 1), r);
     cr_assert_eq((uintptr_t)r->base & (BUDDY_REGION_SIZE - 1), 0);
+    unsigned cls = sizes[i] <= SMALL_SIZE_MAX ? size_class_of(sizes[i]) : 0;
+    cr_assert_eq(page_class_at(r, p), cls, "size %zu", sizes[i]);
+    cr_assert_eq(page_class_offset_at(r, p), (size_t)cls << SIZE_CLASS_OFFSET_SHIFT, "free's offset, size %zu", sizes[i]);
     buddy_free(p);
   }
   char *huge = buddy_malloc(MEDIUM_SIZE_MAX + 1);
