@@ -5,9 +5,10 @@
  * metadata is found from the address; the region's class map gives the
  * class, the address says whether it starts an object, and the object goes
  * on the thread's bin. Misuse is caught before anything is written: a
- * pointer with no page-map entry is foreign; one that is not an object or block start is interior;
- * one whose second word holds the cache key and which is found in the bin,
- * the remote batch or the slab is a double free. This file holds its exits.
+ * pointer with no page-map entry is foreign; one that is not an object or
+ * block start is interior; one whose second word holds the cache key and
+ * which is found in the bin, the remote batch or the slab is a double free.
+ * This file holds its exits.
  */
 #include "internal.h"
 #include "buddymalloc.h"

@@ -81,9 +81,11 @@ static inline unsigned size_class_of(size_t size) {
 /* True when `offset` from the slab's start is the start of one of its
  * objects: a multiple of the class size before the slab's unused tail.
  * Cost: a multiply and a compare. Class 0 never passes. */
-static inline bool size_class_is_object_start(unsigned cls, size_t offset) {
-  const size_class_info_t *ci = &size_class_info[cls];
+static inline bool size_class_info_is_object_start(const size_class_info_t *ci, size_t offset) {
   return (uint64_t)offset * ci->magic < ci->limit;
+}
+static inline bool size_class_is_object_start(unsigned cls, size_t offset) {
+  return size_class_info_is_object_start(&size_class_info[cls], offset);
 }
 
 /* The same for a pointer into a slab of class cls, from its address alone. */
@@ -478,7 +480,7 @@ static inline void free_in_region(region_t *r, void *p) {
   size_t offset = page_class_offset_at(r, p);
   const size_class_info_t *ci = (const size_class_info_t *)((const char *)size_class_info + offset);
   /* Class 0 (a page run) never passes: its limit is 0. */
-  if (unlikely((uint64_t)((uintptr_t)p & ci->slab_mask) * ci->magic >= ci->limit)) return free_not_object(r, p);
+  if (unlikely(!size_class_info_is_object_start(ci, (uintptr_t)p & ci->slab_mask))) return free_not_object(r, p);
   tcache_hold();
   tcache_t *tc = tcache_get();
   /* Another zone's object is a remote free: batched, never reused here. */

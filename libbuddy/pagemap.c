@@ -75,9 +75,11 @@ void pagemap_unregister(const void *base, size_t size) {
   pthread_mutex_unlock(&pagemap_lock);
 }
 
-/* Under pagemap_lock: the byte of `slot`, writable; NULL if it cannot be. */
-static uint8_t *pagemap_zone_slot_locked(uintptr_t slot) {
+/* Under pagemap_lock: the byte of `slot`, writable; NULL if it cannot be, or,
+ * when `for_clearing`, if it was never written (so it reads 0 already). */
+static uint8_t *pagemap_zone_slot_locked(uintptr_t slot, bool for_clearing) {
   if (pagemap_zone_slots.count == 0) {
+    if (for_clearing) return NULL;
     uint8_t *bytes = os_map_readonly(PAGEMAP_ZONE_SLOTS);
     if (bytes == NULL) return NULL;
     pagemap_zone_slots.bytes = bytes;
@@ -88,7 +90,7 @@ static uint8_t *pagemap_zone_slot_locked(uintptr_t slot) {
   size_t page = slot / PAGE_SIZE;
   uint64_t bit = (uint64_t)1 << (page % 64);
   if (!(pagemap_zone_slot_pages_writable[page / 64] & bit)) {
-    if (!os_make_writable(byte - slot % PAGE_SIZE, PAGE_SIZE)) return NULL;
+    if (for_clearing || !os_make_writable(byte - slot % PAGE_SIZE, PAGE_SIZE)) return NULL;
     pagemap_zone_slot_pages_writable[page / 64] |= bit;
   }
   return byte;
@@ -97,7 +99,7 @@ static uint8_t *pagemap_zone_slot_locked(uintptr_t slot) {
 void pagemap_mark_zone_region(const void *base, bool zone) {
   uintptr_t slot = (uintptr_t)base >> BUDDY_REGION_SHIFT;
   pthread_mutex_lock(&pagemap_lock);
-  uint8_t *byte = pagemap_zone_slot_locked(slot);
+  uint8_t *byte = pagemap_zone_slot_locked(slot, !zone);
   if (byte != NULL) __atomic_store_n(byte, (uint8_t)zone, __ATOMIC_RELEASE);
   pthread_mutex_unlock(&pagemap_lock);
 }
