@@ -2,7 +2,7 @@
  *
  * A huge block is mapped BUDDY_REGION_SIZE-aligned (or more, for larger
  * alignments), so it covers whole page-map slots, each of which points at its
- * huge_t (untagged: see pagemap_entry). The huge_t is a small object of zone 0.
+ * huge_t, tagged (pagemap_huge_entry). The huge_t is a small object of zone 0.
  * realloc moves the pages with mremap, never copying.
  *
  * Freed blocks up to HUGE_CACHE_BLOCK_MAX wait in a small cache for

@@ -97,9 +97,9 @@ static inline bool size_class_is_object(unsigned cls, const void *p) {
 
 /* A page-map entry is a uintptr_t: 0 for an address buddymalloc does not
  * own, a region_t's address, or a huge_t's address with PAGEMAP_HUGE_TAG in
- * its low bit. Regions are untagged because free's fast path compares the
- * entry with the region it computed from the address (region_of_address):
- * one compare tells "this region" from foreign, huge or corrupt. */
+ * its low bit. Regions are untagged so that free_not_in_zone_region compares
+ * the entry with the region it computed from the address (region_of_address)
+ * in one compare: "this region", or foreign, huge or corrupt. */
 #define PAGEMAP_HUGE_TAG ((uintptr_t)1)
 static inline uintptr_t pagemap_region_entry(const region_t *r) {
   return (uintptr_t)r;
@@ -168,9 +168,9 @@ void pagemap_fork_child(void);
 /* ---- buddy.c: the page-level core ---------------------------------------- */
 
 /* The region_t of an address in a zone's region, computed, not loaded: zone.c
- * maps each region's metadata just below its pages. Only valid once the page
- * map has said the address is in a region; free's fast path computes it
- * before, so that the loads it needs wait for no other load. */
+ * maps each region's metadata just below its pages. Only valid once the
+ * zone-slot map or the page map has said the address is in a zone region;
+ * then the loads free's fast path needs wait for no other load. */
 static inline region_t *region_of_address(const void *p) {
   return (region_t *)(((uintptr_t)p & ~(uintptr_t)(BUDDY_REGION_SIZE - 1)) - REGION_META_SIZE);
 }
@@ -197,7 +197,7 @@ static inline unsigned page_class_at(const region_t *r, const void *p) {
 static inline size_t page_class_offset_at(const region_t *r, const void *p) {
   return r->page_class_offset[page_index_of(r, p)];
 }
-/* The class byte of the page d describes. */
+/* The size class of the page d describes (0: not a slab). */
 static inline unsigned page_class_of_desc(const page_desc_t *d) {
   const region_t *r = region_of_desc(d);
   return r->page_class_offset[d - r->pages] >> SIZE_CLASS_OFFSET_SHIFT;

@@ -30,7 +30,7 @@ void *os_map_readonly(size_t size);
  * the system refuses (out of memory or mappings). */
 bool os_make_writable(void *addr, size_t size);
 
-/* Unmaps what os_map_aligned returned (or a page-aligned part of it). */
+/* Unmaps what an os_map_* function returned (or a page-aligned part of it). */
 void os_unmap(void *addr, size_t size);
 
 /* Gives the pages back, the address range staying mapped: with

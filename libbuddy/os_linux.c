@@ -58,8 +58,8 @@ static void *mremap_raw(void *addr, size_t old_size, size_t new_size, int flags,
 /* Over-maps by `align` and trims both ends, keeping `prefix` bytes before
  * the aligned address. */
 void *os_map_aligned_with_prefix(size_t prefix, size_t size, size_t align) {
-  size_t total = prefix + size + align;
-  if (total < prefix + size) return NULL;
+  size_t total;
+  if (__builtin_add_overflow(prefix, size, &total) || __builtin_add_overflow(total, align, &total)) return NULL;
   int saved = errno;
   char *raw = os_mmap(NULL, total), *aligned = NULL;
   if (raw != NULL) {

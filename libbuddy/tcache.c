@@ -442,7 +442,7 @@ static noinline void tcache_remote_adopt(tcache_t *tc, tcache_remote_t *rb) {
   unsigned home_count = 0;
   for (void **p = rb->head; p != NULL; p = next) {
     next = p[0];
-    region_t *r = region_of_address(p); /* it passed free's page-map test */
+    region_t *r = region_of_address(p); /* free found it in a zone region */
     unsigned cls = page_class_at(r, p);
     tcache_bin_t *b = &tc->bins[cls];
     if (tcache_bin_room(b->tally) > 0) { /* p[1] already holds the key */

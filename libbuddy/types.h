@@ -140,7 +140,8 @@ typedef struct region {
   struct region *prev;
   size_t free_pages;
   page_desc_t pages[BUDDY_REGION_PAGES];
-  /* Each page's size class (0 outside slabs): what free's fast path reads.
+  /* Each page's size class << SIZE_CLASS_OFFSET_SHIFT (0 outside slabs): what
+   * free's fast path reads.
    * Kept apart from the descriptors, whose slab fields the zone writes on
    * every refill and flush, so that a free on another core reads a line that
    * changes only when a slab is made or released. */

@@ -3,7 +3,7 @@
  * A zone owns a buddy heap (the regions it mapped) and, per size class, the
  * slabs carved from that heap. Threads are spread over the zones round-robin
  * and refill their caches from their home zone, but a block always returns to
- * the zone of its region, found from the page map.
+ * the zone of its region, found from its address (region_of_address).
  *
  * Lock order (the only places that hold two locks): zones by ascending index,
  * then pagemap_lock (pagemap.c). No lock is held across a call that could
@@ -209,9 +209,9 @@ void zone_free_object(region_t *r, page_desc_t *d, void *p) {
   zone_unlock(z);
 }
 
-/* Every object on such a list passed free's page-map test (or came from a
- * slab), so its region is found from its address, and its slab's head from
- * its class's slab order. */
+/* Every object on such a list was found in a zone region by free (the
+ * zone-slot map or the page map) or came from a slab, so its region is found
+ * from its address, and its slab's head from its class's slab order. */
 void zone_free_objects(void *list, unsigned count) {
   zone_t *locked = NULL;
   void **next;
