@@ -88,9 +88,9 @@ static inline bool size_class_is_object_start(unsigned cls, size_t offset) {
   return size_class_info_is_object_start(&size_class_info[cls], offset);
 }
 
-/* The same for a pointer into a slab of class cls, from its address alone. */
-static inline bool size_class_is_object(unsigned cls, const void *p) {
-  return size_class_is_object_start(cls, (uintptr_t)p & size_class_info[cls].slab_mask);
+/* The same for a pointer into a slab of ci's class, from its address alone. */
+static inline bool size_class_info_is_object(const size_class_info_t *ci, const void *p) {
+  return size_class_info_is_object_start(ci, (uintptr_t)p & ci->slab_mask);
 }
 
 /* ---- pagemap.c: address -> region_t / huge_t in O(1) --------------------- */
@@ -257,25 +257,29 @@ void slab_init(page_desc_t *head, unsigned cls);
 unsigned slab_take(page_desc_t *head, void **list, unsigned n);
 /* Whether obj is on the slab's free list (a scan: for double-free checks). */
 bool slab_holds_free(const page_desc_t *head, const void *obj);
-/* slab_give's cold half, for an object that failed a quick check: true if it
- * may be given back after all (only its key made it suspect, and it is not on
- * the list); false after reporting misuse. */
-bool slab_give_checked(const page_desc_t *head, void *obj, unsigned cls, size_t offset);
 void slab_debug_fill(void *obj, size_t bytes);
+/* What is wrong with giving obj (at offset in its slab of class cls) back, or
+ * NULL. A multiply, not a division, for "never handed out". */
+static inline const char *slab_check_give(const page_desc_t *head, void *obj, unsigned cls, size_t offset) {
+  void **o = obj;
+  if (!size_class_is_object_start(cls, offset)) return "free of a pointer inside a small block (not its start)";
+  if (offset >= (size_t)head->slab_carved * size_class_bytes[cls]) return "free of a small block that was never allocated";
+  if (unlikely(o[1] == (void *)slab_key()) && slab_holds_free(head, obj)) return "double free of a small block";
+  if (head->slab_used == 0) return "double free of a small block (slab already empty)";
+  return NULL;
+}
 /* Returns one object of class cls (its slab's), under the zone lock; checks it
  * is an object start not already free (false, after reporting misuse, if not:
  * the object is left alone). Inline: every object a flush or a remote batch
  * sends home comes through here. */
 static inline bool slab_give(page_desc_t *head, void *obj, unsigned cls) {
   /* Slabs are aligned to their size: the offset is in the address bits. */
-  size_t offset = (uintptr_t)obj & size_class_info[cls].slab_mask;
-  void **o = obj;
-  /* A multiply, not a division, for "never handed out". */
-  if (unlikely(!size_class_is_object_start(cls, offset) ||
-               offset >= (size_t)head->slab_carved * size_class_bytes[cls] || o[1] == (void *)slab_key() ||
-               head->slab_used == 0) &&
-      !slab_give_checked(head, obj, cls, offset))
+  const char *wrong = slab_check_give(head, obj, cls, (uintptr_t)obj & size_class_info[cls].slab_mask);
+  if (unlikely(wrong != NULL)) {
+    error_misuse(wrong, obj);
     return false;
+  }
+  void **o = obj;
   if (unlikely(options.debug)) slab_debug_fill(obj, size_class_bytes[cls]);
   o[0] = head->slab_free;
   o[1] = (void *)slab_key();
@@ -283,8 +287,8 @@ static inline bool slab_give(page_desc_t *head, void *obj, unsigned cls) {
   head->slab_used--;
   return true;
 }
-static inline unsigned slab_free_objects(const page_desc_t *head) {
-  return size_class_slab_count[page_class_of_desc(head)] - head->slab_used;
+static inline unsigned slab_free_objects(const page_desc_t *head, unsigned cls) {
+  return size_class_slab_count[cls] - head->slab_used;
 }
 static inline page_desc_t *slab_head_of(region_t *r, page_desc_t *d) {
   size_t index = (size_t)(d - r->pages) & ~(((size_t)1 << d->order) - 1);
@@ -369,6 +373,14 @@ static inline uint32_t tcache_bin_count(const tcache_t *tc, unsigned cls, uint64
 }
 static inline uint64_t tcache_bin_requests(uint64_t tally) {
   return tally >> TCACHE_TALLY_ROOM_BITS;
+}
+/* Pushes p on bin b, which has room; p's second word takes the key. */
+static inline void tcache_bin_push(tcache_bin_t *b, void *p) {
+  void **obj = p;
+  obj[0] = b->head;
+  obj[1] = (void *)tcache_key;
+  b->head = obj;
+  b->tally--;
 }
 
 /* Called held (tcache_hold) by the fast paths; they release. */
@@ -480,19 +492,15 @@ static inline void free_in_region(region_t *r, void *p) {
   size_t offset = page_class_offset_at(r, p);
   const size_class_info_t *ci = (const size_class_info_t *)((const char *)size_class_info + offset);
   /* Class 0 (a page run) never passes: its limit is 0. */
-  if (unlikely(!size_class_info_is_object_start(ci, (uintptr_t)p & ci->slab_mask))) return free_not_object(r, p);
+  if (unlikely(!size_class_info_is_object(ci, p))) return free_not_object(r, p);
   tcache_hold();
   tcache_t *tc = tcache_get();
   /* Another zone's object is a remote free: batched, never reused here. */
   if (unlikely(r->zone != tc->zone)) return tcache_free_remote(tc, r, p);
   tcache_bin_t *b = (tcache_bin_t *)((char *)tc->bins + offset);
-  void **obj = p;
   /* A key in the 2nd word may be a double free; a full bin must flush. */
-  if (unlikely(free_key_matches(obj[1]) || tcache_bin_full(b))) return tcache_free_slow(tc, p);
-  obj[0] = b->head;
-  obj[1] = (void *)tcache_key;
-  b->head = obj;
-  b->tally--;
+  if (unlikely(free_key_matches(((void **)p)[1]) || tcache_bin_full(b))) return tcache_free_slow(tc, p);
+  tcache_bin_push(b, p);
   tcache_release();
 }
 

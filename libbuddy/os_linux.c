@@ -31,8 +31,8 @@ static const bool os_via_libc = true;
 static const bool os_via_libc = false;
 #endif
 
-static void *os_mmap(void *hint, size_t size) {
-  int prot = PROT_READ | PROT_WRITE, flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+static void *os_mmap(void *hint, size_t size, int prot) {
+  int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
   if (os_via_libc) {
     void *p = mmap(hint, size, prot, flags, -1, 0);
     return p == MAP_FAILED ? NULL : p;
@@ -56,12 +56,13 @@ static void *mremap_raw(void *addr, size_t old_size, size_t new_size, int flags,
 }
 
 /* Over-maps by `align` and trims both ends, keeping `prefix` bytes before
- * the aligned address. */
+ * the aligned address: the only portable way to get an alignment larger than
+ * the page size from mmap. */
 void *os_map_aligned_with_prefix(size_t prefix, size_t size, size_t align) {
   size_t total;
   if (__builtin_add_overflow(prefix, size, &total) || __builtin_add_overflow(total, align, &total)) return NULL;
   int saved = errno;
-  char *raw = os_mmap(NULL, total), *aligned = NULL;
+  char *raw = os_mmap(NULL, total, PROT_READ | PROT_WRITE), *aligned = NULL;
   if (raw != NULL) {
     aligned = (char *)(((uintptr_t)raw + prefix + align - 1) & ~(uintptr_t)(align - 1));
     char *start = aligned - prefix, *end = aligned + size;
@@ -72,41 +73,24 @@ void *os_map_aligned_with_prefix(size_t prefix, size_t size, size_t align) {
   return aligned;
 }
 
-/* Over-maps by `align` and trims both ends: the only portable way to get an
- * alignment larger than the page size from mmap. A first try maps exactly
- * `size`, which the kernel often places aligned already. */
+/* A first try maps exactly `size`, which the kernel often places aligned
+ * already; otherwise over-map and trim (os_map_aligned_with_prefix). */
 void *os_map_aligned(size_t size, size_t align) {
   int saved = errno;
-  void *p = os_mmap(NULL, size);
+  void *p = os_mmap(NULL, size, PROT_READ | PROT_WRITE);
   if (p != NULL && ((uintptr_t)p & (align - 1)) != 0) {
     munmap_raw(p, size);
-    p = NULL;
-    if (size + align > size) {
-      char *raw = os_mmap(NULL, size + align);
-      if (raw != NULL) {
-        char *aligned = (char *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
-        if (aligned > raw) munmap_raw(raw, (size_t)(aligned - raw));
-        size_t tail = (size_t)((raw + size + align) - (aligned + size));
-        if (tail > 0) munmap_raw(aligned + size, tail);
-        p = aligned;
-      }
-    }
+    p = os_map_aligned_with_prefix(0, size, align);
   }
   errno = saved;
   return p;
 }
 
 void *os_map_readonly(size_t size) {
-  int saved = errno, flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
-  void *p;
-  if (os_via_libc) {
-    p = mmap(NULL, size, PROT_READ, flags, -1, 0);
-  } else {
-    long r = syscall(SYS_mmap, NULL, size, PROT_READ, flags, -1, 0);
-    p = r == -1 ? MAP_FAILED : (void *)r;
-  }
+  int saved = errno;
+  void *p = os_mmap(NULL, size, PROT_READ);
   errno = saved;
-  return p == MAP_FAILED ? NULL : p;
+  return p;
 }
 
 bool os_make_writable(void *addr, size_t size) {

@@ -73,20 +73,3 @@ bool slab_holds_free(const page_desc_t *head, const void *obj) {
     if (p == obj) return true;
   return false;
 }
-
-/* What is wrong with giving obj (at offset in its slab) back, or NULL. */
-static const char *slab_check_give(const page_desc_t *head, void *obj, unsigned cls, size_t offset) {
-  void **o = obj;
-  if (!size_class_is_object_start(cls, offset)) return "free of a pointer inside a small block (not its start)";
-  if (offset >= (size_t)head->slab_carved * size_class_bytes[cls]) return "free of a small block that was never allocated";
-  if (o[1] == (void *)slab_key() && slab_holds_free(head, obj)) return "double free of a small block";
-  if (head->slab_used == 0) return "double free of a small block (slab already empty)";
-  return NULL;
-}
-
-bool slab_give_checked(const page_desc_t *head, void *obj, unsigned cls, size_t offset) {
-  const char *wrong = slab_check_give(head, obj, cls, offset);
-  if (wrong == NULL) return true;
-  error_misuse(wrong, obj);
-  return false;
-}

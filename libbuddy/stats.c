@@ -20,7 +20,7 @@ static void stats_add_region(buddy_stats_t *s, const region_t *r) {
   for (size_t i = 0; i < BUDDY_REGION_PAGES;) {
     const page_desc_t *d = &r->pages[i];
     if (d->kind == PAGE_SLAB) {
-      unsigned cls = r->page_class_offset[i] >> SIZE_CLASS_OFFSET_SHIFT;
+      unsigned cls = page_class_of_desc(d);
       s->class_slabs[cls]++;
       s->class_live[cls] += d->slab_used;
       s->bytes_in_slabs += PAGE_SIZE << d->order;

@@ -490,11 +490,7 @@ static void tcache_push(tcache_t *tc, void *p, unsigned cls) {
   if (z != tc->zone) return tcache_remote_push(tc, &tc->remote[z - zones], p, cls);
   tcache_bin_t *b = &tc->bins[cls];
   if (tcache_bin_room(b->tally) == 0) tcache_flush_bin(b, max - max / 2);
-  void **obj = p;
-  obj[0] = b->head;
-  obj[1] = (void *)tcache_key;
-  b->head = obj;
-  b->tally--;
+  tcache_bin_push(b, p);
 }
 
 /* The fast path could not push: a suspected double free, a remote object, a

@@ -166,7 +166,7 @@ unsigned zone_alloc_objects(zone_t *z, unsigned cls, void **list, unsigned n) {
     unsigned taken = slab_take(head, list, n - got);
     if (taken == 0) error_fatal("heap corrupted: a slab with room gave no object", page_address_of(head));
     got += taken;
-    if (slab_free_objects(head) == 0) slab_list_remove(head); /* full: on no list */
+    if (slab_free_objects(head, cls) == 0) slab_list_remove(head); /* full: on no list */
   }
   zone_unlock(z);
   return got;
@@ -175,7 +175,7 @@ unsigned zone_alloc_objects(zone_t *z, unsigned cls, void **list, unsigned n) {
 /* Returns one object of class cls to its slab; moves the slab between lists. */
 static void zone_give_locked(zone_t *z, page_desc_t *head, void *p, unsigned cls) {
   slab_list_t *s = &z->slabs[cls];
-  bool was_full = head->slab_used == size_class_slab_count[cls];
+  bool was_full = slab_free_objects(head, cls) == 0;
   if (!slab_give(head, p, cls)) return;
   if (unlikely(was_full)) slab_list_push(&s->partial, head);
   if (likely(head->slab_used > 0)) return;
@@ -223,9 +223,8 @@ void zone_free_objects(void *list, unsigned count) {
       locked = r->zone;
       zone_lock(locked);
     }
-    size_t page = page_index_of(r, p);
-    unsigned cls = r->page_class_offset[page] >> SIZE_CLASS_OFFSET_SHIFT;
-    page_desc_t *head = &r->pages[page & ~(((size_t)1 << size_class_slab_order[cls]) - 1)];
+    unsigned cls = page_class_at(r, p);
+    page_desc_t *head = &r->pages[page_index_of(r, p) & ~(((size_t)1 << size_class_slab_order[cls]) - 1)];
     zone_give_locked(locked, head, p, cls);
   }
   if (locked != NULL) zone_unlock(locked);

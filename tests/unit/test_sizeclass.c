@@ -64,8 +64,8 @@ Test(sizeclass, object_test_by_address_ignores_the_slab_base) {
     size_t slab = PAGE_SIZE << size_class_slab_order[c];
     uintptr_t base = (uintptr_t)7 << 40; /* any slab-aligned address */
     for (size_t off = 0; off < slab; off += 8)
-      cr_assert_eq(size_class_is_object(c, (void *)(base + off)), size_class_is_object_start(c, off),
-                   "class %u off %zu", c, off);
+      cr_assert_eq(size_class_info_is_object(&size_class_info[c], (void *)(base + off)),
+                   size_class_is_object_start(c, off), "class %u off %zu", c, off);
   }
 }
 
@@ -73,6 +73,6 @@ Test(sizeclass, object_test_by_address_ignores_the_slab_base) {
 Test(sizeclass, class_zero_has_no_object_starts) {
   for (size_t off = 0; off < ((size_t)PAGE_SIZE << BUDDY_MAX_ORDER); off += 4096) {
     cr_assert(!size_class_is_object_start(0, off), "off %zu", off);
-    cr_assert(!size_class_is_object(0, (void *)(((uintptr_t)5 << 40) + off)), "off %zu", off);
+    cr_assert(!size_class_info_is_object(&size_class_info[0], (void *)(((uintptr_t)5 << 40) + off)), "off %zu", off);
   }
 }
