@@ -173,13 +173,19 @@ Test(options, unknown_key_warns_once_and_keeps_defaults, .init = cr_redirect_std
       "buddymalloc: warning: BUDDY_OPTIONS: bad value for 'zones=x', keeping the default\n");
 }
 
+/* What the test wrote to stderr so far (with .init = cr_redirect_stderr). */
+static const char *redirected_stderr(void) {
+  static char text[8192];
+  fflush(stderr);
+  size_t n = fread(text, 1, sizeof text - 1, cr_get_redirected_stderr());
+  text[n] = '\0';
+  return text;
+}
+
 Test(options, verbose_reports_options_and_their_source, .init = cr_redirect_stderr) {
   run_options("verbose=1,purge_delay_ms=10");
-  fflush(stderr);
-  FILE *err = cr_get_redirected_stderr();
-  char text[4096] = {0};
-  size_t n = fread(text, 1, sizeof text - 1, err);
-  cr_assert_gt(n, 0);
+  const char *text = redirected_stderr();
+  cr_assert_gt(strlen(text), 0);
   cr_assert_not_null(strstr(text, "purge_delay_ms=10 (BUDDY_OPTIONS)"), "%s", text);
   cr_assert_not_null(strstr(text, "zones=4 (default)"), "%s", text);
 }
@@ -299,11 +305,7 @@ Test(misuse, warn_and_leak_keeps_the_heap_working, .init = cr_redirect_stderr) {
   buddy_free(other);
   buddy_trim(0);
   zone_verify_all();
-  fflush(stderr);
-  FILE *err = cr_get_redirected_stderr();
-  static char text[8192];
-  size_t n = fread(text, 1, sizeof text - 1, err);
-  text[n] = '\0';
+  const char *text = redirected_stderr();
   const char *expected[] = {"free of a pointer buddymalloc does not own", "inside a small block",
                             "double free of a small block", "inside a block (not its start)",
                             "double free: block is already free", "double free: huge block is already free",
@@ -331,11 +333,7 @@ Test(misuse, a_flush_refuses_an_object_never_handed_out, .init = cr_redirect_std
   buddy_free(q);
   buddy_trim(0);
   zone_verify_all();
-  fflush(stderr);
-  FILE *err = cr_get_redirected_stderr();
-  static char text[4096];
-  size_t n = fread(text, 1, sizeof text - 1, err);
-  text[n] = '\0';
+  const char *text = redirected_stderr();
   cr_assert_not_null(strstr(text, "free of a small block that was never allocated"), "got:\n%s", text);
 }
 
