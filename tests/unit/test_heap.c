@@ -315,9 +315,9 @@ Test(misuse, warn_and_leak_keeps_the_heap_working, .init = cr_redirect_stderr) {
   cr_assert_null(strstr(text, "error:"), "nothing was fatal:\n%s", text);
 }
 
-/* slab_give checks every object a bin flush sends home (inline, with a cold
- * half for reports): an object start never handed out is refused and left
- * alone, and the slab stays intact. Bins hold one block, so each free below
+/* slab_give checks every object a bin flush sends home (slab_check_give): an
+ * object start never handed out is refused and left alone, and the slab stays
+ * intact. Bins hold one block, so each free below
  * flushes the one before it. */
 Test(misuse, a_flush_refuses_an_object_never_handed_out, .init = cr_redirect_stderr) {
   options.abort_on_error = 0;
