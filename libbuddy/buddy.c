@@ -79,8 +79,9 @@ void buddy_heap_add_region(buddy_heap_t *h, region_t *r, void *base, bool zeroed
   assert_internal(((uintptr_t)r & (REGION_META_SIZE - 1)) == 0);
   assert_internal(((uintptr_t)base & (BUDDY_REGION_SIZE - 1)) == 0);
   for (size_t i = 0; i < BUDDY_REGION_PAGES; i++) r->pages[i] = (page_desc_t){0};
-  memset(r->page_class_offset, 0, sizeof r->page_class_offset);
+  memset(r->page_class, 0, sizeof r->page_class);
   r->kind = CHUNK_REGION;
+  r->small_mapped = false; /* the zone maps its bytes */
   r->base = base;
   r->heap = h;
   r->free_pages = BUDDY_REGION_PAGES;
@@ -222,9 +223,9 @@ static size_t verify_region(const region_t *r) {
     for (size_t j = 1; j < n && d->kind != PAGE_SLAB; j++)
       VERIFY(r->pages[i + j].kind == PAGE_INNER, "page inside a block is not inner", at);
     for (size_t j = 0; j < n && d->kind == PAGE_SLAB; j++)
-      VERIFY(r->pages[i + j].kind == PAGE_SLAB && r->page_class_offset[i + j] == r->page_class_offset[i] &&
+      VERIFY(r->pages[i + j].kind == PAGE_SLAB && r->page_class[i + j] == r->page_class[i] &&
                  r->pages[i + j].order == d->order, "slab pages disagree", at);
-    VERIFY(d->kind == PAGE_SLAB || r->page_class_offset[i] == 0, "class set outside a slab", at);
+    VERIFY(d->kind == PAGE_SLAB || r->page_class[i] == 0, "class set outside a slab", at);
     if (d->kind == PAGE_FREE) {
       free_pages += n;
       if (d->order < BUDDY_MAX_ORDER) {

@@ -1,32 +1,33 @@
 /* free.c: the freeing half of the public API.
  *
  * The fast path is free_fast() in internal.h, inlined into buddy_free and the
- * shim's free: the zone-slot map says the block is in a zone region, whose
- * metadata is found from the address; the region's class map gives the
- * class, the address says whether it starts an object, and the object goes
- * on the thread's bin. Misuse is caught before anything is written: a
- * pointer with no page-map entry is foreign; one that is not an object or
- * block start is interior; one whose second word holds the cache key and
- * which is found in the bin, the remote batch or the slab is a double free.
- * This file holds its exits.
+ * shim's free: the small map gives the bin of the block's slab (its zone and
+ * class) and whether the address starts an object, and the object goes on
+ * the thread's bin. Misuse is caught before anything is written: a pointer
+ * with no page-map entry is foreign; one that is not an object or block
+ * start is interior; one whose second word holds the cache key and which is
+ * found in the bin, the remote batch or the slab is a double free. This file
+ * holds its exit for everything but a small object start.
  */
 #include "internal.h"
 #include "buddymalloc.h"
 
-noinline void free_not_in_zone_region(void *p) {
+noinline void free_not_small_object(void *p) {
   uintptr_t entry = pagemap_entry(p);
   if (pagemap_is_region(entry)) {
     region_t *r = pagemap_region(entry);
+    /* Elsewhere objects find their region from the address alone. */
     if (r != region_of_address(p)) error_fatal("heap corrupted: a region's metadata is not below its pages", p);
-    return free_in_region(r, p);
+    unsigned cls = page_class_at(r, p);
+    if (cls == 0) return zone_free_run(r, p);
+    if (!size_class_is_object(cls, p)) return error_misuse("free of a pointer inside a small block (not its start)", p);
+    /* A small object the map does not show (its region's bytes could not be
+     * made writable, or the map could not be reserved). */
+    tcache_hold();
+    return tcache_free_slow(p, small_map_bin_number(r->zone_index, cls));
   }
   if (entry != 0) huge_free(pagemap_huge(entry), p);
   else if (p != NULL) error_misuse("free of a pointer buddymalloc does not own", p);
-}
-
-noinline void free_not_object(region_t *r, void *p) {
-  if (page_class_at(r, p) == 0) zone_free_run(r, p);
-  else error_misuse("free of a pointer inside a small block (not its start)", p);
 }
 
 void buddy_free(void *p) {

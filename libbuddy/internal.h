@@ -57,23 +57,21 @@ extern const uint32_t size_class_slab_bytes_used[SIZE_CLASS_COUNT];
 extern const uint8_t size_class_slab_order[SIZE_CLASS_COUNT];
 extern const uint16_t size_class_slab_count[SIZE_CLASS_COUNT];
 
-/* What free's fast path needs of a class, in one 16-byte entry (see
- * sizeclass.c for the test these fields make). */
+/* What the object-start test needs of a class (see sizeclass.c for the test
+ * these fields make); the small map keeps a copy per bin (pagemap.c). */
 typedef struct size_class_info {
   uint64_t magic;     /* ceil(2^64 / class bytes); 0 for class 0 */
   uint32_t slab_mask; /* slab bytes - 1: slabs are aligned to their size */
   uint32_t limit;     /* an offset starts an object iff offset * magic < limit */
 } size_class_info_t;
-_Static_assert(sizeof(size_class_info_t) == (size_t)1 << SIZE_CLASS_OFFSET_SHIFT, "class offsets index the table");
 
 extern const size_class_info_t size_class_info[SIZE_CLASS_COUNT];
-/* Entries are class << SIZE_CLASS_OFFSET_SHIFT: the offset of its bin. */
-extern const uint16_t size_class_lookup[SIZE_CLASS_LOOKUP_MAX / SMALL_ALIGN + 1];
+extern const uint8_t size_class_lookup[SIZE_CLASS_LOOKUP_MAX + 1];
 
 /* Class of a request of `size` <= SMALL_SIZE_MAX bytes; malloc(0) gets class 1.
  * Cost: a load up to SIZE_CLASS_LOOKUP_MAX, about 10 instructions above. */
 static inline unsigned size_class_of(size_t size) {
-  if (size <= SIZE_CLASS_LOOKUP_MAX) return size_class_lookup[(size + SMALL_ALIGN - 1) / SMALL_ALIGN] >> SIZE_CLASS_OFFSET_SHIFT;
+  if (size <= SIZE_CLASS_LOOKUP_MAX) return size_class_lookup[size];
   unsigned lg = 63u - (unsigned)__builtin_clzl(size - 1); /* 2^lg < size <= 2^(lg+1) */
   return 8u + (lg - 7u) * 4u + (unsigned)(((size - 1) >> (lg - 2)) & 3u) + 1u;
 }
@@ -87,19 +85,16 @@ static inline bool size_class_info_is_object_start(const size_class_info_t *ci, 
 static inline bool size_class_is_object_start(unsigned cls, size_t offset) {
   return size_class_info_is_object_start(&size_class_info[cls], offset);
 }
-
-/* The same for a pointer into a slab of ci's class, from its address alone. */
-static inline bool size_class_info_is_object(const size_class_info_t *ci, const void *p) {
-  return size_class_info_is_object_start(ci, (uintptr_t)p & ci->slab_mask);
+/* The same for a pointer into a slab of class cls, from its address alone. */
+static inline bool size_class_is_object(unsigned cls, const void *p) {
+  return size_class_is_object_start(cls, (uintptr_t)p & size_class_info[cls].slab_mask);
 }
 
 /* ---- pagemap.c: address -> region_t / huge_t in O(1) --------------------- */
 
 /* A page-map entry is a uintptr_t: 0 for an address buddymalloc does not
  * own, a region_t's address, or a huge_t's address with PAGEMAP_HUGE_TAG in
- * its low bit. Regions are untagged so that free_not_in_zone_region compares
- * the entry with the region it computed from the address (region_of_address)
- * in one compare: "this region", or foreign, huge or corrupt. */
+ * its low bit. */
 #define PAGEMAP_HUGE_TAG ((uintptr_t)1)
 static inline uintptr_t pagemap_region_entry(const region_t *r) {
   return (uintptr_t)r;
@@ -131,26 +126,52 @@ static inline uintptr_t pagemap_entry(const void *p) {
   return (uintptr_t)entry;
 }
 
-/* The zone-slot map (pagemap.c): bytes[slot] is 1 where a zone region lies;
- * count is 0 until it is reserved, so no test needs a valid base before. */
-typedef struct pagemap_zone_slots {
+/* The small map (pagemap.c): byte p >> PAGE_SHIFT is the number of the bin
+ * (zone * SIZE_CLASS_COUNT + class) of the slab holding p, 0 if p is in no
+ * slab. Below its first byte lies a copy of each bin's size_class_info, as
+ * three arrays indexed by bin number, so that free's fast path reads both
+ * from one base register. Until the map is reserved (or if it cannot be),
+ * `bytes` points at a zero byte below zeroed arrays and `shift` is 63: every
+ * address reads bin 0, whose limit is 0, and free takes its slow path. Load
+ * shift first (acquire; it is stored last): a new shift never meets the old
+ * base. */
+typedef struct small_map_info {
+  uint64_t magic[256];
+  uint64_t limit[256];
+  uint32_t slab_mask[256];
+} small_map_info_t;
+typedef struct small_map {
   const uint8_t *bytes;
-  uintptr_t count;
-} pagemap_zone_slots_t;
-extern pagemap_zone_slots_t pagemap_zone_slots;
+  unsigned shift; /* PAGE_SHIFT once reserved */
+} small_map_t;
+extern small_map_t small_map;
 
-/* True if p lies in a zone region (whose metadata is then just below its
- * pages: region_of_address). False sends the caller to the page map: p may
- * still be in a zone region whose byte could not be written. */
-static inline bool pagemap_in_zone_region(const void *p) {
-  uintptr_t slot = (uintptr_t)p >> BUDDY_REGION_SHIFT;
-  /* Acquire: the base is valid once the count is not 0 (free of a foreign
-   * pointer may race with the reservation). Plain loads on x86. */
-  return slot < __atomic_load_n(&pagemap_zone_slots.count, __ATOMIC_ACQUIRE) &&
-         __atomic_load_n(&pagemap_zone_slots.bytes[slot], __ATOMIC_RELAXED) != 0;
+static inline unsigned small_map_bin_number(unsigned zone_index, unsigned cls) {
+  return zone_index * SIZE_CLASS_COUNT + cls;
 }
-/* Sets or clears the zone-slot byte of the region at base (best effort). */
-void pagemap_mark_zone_region(const void *base, bool zone);
+/* True if p starts an object of the slab the map says p lies in; *bin is its
+ * bin number. One load for the bin, a multiply and a compare (sizeclass.c). */
+static inline bool small_map_object(const void *p, size_t *bin) {
+  unsigned shift = __atomic_load_n(&small_map.shift, __ATOMIC_ACQUIRE);
+  const uint8_t *bytes = __atomic_load_n(&small_map.bytes, __ATOMIC_RELAXED);
+  size_t b = __atomic_load_n(&bytes[(uintptr_t)p >> shift], __ATOMIC_RELAXED);
+  const small_map_info_t *info = (const small_map_info_t *)(bytes - sizeof(small_map_info_t));
+  *bin = b;
+  return (uint64_t)((uintptr_t)p & info->slab_mask[b]) * info->magic[b] < info->limit[b];
+}
+/* Reserves the map (first zone region; idempotent, under the zone's lock is
+ * fine: it takes pagemap_lock) and makes the bytes of the region at base
+ * writable; false if either failed (its frees then take the slow path). */
+bool small_map_add_region(const void *base);
+/* Sets the map byte of `pages` pages from p (mapped by small_map_add_region). */
+void small_map_set(const void *p, size_t pages, unsigned bin);
+/* True when no byte of the region at base is set (debug check on release). */
+bool small_map_region_clear(const void *base);
+/* The bin number the map holds for p (0 when unmapped). */
+static inline unsigned small_map_at(const void *p) {
+  unsigned shift = __atomic_load_n(&small_map.shift, __ATOMIC_ACQUIRE);
+  return __atomic_load_n(&small_map.bytes[(uintptr_t)p >> shift], __ATOMIC_RELAXED);
+}
 
 /* The region holding p, for a caller that knows p is a small or medium block. */
 static inline region_t *pagemap_region_of(const void *p) {
@@ -169,8 +190,7 @@ void pagemap_fork_child(void);
 
 /* The region_t of an address in a zone's region, computed, not loaded: zone.c
  * maps each region's metadata just below its pages. Only valid once the
- * zone-slot map or the page map has said the address is in a zone region;
- * then the loads free's fast path needs wait for no other load. */
+ * small map or the page map has said the address is in a zone region. */
 static inline region_t *region_of_address(const void *p) {
   return (region_t *)(((uintptr_t)p & ~(uintptr_t)(BUDDY_REGION_SIZE - 1)) - REGION_META_SIZE);
 }
@@ -191,21 +211,19 @@ static inline page_desc_t *page_desc_of(region_t *r, const void *p) {
 }
 /* The size class of p's page (0: not a slab). */
 static inline unsigned page_class_at(const region_t *r, const void *p) {
-  return r->page_class_offset[page_index_of(r, p)] >> SIZE_CLASS_OFFSET_SHIFT;
-}
-/* The same, shifted: the offset of the class's size_class_info entry and bin. */
-static inline size_t page_class_offset_at(const region_t *r, const void *p) {
-  return r->page_class_offset[page_index_of(r, p)];
+  return r->page_class[page_index_of(r, p)];
 }
 /* The size class of the page d describes (0: not a slab). */
 static inline unsigned page_class_of_desc(const page_desc_t *d) {
   const region_t *r = region_of_desc(d);
-  return r->page_class_offset[d - r->pages] >> SIZE_CLASS_OFFSET_SHIFT;
+  return r->page_class[d - r->pages];
 }
-/* Sets the class of the `pages` pages from d on (0: not a slab). */
+/* Sets the class of the `pages` pages from d on (0: not a slab), in the
+ * region and, as its bin number, in the small map. */
 static inline void page_class_set(page_desc_t *d, size_t pages, unsigned cls) {
   region_t *r = region_of_desc(d);
-  for (size_t i = 0; i < pages; i++) r->page_class_offset[(size_t)(d - r->pages) + i] = (uint16_t)(cls << SIZE_CLASS_OFFSET_SHIFT);
+  for (size_t i = 0; i < pages; i++) r->page_class[(size_t)(d - r->pages) + i] = (uint8_t)cls;
+  if (r->small_mapped) small_map_set(page_address_of(d), pages, cls == 0 ? 0 : small_map_bin_number(r->zone_index, cls));
 }
 
 void buddy_heap_init(buddy_heap_t *h);
@@ -349,45 +367,58 @@ void huge_fork_child(void);
 /* ---- tcache.c: per-thread caches ----------------------------------------- */
 
 /* The calling thread's cache and busy depth, in one TLS block so that a fast
- * path finds both from one thread-pointer offset (one GOT load). */
+ * path finds them from one thread-pointer offset (one GOT load). `current`
+ * is the cache (whose bin heads come first: free's fast path indexes them by
+ * bin number); `home` points at its home zone's head of class 0, so malloc's
+ * fast path indexes it by class. Both change together (tcache_set_current). */
 typedef struct tcache_tls {
+  void **home;       /* &current->bin_head[current->home_bins] */
   tcache_t *current; /* the thread's cache, or a static stand-in (tcache.c) */
   unsigned busy;     /* see tcache_hold() */
 } tcache_tls_t;
 extern __thread tcache_tls_t tcache_tls __attribute__((tls_model("initial-exec")));
 
-/* The room of bin b read in place, as the 16 bits it is (little-endian: the
+/* The room of a bin read in place, as the 16 bits it is (little-endian: the
  * low half-word of the tally). A narrow read that may alias the tally keeps
  * free's fast path to a compare in memory and one decrement in memory. */
 typedef uint16_t __attribute__((may_alias)) tcache_room_t;
 _Static_assert(TCACHE_TALLY_ROOM_BITS == 16 && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the room is the tally's first half-word");
-static inline bool tcache_bin_full(const tcache_bin_t *b) {
-  return *(const tcache_room_t *)&b->tally == 0;
+static inline bool tcache_bin_full(const tcache_t *tc, size_t bin) {
+  return *(const tcache_room_t *)&tc->bin_tally[bin] == 0;
 }
 static inline uint32_t tcache_bin_room(uint64_t tally) {
   return (uint32_t)(tally & TCACHE_TALLY_ROOM_MASK);
 }
-/* Objects in bin cls of tc, from a tally read of it. */
+/* A bin's tally, from its head: the tallies follow the heads. */
+_Static_assert(offsetof(tcache_t, bin_tally) == offsetof(tcache_t, bin_head) + TCACHE_BINS * sizeof(void *),
+               "a bin's tally is TCACHE_BINS words after its head");
+static inline uint64_t *tcache_tally_of(void **head) {
+  return (uint64_t *)(head + TCACHE_BINS);
+}
+/* The bin number of class cls in tc's home zone. */
+static inline unsigned tcache_home_bin(const tcache_t *tc, unsigned cls) {
+  return tc->home_bins + cls;
+}
+/* Objects in the home bin of class cls of tc, from a tally read of it. */
 static inline uint32_t tcache_bin_count(const tcache_t *tc, unsigned cls, uint64_t tally) {
   return tc->bin_max[cls] - tcache_bin_room(tally);
 }
 static inline uint64_t tcache_bin_requests(uint64_t tally) {
   return tally >> TCACHE_TALLY_ROOM_BITS;
 }
-/* Pushes p on bin b, which has room; p's second word takes the key. */
-static inline void tcache_bin_push(tcache_bin_t *b, void *p) {
+/* Pushes p on bin `bin` of tc, which has room; p's second word takes the key. */
+static inline void tcache_bin_push(tcache_t *tc, size_t bin, void *p) {
   void **obj = p;
-  obj[0] = b->head;
+  obj[0] = tc->bin_head[bin];
   obj[1] = (void *)tcache_key;
-  b->head = obj;
-  b->tally--;
+  tc->bin_head[bin] = obj;
+  tc->bin_tally[bin]--;
 }
 
 /* Called held (tcache_hold) by the fast paths; they release. */
-void *tcache_alloc_slow(tcache_t *tc, unsigned cls); /* ENOMEM on failure */
-void tcache_free_slow(tcache_t *tc, void *p);
-/* p's region r belongs to another zone than tc's. */
-void tcache_free_remote(tcache_t *tc, region_t *r, void *p);
+void *tcache_alloc_slow(unsigned cls); /* ENOMEM on failure */
+/* The fast path could not push p, an object start of bin `bin`. */
+void tcache_free_slow(void *p, size_t bin);
 void tcache_flush_current(void);
 bool tcache_check_double_free(tcache_t *tc, void *p, unsigned cls); /* true: reported */
 void tcache_global_init(void); /* idempotent; cheap once done */
@@ -411,6 +442,10 @@ static inline void tcache_release(void) {
  * (tcache.c) may store to another thread's tcache_tls.current. */
 static inline tcache_t *tcache_get(void) {
   return __atomic_load_n(&tcache_tls.current, __ATOMIC_RELAXED);
+}
+/* Its home zone's bin heads, by class (tcache_tls.home). */
+static inline void **tcache_get_home(void) {
+  return __atomic_load_n(&tcache_tls.home, __ATOMIC_RELAXED);
 }
 /* Empties idle threads' caches when a reclaim period has passed (tcache.c). */
 void tcache_sweep_idle(void);
@@ -451,26 +486,25 @@ void *alloc_aligned(size_t alignment, size_t size);
 void *alloc_large(size_t size, size_t align, bool *zeroed);
 
 /* malloc's fast path (buddy_malloc, and the shim's malloc with no call in
- * between): the bin of the size class (its offset comes straight from the
- * lookup table), then a pop from it, counted. Cost (callgrind): 20
- * instructions up to 1 KiB when the bin is not empty, 4 of them the busy
- * depth; the slow paths are tail calls, so the fast path saves no registers.
- * The second word is cleared so that a block handed out never looks like a
- * cached one (tcache_key) when freed. */
-_Static_assert(sizeof(tcache_bin_t) == (size_t)1 << SIZE_CLASS_OFFSET_SHIFT, "the lookup table holds bin offsets");
+ * between): the class from a table indexed by the size, then a pop from the
+ * home bin of that class, counted. Cost (callgrind): 17 instructions up to
+ * 1 KiB when the bin is not empty, 4 of them the busy depth; the slow paths
+ * are tail calls, so the fast path saves no registers. The second word is
+ * cleared so that a block handed out never looks like a cached one
+ * (tcache_key) when freed. */
 static inline void *alloc_fast(size_t size) {
-  size_t bin_offset; /* class << SIZE_CLASS_OFFSET_SHIFT */
-  if (likely(size <= SIZE_CLASS_LOOKUP_MAX)) bin_offset = size_class_lookup[(size + SMALL_ALIGN - 1) / SMALL_ALIGN];
-  else if (size <= SMALL_SIZE_MAX) bin_offset = (size_t)size_class_of(size) << SIZE_CLASS_OFFSET_SHIFT;
+  size_t cls;
+  if (likely(size <= SIZE_CLASS_LOOKUP_MAX)) cls = size_class_lookup[size];
+  else if (size <= SMALL_SIZE_MAX) cls = size_class_of(size);
   else return alloc_large(size, PAGE_SIZE, NULL);
   tcache_hold();
-  tcache_t *tc = tcache_get();
-  tcache_bin_t *b = (tcache_bin_t *)((char *)tc->bins + bin_offset);
-  void **p = b->head;
+  void **head = tcache_get_home() + cls;
+  void **p = *head;
   /* sets errno when it fails; releases */
-  if (unlikely(p == NULL)) return tcache_alloc_slow(tc, (unsigned)(bin_offset >> SIZE_CLASS_OFFSET_SHIFT));
-  b->head = p[0];
-  b->tally += TCACHE_TALLY_POP; /* static caches never get here: their bins are empty */
+  if (unlikely(p == NULL)) return tcache_alloc_slow((unsigned)cls);
+  *head = p[0];
+  /* Static caches never get here: their bins are empty. */
+  *tcache_tally_of(head) += TCACHE_TALLY_POP;
   p[1] = NULL;
   tcache_release();
   return p;
@@ -478,53 +512,39 @@ static inline void *alloc_fast(size_t size) {
 
 /* ---- free.c -------------------------------------------------------------- */
 
-/* p is not in a zone region by the zone-slot map: foreign (reported unless p
- * is NULL), a huge block, or in a zone region whose slot byte could not be
+/* p does not start an object by the small map: a page run, a huge block, a
+ * foreign or interior pointer, or a small object whose map byte could not be
  * written (then freed as the fast path would). */
-void free_not_in_zone_region(void *p);
-/* p in region r is not a small object's start: a page run (cls 0), or misuse. */
-void free_not_object(region_t *r, void *p);
+void free_not_small_object(void *p);
 
-/* The part of free's fast path after the region is known. */
-static inline void free_in_region(region_t *r, void *p) {
-  /* The class map holds class << SIZE_CLASS_OFFSET_SHIFT: the offset of both
-   * its size_class_info entry and its bin, with no shift here. */
-  size_t offset = page_class_offset_at(r, p);
-  const size_class_info_t *ci = (const size_class_info_t *)((const char *)size_class_info + offset);
-  /* Class 0 (a page run) never passes: its limit is 0. */
-  if (unlikely(!size_class_info_is_object(ci, p))) return free_not_object(r, p);
+/* free's fast path (buddy_free, and the shim's free): the small map gives the
+ * bin number of p's slab (zone and class) and, from the same base, the
+ * object-start test (a multiply and a compare); then a push on that bin of
+ * the thread's cache. Bins of other zones have no room, so a remote free
+ * goes to the slow path with no test of its own.
+ * Misuse is caught before anything is written: a pointer that is in no slab
+ * or does not start an object goes to the page map (foreign, interior, or
+ * not small); one whose second word holds the cache key is checked for a
+ * double free by the slow path. Cost (callgrind): 27 instructions when the
+ * bin has room: 10 the map and the object test, 3 the cache (raising the
+ * busy depth), 5 the key, 7 the room test and the push, 2 lowering the busy
+ * depth and returning; every exit is a tail call. */
+static inline void free_fast(void *p) {
+  size_t bin;
+  if (unlikely(!small_map_object(p, &bin))) return free_not_small_object(p);
   tcache_hold();
   tcache_t *tc = tcache_get();
-  /* Another zone's object is a remote free: batched, never reused here. */
-  if (unlikely(r->zone != tc->zone)) return tcache_free_remote(tc, r, p);
-  tcache_bin_t *b = (tcache_bin_t *)((char *)tc->bins + offset);
-  /* A key in the 2nd word may be a double free; a full bin must flush. */
-  if (unlikely(free_key_matches(((void **)p)[1]) || tcache_bin_full(b))) return tcache_free_slow(tc, p);
-  tcache_bin_push(b, p);
+  void **head = &tc->bin_head[bin];
+  /* A key in the 2nd word may be a double free; no room: a full bin, another
+   * zone's bin, or a static cache. */
+  if (unlikely(free_key_matches(((void **)p)[1]) || *(const tcache_room_t *)tcache_tally_of(head) == 0))
+    return tcache_free_slow(p, bin);
+  void **obj = p;
+  obj[0] = *head;
+  obj[1] = (void *)tcache_key;
+  *head = obj;
+  (*tcache_tally_of(head))--;
   tcache_release();
-}
-
-/* free's fast path (buddy_free, and the shim's free): one byte of the
- * zone-slot map says whether p is in a zone region; the region's metadata is
- * then found from the address (region_of_address), its class map gives the
- * class, the address alone says whether p starts an object (a multiply and a
- * compare); then a push on the thread's bin. Neither the class load nor the
- * bin the push writes waits for another load: with random size classes the
- * next malloc's bin load waits on this free's bin store, so that chain sets
- * the pace (churn with 16..128-byte blocks ran 15% faster once the class no
- * longer waited for the two page-map loads).
- * Misuse is caught before anything is written: a pointer in no zone region
- * goes to the page map (foreign, huge, or a region whose byte is missing);
- * one that does not start an object is interior; one whose second word holds
- * the cache key is checked for a double free by the slow path. Cost
- * (callgrind): 45 instructions when the bin has room: 9 the zone-slot test,
- * 15 the region, the class and the object test, 3 the cache (raising the
- * busy depth), 3 the zone, 5 the key, 8 the bin and the push, 2 lowering the
- * busy depth and returning; every exit is a tail call, and the slow ones
- * find the class again themselves. */
-static inline void free_fast(void *p) {
-  if (unlikely(!pagemap_in_zone_region(p))) return free_not_in_zone_region(p);
-  free_in_region(region_of_address(p), p);
 }
 
 #pragma GCC visibility pop

@@ -29,6 +29,9 @@ void *os_map_readonly(size_t size);
 /* Makes a page-aligned part of an os_map_readonly range writable; false if
  * the system refuses (out of memory or mappings). */
 bool os_make_writable(void *addr, size_t size);
+bool os_make_readonly(void *addr, size_t size);
+/* Leaves a large reservation out of core dumps (best effort). */
+void os_exclude_from_core_dumps(void *addr, size_t size);
 
 /* Unmaps what an os_map_* function returned (or a page-aligned part of it). */
 void os_unmap(void *addr, size_t size);

@@ -93,11 +93,25 @@ void *os_map_readonly(size_t size) {
   return p;
 }
 
-bool os_make_writable(void *addr, size_t size) {
-  int saved = errno, prot = PROT_READ | PROT_WRITE;
+static bool os_protect(void *addr, size_t size, int prot) {
+  int saved = errno;
   int r = os_via_libc ? mprotect(addr, size, prot) : (int)syscall(SYS_mprotect, addr, size, prot);
   errno = saved;
   return r == 0;
+}
+
+bool os_make_writable(void *addr, size_t size) {
+  return os_protect(addr, size, PROT_READ | PROT_WRITE);
+}
+
+bool os_make_readonly(void *addr, size_t size) {
+  return os_protect(addr, size, PROT_READ);
+}
+
+void os_exclude_from_core_dumps(void *addr, size_t size) {
+  int saved = errno;
+  madvise_raw(addr, size, MADV_DONTDUMP);
+  errno = saved;
 }
 
 void os_unmap(void *addr, size_t size) {

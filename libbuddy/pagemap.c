@@ -11,16 +11,25 @@
  * address with no entry is not buddymalloc's, which is how foreign pointers
  * are recognised in O(1) without touching the memory they point to.
  *
- * Beside it, the zone-slot map: one byte per region-sized slot of the same
- * address space (2^PAGEMAP_ZONE_SLOT_BITS bytes: 64 MiB of address space,
- * reserved read-only, so untouched pages stay the shared zero page and cost
- * neither memory nor commit charge; a page is made writable when a region in
- * its range first needs its byte). A byte is 1 where a zone region lies:
- * free's fast path tests it, one load at a fixed base, instead of the two
- * dependent loads of the page map. It only ever speeds free up: a 0 sends
- * free to its slow path, which asks the page map, so a process that could
- * not reserve it, or a region whose page could not be made writable, still
- * frees correctly.
+ * Beside it, the small map: one byte per page of the 47-bit address space
+ * (SMALL_MAP_BYTES, 32 GiB of address space, reserved read-only, so untouched
+ * pages stay the kernel's shared zero page and cost neither memory nor commit
+ * charge, and left out of core dumps). A byte holds the bin number (zone *
+ * SIZE_CLASS_COUNT + class) of the slab on that page, 0 anywhere else. The
+ * bytes of a zone region (1 KiB, a quarter page) are made writable when the
+ * region is mapped and are all 0 again by the time it is unmapped. Below the
+ * first byte, in two pages of their own made read-only once filled, lie the
+ * object-start fields of each bin (small_map_info_t), so that free's fast path
+ * reads the bin and the test from one base in three loads, with no test that
+ * the address is in range: every user-space address is. The map only ever
+ * speeds free up: bin 0 fails the test and sends free to the page map, which
+ * is also what happens before the map is reserved, if it cannot be (a
+ * process limited by RLIMIT_AS, or under valgrind with little address space
+ * left), or for a region whose bytes could not be made writable.
+ * Addresses at or above 2^47 (possible only with 5-level page tables, for a
+ * mapping asked for there) would read past the map; no region is placed
+ * there, and the page map refuses them, so only a foreign pointer up there
+ * could be misread.
  */
 #include "internal.h"
 
@@ -31,10 +40,18 @@ void **pagemap_root[(size_t)1 << PAGEMAP_ROOT_BITS] = {
     [0 ...((size_t)1 << PAGEMAP_ROOT_BITS) - 1] = pagemap_empty_leaf};
 static pthread_mutex_t pagemap_lock = PTHREAD_MUTEX_INITIALIZER;
 
-#define PAGEMAP_ZONE_SLOTS ((size_t)1 << PAGEMAP_ZONE_SLOT_BITS)
-pagemap_zone_slots_t pagemap_zone_slots; /* count 0 until reserved */
-/* Under pagemap_lock: which pages of the zone-slot map are writable. */
-static uint64_t pagemap_zone_slot_pages_writable[PAGEMAP_ZONE_SLOTS / PAGE_SIZE / 64];
+/* Before the map is reserved: a zero byte below zeroed fields (limit 0). */
+static struct {
+  small_map_info_t info;
+  uint8_t zero[64];
+} small_map_unreserved;
+small_map_t small_map = {.bytes = small_map_unreserved.zero, .shift = 63};
+/* The mapping: the info pages, then the bytes. */
+#define SMALL_MAP_INFO_PAGES ((sizeof(small_map_info_t) + PAGE_SIZE - 1) / PAGE_SIZE)
+static bool small_map_failed; /* under pagemap_lock: no second try */
+/* The bytes once reserved, for the writers (small_map.bytes may be swapped
+ * by a unit test that plays an unreserved map). */
+static uint8_t *small_map_reserved;
 
 /* The leaf for region number `slot`, mapped if absent; NULL if out of memory. */
 static void **pagemap_leaf_locked(uintptr_t slot) {
@@ -75,33 +92,58 @@ void pagemap_unregister(const void *base, size_t size) {
   pthread_mutex_unlock(&pagemap_lock);
 }
 
-/* Under pagemap_lock: the byte of `slot`, writable; NULL if it cannot be, or,
- * when `for_clearing`, if it was never written (so it reads 0 already). */
-static uint8_t *pagemap_zone_slot_locked(uintptr_t slot, bool for_clearing) {
-  if (pagemap_zone_slots.count == 0) {
-    if (for_clearing) return NULL;
-    uint8_t *bytes = os_map_readonly(PAGEMAP_ZONE_SLOTS);
-    if (bytes == NULL) return NULL;
-    pagemap_zone_slots.bytes = bytes;
-    __atomic_store_n(&pagemap_zone_slots.count, PAGEMAP_ZONE_SLOTS, __ATOMIC_RELEASE);
+/* Under pagemap_lock: reserves the map and fills its info; false if not. */
+static bool small_map_reserve_locked(void) {
+  if (small_map_reserved != NULL) return true;
+  if (small_map_failed) return false;
+  size_t info_bytes = SMALL_MAP_INFO_PAGES * PAGE_SIZE;
+  char *mapping = os_map_readonly(info_bytes + SMALL_MAP_BYTES);
+  if (mapping == NULL || !os_make_writable(mapping, info_bytes)) {
+    if (mapping != NULL) os_unmap(mapping, info_bytes + SMALL_MAP_BYTES);
+    small_map_failed = true;
+    return false;
   }
-  if (slot >= PAGEMAP_ZONE_SLOTS) return NULL;
-  uint8_t *byte = (uint8_t *)&pagemap_zone_slots.bytes[slot];
-  size_t page = slot / PAGE_SIZE;
-  uint64_t bit = (uint64_t)1 << (page % 64);
-  if (!(pagemap_zone_slot_pages_writable[page / 64] & bit)) {
-    if (for_clearing || !os_make_writable(byte - slot % PAGE_SIZE, PAGE_SIZE)) return NULL;
-    pagemap_zone_slot_pages_writable[page / 64] |= bit;
-  }
-  return byte;
+  uint8_t *bytes = (uint8_t *)mapping + info_bytes;
+  small_map_info_t *info = (small_map_info_t *)(bytes - sizeof(small_map_info_t));
+  for (unsigned z = 0; z < ZONES_MAX; z++)
+    for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
+      unsigned bin = small_map_bin_number(z, c);
+      info->magic[bin] = size_class_info[c].magic;
+      info->limit[bin] = size_class_info[c].limit;
+      info->slab_mask[bin] = size_class_info[c].slab_mask;
+    }
+  os_make_readonly(mapping, info_bytes);
+  os_exclude_from_core_dumps(bytes, SMALL_MAP_BYTES);
+  small_map_reserved = bytes;
+  __atomic_store_n(&small_map.bytes, bytes, __ATOMIC_RELAXED);
+  __atomic_store_n(&small_map.shift, PAGE_SHIFT, __ATOMIC_RELEASE);
+  return true;
 }
 
-void pagemap_mark_zone_region(const void *base, bool zone) {
-  uintptr_t slot = (uintptr_t)base >> BUDDY_REGION_SHIFT;
+bool small_map_add_region(const void *base) {
+  uintptr_t first = (uintptr_t)base >> PAGE_SHIFT;
+  if (first + BUDDY_REGION_PAGES > SMALL_MAP_BYTES) return false;
   pthread_mutex_lock(&pagemap_lock);
-  uint8_t *byte = pagemap_zone_slot_locked(slot, !zone);
-  if (byte != NULL) __atomic_store_n(byte, (uint8_t)zone, __ATOMIC_RELEASE);
+  bool ok = small_map_reserve_locked();
+  if (ok) {
+    /* A region's bytes are a quarter page, aligned: within one page. */
+    uintptr_t page = ((uintptr_t)small_map_reserved + first) & ~(uintptr_t)(PAGE_SIZE - 1);
+    ok = os_make_writable((void *)page, PAGE_SIZE);
+  }
   pthread_mutex_unlock(&pagemap_lock);
+  return ok;
+}
+
+void small_map_set(const void *p, size_t pages, unsigned bin) {
+  uint8_t *bytes = small_map_reserved + ((uintptr_t)p >> PAGE_SHIFT);
+  for (size_t i = 0; i < pages; i++) __atomic_store_n(&bytes[i], (uint8_t)bin, __ATOMIC_RELAXED);
+}
+
+bool small_map_region_clear(const void *base) {
+  const uint8_t *bytes = small_map_reserved + ((uintptr_t)base >> PAGE_SHIFT);
+  for (size_t i = 0; i < BUDDY_REGION_PAGES; i++)
+    if (bytes[i] != 0) return false;
+  return true;
 }
 
 void pagemap_fork_prepare(void) {

@@ -69,19 +69,13 @@ const size_class_info_t size_class_info[SIZE_CLASS_COUNT] = {
     CLASS_INFO(20480, 5), CLASS_INFO(24576, 5), CLASS_INFO(28672, 6), CLASS_INFO(32768, 5),
 };
 
-/* Class of each request up to SIZE_CLASS_LOOKUP_MAX bytes by (size + 15) / 16,
- * times 2^SIZE_CLASS_OFFSET_SHIFT (the size of a thread-cache bin): one load
- * gives malloc's fast path its bin's offset, instead of size_class_of's
- * arithmetic and a shift. Index 0 (malloc(0)) is class 1. */
-#define L(cls) ((cls) << SIZE_CLASS_OFFSET_SHIFT)
-const uint16_t size_class_lookup[SIZE_CLASS_LOOKUP_MAX / SMALL_ALIGN + 1] = {
-    L(1),  L(1),  L(2),  L(3),  L(4),  L(5),  L(6),  L(7),  L(8), /* 0 .. 128 */
-    L(9),  L(9),  L(10), L(10), L(11), L(11), L(12), L(12),       /* .. 256 */
-    L(13), L(13), L(13), L(13), L(14), L(14), L(14), L(14),       /* .. 384 */
-    L(15), L(15), L(15), L(15), L(16), L(16), L(16), L(16),       /* .. 512 */
-    L(17), L(17), L(17), L(17), L(17), L(17), L(17), L(17),       /* .. 640 */
-    L(18), L(18), L(18), L(18), L(18), L(18), L(18), L(18),       /* .. 768 */
-    L(19), L(19), L(19), L(19), L(19), L(19), L(19), L(19),       /* .. 896 */
-    L(20), L(20), L(20), L(20), L(20), L(20), L(20), L(20),       /* .. 1024 */
+/* Class of each request up to SIZE_CLASS_LOOKUP_MAX bytes, indexed by the size
+ * itself: malloc's fast path loads it with no rounding (1 KiB of table, of
+ * which a program's usual sizes touch a few lines). malloc(0) is class 1. */
+const uint8_t size_class_lookup[SIZE_CLASS_LOOKUP_MAX + 1] = {
+    [0 ... 16] = 1,      [17 ... 32] = 2,     [33 ... 48] = 3,     [49 ... 64] = 4,
+    [65 ... 80] = 5,     [81 ... 96] = 6,     [97 ... 112] = 7,    [113 ... 128] = 8,
+    [129 ... 160] = 9,   [161 ... 192] = 10,  [193 ... 224] = 11,  [225 ... 256] = 12,
+    [257 ... 320] = 13,  [321 ... 384] = 14,  [385 ... 448] = 15,  [449 ... 512] = 16,
+    [513 ... 640] = 17,  [641 ... 768] = 18,  [769 ... 896] = 19,  [897 ... 1024] = 20,
 };
-#undef L

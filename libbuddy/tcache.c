@@ -58,7 +58,8 @@ static tcache_t tcache_empty = {.zone = &zones[0], .state = TCACHE_EMPTY};
 static tcache_t tcache_dead = {.zone = &zones[0], .state = TCACHE_DEAD};
 static tcache_t tcache_reclaimed = {.zone = &zones[0], .state = TCACHE_RECLAIMED};
 
-__thread tcache_tls_t tcache_tls __attribute__((tls_model("initial-exec"))) = {.current = &tcache_empty};
+__thread tcache_tls_t tcache_tls __attribute__((tls_model("initial-exec"))) = {.home = tcache_empty.bin_head,
+                                                                                  .current = &tcache_empty};
 /* The thread's own live cache, also while tcache_reclaimed stands in for it. */
 static __thread tcache_t *tcache_own __attribute__((tls_model("initial-exec")));
 
@@ -109,16 +110,28 @@ size_t tcache_max_bytes(void) {
 
 /* ---- Flushing ------------------------------------------------------------ */
 
-/* Moves the first n objects of bin b back to their zones. */
-static void tcache_flush_bin(tcache_bin_t *b, uint32_t n) {
+/* Moves the first n objects of bin `bin` of tc back to their zones. */
+static void tcache_flush_bin(tcache_t *tc, unsigned bin, uint32_t n) {
   if (n == 0) return;
-  void **last = b->head;
+  void **last = tc->bin_head[bin];
   for (uint32_t i = 1; i < n; i++) last = last[0];
   void *rest = last[0];
   last[0] = NULL;
-  zone_free_objects(b->head, n);
-  b->head = rest;
-  b->tally += n; /* room */
+  zone_free_objects(tc->bin_head[bin], n);
+  tc->bin_head[bin] = rest;
+  tc->bin_tally[bin] += n; /* room */
+}
+
+/* The tally of the home bin of class cls (relaxed: other threads read it). */
+static uint64_t tcache_home_tally(const tcache_t *tc, unsigned cls) {
+  return __atomic_load_n(&tc->bin_tally[tcache_home_bin(tc, cls)], __ATOMIC_RELAXED);
+}
+
+/* Makes tc the calling thread's cache (or the one of the thread whose TLS
+ * block `tls` is, under tcache_registry_lock: see the header). */
+static void tcache_set_current(tcache_tls_t *tls, tcache_t *tc) {
+  __atomic_store_n(&tls->current, tc, __ATOMIC_RELAXED);
+  __atomic_store_n(&tls->home, &tc->bin_head[tc->home_bins], __ATOMIC_RELAXED);
 }
 
 static void tcache_remote_flush(tcache_remote_t *rb) {
@@ -128,14 +141,15 @@ static void tcache_remote_flush(tcache_remote_t *rb) {
 }
 
 static void tcache_flush_all(tcache_t *tc) {
-  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) tcache_flush_bin(&tc->bins[c], tcache_bin_count(tc, c, tc->bins[c].tally));
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++)
+    tcache_flush_bin(tc, tcache_home_bin(tc, c), tcache_bin_count(tc, c, tcache_home_tally(tc, c)));
   for (unsigned z = 0; z < ZONES_MAX; z++) tcache_remote_flush(&tc->remote[z]);
 }
 
 static size_t tcache_cached_bytes(const tcache_t *tc) {
   size_t bytes = 0;
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++)
-    bytes += (size_t)tcache_bin_count(tc, c, __atomic_load_n(&tc->bins[c].tally, __ATOMIC_RELAXED)) * size_class_bytes[c];
+    bytes += (size_t)tcache_bin_count(tc, c, tcache_home_tally(tc, c)) * size_class_bytes[c];
   return bytes;
 }
 
@@ -154,7 +168,7 @@ static size_t tcache_cached_bytes(const tcache_t *tc) {
 static cold_path tcache_t *tcache_resume(void) {
   tcache_t *own = tcache_own;
   pthread_mutex_lock(&tcache_registry_lock);
-  __atomic_store_n(&tcache_tls.current, own, __ATOMIC_RELAXED);
+  tcache_set_current(&tcache_tls, own);
   pthread_mutex_unlock(&tcache_registry_lock);
   return own;
 }
@@ -194,7 +208,7 @@ static void tcache_unregister_locked(tcache_t *tc) {
   if (tc->prev != NULL) tc->prev->next = tc->next;
   else tcache_registry = tc->next;
   if (tc->next != NULL) tc->next->prev = tc->prev;
-  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) tcache_requests_retired[c] += tcache_bin_requests(tc->bins[c].tally);
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) tcache_requests_retired[c] += tcache_bin_requests(tcache_home_tally(tc, c));
 }
 
 static void tcache_thread_exit(void *arg) {
@@ -202,7 +216,7 @@ static void tcache_thread_exit(void *arg) {
   tcache_hold(); /* the lock below may block */
   pthread_mutex_lock(&tcache_registry_lock);
   tcache_unregister_locked(tc);
-  __atomic_store_n(&tcache_tls.current, &tcache_dead, __ATOMIC_RELAXED);
+  tcache_set_current(&tcache_tls, &tcache_dead);
   tcache_own = NULL;
   pthread_mutex_unlock(&tcache_registry_lock);
   tcache_flush_all(tc);
@@ -270,11 +284,11 @@ static bool tcache_thread_init(void) {
   void *list = NULL;
   if (zone_alloc_objects(z, size_class_of(sizeof(tcache_t)), &list, 1) == 0) return false;
   tcache_t *tc = list;
-  *tc = (tcache_t){.zone = z, .state = TCACHE_LIVE, .owner_slot = &tcache_tls.current,
-                     .owner_busy = &tcache_tls.busy, .tid = os_thread_id()};
-  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) tc->bins[c].tally = tc->bin_max[c] = tcache_bin_max(c);
+  *tc = (tcache_t){.zone = z, .state = TCACHE_LIVE, .owner_tls = &tcache_tls, .owner_busy = &tcache_tls.busy,
+                     .tid = os_thread_id(), .home_bins = small_map_bin_number((unsigned)(z - zones), 0)};
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) tc->bin_tally[tcache_home_bin(tc, c)] = tc->bin_max[c] = tcache_bin_max(c);
   tcache_own = tc;
-  __atomic_store_n(&tcache_tls.current, tc, __ATOMIC_RELAXED);
+  tcache_set_current(&tcache_tls, tc);
   tcache_register(tc);
   pthread_setspecific(tcache_thread_key, tc); /* may allocate: the cache is ready */
   return true;
@@ -306,10 +320,11 @@ static void tcache_flush_orphans_locked(void) {
     if (*tc->owner_busy != 0) continue; /* its stack is still mapped here */
     for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
       unsigned n = 0;
-      for (void **p = tc->bins[c].head; p != NULL && n <= tc->bin_max[c]; p = p[0]) n++;
+      unsigned bin = tcache_home_bin(tc, c);
+      for (void **p = tc->bin_head[bin]; p != NULL && n <= tc->bin_max[c]; p = p[0]) n++;
       if (n <= tc->bin_max[c]) {
-        tc->bins[c].tally = (tc->bins[c].tally & ~TCACHE_TALLY_ROOM_MASK) | (tc->bin_max[c] - n);
-        tcache_flush_bin(&tc->bins[c], n);
+        tc->bin_tally[bin] = (tc->bin_tally[bin] & ~TCACHE_TALLY_ROOM_MASK) | (tc->bin_max[c] - n);
+        tcache_flush_bin(tc, bin, n);
       }
     }
     zone_free_small(tc);
@@ -331,10 +346,15 @@ static void tcache_sweep_locked(void) {
       /* The slot may still hold tcache_reclaimed from a swap whose step 2
        * failed: the owner has not run since, so step 2 is simply retried. */
       tcache_t *expected = tc;
-      if (__atomic_compare_exchange_n(tc->owner_slot, &expected, &tcache_reclaimed, false, __ATOMIC_SEQ_CST,
-                                      __ATOMIC_SEQ_CST) ||
-          expected == &tcache_reclaimed)
+      if (__atomic_compare_exchange_n(&tc->owner_tls->current, &expected, &tcache_reclaimed, false,
+                                      __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST) ||
+          expected == &tcache_reclaimed) {
+        /* The owner's slots change only under tcache_registry_lock, held
+         * here; a fast path that read the old home meanwhile ran, which
+         * step 2 sees. */
+        __atomic_store_n(&tc->owner_tls->home, tcache_reclaimed.bin_head, __ATOMIC_SEQ_CST);
         tcache_reclaim_locked(tc);
+      }
       blocked = false; /* emptied, or not idle after all: start over */
     }
     tc->idle_seen = blocked;
@@ -368,13 +388,13 @@ void tcache_collect_stats(buddy_stats_t *s) {
   for (const tcache_t *tc = tcache_registry; tc != NULL; tc = tc->next) {
     s->thread_caches++;
     for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
-      uint64_t tally = __atomic_load_n(&tc->bins[c].tally, __ATOMIC_RELAXED);
+      uint64_t tally = tcache_home_tally(tc, c);
       s->class_requests[c] += tcache_bin_requests(tally);
       s->class_cached[c] += tcache_bin_count(tc, c, tally);
     }
   }
   for (const tcache_t *tc = tcache_orphans; tc != NULL; tc = tc->next)
-    for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) s->class_cached[c] += tcache_bin_count(tc, c, tc->bins[c].tally);
+    for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) s->class_cached[c] += tcache_bin_count(tc, c, tcache_home_tally(tc, c));
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) s->bytes_cached += s->class_cached[c] * size_class_bytes[c];
   s->caches_reclaimed = tcache_reclaims;
   s->bytes_reclaimed = tcache_reclaimed_bytes;
@@ -384,10 +404,10 @@ void tcache_collect_stats(buddy_stats_t *s) {
 /* ---- Slow paths ---------------------------------------------------------- */
 
 /* One object off a bin, counted as a request (as on the fast path). */
-static void *tcache_pop(tcache_bin_t *b) {
-  void **p = b->head;
-  b->head = p[0];
-  counter_add(b->tally, TCACHE_TALLY_POP);
+static void *tcache_pop(tcache_t *tc, unsigned bin) {
+  void **p = tc->bin_head[bin];
+  tc->bin_head[bin] = p[0];
+  counter_add(tc->bin_tally[bin], TCACHE_TALLY_POP);
   p[1] = NULL;
   return p;
 }
@@ -410,19 +430,19 @@ static tcache_t *tcache_enter_own(tcache_t *tc) {
 }
 
 static void *tcache_refill_and_pop(tcache_t *tc, unsigned cls) {
-  tcache_bin_t *b = &tc->bins[cls];
+  unsigned bin = tcache_home_bin(tc, cls);
   uint32_t max = tc->bin_max[cls];
   if (tc->state != TCACHE_LIVE || max == 0) return tcache_alloc_uncached(tc->zone, cls);
-  if (b->head == NULL) {
-    b->tally -= zone_alloc_objects(tc->zone, cls, &b->head, (max + 1) / 2); /* room */
-    if (b->head == NULL) return NULL;
+  if (tc->bin_head[bin] == NULL) {
+    tc->bin_tally[bin] -= zone_alloc_objects(tc->zone, cls, &tc->bin_head[bin], (max + 1) / 2); /* room */
+    if (tc->bin_head[bin] == NULL) return NULL;
   }
-  return tcache_pop(b);
+  return tcache_pop(tc, bin);
 }
 
-void *tcache_alloc_slow(tcache_t *tc, unsigned cls) {
+void *tcache_alloc_slow(unsigned cls) {
   if (unlikely(purge_thread_wanted())) purge_start_thread();
-  tc = tcache_enter_own(tc);
+  tcache_t *tc = tcache_enter_own(tcache_get());
   void *p = tcache_refill_and_pop(tc, cls);
   tcache_release();
   if (p == NULL) errno = ENOMEM;
@@ -443,12 +463,11 @@ static noinline void tcache_remote_adopt(tcache_t *tc, tcache_remote_t *rb) {
   for (void **p = rb->head; p != NULL; p = next) {
     next = p[0];
     region_t *r = region_of_address(p); /* free found it in a zone region */
-    unsigned cls = page_class_at(r, p);
-    tcache_bin_t *b = &tc->bins[cls];
-    if (tcache_bin_room(b->tally) > 0) { /* p[1] already holds the key */
-      p[0] = b->head;
-      b->head = p;
-      b->tally--;
+    unsigned bin = tcache_home_bin(tc, page_class_at(r, p));
+    if (tcache_bin_room(tc->bin_tally[bin]) > 0) { /* p[1] already holds the key */
+      p[0] = tc->bin_head[bin];
+      tc->bin_head[bin] = p;
+      tc->bin_tally[bin]--;
     } else {
       p[0] = home;
       home = p;
@@ -469,37 +488,34 @@ static void tcache_remote_push(tcache_t *tc, tcache_remote_t *rb, void *p, unsig
   if (unlikely(rb->count >= TCACHE_REMOTE_MAX || rb->bytes >= TCACHE_REMOTE_BYTES)) tcache_remote_adopt(tc, rb);
 }
 
-/* A remote free, from the fast path (held): into its zone's batch, which
- * goes home when full. Cost: about 30 instructions (callgrind, xthread ring),
- * on top of free's fast path up to its zone test. The cases the batch
- * cannot take (a suspected double free; a static cache, whose bins have max 0,
- * as with debug=1) take the general slow path. Releases. */
-void tcache_free_remote(tcache_t *tc, region_t *r, void *p) {
-  unsigned cls = page_class_at(r, p);
-  if (unlikely(free_key_matches(((void **)p)[1]) || tc->bin_max[cls] == 0)) return tcache_free_slow(tc, p);
-  tcache_remote_push(tc, &tc->remote[r->zone_index], p, cls);
-  tcache_release();
-}
-
-/* An entered, live cache takes p: into its bin (flushing half when full), or
- * into its zone's remote batch when p belongs to another zone. */
-static void tcache_push(tcache_t *tc, void *p, unsigned cls) {
+/* An entered, live cache takes p, of class cls and zone zone_index: into
+ * its bin (flushing half when full), or into that zone's remote batch when
+ * it is not the home zone. */
+static void tcache_push(tcache_t *tc, void *p, unsigned cls, unsigned zone_index) {
   uint32_t max = tc->bin_max[cls];
   if (tc->state != TCACHE_LIVE || max == 0) return zone_free_small(p);
-  zone_t *z = tcache_zone_of(p);
-  if (z != tc->zone) return tcache_remote_push(tc, &tc->remote[z - zones], p, cls);
-  tcache_bin_t *b = &tc->bins[cls];
-  if (tcache_bin_room(b->tally) == 0) tcache_flush_bin(b, max - max / 2);
-  tcache_bin_push(b, p);
+  if (&zones[zone_index] != tc->zone) return tcache_remote_push(tc, &tc->remote[zone_index], p, cls);
+  unsigned bin = tcache_home_bin(tc, cls);
+  if (tcache_bin_room(tc->bin_tally[bin]) == 0) tcache_flush_bin(tc, bin, max - max / 2);
+  tcache_bin_push(tc, bin, p);
 }
 
-/* The fast path could not push: a suspected double free, a remote object, a
- * full bin, or a thread with no cache of its own yet (or any more, or
- * reclaimed while idle). Entered held; releases. */
-void tcache_free_slow(tcache_t *tc, void *p) {
-  unsigned cls = page_class_at(pagemap_region_of(p), p);
+/* The fast path could not push p (bin `bin`: its zone and class): a remote
+ * object (another zone's bin has no room), a suspected double free, a full
+ * bin, or a thread with no cache of its own yet (or any more, or reclaimed
+ * while idle). A remote free of a live cache goes straight to its batch:
+ * about 30 instructions (callgrind, xthread ring) on top of the fast path.
+ * Entered held; releases. */
+void tcache_free_slow(void *p, size_t bin) {
+  tcache_t *tc = tcache_get();
+  unsigned zone_index = bin / SIZE_CLASS_COUNT, cls = bin % SIZE_CLASS_COUNT;
+  bool suspect = free_key_matches(((void **)p)[1]);
+  if (likely(!suspect && tc->state == TCACHE_LIVE && &zones[zone_index] != tc->zone && tc->bin_max[cls] != 0)) {
+    tcache_remote_push(tc, &tc->remote[zone_index], p, cls);
+    return tcache_release();
+  }
   tc = tcache_enter_own(tc);
-  if (!(free_key_matches(((void **)p)[1]) && tcache_check_double_free(tc, p, cls))) tcache_push(tc, p, cls);
+  if (!(suspect && tcache_check_double_free(tc, p, cls))) tcache_push(tc, p, cls, zone_index);
   tcache_release();
 }
 
@@ -515,7 +531,8 @@ static bool tcache_list_holds(void **list, const void *p) {
  * cannot be seen. */
 bool tcache_check_double_free(tcache_t *tc, void *p, unsigned cls) {
   zone_t *z = tcache_zone_of(p);
-  bool found = tcache_list_holds(tc->bins[cls].head, p) || tcache_list_holds(tc->remote[z - zones].head, p);
+  bool found = tcache_list_holds(tc->bin_head[tcache_home_bin(tc, cls)], p) ||
+               tcache_list_holds(tc->remote[z - zones].head, p);
   if (!found) found = zone_holds_free_object(pagemap_region_of(p), p);
   if (found) error_misuse("double free of a small block", p);
   return found;

@@ -41,8 +41,11 @@
 #define ADDRESS_BITS 48
 #define PAGEMAP_LEAF_BITS 16
 #define PAGEMAP_ROOT_BITS (ADDRESS_BITS - BUDDY_REGION_SHIFT - PAGEMAP_LEAF_BITS)
-/* The zone-slot map (pagemap.c): one byte per region-sized slot. */
-#define PAGEMAP_ZONE_SLOT_BITS (ADDRESS_BITS - BUDDY_REGION_SHIFT)
+/* The small map (pagemap.c): one byte per page of the 47-bit address space
+ * a process's mappings use (x86-64 and AArch64 without 5-level tables): 32 GiB
+ * of address space, reserved read-only, written only where zone regions lie. */
+#define SMALL_MAP_ADDRESS_BITS 47
+#define SMALL_MAP_BYTES ((size_t)1 << (SMALL_MAP_ADDRESS_BITS - PAGE_SHIFT))
 
 /* Small size classes: 16-byte steps up to 128, then four per power of two up to
  * 32 KiB, so that no class wastes more than 25% of a request above 128 bytes
@@ -53,16 +56,16 @@
 #define SLAB_MAX_ORDER 6
 /* malloc finds the class of requests up to this size in a table. */
 #define SIZE_CLASS_LOOKUP_MAX 1024
-/* A class's entry in size_class_info and its bin in a thread cache are both
- * 16 bytes: class << SIZE_CLASS_OFFSET_SHIFT is the offset of either, which
- * is what the lookup table and the regions' class maps hold. */
-#define SIZE_CLASS_OFFSET_SHIFT 4
 
 /* Requests above MEDIUM_SIZE_MAX bypass the buddy core with their own mapping. */
 #define MEDIUM_SIZE_MAX BUDDY_REGION_SIZE
 
-/* Zones: threads are spread round-robin over this many locked zones. */
-#define ZONES_MAX 8
+/* Zones: threads are spread round-robin over this many locked zones. A
+ * thread cache has a bin per zone and class, numbered zone * SIZE_CLASS_COUNT
+ * + class, and the small map holds that number in a byte: hence at most 6. */
+#define ZONES_MAX 6
+#define TCACHE_BINS (ZONES_MAX * SIZE_CLASS_COUNT)
+_Static_assert(TCACHE_BINS <= 256, "a bin number fits the small map's byte");
 
 /* Thread caches: a bin holds at most TCACHE_BIN_MAX objects and, above the
  * smallest classes, about TCACHE_BIN_BYTES bytes; refills and flushes move half
@@ -102,7 +105,7 @@ enum page_flags {
  *   kind == PAGE_FREE   <=> the page heads a free block of `order`, which is on
  *                           the heap's free list `order` (linked by next/prev);
  *   class != 0          <=> kind == PAGE_SLAB (every page of a live slab; the
- *                           class is in the region's page_class_offset, not
+ *                           class is in the region's page_class, not
  *                           here);
  *   head of a slab:      slab_used + (free objects on slab_free) + (objects
  *                        past slab_carved) == objects per slab of its class. */
@@ -133,6 +136,7 @@ struct buddy_heap;
 typedef struct region {
   uint8_t kind;              /* CHUNK_REGION: first, as in huge_t */
   uint8_t zone_index;        /* zone - zones: remote frees index their batch by it */
+  bool small_mapped;         /* its bytes in the small map are writable (pagemap.c) */
   char *base;                /* BUDDY_REGION_SIZE-aligned start of the pages */
   struct buddy_heap *heap;   /* heap whose free lists hold its free blocks */
   struct zone *zone;         /* owner (NULL in unit tests of the core) */
@@ -140,12 +144,9 @@ typedef struct region {
   struct region *prev;
   size_t free_pages;
   page_desc_t pages[BUDDY_REGION_PAGES];
-  /* Each page's size class << SIZE_CLASS_OFFSET_SHIFT (0 outside slabs): what
-   * free's fast path reads.
-   * Kept apart from the descriptors, whose slab fields the zone writes on
-   * every refill and flush, so that a free on another core reads a line that
-   * changes only when a slab is made or released. */
-  uint16_t page_class_offset[BUDDY_REGION_PAGES]; /* class << SIZE_CLASS_OFFSET_SHIFT */
+  /* Each page's size class (0 outside slabs), for the slow paths; free's fast
+   * path reads the same fact from the small map (pagemap.c). */
+  uint8_t page_class[BUDDY_REGION_PAGES];
 } region_t;
 
 _Static_assert(sizeof(region_t) <= REGION_META_SIZE, "region_t fits its mapping");
@@ -216,7 +217,9 @@ typedef struct buddy_options {
 
 /* ---- Thread caches ------------------------------------------------------- */
 
-/* Free objects of one class, linked through their first word; the second word
+/* A bin: free objects of one class, linked through their first word, and its
+ * tally; the heads and the tallies of all bins are two arrays (tcache_t), so
+ * that a bin number indexes either, scaled by 8. The second word of an object
  * holds tcache_key while the object sits in a cache (slab_key() on a slab),
  * which makes a double free cheap to suspect (then confirmed by a scan).
  * `tally` packs the bin's room (max - count: its low TCACHE_TALLY_ROOM_BITS
@@ -230,10 +233,6 @@ typedef struct buddy_options {
 #define TCACHE_TALLY_ROOM_MASK (((uint64_t)1 << TCACHE_TALLY_ROOM_BITS) - 1)
 #define TCACHE_TALLY_POP (((uint64_t)1 << TCACHE_TALLY_ROOM_BITS) + 1)
 _Static_assert(TCACHE_BIN_MAX < TCACHE_TALLY_ROOM_MASK, "a bin's room fits its tally bits");
-typedef struct tcache_bin {
-  void *head;
-  uint64_t tally; /* room | requests << TCACHE_TALLY_ROOM_BITS */
-} tcache_bin_t;
 
 /* Objects freed by this thread that belong to one other zone, linked like a
  * bin's (tcache_key in the second word): not reused while the batch fills, so
@@ -262,7 +261,14 @@ typedef enum tcache_state {
  * path, and finds tcache_reclaimed in its place when it wakes) and a fork child dropping the
  * caches of threads it does not have. */
 typedef struct tcache {
-  tcache_bin_t bins[SIZE_CLASS_COUNT];
+  /* Bin zone * SIZE_CLASS_COUNT + class. Only the home zone's bins hold
+   * objects; the others keep max 0 (room 0, head NULL), so that free's fast
+   * path, which takes the bin number from the small map, sends another
+   * zone's object (a remote free) to its slow path by the room test alone.
+   * bin_head comes first: the cache's address is its heads' (free's fast path). */
+  void *bin_head[TCACHE_BINS];
+  uint64_t bin_tally[TCACHE_BINS]; /* room | requests << TCACHE_TALLY_ROOM_BITS */
+  unsigned home_bins; /* number of the home zone's bin of class 0 */
   tcache_remote_t remote[ZONES_MAX]; /* frees bound for other zones, by zone index */
   zone_t *zone;   /* home zone: refills come from here */
   uint32_t state; /* tcache_state_t */
@@ -271,7 +277,7 @@ typedef struct tcache {
   uint64_t slow_paths;                 /* slow paths entered: a clock of activity */
   /* The registry of live caches, under tcache_registry_lock. */
   struct tcache *next, *prev;
-  struct tcache **owner_slot; /* the owner's tcache_tls.current */
+  struct tcache_tls *owner_tls; /* the owner's tcache_tls: its cache slots */
   int tid;                    /* the owner's kernel thread id */
   /* What the last idle sweep saw: blocked in a system call, at this CPU time
    * and slow-path count. Unchanged at the next sweep means idle since. */

@@ -26,9 +26,9 @@
 #define ZONE_LOCK_TYPE PTHREAD_MUTEX_DEFAULT
 #endif
 #define ZONE_INITIALISER {.lock = ZONE_LOCK_INITIALISER}
-zone_t zones[ZONES_MAX] = {ZONE_INITIALISER, ZONE_INITIALISER, ZONE_INITIALISER, ZONE_INITIALISER,
-                           ZONE_INITIALISER, ZONE_INITIALISER, ZONE_INITIALISER, ZONE_INITIALISER};
-_Static_assert(ZONES_MAX == 8, "one initialiser per zone");
+zone_t zones[ZONES_MAX] = {ZONE_INITIALISER, ZONE_INITIALISER, ZONE_INITIALISER,
+                           ZONE_INITIALISER, ZONE_INITIALISER, ZONE_INITIALISER};
+_Static_assert(ZONES_MAX == 6, "one initialiser per zone");
 
 static unsigned zone_next_thread;
 
@@ -78,13 +78,13 @@ static bool zone_grow_locked(zone_t *z) {
     os_unmap(r, REGION_META_SIZE + BUDDY_REGION_SIZE);
     return false;
   }
-  pagemap_mark_zone_region(base, true);
+  r->small_mapped = small_map_add_region(base);
   return true;
 }
 
 static void zone_release_region_locked(zone_t *z, region_t *r) {
   buddy_heap_remove_region(&z->heap, r);
-  pagemap_mark_zone_region(r->base, false);
+  if (r->small_mapped) assert_expensive(small_map_region_clear(r->base));
   pagemap_unregister(r->base, BUDDY_REGION_SIZE);
   os_unmap(r, REGION_META_SIZE + BUDDY_REGION_SIZE);
 }
@@ -210,7 +210,7 @@ void zone_free_object(region_t *r, page_desc_t *d, void *p) {
 }
 
 /* Every object on such a list was found in a zone region by free (the
- * zone-slot map or the page map) or came from a slab, so its region is found
+ * small map or the page map) or came from a slab, so its region is found
  * from its address, and its slab's head from its class's slab order. */
 void zone_free_objects(void *list, unsigned count) {
   zone_t *locked = NULL;

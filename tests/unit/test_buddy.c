@@ -6,7 +6,9 @@
  * zone layer through the public API to check growth and release of regions.
  */
 #include <criterion/criterion.h>
+#include <criterion/redirect.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -349,10 +351,7 @@ Test(zones, free_regions_are_unmapped_by_trim) {
   cr_assert_geq(zone_regions(), before + ZONE_TEST_BLOCKS, "kept mapped until the purge is due");
   cr_assert_eq(buddy_trim(0), 1);
   cr_assert_eq(zone_regions(), 0, "trim unmaps every wholly free region");
-  for (int i = 0; i < ZONE_TEST_BLOCKS; i++) {
-    cr_assert_eq(pagemap_entry(blocks[i]), 0);
-    cr_assert(!pagemap_in_zone_region(blocks[i]), "an unmapped region's zone-slot byte is cleared");
-  }
+  for (int i = 0; i < ZONE_TEST_BLOCKS; i++) cr_assert_eq(pagemap_entry(blocks[i]), 0);
 }
 
 Test(zones, free_regions_are_unmapped_after_the_purge_delay) {
@@ -421,7 +420,7 @@ Test(zones, region_metadata_lies_just_below_its_pages) {
     cr_assert_eq((uintptr_t)r->base & (BUDDY_REGION_SIZE - 1), 0);
     unsigned cls = sizes[i] <= SMALL_SIZE_MAX ? size_class_of(sizes[i]) : 0;
     cr_assert_eq(page_class_at(r, p), cls, "size %zu", sizes[i]);
-    cr_assert_eq(page_class_offset_at(r, p), (size_t)cls << SIZE_CLASS_OFFSET_SHIFT, "free's offset, size %zu", sizes[i]);
+    cr_assert_eq(small_map_at(p), cls == 0 ? 0 : small_map_bin_number(r->zone_index, cls), "free's bin, size %zu", sizes[i]);
     buddy_free(p);
   }
   char *huge = buddy_malloc(MEDIUM_SIZE_MAX + 1);
@@ -454,44 +453,102 @@ Test(zones, region_entry_without_metadata_below_is_fatal, .signal = SIGABRT) {
   buddy_free(far + 64);
 }
 
-/* The zone-slot map, free's fast test: set over every zone region and clear
- * elsewhere (free_regions_are_unmapped_by_trim: and once one is unmapped). */
-Test(zones, zone_slot_map_marks_zone_regions_only) {
+/* The small map, free's fast test: each slab page holds its bin (zone and
+ * class), every other address 0; below its bytes, each bin's object-start
+ * fields are its class's. */
+Test(zones, small_map_marks_slab_pages_only) {
   static char static_buffer[64];
   int on_stack;
-  cr_assert(!pagemap_in_zone_region(static_buffer));
-  cr_assert(!pagemap_in_zone_region(&on_stack));
-  cr_assert(!pagemap_in_zone_region(NULL));
-  cr_assert(!pagemap_in_zone_region((void *)(uintptr_t)-1), "past 48 bits");
   char *small = buddy_malloc(64), *medium = buddy_malloc(SMALL_SIZE_MAX + 1);
-  char *huge = buddy_malloc(MEDIUM_SIZE_MAX + 1);
+  char *huge = buddy_malloc(MEDIUM_SIZE_MAX + 1), *big_small = buddy_malloc(SMALL_SIZE_MAX);
+  cr_assert_eq(small_map.shift, PAGE_SHIFT, "reserved with the first region");
   region_t *r = pagemap_region_of(small);
-  cr_assert(pagemap_in_zone_region(small));
-  cr_assert(pagemap_in_zone_region(medium));
-  cr_assert(pagemap_in_zone_region(r->base));
-  cr_assert(pagemap_in_zone_region(r->base + BUDDY_REGION_SIZE - 1));
-  cr_assert(!pagemap_in_zone_region(huge), "a huge block is not in a zone region");
+  unsigned bin = small_map_bin_number(r->zone_index, size_class_of(64));
+  cr_assert_eq(small_map_at(small), bin);
+  cr_assert_eq(small_map_at(big_small), small_map_bin_number(pagemap_region_of(big_small)->zone_index,
+                                                             SIZE_CLASS_COUNT - 1));
+  cr_assert_eq(small_map_at(big_small + SMALL_SIZE_MAX - 1), small_map_at(big_small), "every page of a slab");
+  cr_assert_eq(small_map_at(static_buffer), 0);
+  cr_assert_eq(small_map_at(&on_stack), 0);
+  cr_assert_eq(small_map_at(NULL), 0);
+  cr_assert_eq(small_map_at(medium), 0);
+  cr_assert_eq(small_map_at(huge), 0);
+  const small_map_info_t *info = (const small_map_info_t *)(small_map.bytes - sizeof(small_map_info_t));
+  for (unsigned b = 0; b < 256; b++) {
+    unsigned c = b % SIZE_CLASS_COUNT;
+    bool real = b < TCACHE_BINS && c != 0;
+    cr_assert_eq(info->limit[b], real ? size_class_info[c].limit : 0, "bin %u", b);
+    cr_assert_eq(info->magic[b], real ? size_class_info[c].magic : 0, "bin %u", b);
+    cr_assert_eq(info->slab_mask[b], real ? size_class_info[c].slab_mask : 0, "bin %u", b);
+  }
   buddy_free(small);
   buddy_free(medium);
   buddy_free(huge);
+  buddy_free(big_small);
 }
 
-/* A zone region whose byte is missing (its page of the map could not be made
- * writable) still frees every kind of block, through the page map. */
-Test(zones, a_region_without_its_slot_byte_still_frees) {
-  char *small = buddy_malloc(64), *medium = buddy_malloc(SMALL_SIZE_MAX + 1);
-  region_t *r = pagemap_region_of(small);
-  cr_assert_eq(pagemap_region_of(medium), r, "one region holds both");
-  pagemap_mark_zone_region(r->base, false);
-  cr_assert(!pagemap_in_zone_region(small));
+/* A slab's pages lose their bytes when it goes back to the core, so a
+ * region is all zeros when it is unmapped (checked there at level 3). */
+Test(zones, small_map_bytes_are_cleared_with_their_slabs) {
+  options.purge_delay_ms = 3600000;
+  options.tcache_max = 1; /* bins keep next to nothing: the slabs empty */
+  enum { N = 600 };
+  static char *blocks[N];
+  /* Not the class of the thread's cache (about 4 KiB), whose slab stays. */
+  const size_t sizes[] = {100, 2000, 3000, 6000, 7000, 8000};
+  for (int i = 0; i < N; i++) blocks[i] = buddy_malloc(sizes[i % 6]);
+  char *first = blocks[0];
+  cr_assert_neq(small_map_at(first), 0);
+  for (int i = 0; i < N; i++) buddy_free(blocks[i]);
+  tcache_flush_current();
+  buddy_trim(0);
+  for (int i = 0; i < N; i++) cr_assert_eq(small_map_at(blocks[i]), 0, "block %d", i);
+}
+
+/* A small block whose map byte is missing (its page of the map could not be
+ * made writable, or the map could not be reserved) still frees, through the
+ * page map, onto the bin the fast path would have used. */
+Test(zones, a_small_block_missing_from_the_map_still_frees) {
+  char *small = buddy_malloc(64), *other = buddy_malloc(64);
+  unsigned bin = small_map_at(small);
+  small_map_set(small, 1, 0);
   buddy_free(small);
   cr_assert_eq(buddy_malloc(64), small, "it went on this thread's bin, as the fast path would put it");
+  small_map_set(small, 1, bin);
   buddy_free(small);
+  buddy_free(other);
+}
+
+/* With no map at all (an unreserved map reads 0 everywhere), every kind of
+ * block still frees, and misuse is still caught. */
+Test(zones, frees_work_without_the_small_map, .init = cr_redirect_stderr) {
+  options.abort_on_error = 0;
+  char *warm = buddy_malloc(64);
+  static struct {
+    small_map_info_t info;
+    uint8_t zero[64];
+  } none;
+  small_map_t saved = small_map;
+  small_map = (small_map_t){.bytes = none.zero, .shift = 63};
+  char *small = buddy_malloc(48), *medium = buddy_malloc(SMALL_SIZE_MAX + 1);
+  char *huge = buddy_malloc(MEDIUM_SIZE_MAX + 1);
+  cr_assert(small != NULL && medium != NULL && huge != NULL);
+  buddy_free(small);
+  cr_assert_eq(buddy_malloc(48), small, "onto this thread's bin");
+  buddy_free(small);
+  buddy_free(small); /* a double free: warned, not pushed twice */
+  cr_assert_neq(buddy_malloc(48), buddy_malloc(48));
+  buddy_free(small + 16);
   buddy_free(medium);
-  cr_assert_eq(buddy_malloc(SMALL_SIZE_MAX + 1), medium, "the run went back to the core");
-  buddy_free(medium);
-  pagemap_mark_zone_region(r->base, true);
-  cr_assert(pagemap_in_zone_region(small));
+  buddy_free(huge);
+  small_map = saved;
+  buddy_free(warm);
+  zone_verify_all();
+  char text[4096] = {0};
+  fflush(stderr);
+  (void)!fread(text, 1, sizeof text - 1, cr_get_redirected_stderr());
+  cr_assert_not_null(strstr(text, "double free of a small block"), "got:\n%s", text);
+  cr_assert_not_null(strstr(text, "inside a small block"), "got:\n%s", text);
 }
 
 Test(zones, readonly_reservation_becomes_writable_page_by_page) {
