@@ -256,33 +256,40 @@ static inline unsigned buddy_order_for_pages(size_t pages) {
 
 /* ---- slab.c: a buddy block carved into objects of one class -------------- */
 
-/* The second word of a free small object says where it waits: tcache_key
- * (low two bits clear) in a thread's bin, slab_key() on its slab's free list.
- * Either one makes a free suspect a double free, confirmed by a scan; only
- * slab_key makes the slab scan its list when an object comes back, so a bin
- * flush costs no scans. */
+/* The second word of a free small object, in a cache or on its slab's free
+ * list, holds tcache_key (random, never 0): a free finding it there suspects
+ * a double free and confirms it by a scan of its own cache and the object's
+ * free bit (slab.c). One key for both places keeps free's test to a compare. */
 extern uintptr_t tcache_key;
-static inline uintptr_t slab_key(void) {
-  return tcache_key | 2;
-}
-/* True for either key (and, harmlessly, for key | 1): one xor and a compare. */
 static inline bool free_key_matches(const void *word) {
-  return ((uintptr_t)word ^ tcache_key) <= 3;
+  return (uintptr_t)word == tcache_key;
+}
+
+/* Word and bit of obj's free bit in its region (region_t.slab_free_bits). */
+static inline uint64_t *slab_free_bit(region_t *r, const void *obj, uint64_t *bit) {
+  size_t granule = ((uintptr_t)obj & (BUDDY_REGION_SIZE - 1)) / SMALL_ALIGN;
+  *bit = (uint64_t)1 << (granule % 64);
+  return &r->slab_free_bits[granule / 64];
 }
 
 void slab_init(page_desc_t *head, unsigned cls);
 /* Pops up to n objects into a list (first word links); returns the count. */
 unsigned slab_take(page_desc_t *head, void **list, unsigned n);
-/* Whether obj is on the slab's free list (a scan: for double-free checks). */
-bool slab_holds_free(const page_desc_t *head, const void *obj);
+/* Whether obj is on its slab's free list (its free bit). */
+static inline bool slab_holds_free(const page_desc_t *head, const void *obj) {
+  uint64_t bit;
+  return (*slab_free_bit(region_of_desc(head), obj, &bit) & bit) != 0;
+}
+/* Clears the free bits of a slab going back to the core (all set then). */
+void slab_clear_free_bits(page_desc_t *head);
 void slab_debug_fill(void *obj, size_t bytes);
 /* What is wrong with giving obj (at offset in its slab of class cls) back, or
- * NULL. A multiply, not a division, for "never handed out". */
+ * NULL. A multiply, not a division, for "never handed out"; a bit, not a
+ * scan, for "already free". */
 static inline const char *slab_check_give(const page_desc_t *head, void *obj, unsigned cls, size_t offset) {
-  void **o = obj;
   if (!size_class_is_object_start(cls, offset)) return "free of a pointer inside a small block (not its start)";
   if (offset >= (size_t)head->slab_carved * size_class_bytes[cls]) return "free of a small block that was never allocated";
-  if (unlikely(o[1] == (void *)slab_key()) && slab_holds_free(head, obj)) return "double free of a small block";
+  if (slab_holds_free(head, obj)) return "double free of a small block";
   if (head->slab_used == 0) return "double free of a small block (slab already empty)";
   return NULL;
 }
@@ -300,9 +307,11 @@ static inline bool slab_give(page_desc_t *head, void *obj, unsigned cls) {
   void **o = obj;
   if (unlikely(options.debug)) slab_debug_fill(obj, size_class_bytes[cls]);
   o[0] = head->slab_free;
-  o[1] = (void *)slab_key();
+  o[1] = (void *)tcache_key;
   head->slab_free = obj;
   head->slab_used--;
+  uint64_t bit;
+  *slab_free_bit(region_of_desc(head), obj, &bit) |= bit;
   return true;
 }
 static inline unsigned slab_free_objects(const page_desc_t *head, unsigned cls) {

@@ -7,7 +7,9 @@
  *   slab_carved  objects [0, slab_carved) have been handed out at least once;
  *                the rest were never touched (so a fresh slab costs no writes);
  *   slab_free    returned objects, linked through their first word, each with
- *                slab_key() in its second word;
+ *                tcache_key in its second word and its free bit set (the
+ *                region's slab_free_bits: set exactly for the objects on
+ *                the list);
  *   slab_used    objects out of the slab (in thread caches or with the program).
  * The caller holds the zone lock for every function here.
  */
@@ -49,6 +51,8 @@ unsigned slab_take(page_desc_t *head, void **list, unsigned n) {
   while (taken < n && (obj = head->slab_free) != NULL) {
     if (options.debug) slab_debug_check(obj, size_class_bytes[cls]);
     head->slab_free = obj[0];
+    uint64_t bit;
+    *slab_free_bit(region_of_desc(head), obj, &bit) &= ~bit;
     obj[0] = *list;
     obj[1] = (void *)tcache_key; /* now in a bin */
     *list = obj;
@@ -67,9 +71,9 @@ unsigned slab_take(page_desc_t *head, void **list, unsigned n) {
   return taken;
 }
 
-/* A second word equal to the key is only a suspicion: user data may match. */
-bool slab_holds_free(const page_desc_t *head, const void *obj) {
-  for (void *const *p = head->slab_free; p != NULL; p = p[0])
-    if (p == obj) return true;
-  return false;
+void slab_clear_free_bits(page_desc_t *head) {
+  region_t *r = region_of_desc(head);
+  size_t granules = (PAGE_SIZE << head->order) / SMALL_ALIGN;
+  uint64_t bit;
+  memset(slab_free_bit(r, page_address_of(head), &bit), 0, granules / 8);
 }

@@ -34,7 +34,7 @@
  * before them: a page descriptor finds its region by masking (free lists link
  * descriptors, not regions), and an address in the region by masking and
  * subtracting (region_of_address). */
-#define REGION_META_SHIFT 16
+#define REGION_META_SHIFT 17
 #define REGION_META_SIZE ((size_t)1 << REGION_META_SHIFT)
 
 /* Address space covered by the page map: 48-bit user addresses. */
@@ -147,6 +147,11 @@ typedef struct region {
   /* Each page's size class (0 outside slabs), for the slow paths; free's fast
    * path reads the same fact from the small map (pagemap.c). */
   uint8_t page_class[BUDDY_REGION_PAGES];
+  /* One bit per SMALL_ALIGN bytes of the region: set at an object's start
+   * while it is on its slab's free list (slab.c), so that a double free
+   * reaching the slab is seen in O(1), whichever cache it came through.
+   * Untouched words cost nothing: only slabs' bits are ever written. */
+  uint64_t slab_free_bits[BUDDY_REGION_SIZE / SMALL_ALIGN / 64];
 } region_t;
 
 _Static_assert(sizeof(region_t) <= REGION_META_SIZE, "region_t fits its mapping");
@@ -220,7 +225,7 @@ typedef struct buddy_options {
 /* A bin: free objects of one class, linked through their first word, and its
  * tally; the heads and the tallies of all bins are two arrays (tcache_t), so
  * that a bin number indexes either, scaled by 8. The second word of an object
- * holds tcache_key while the object sits in a cache (slab_key() on a slab),
+ * holds tcache_key while the object sits in a cache or on its slab,
  * which makes a double free cheap to suspect (then confirmed by a scan).
  * `tally` packs the bin's room (max - count: its low TCACHE_TALLY_ROOM_BITS
  * bits) with the requests the bin has served (the bits above): a pop adds

@@ -134,6 +134,7 @@ static void slab_list_remove(page_desc_t *head) {
 static void zone_release_slab_locked(zone_t *z, page_desc_t *head) {
   for (size_t i = 0; i < ((size_t)1 << head->order); i++) head[i].kind = PAGE_INNER;
   page_class_set(head, (size_t)1 << head->order, 0);
+  slab_clear_free_bits(head);
   head->kind = PAGE_USED;
   zone_free_block_locked(z, head);
 }

@@ -360,6 +360,42 @@ Test(review, double_free_after_the_freeing_thread_exited_aborts, .signal = SIGAB
   buddy_free(p);
 }
 
+/* A block back on its slab is freed again after a write to it wiped the key
+ * (a use after free, then a double free): free cannot suspect it, so it
+ * enters the bin; when the bin flushes, the slab finds its free bit set. */
+Test(review, a_double_free_with_the_key_overwritten_aborts_at_the_slab, .signal = SIGABRT) {
+  void **p = buddy_malloc(48), *keep = buddy_malloc(48);
+  cr_assert(p != NULL && keep != NULL);
+  buddy_free(p);
+  tcache_flush_current(); /* p is on its slab's free list */
+  p[1] = NULL;            /* the program writes to it */
+  buddy_free(p);          /* not suspected: into the bin */
+  tcache_flush_current(); /* back to the slab: refused */
+}
+
+/* A slab's free bits are set exactly for the objects on its free list. */
+Test(review, free_bits_follow_the_slab_free_list) {
+  options.tcache_max = 1; /* frees reach the slab at once, or nearly */
+  enum { N = 64 };
+  char *blocks[N];
+  for (int i = 0; i < N; i++) blocks[i] = buddy_malloc(96);
+  for (int i = 0; i < N; i += 2) buddy_free(blocks[i]);
+  tcache_flush_current();
+  for (int i = 0; i < N; i++) {
+    region_t *r = pagemap_region_of(blocks[i]);
+    page_desc_t *head = slab_head_of(r, page_desc_of(r, blocks[i]));
+    cr_assert_eq(slab_holds_free(head, blocks[i]), i % 2 == 0, "block %d", i);
+  }
+  for (int i = 1; i < N; i += 2) buddy_free(blocks[i]);
+  tcache_flush_current();
+  for (int i = 0; i < N; i++) cr_assert_eq(buddy_malloc(96) != NULL, true);
+  for (int i = 0; i < N; i++) {
+    region_t *r = pagemap_region_of(blocks[i]);
+    page_desc_t *head = slab_head_of(r, page_desc_of(r, blocks[i]));
+    cr_assert(!slab_holds_free(head, blocks[i]), "block %d was handed out again", i);
+  }
+}
+
 Test(review, free_in_a_slab_tail_aborts, .signal = SIGABRT) {
   char *p = buddy_malloc(48); /* class 48: 85 objects, 16 bytes of tail */
   char *slab = (char *)((uintptr_t)p & ~(uintptr_t)(PAGE_SIZE - 1));
