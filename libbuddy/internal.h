@@ -154,7 +154,7 @@ static inline unsigned small_map_bin_number(unsigned zone_index, unsigned cls) {
 static inline bool small_map_object(const void *p, size_t *bin) {
   unsigned shift = __atomic_load_n(&small_map.shift, __ATOMIC_ACQUIRE);
   const uint8_t *bytes = __atomic_load_n(&small_map.bytes, __ATOMIC_RELAXED);
-  size_t b = __atomic_load_n(&bytes[(uintptr_t)p >> shift], __ATOMIC_RELAXED);
+  size_t b = bytes[(uintptr_t)p >> shift];
   const small_map_info_t *info = (const small_map_info_t *)(bytes - sizeof(small_map_info_t));
   *bin = b;
   return (uint64_t)((uintptr_t)p & info->slab_mask[b]) * info->magic[b] < info->limit[b];
@@ -265,11 +265,13 @@ static inline bool free_key_matches(const void *word) {
   return (uintptr_t)word == tcache_key;
 }
 
-/* Word and bit of obj's free bit in its region (region_t.slab_free_bits). */
-static inline uint64_t *slab_free_bit(region_t *r, const void *obj, uint64_t *bit) {
-  size_t granule = ((uintptr_t)obj & (BUDDY_REGION_SIZE - 1)) / SMALL_ALIGN;
-  *bit = (uint64_t)1 << (granule % 64);
-  return &r->slab_free_bits[granule / 64];
+/* obj's free bit (region_t.slab_free_bits): granule g is bit g % 64 of
+ * word g / 64. */
+static inline size_t slab_free_granule(const void *obj) {
+  return ((uintptr_t)obj & (BUDDY_REGION_SIZE - 1)) / SMALL_ALIGN;
+}
+static inline uint64_t slab_free_mask(size_t granule) {
+  return (uint64_t)1 << (granule % 64);
 }
 
 void slab_init(page_desc_t *head, unsigned cls);
@@ -277,8 +279,8 @@ void slab_init(page_desc_t *head, unsigned cls);
 unsigned slab_take(page_desc_t *head, void **list, unsigned n);
 /* Whether obj is on its slab's free list (its free bit). */
 static inline bool slab_holds_free(const page_desc_t *head, const void *obj) {
-  uint64_t bit;
-  return (*slab_free_bit(region_of_desc(head), obj, &bit) & bit) != 0;
+  size_t g = slab_free_granule(obj);
+  return (region_of_desc(head)->slab_free_bits[g / 64] & slab_free_mask(g)) != 0;
 }
 /* Clears the free bits of a slab going back to the core (all set then). */
 void slab_clear_free_bits(page_desc_t *head);
@@ -310,8 +312,8 @@ static inline bool slab_give(page_desc_t *head, void *obj, unsigned cls) {
   o[1] = (void *)tcache_key;
   head->slab_free = obj;
   head->slab_used--;
-  uint64_t bit;
-  *slab_free_bit(region_of_desc(head), obj, &bit) |= bit;
+  size_t g = slab_free_granule(obj);
+  region_of_desc(head)->slab_free_bits[g / 64] |= slab_free_mask(g);
   return true;
 }
 static inline unsigned slab_free_objects(const page_desc_t *head, unsigned cls) {

@@ -51,8 +51,8 @@ unsigned slab_take(page_desc_t *head, void **list, unsigned n) {
   while (taken < n && (obj = head->slab_free) != NULL) {
     if (options.debug) slab_debug_check(obj, size_class_bytes[cls]);
     head->slab_free = obj[0];
-    uint64_t bit;
-    *slab_free_bit(region_of_desc(head), obj, &bit) &= ~bit;
+    size_t g = slab_free_granule(obj);
+    region_of_desc(head)->slab_free_bits[g / 64] &= ~slab_free_mask(g);
     obj[0] = *list;
     obj[1] = (void *)tcache_key; /* now in a bin */
     *list = obj;
@@ -72,8 +72,6 @@ unsigned slab_take(page_desc_t *head, void **list, unsigned n) {
 }
 
 void slab_clear_free_bits(page_desc_t *head) {
-  region_t *r = region_of_desc(head);
-  size_t granules = (PAGE_SIZE << head->order) / SMALL_ALIGN;
-  uint64_t bit;
-  memset(slab_free_bit(r, page_address_of(head), &bit), 0, granules / 8);
+  size_t first = slab_free_granule(page_address_of(head)), granules = (PAGE_SIZE << head->order) / SMALL_ALIGN;
+  memset(&region_of_desc(head)->slab_free_bits[first / 64], 0, granules / 8);
 }
