@@ -5,7 +5,7 @@ set -euo pipefail
 BUDDY_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 # Debian packages each command needs: "command-or-file:package".
-BUDDY_BUILD_NEEDS=(meson:meson ninja:ninja-build cc:gcc c++:g++ pkg-config:pkg-config
+BUDDY_BUILD_NEEDS=(meson:meson ninja:ninja-build cc:gcc c++:g++ clang:clang pkg-config:pkg-config
   /usr/include/criterion/criterion.h:libcriterion-dev)
 BUDDY_TEST_NEEDS=(python3:python3 sqlite3:sqlite3 redis-server:redis-server redis-benchmark:redis-tools
   sort:coreutils gnuplot:gnuplot-nox /usr/lib/x86_64-linux-gnu/libtsan.so.2:libtsan2 /usr/lib/x86_64-linux-gnu/libasan.so.8:libasan8)
@@ -36,11 +36,24 @@ buddy_install() {
 }
 
 # buddy_configure DIR [meson options…]: sets DIR up once, then reconfigures.
+# The environment (CC, CXX) chooses the compilers when DIR is first set up.
 buddy_configure() {
   local dir=$1; shift
   if [[ -f $dir/build.ninja ]]; then
     meson configure "$dir" "$@" >/dev/null
   else
     meson setup "$dir" "$BUDDY_ROOT" "$@" >/dev/null
+  fi
+}
+
+# The release library (scripts/run; scripts/bench does the same) is built with
+# clang when there is one and CC is not set: its fast paths come out shorter
+# than gcc 12's (malloc 16 instructions against 18, free 25 against 26; see
+# README). scripts/test runs every suite on a clang build as well.
+buddy_configure_release() {
+  if [[ -z ${CC:-} ]] && command -v clang >/dev/null 2>&1 && command -v clang++ >/dev/null 2>&1; then
+    (export CC=clang CXX=clang++; buddy_configure "$@")
+  else
+    buddy_configure "$@"
   fi
 }
