@@ -174,7 +174,7 @@ unsigned zone_alloc_objects(zone_t *z, unsigned cls, void **list, unsigned n) {
 }
 
 /* Returns one object of class cls to its slab; moves the slab between lists. */
-static void zone_give_locked(zone_t *z, page_desc_t *head, void *p, unsigned cls) {
+static inline __attribute__((always_inline)) void zone_give_locked(zone_t *z, page_desc_t *head, void *p, unsigned cls) {
   slab_list_t *s = &z->slabs[cls];
   bool was_full = slab_free_objects(head, cls) == 0;
   if (!slab_give(head, p, cls)) return;
