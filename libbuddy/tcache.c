@@ -29,15 +29,16 @@
  * /proc. An owner seen blocked in a system call at two sweeps in a row, with
  * its CPU time and slow-path count unchanged since the sweep before, is idle,
  * and its cache is emptied without its help:
- *   1. the owner's tcache_tls.current is swapped to tcache_reclaimed (static, empty
- *      bins, max 0: the owner's next malloc or free goes to a slow path);
+ *   1. the owner's tcache_tls.current, then its tcache_tls.home, are swapped
+ *      to tcache_reclaimed's (static, empty bins, max 0: the owner's next
+ *      malloc or free goes to a slow path);
  *   2. the owner is checked again: still blocked in a system call, CPU time
  *      still unchanged (it has not run since the first sighting), and its
- *      tcache_tls.busy zero (internal.h): every path that reads tcache_tls.current
- *      raises it first and lowers it after its last use of the cache, so the
- *      owner is in none of them, not even in one that a signal handler
- *      interrupted before blocking. When it wakes it reads tcache_tls.current
- *      afresh;
+ *      tcache_tls.busy zero (internal.h): every path that reads
+ *      tcache_tls.current or .home raises it first and lowers it after its
+ *      last use of the cache, so the owner is in none of them, not even in
+ *      one that a signal handler interrupted before blocking. When it wakes
+ *      it reads both afresh;
  *   3. the bins are flushed to the zones under tcache_registry_lock, which the
  *      owner's next slow path takes (tcache_resume) before using its cache.
  * When step 2 fails the swap stays (it costs the owner one slow path) and
@@ -312,8 +313,9 @@ static void tcache_reclaim_locked(tcache_t *tc) {
 
 /* Orphans of a fork: their threads do not exist here. An object being pushed
  * or popped at the fork may be missed (leaked) but never freed twice: the
- * lists are walked to their end, not by count; a cache whose thread was in
- * an allocator call (maybe halfway through a flush) is left alone. */
+ * lists (bins and remote batches) are walked to their end, not by count; a
+ * cache whose thread was in an allocator call (maybe halfway through a flush)
+ * is left alone, and leaked: its lists may be half-written. */
 static void tcache_flush_orphans_locked(void) {
   for (tcache_t *tc = tcache_orphans, *next; tc != NULL; tc = next) {
     next = tc->next;
@@ -326,6 +328,11 @@ static void tcache_flush_orphans_locked(void) {
         tc->bin_tally[bin] = (tc->bin_tally[bin] & ~TCACHE_TALLY_ROOM_MASK) | (tc->bin_max[c] - n);
         tcache_flush_bin(tc, bin, n);
       }
+    }
+    for (unsigned z = 0; z < ZONES_MAX; z++) { /* the remote batches, likewise */
+      unsigned n = 0;
+      for (void **p = tc->remote[z].head; p != NULL && n < TCACHE_REMOTE_MAX; p = p[0]) n++;
+      if (n < TCACHE_REMOTE_MAX) zone_free_objects(tc->remote[z].head, n);
     }
     zone_free_small(tc);
   }

@@ -87,10 +87,12 @@ typedef struct worker {
   pthread_t thread;
   int wake[2];  /* the worker blocks reading wake[0] */
   int ready[2]; /* it writes one byte to ready[1] when its cache is full */
+  void *stray;  /* if set, a block of the main thread's zone it frees first */
 } worker_t;
 
 static void *worker_main(void *arg) {
   worker_t *w = arg;
+  if (w->stray != NULL) buddy_free(w->stray); /* a remote free: into a batch */
   fill_own_cache(0x5a);
   char c = 1;
   check(write(w->ready[1], &c, 1) == 1);
@@ -140,7 +142,7 @@ static void idle_worker_start(worker_t *w) {
 }
 
 Test(reclaim, an_idle_threads_cache_is_emptied_by_a_busy_thread, .timeout = 30) {
-  worker_t w;
+  worker_t w = {.stray = NULL};
   idle_worker_start(&w);
   buddy_stats_t before = stats_now();
   cr_assert_geq(before.bytes_cached, 8 * 1024, "the idle worker holds %zu bytes", before.bytes_cached);
@@ -156,7 +158,7 @@ Test(reclaim, an_idle_threads_cache_is_emptied_by_a_busy_thread, .timeout = 30) 
 
 Test(reclaim, the_background_thread_empties_caches_of_an_idle_program, .timeout = 30) {
   options.background_purge = 1;
-  worker_t w;
+  worker_t w = {.stray = NULL};
   idle_worker_start(&w);
   cr_assert_gt(stats_now().bytes_cached, 0);
   /* The main thread makes no allocator call while it waits. */
@@ -172,7 +174,7 @@ Test(reclaim, the_background_thread_empties_caches_of_an_idle_program, .timeout 
 
 Test(reclaim, off_when_asked, .timeout = 30) {
   options.reclaim_idle = 0;
-  worker_t w;
+  worker_t w = {.stray = NULL};
   idle_worker_start(&w);
   size_t cached = stats_now().bytes_cached;
   cr_assert_geq(cached, 8 * 1024);
@@ -406,13 +408,22 @@ Test(stats, requests_appear_in_the_json_report) {
 
 /* ---- fork(): caches of threads the child does not have --------------------- */
 
+static void *orphan_stray; /* in the worker's remote batch at the fork */
+
+static bool on_its_slab(void *p) {
+  region_t *r = pagemap_region_of(p);
+  return slab_holds_free(slab_head_of(r, page_desc_of(r, p)), p);
+}
+
 static int child_flushes_orphans(void) {
+  if (on_its_slab(orphan_stray)) return 3;
   buddy_stats_t s = stats_now();
   if (s.thread_caches != 1 || s.bytes_cached == 0) return 1; /* the worker's cache is an orphan */
   tcache_flush_current();
   tcache_sweep_idle(); /* the first sweep in a child is due at once */
   s = stats_now();
   if (s.bytes_cached != 0) return 2;
+  if (!on_its_slab(orphan_stray)) return 4; /* the batch went home too */
   zone_verify_all();
   churn_and_check(5);
   return 0;
@@ -421,15 +432,17 @@ static int child_flushes_orphans(void) {
 Test(fork, the_child_gives_back_caches_of_threads_it_does_not_have, .timeout = 30) {
   skip_under_tsan();
   options.reclaim_idle = 0; /* orphans are flushed whether or not idle caches are */
-  worker_t w;
-  worker_start(&w);
   buddy_free(buddy_malloc(SMALL_SIZE)); /* the main thread has a cache too */
+  void *keep = buddy_malloc(SMALL_SIZE); /* keeps the stray's slab in use */
+  worker_t w = {.stray = orphan_stray = buddy_malloc(SMALL_SIZE)};
+  worker_start(&w); /* the next thread: another zone than this one's */
   pid_t pid = fork();
   if (pid == 0) _exit(child_flushes_orphans());
   int status = 0;
   cr_assert_eq(waitpid(pid, &status, 0), pid);
   cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", WEXITSTATUS(status));
   worker_finish(&w);
+  buddy_free(keep);
 }
 
 /* Threads replacing huge blocks while the main thread forks: a child whose
