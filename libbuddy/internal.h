@@ -130,11 +130,12 @@ static inline uintptr_t pagemap_entry(const void *p) {
  * (zone * SIZE_CLASS_COUNT + class) of the slab holding p, 0 if p is in no
  * slab. Below its first byte lies a copy of each bin's size_class_info, as
  * three arrays indexed by bin number, so that free's fast path reads both
- * from one base register. Until the map is reserved (or if it cannot be),
- * `bytes` points at a zero byte below zeroed arrays and `shift` is 63: every
- * address reads bin 0, whose limit is 0, and free takes its slow path. Load
- * shift first (acquire; it is stored last): a new shift never meets the old
- * base. */
+ * from one base register. `pages` is how many pages the map covers: 0 until
+ * it is reserved (or if it cannot be), so that every free takes its slow path
+ * then, and any address past the map (non-canonical, a kernel address, or
+ * above 2^47 with 5-level page tables) is sent there too rather than read
+ * past it. Load pages first (acquire; it is stored last): a non-zero count
+ * never meets the old base. */
 typedef struct small_map_info {
   uint64_t magic[256];
   uint64_t limit[256];
@@ -142,21 +143,39 @@ typedef struct small_map_info {
 } small_map_info_t;
 typedef struct small_map {
   const uint8_t *bytes;
-  unsigned shift; /* PAGE_SHIFT once reserved */
+  uintptr_t pages; /* SMALL_MAP_BYTES once reserved */
 } small_map_t;
 extern small_map_t small_map;
+
+/* small_map.pages, with acquire order. On x86-64 loads are not reordered
+ * with loads, so a plain read and a compiler fence give that order; the plain
+ * read lets the compare take it from memory (an atomic load costs a register
+ * move). It races only with the one store that publishes the map, an aligned
+ * word the hardware writes whole. ThreadSanitizer builds and other targets
+ * use the atomic load. */
+static inline uintptr_t small_map_pages_acquire(void) {
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
+  uintptr_t pages = small_map.pages;
+  __atomic_signal_fence(__ATOMIC_ACQUIRE);
+  return pages;
+#else
+  return __atomic_load_n(&small_map.pages, __ATOMIC_ACQUIRE);
+#endif
+}
 
 static inline unsigned small_map_bin_number(unsigned zone_index, unsigned cls) {
   return zone_index * SIZE_CLASS_COUNT + cls;
 }
 /* True if p starts an object of the slab the map says p lies in; *bin is its
- * bin number. One load for the bin, a multiply and a compare (sizeclass.c). */
+ * bin number. A compare with the map's size, one load for the bin, a multiply
+ * and a compare (sizeclass.c). */
 static inline bool small_map_object(const void *p, size_t *bin) {
-  unsigned shift = __atomic_load_n(&small_map.shift, __ATOMIC_ACQUIRE);
+  uintptr_t page = (uintptr_t)p >> PAGE_SHIFT;
+  if (unlikely(page >= small_map_pages_acquire())) return false;
   const uint8_t *bytes = __atomic_load_n(&small_map.bytes, __ATOMIC_RELAXED);
   /* A plain read (an atomic one costs clang an instruction): for a pointer
    * the program may free, its slab was made before the program got it. */
-  size_t b = bytes[(uintptr_t)p >> shift];
+  size_t b = bytes[page];
   const small_map_info_t *info = (const small_map_info_t *)(bytes - sizeof(small_map_info_t));
   *bin = b;
   return (uint64_t)((uintptr_t)p & info->slab_mask[b]) * info->magic[b] < info->limit[b];
@@ -171,8 +190,9 @@ void small_map_set(const void *p, size_t pages, unsigned bin);
 bool small_map_region_clear(const void *base);
 /* The bin number the map holds for p (0 when unmapped). */
 static inline unsigned small_map_at(const void *p) {
-  unsigned shift = __atomic_load_n(&small_map.shift, __ATOMIC_ACQUIRE);
-  return __atomic_load_n(&small_map.bytes[(uintptr_t)p >> shift], __ATOMIC_RELAXED);
+  uintptr_t page = (uintptr_t)p >> PAGE_SHIFT;
+  if (page >= __atomic_load_n(&small_map.pages, __ATOMIC_ACQUIRE)) return 0;
+  return __atomic_load_n(&small_map.bytes[page], __ATOMIC_RELAXED);
 }
 
 /* The region holding p, for a caller that knows p is a small or medium block. */
@@ -284,7 +304,8 @@ static inline bool slab_holds_free(const page_desc_t *head, const void *obj) {
   size_t g = slab_free_granule(obj);
   return (region_of_desc(head)->slab_free_bits[g / 64] & slab_free_mask(g)) != 0;
 }
-/* Clears the free bits of a slab going back to the core (all set then). */
+/* Clears the free bits of a slab going back to the core (set for the
+ * objects on its free list, which is all it carved). */
 void slab_clear_free_bits(page_desc_t *head);
 void slab_debug_fill(void *obj, size_t bytes);
 /* What is wrong with giving obj (at offset in its slab of class cls) back, or
@@ -406,7 +427,8 @@ static inline uint32_t tcache_bin_room(uint64_t tally) {
 _Static_assert(offsetof(tcache_t, bin_tally) == offsetof(tcache_t, bin_head) + TCACHE_BINS * sizeof(void *),
                "a bin's tally is TCACHE_BINS words after its head");
 static inline uint64_t *tcache_tally_of(void **head) {
-  return (uint64_t *)(head + TCACHE_BINS);
+  /* Byte arithmetic: the tally lies past the heads array, not in it. */
+  return (uint64_t *)(void *)((char *)head + TCACHE_BINS * sizeof(void *));
 }
 /* The bin number of class cls in tc's home zone. */
 static inline unsigned tcache_home_bin(const tcache_t *tc, unsigned cls) {
@@ -538,10 +560,11 @@ void free_not_small_object(void *p);
  * Misuse is caught before anything is written: a pointer that is in no slab
  * or does not start an object goes to the page map (foreign, interior, or
  * not small); one whose second word holds the cache key is checked for a
- * double free by the slow path. Cost: 25 instructions when the bin has room
- * (clang 14; gcc 12 makes 26): 10 the map and the object test, 3 the cache
- * (raising the busy depth), 3 the key, 7 the room test and the push, 2
- * lowering the busy depth and returning; every exit is a tail call. */
+ * double free by the slow path. Cost: 26 instructions when the bin has room
+ * (clang 14; gcc 12 makes 28): 11 the range test, the map and the object
+ * test, 3 the cache (raising the busy depth), 3 the key, 7 the room test and
+ * the push, 2 lowering the busy depth and returning; every exit is a tail
+ * call. */
 static inline void free_fast(void *p) {
   size_t bin;
   if (unlikely(!small_map_object(p, &bin))) return free_not_small_object(p);

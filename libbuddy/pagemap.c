@@ -20,16 +20,12 @@
  * region is mapped and are all 0 again by the time it is unmapped. Below the
  * first byte, in two pages of their own made read-only once filled, lie the
  * object-start fields of each bin (small_map_info_t), so that free's fast path
- * reads the bin and the test from one base in three loads, with no test that
- * the address is in range: every user-space address is. The map only ever
- * speeds free up: bin 0 fails the test and sends free to the page map, which
- * is also what happens before the map is reserved, if it cannot be (a
- * process limited by RLIMIT_AS, or under valgrind with little address space
- * left), or for a region whose bytes could not be made writable.
- * Addresses at or above 2^47 (possible only with 5-level page tables, for a
- * mapping asked for there) would read past the map; no region is placed
- * there, and the page map refuses them, so only a foreign pointer up there
- * could be misread.
+ * reads the bin and the test from one base in three loads. The map only ever
+ * speeds free up: bin 0 fails the test and sends free to the page map, and so
+ * does an address past the map (at or above 2^47), an unreserved map (its
+ * size is 0 until then, and stays 0 if it cannot be reserved: a process
+ * limited by RLIMIT_AS, or under valgrind with little address space left),
+ * and a region whose bytes could not be made writable.
  */
 #include "internal.h"
 
@@ -40,12 +36,7 @@ void **pagemap_root[(size_t)1 << PAGEMAP_ROOT_BITS] = {
     [0 ...((size_t)1 << PAGEMAP_ROOT_BITS) - 1] = pagemap_empty_leaf};
 static pthread_mutex_t pagemap_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* Before the map is reserved: a zero byte below zeroed fields (limit 0). */
-static struct {
-  small_map_info_t info;
-  uint8_t zero[64];
-} small_map_unreserved;
-small_map_t small_map = {.bytes = small_map_unreserved.zero, .shift = 63};
+small_map_t small_map; /* pages 0 until reserved */
 /* The mapping: the info pages, then the bytes. */
 #define SMALL_MAP_INFO_PAGES ((sizeof(small_map_info_t) + PAGE_SIZE - 1) / PAGE_SIZE)
 static bool small_map_failed; /* under pagemap_lock: no second try */
@@ -116,7 +107,7 @@ static bool small_map_reserve_locked(void) {
   os_exclude_from_core_dumps(bytes, SMALL_MAP_BYTES);
   small_map_reserved = bytes;
   __atomic_store_n(&small_map.bytes, bytes, __ATOMIC_RELAXED);
-  __atomic_store_n(&small_map.shift, PAGE_SHIFT, __ATOMIC_RELEASE);
+  __atomic_store_n(&small_map.pages, SMALL_MAP_BYTES, __ATOMIC_RELEASE);
   return true;
 }
 

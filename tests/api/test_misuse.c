@@ -32,6 +32,21 @@ Test(misuse, free_of_static_buffer_aborts, .signal = SIGABRT)
     buddy_free(api_hide_ptr(static_buffer));
 }
 
+/* Past the small map free's fast path reads: reported, not read. */
+Test(misuse, free_of_an_address_past_user_space_aborts, .signal = SIGABRT)
+{
+    void *warm = buddy_malloc(api_hide(64)); /* the map is reserved */
+    cr_assert_not_null(warm);
+    buddy_free(api_hide_ptr((void *)(uintptr_t)-16));
+}
+
+Test(misuse, free_of_a_kernel_address_aborts, .signal = SIGABRT)
+{
+    void *warm = buddy_malloc(api_hide(64));
+    cr_assert_not_null(warm);
+    buddy_free(api_hide_ptr((void *)(uintptr_t)0xffff800000001000ull));
+}
+
 Test(misuse, free_into_static_buffer_aborts, .signal = SIGABRT)
 {
     buddy_free(api_hide_ptr(static_buffer + 16));

@@ -461,7 +461,9 @@ Test(zones, small_map_marks_slab_pages_only) {
   int on_stack;
   char *small = buddy_malloc(64), *medium = buddy_malloc(SMALL_SIZE_MAX + 1);
   char *huge = buddy_malloc(MEDIUM_SIZE_MAX + 1), *big_small = buddy_malloc(SMALL_SIZE_MAX);
-  cr_assert_eq(small_map.shift, PAGE_SHIFT, "reserved with the first region");
+  cr_assert_eq(small_map.pages, SMALL_MAP_BYTES, "reserved with the first region");
+  cr_assert_eq(small_map_at((void *)(uintptr_t)-1), 0, "past the map");
+  cr_assert_eq(small_map_at((void *)(uintptr_t)0xffff800000001000ull), 0, "a kernel address");
   region_t *r = pagemap_region_of(small);
   unsigned bin = small_map_bin_number(r->zone_index, size_class_of(64));
   cr_assert_eq(small_map_at(small), bin);
@@ -519,17 +521,13 @@ Test(zones, a_small_block_missing_from_the_map_still_frees) {
   buddy_free(other);
 }
 
-/* With no map at all (an unreserved map reads 0 everywhere), every kind of
+/* With no map at all (an unreserved map covers no page), every kind of
  * block still frees, and misuse is still caught. */
 Test(zones, frees_work_without_the_small_map, .init = cr_redirect_stderr) {
   options.abort_on_error = 0;
   char *warm = buddy_malloc(64);
-  static struct {
-    small_map_info_t info;
-    uint8_t zero[64];
-  } none;
   small_map_t saved = small_map;
-  small_map = (small_map_t){.bytes = none.zero, .shift = 63};
+  small_map = (small_map_t){.bytes = saved.bytes, .pages = 0};
   char *small = buddy_malloc(48), *medium = buddy_malloc(SMALL_SIZE_MAX + 1);
   char *huge = buddy_malloc(MEDIUM_SIZE_MAX + 1);
   cr_assert(small != NULL && medium != NULL && huge != NULL);
