@@ -79,11 +79,11 @@ static inline unsigned size_class_of(size_t size) {
 /* True when `offset` from the slab's start is the start of one of its
  * objects: a multiple of the class size before the slab's unused tail.
  * Cost: a multiply and a compare. Class 0 never passes. */
-static inline bool size_class_info_is_object_start(const size_class_info_t *ci, size_t offset) {
-  return (uint64_t)offset * ci->magic < ci->limit;
+static inline bool size_class_test_object_start(uint64_t offset, uint64_t magic, uint64_t limit) {
+  return offset * magic < limit;
 }
 static inline bool size_class_is_object_start(unsigned cls, size_t offset) {
-  return size_class_info_is_object_start(&size_class_info[cls], offset);
+  return size_class_test_object_start(offset, size_class_info[cls].magic, size_class_info[cls].limit);
 }
 /* The same for a pointer into a slab of class cls, from its address alone. */
 static inline bool size_class_is_object(unsigned cls, const void *p) {
@@ -178,7 +178,7 @@ static inline bool small_map_object(const void *p, size_t *bin) {
   size_t b = bytes[page];
   const small_map_info_t *info = (const small_map_info_t *)(bytes - sizeof(small_map_info_t));
   *bin = b;
-  return (uint64_t)((uintptr_t)p & info->slab_mask[b]) * info->magic[b] < info->limit[b];
+  return size_class_test_object_start((uintptr_t)p & info->slab_mask[b], info->magic[b], info->limit[b]);
 }
 /* Reserves the map (first zone region; idempotent, under the zone's lock is
  * fine: it takes pagemap_lock) and makes the bytes of the region at base
@@ -191,7 +191,7 @@ bool small_map_region_clear(const void *base);
 /* The bin number the map holds for p (0 when unmapped). */
 static inline unsigned small_map_at(const void *p) {
   uintptr_t page = (uintptr_t)p >> PAGE_SHIFT;
-  if (page >= __atomic_load_n(&small_map.pages, __ATOMIC_ACQUIRE)) return 0;
+  if (page >= small_map_pages_acquire()) return 0;
   return __atomic_load_n(&small_map.bytes[page], __ATOMIC_RELAXED);
 }
 
@@ -417,9 +417,6 @@ extern __thread tcache_tls_t tcache_tls __attribute__((tls_model("initial-exec")
  * free's fast path to a compare in memory and one decrement in memory. */
 typedef uint16_t __attribute__((may_alias)) tcache_room_t;
 _Static_assert(TCACHE_TALLY_ROOM_BITS == 16 && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the room is the tally's first half-word");
-static inline bool tcache_bin_full(const tcache_t *tc, size_t bin) {
-  return *(const tcache_room_t *)&tc->bin_tally[bin] == 0;
-}
 static inline uint32_t tcache_bin_room(uint64_t tally) {
   return (uint32_t)(tally & TCACHE_TALLY_ROOM_MASK);
 }
@@ -441,13 +438,21 @@ static inline uint32_t tcache_bin_count(const tcache_t *tc, unsigned cls, uint64
 static inline uint64_t tcache_bin_requests(uint64_t tally) {
   return tally >> TCACHE_TALLY_ROOM_BITS;
 }
-/* Pushes p on bin `bin` of tc, which has room; p's second word takes the key. */
-static inline void tcache_bin_push(tcache_t *tc, size_t bin, void *p) {
+/* Whether the bin whose head is at `head` has no room. */
+static inline bool tcache_head_full(void **head) {
+  return *(const tcache_room_t *)tcache_tally_of(head) == 0;
+}
+/* Pushes p on the bin whose head is at `head`, which has room; p's second
+ * word takes the key. */
+static inline void tcache_head_push(void **head, void *p) {
   void **obj = p;
-  obj[0] = tc->bin_head[bin];
+  obj[0] = *head;
   obj[1] = (void *)tcache_key;
-  tc->bin_head[bin] = obj;
-  tc->bin_tally[bin]--;
+  *head = obj;
+  (*tcache_tally_of(head))--;
+}
+static inline void tcache_bin_push(tcache_t *tc, size_t bin, void *p) {
+  tcache_head_push(&tc->bin_head[bin], p);
 }
 
 /* Called held (tcache_hold) by the fast paths; they release. */
@@ -455,7 +460,6 @@ void *tcache_alloc_slow(unsigned cls); /* ENOMEM on failure */
 /* The fast path could not push p, an object start of bin `bin`. */
 void tcache_free_slow(void *p, size_t bin);
 void tcache_flush_current(void);
-bool tcache_check_double_free(tcache_t *tc, void *p, unsigned cls); /* true: reported */
 void tcache_global_init(void); /* idempotent; cheap once done */
 /* How many of the calling thread's allocator calls may hold a pointer to its
  * cache or a bin: raised before tcache_tls.current is read, lowered after the
@@ -573,13 +577,8 @@ static inline void free_fast(void *p) {
   void **head = &tc->bin_head[bin];
   /* A key in the 2nd word may be a double free; no room: a full bin, another
    * zone's bin, or a static cache. */
-  if (unlikely(free_key_matches(((void **)p)[1]) || *(const tcache_room_t *)tcache_tally_of(head) == 0))
-    return tcache_free_slow(p, bin);
-  void **obj = p;
-  obj[0] = *head;
-  obj[1] = (void *)tcache_key;
-  *head = obj;
-  (*tcache_tally_of(head))--;
+  if (unlikely(free_key_matches(((void **)p)[1]) || tcache_head_full(head))) return tcache_free_slow(p, bin);
+  tcache_head_push(head, p);
   tcache_release();
 }
 

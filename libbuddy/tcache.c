@@ -311,6 +311,13 @@ static void tcache_reclaim_locked(tcache_t *tc) {
   tcache_flush_all(tc);
 }
 
+/* The length of a list, counted up to `bound` at most. */
+static unsigned tcache_list_count(void **list, unsigned bound) {
+  unsigned n = 0;
+  for (void **p = list; p != NULL && n < bound; p = p[0]) n++;
+  return n;
+}
+
 /* Orphans of a fork: their threads do not exist here. An object being pushed
  * or popped at the fork may be missed (leaked) but never freed twice: the
  * lists (bins and remote batches) are walked to their end, not by count; a
@@ -321,17 +328,14 @@ static void tcache_flush_orphans_locked(void) {
     next = tc->next;
     if (*tc->owner_busy != 0) continue; /* its stack is still mapped here */
     for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
-      unsigned n = 0;
-      unsigned bin = tcache_home_bin(tc, c);
-      for (void **p = tc->bin_head[bin]; p != NULL && n <= tc->bin_max[c]; p = p[0]) n++;
+      unsigned bin = tcache_home_bin(tc, c), n = tcache_list_count(tc->bin_head[bin], tc->bin_max[c] + 1);
       if (n <= tc->bin_max[c]) {
         tc->bin_tally[bin] = (tc->bin_tally[bin] & ~TCACHE_TALLY_ROOM_MASK) | (tc->bin_max[c] - n);
         tcache_flush_bin(tc, bin, n);
       }
     }
     for (unsigned z = 0; z < ZONES_MAX; z++) { /* the remote batches, likewise */
-      unsigned n = 0;
-      for (void **p = tc->remote[z].head; p != NULL && n < TCACHE_REMOTE_MAX; p = p[0]) n++;
+      unsigned n = tcache_list_count(tc->remote[z].head, TCACHE_REMOTE_MAX);
       if (n < TCACHE_REMOTE_MAX) zone_free_objects(tc->remote[z].head, n);
     }
     zone_free_small(tc);
@@ -456,10 +460,6 @@ void *tcache_alloc_slow(unsigned cls) {
   return p;
 }
 
-static zone_t *tcache_zone_of(void *p) {
-  return pagemap_region_of(p)->zone;
-}
-
 /* A full batch: this thread freed many objects of that zone (a consumer of
  * its blocks, not one handed a stray block), so its bins adopt what they have
  * room for, to be reused here without a lock; the rest go home. Stray remote
@@ -471,10 +471,8 @@ static noinline void tcache_remote_adopt(tcache_t *tc, tcache_remote_t *rb) {
     next = p[0];
     region_t *r = region_of_address(p); /* free found it in a zone region */
     unsigned bin = tcache_home_bin(tc, page_class_at(r, p));
-    if (tcache_bin_room(tc->bin_tally[bin]) > 0) { /* p[1] already holds the key */
-      p[0] = tc->bin_head[bin];
-      tc->bin_head[bin] = p;
-      tc->bin_tally[bin]--;
+    if (tcache_bin_room(tc->bin_tally[bin]) > 0) {
+      tcache_bin_push(tc, bin, p);
     } else {
       p[0] = home;
       home = p;
@@ -493,6 +491,24 @@ static void tcache_remote_push(tcache_t *tc, tcache_remote_t *rb, void *p, unsig
   rb->count++;
   rb->bytes += size_class_bytes[cls];
   if (unlikely(rb->count >= TCACHE_REMOTE_MAX || rb->bytes >= TCACHE_REMOTE_BYTES)) tcache_remote_adopt(tc, rb);
+}
+
+static bool tcache_list_holds(void **list, const void *p) {
+  for (void **q = list; q != NULL; q = q[0])
+    if (q == p) return true;
+  return false;
+}
+
+/* The object's second word holds the key: confirm by a scan of this thread's
+ * bin and remote batch, then by its free bit (set while it is on its slab's
+ * free list, where flushes and exited threads put blocks). A block waiting in
+ * another live thread's cache cannot be seen. */
+static bool tcache_check_double_free(tcache_t *tc, void *p, unsigned cls, unsigned zone_index) {
+  bool found = tcache_list_holds(tc->bin_head[tcache_home_bin(tc, cls)], p) ||
+               tcache_list_holds(tc->remote[zone_index].head, p);
+  if (!found) found = zone_holds_free_object(region_of_address(p), p); /* free found p in a zone region */
+  if (found) error_misuse("double free of a small block", p);
+  return found;
 }
 
 /* An entered, live cache takes p, of class cls and zone zone_index: into
@@ -522,25 +538,7 @@ void tcache_free_slow(void *p, size_t bin) {
     return tcache_release();
   }
   tc = tcache_enter_own(tc);
-  if (!(suspect && tcache_check_double_free(tc, p, cls))) tcache_push(tc, p, cls, zone_index);
+  if (!(suspect && tcache_check_double_free(tc, p, cls, zone_index))) tcache_push(tc, p, cls, zone_index);
   tcache_release();
 }
 
-static bool tcache_list_holds(void **list, const void *p) {
-  for (void **q = list; q != NULL; q = q[0])
-    if (q == p) return true;
-  return false;
-}
-
-/* The object's second word holds the key: confirm by a scan of this thread's
- * bin and remote batch, then of its slab's free list (where flushes and
- * exited threads put blocks). A block waiting in another live thread's cache
- * cannot be seen. */
-bool tcache_check_double_free(tcache_t *tc, void *p, unsigned cls) {
-  zone_t *z = tcache_zone_of(p);
-  bool found = tcache_list_holds(tc->bin_head[tcache_home_bin(tc, cls)], p) ||
-               tcache_list_holds(tc->remote[z - zones].head, p);
-  if (!found) found = zone_holds_free_object(pagemap_region_of(p), p);
-  if (found) error_misuse("double free of a small block", p);
-  return found;
-}
