@@ -308,6 +308,8 @@ static inline bool slab_holds_free(const page_desc_t *head, const void *obj) {
  * objects on its free list, which is all it carved). */
 void slab_clear_free_bits(page_desc_t *head);
 void slab_debug_fill(void *obj, size_t bytes);
+/* Checks a slab's counts against its free bits (zone_verify_all). */
+void slab_verify(const page_desc_t *head);
 /* What is wrong with giving obj (at offset in its slab of class cls) back, or
  * NULL. A multiply, not a division, for "never handed out"; a bit, not a
  * scan, for "already free". */
@@ -329,14 +331,13 @@ static inline bool slab_give(page_desc_t *head, void *obj, unsigned cls) {
     error_misuse(wrong, obj);
     return false;
   }
-  void **o = obj;
   if (unlikely(options.debug)) slab_debug_fill(obj, size_class_bytes[cls]);
-  o[0] = head->slab_free;
-  o[1] = (void *)tcache_key;
-  head->slab_free = obj;
+  ((void **)obj)[1] = (void *)tcache_key;
   head->slab_used--;
-  size_t g = slab_free_granule(obj);
-  region_of_desc(head)->slab_free_bits[g / 64] |= slab_free_mask(g);
+  size_t g = slab_free_granule(obj), w = g / 64;
+  region_of_desc(head)->slab_free_bits[w] |= slab_free_mask(g);
+  size_t scan = w - slab_free_granule(page_address_of(head)) / 64;
+  if (scan < head->slab_scan) head->slab_scan = (uint16_t)scan;
   return true;
 }
 static inline unsigned slab_free_objects(const page_desc_t *head, unsigned cls) {
@@ -431,9 +432,12 @@ static inline uint64_t *tcache_tally_of(void **head) {
 static inline unsigned tcache_home_bin(const tcache_t *tc, unsigned cls) {
   return tc->home_bins + cls;
 }
-/* Objects in the home bin of class cls of tc, from a tally read of it. */
+/* Objects in the home bin of class cls of tc, from a tally read of it. The
+ * owner may be resizing the bin while another thread reads (statistics): such
+ * a reader may see a count off by the change, never one below 0. */
 static inline uint32_t tcache_bin_count(const tcache_t *tc, unsigned cls, uint64_t tally) {
-  return tc->bin_max[cls] - tcache_bin_room(tally);
+  uint32_t max = __atomic_load_n(&tc->bin_max[cls], __ATOMIC_RELAXED), room = tcache_bin_room(tally);
+  return room < max ? max - room : 0;
 }
 static inline uint64_t tcache_bin_requests(uint64_t tally) {
   return tally >> TCACHE_TALLY_ROOM_BITS;
@@ -486,11 +490,12 @@ static inline tcache_t *tcache_get(void) {
 static inline void **tcache_get_home(void) {
   return __atomic_load_n(&tcache_tls.home, __ATOMIC_RELAXED);
 }
+/* The max a home bin of class cls starts at (tcache.c: bins adapt). */
+uint32_t tcache_bin_start(unsigned cls);
 /* Empties idle threads' caches when a reclaim period has passed (tcache.c). */
 void tcache_sweep_idle(void);
 /* Request counters, thread caches and reclaims, into s. */
 void tcache_collect_stats(buddy_stats_t *s);
-size_t tcache_max_bytes(void);
 
 /* ---- purge.c ------------------------------------------------------------ */
 
@@ -576,7 +581,7 @@ static inline void free_fast(void *p) {
   tcache_t *tc = tcache_get();
   void **head = &tc->bin_head[bin];
   /* A key in the 2nd word may be a double free; no room: a full bin, another
-   * zone's bin, or a static cache. */
+   * zone's bin, a class the thread has not used yet, or a static cache. */
   if (unlikely(free_key_matches(((void **)p)[1]) || tcache_head_full(head))) return tcache_free_slow(p, bin);
   tcache_head_push(head, p);
   tcache_release();

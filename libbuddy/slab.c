@@ -6,11 +6,18 @@
  * descriptor keeps the slab's state:
  *   slab_carved  objects [0, slab_carved) have been handed out at least once;
  *                the rest were never touched (so a fresh slab costs no writes);
- *   slab_free    returned objects, linked through their first word, each with
- *                tcache_key in its second word and its free bit set (the
- *                region's slab_free_bits: set exactly for the objects on
- *                the list);
- *   slab_used    objects out of the slab (in thread caches or with the program).
+ *   slab_used    objects out of the slab (in thread caches or with the program);
+ *   slab_scan    the first of the slab's bitmap words that may hold a free bit.
+ * The carved objects that are back in the slab are those whose free bit is
+ * set (the region's slab_free_bits, one bit per SMALL_ALIGN bytes): the
+ * bitmap is the slab's free set, not a list through the objects. Why: the
+ * objects a thread frees to a zone are often refilled by another thread (a
+ * remote free goes home to its zone, its owner takes it from there), and
+ * popping a list threaded through them would be a chain of dependent loads,
+ * each missing on a line the freeing core holds. Taking objects from the bits
+ * only writes them (to link them into a bin), and stores that miss overlap.
+ * A returned object keeps tcache_key in its second word, as in a cache, so
+ * free's fast path suspects a double free of it.
  * The caller holds the zone lock for every function here.
  */
 #include "internal.h"
@@ -25,9 +32,9 @@ void slab_init(page_desc_t *head, unsigned cls) {
     head[i].order = (uint8_t)order;
   }
   page_class_set(head, (size_t)1 << order, cls);
-  head->slab_free = NULL;
   head->slab_used = 0;
   head->slab_carved = 0;
+  head->slab_scan = 0;
 }
 
 /* debug=1: a freed object's bytes past its two link words hold DEBUG_FILL
@@ -45,23 +52,40 @@ static void slab_debug_check(void *obj, size_t bytes) {
     if (p[i] != DEBUG_FILL) error_fatal("use after free: a freed block was written to", p + i);
 }
 
-unsigned slab_take(page_desc_t *head, void **list, unsigned n) {
+/* Moves up to n of the slab's free objects, lowest address first, from its
+ * bits into a list; returns how many. */
+static unsigned slab_take_free(page_desc_t *head, void **list, unsigned n) {
   unsigned cls = page_class_of_desc(head), taken = 0;
-  void **obj;
-  while (taken < n && (obj = head->slab_free) != NULL) {
-    if (options.debug) slab_debug_check(obj, size_class_bytes[cls]);
-    head->slab_free = obj[0];
-    size_t g = slab_free_granule(obj);
-    region_of_desc(head)->slab_free_bits[g / 64] &= ~slab_free_mask(g);
-    obj[0] = *list;
-    obj[1] = (void *)tcache_key; /* now in a bin */
-    *list = obj;
-    taken++;
+  unsigned free_count = (unsigned)head->slab_carved - head->slab_used;
+  if (n > free_count) n = free_count;
+  char *start = page_address_of(head);
+  uint64_t *words = &region_of_desc(head)->slab_free_bits[slab_free_granule(start) / 64];
+  size_t w = head->slab_scan, word_count = (PAGE_SIZE << head->order) / SMALL_ALIGN / 64;
+  while (taken < n) {
+    if (w >= word_count) error_fatal("heap corrupted: a slab has fewer free bits than free objects", start);
+    uint64_t bits = words[w];
+    while (bits != 0 && taken < n) {
+      void **obj = (void **)(start + (w * 64 + (size_t)__builtin_ctzll(bits)) * SMALL_ALIGN);
+      bits &= bits - 1;
+      if (options.debug) slab_debug_check(obj, size_class_bytes[cls]);
+      obj[0] = *list;
+      obj[1] = (void *)tcache_key; /* now in a bin */
+      *list = obj;
+      taken++;
+    }
+    words[w] = bits;
+    if (bits == 0) w++;
   }
+  head->slab_scan = (uint16_t)w;
+  return taken;
+}
+
+unsigned slab_take(page_desc_t *head, void **list, unsigned n) {
+  unsigned cls = page_class_of_desc(head), taken = slab_take_free(head, list, n);
   size_t bytes = size_class_bytes[cls];
   char *start = page_address_of(head);
   while (taken < n && head->slab_carved < size_class_slab_count[cls]) {
-    obj = (void **)(start + head->slab_carved++ * bytes);
+    void **obj = (void **)(start + head->slab_carved++ * bytes);
     obj[0] = *list;
     obj[1] = (void *)tcache_key;
     *list = obj;
@@ -74,4 +98,25 @@ unsigned slab_take(page_desc_t *head, void **list, unsigned n) {
 void slab_clear_free_bits(page_desc_t *head) {
   size_t first = slab_free_granule(page_address_of(head)), granules = (PAGE_SIZE << head->order) / SMALL_ALIGN;
   memset(&region_of_desc(head)->slab_free_bits[first / 64], 0, granules / 8);
+}
+
+/* Checks a slab's counts against its free bits; aborts with a report. */
+void slab_verify(const page_desc_t *head) {
+  unsigned cls = page_class_of_desc(head);
+  const char *start = page_address_of(head);
+  const uint64_t *words = &region_of_desc(head)->slab_free_bits[slab_free_granule(start) / 64];
+  size_t word_count = (PAGE_SIZE << head->order) / SMALL_ALIGN / 64, free_bits = 0;
+  if (head->slab_carved > size_class_slab_count[cls] || head->slab_used > head->slab_carved)
+    error_fatal("heap check failed: slab counts out of range", start);
+  for (size_t w = 0; w < word_count; w++) {
+    if (w < head->slab_scan && words[w] != 0) error_fatal("heap check failed: a free bit below the slab's scan start", start);
+    for (uint64_t bits = words[w]; bits != 0; bits &= bits - 1) {
+      size_t offset = (w * 64 + (size_t)__builtin_ctzll(bits)) * SMALL_ALIGN;
+      if (!size_class_is_object_start(cls, offset) || offset >= (size_t)head->slab_carved * size_class_bytes[cls])
+        error_fatal("heap check failed: a free bit off the slab's carved objects", start + offset);
+      free_bits++;
+    }
+  }
+  if (free_bits != (size_t)head->slab_carved - head->slab_used)
+    error_fatal("heap check failed: a slab's free bits disagree with its counts", start);
 }

@@ -91,22 +91,28 @@ static pthread_key_t tcache_thread_key;
 static bool tcache_ready;
 static pthread_mutex_t tcache_init_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* The owner's own counters: plain increments, which other threads read with
+ * relaxed loads (TSan builds make the increment atomic too, to say so). */
+#ifdef __SANITIZE_THREAD__
+#define counter_add(x, n) __atomic_store_n(&(x), __atomic_load_n(&(x), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
+#else
+#define counter_add(x, n) ((x) += (n))
+#endif
+
 /* ---- Bin sizes ----------------------------------------------------------- */
 
 /* With debug=1 nothing is cached: every block goes through its slab, where
  * the fill is written and checked (slab.c). */
-static uint32_t tcache_bin_max(unsigned cls) {
+static uint32_t tcache_bin_objects(unsigned cls, size_t bytes) {
   if (options.debug) return 0;
-  size_t n = TCACHE_BIN_BYTES / size_class_bytes[cls];
-  if (n < TCACHE_BIN_MIN) n = TCACHE_BIN_MIN;
+  size_t n = bytes / size_class_bytes[cls];
+  if (n < 1) n = 1;
   if (n > (size_t)options.tcache_max) n = (size_t)options.tcache_max;
   return (uint32_t)n;
 }
 
-size_t tcache_max_bytes(void) {
-  size_t total = 0;
-  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) total += tcache_bin_max(c) * size_class_bytes[c];
-  return total;
+uint32_t tcache_bin_start(unsigned cls) {
+  return tcache_bin_objects(cls, TCACHE_BIN_START_BYTES);
 }
 
 /* ---- Flushing ------------------------------------------------------------ */
@@ -126,6 +132,52 @@ static void tcache_flush_bin(tcache_t *tc, unsigned bin, uint32_t n) {
 /* The tally of the home bin of class cls (relaxed: other threads read it). */
 static uint64_t tcache_home_tally(const tcache_t *tc, unsigned cls) {
   return __atomic_load_n(&tc->bin_tally[tcache_home_bin(tc, cls)], __ATOMIC_RELAXED);
+}
+
+/* Sets the max of tc's home bin of class cls, flushing the objects past it;
+ * keeps room = max - count and the budget's sum. */
+static void tcache_bin_resize(tcache_t *tc, unsigned cls, uint32_t max) {
+  unsigned bin = tcache_home_bin(tc, cls);
+  uint32_t old = tc->bin_max[cls], count = old - tcache_bin_room(tc->bin_tally[bin]);
+  if (count > max) tcache_flush_bin(tc, bin, count - max); /* room is now >= old - max */
+  counter_add(tc->bin_tally[bin], (uint64_t)max - old);    /* modulo 2^64: the room stays >= 0 */
+  tc->budget_used = tc->budget_used - (size_t)old * size_class_bytes[cls] + (size_t)max * size_class_bytes[cls];
+  __atomic_store_n(&tc->bin_max[cls], max, __ATOMIC_RELAXED);
+  assert_internal(tc->budget_used <= TCACHE_BYTES_MAX);
+}
+
+/* The budget is spent: bins that served fewer requests than their max since
+ * the last rebalance give up half of it, and those that served none all of
+ * it (the class starts again at its first slow path). At most once in
+ * TCACHE_REBALANCE_SLOW_PATHS slow paths, so a thread whose classes all run
+ * hot does not scan on every refill. */
+static void tcache_rebalance(tcache_t *tc, unsigned wanting) {
+  if (tc->slow_paths - tc->rebalanced_at < TCACHE_REBALANCE_SLOW_PATHS) return;
+  tc->rebalanced_at = tc->slow_paths;
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
+    uint64_t requests = tcache_bin_requests(tc->bin_tally[tcache_home_bin(tc, c)]);
+    uint64_t served = requests - tc->bin_requests_seen[c];
+    tc->bin_requests_seen[c] = requests;
+    uint32_t max = tc->bin_max[c];
+    if (c == wanting || served >= max) continue;
+    tcache_bin_resize(tc, c, served == 0 ? 0 : max / 2); /* served > 0: max >= 2 */
+  }
+}
+
+/* The class cls is in demand (its bin ran empty, or its first slow path):
+ * its bin starts, or doubles, within its ceiling and the budget. Returns the
+ * bin's max: 0 if it still has none (debug=1, or no budget left). */
+static uint32_t tcache_bin_grow(tcache_t *tc, unsigned cls) {
+  uint32_t max = tc->bin_max[cls], ceiling = tcache_bin_objects(cls, TCACHE_BIN_CEILING_BYTES);
+  uint32_t want = max == 0 ? tcache_bin_start(cls) : 2 * max;
+  if (want > ceiling) want = ceiling;
+  if (want <= max) return max;
+  size_t bytes = size_class_bytes[cls];
+  if (tc->budget_used + (want - max) * bytes > TCACHE_BYTES_MAX) tcache_rebalance(tc, cls);
+  size_t fits = max + (TCACHE_BYTES_MAX - tc->budget_used) / bytes;
+  if (want > fits) want = (uint32_t)fits;
+  if (want > max) tcache_bin_resize(tc, cls, want);
+  return tc->bin_max[cls];
 }
 
 /* Makes tc the calling thread's cache (or the one of the thread whose TLS
@@ -155,14 +207,6 @@ static size_t tcache_cached_bytes(const tcache_t *tc) {
 }
 
 /* ---- Entering and leaving slow paths ------------------------------------- */
-
-/* The owner's own counters: plain increments, which other threads read with
- * relaxed loads (TSan builds make the increment atomic too, to say so). */
-#ifdef __SANITIZE_THREAD__
-#define counter_add(x, n) __atomic_store_n(&(x), __atomic_load_n(&(x), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
-#else
-#define counter_add(x, n) ((x) += (n))
-#endif
 
 /* A reclaim swapped tcache_reclaimed in: take the own cache back, once the
  * sweep that may be emptying it has finished. */
@@ -287,7 +331,7 @@ static bool tcache_thread_init(void) {
   tcache_t *tc = list;
   *tc = (tcache_t){.zone = z, .state = TCACHE_LIVE, .owner_tls = &tcache_tls, .owner_busy = &tcache_tls.busy,
                      .tid = os_thread_id(), .home_bins = small_map_bin_number((unsigned)(z - zones), 0)};
-  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) tc->bin_tally[tcache_home_bin(tc, c)] = tc->bin_max[c] = tcache_bin_max(c);
+  /* Every bin starts with max 0: a class's first slow path gives it room. */
   tcache_own = tc;
   tcache_set_current(&tcache_tls, tc);
   tcache_register(tc);
@@ -440,11 +484,14 @@ static tcache_t *tcache_enter_own(tcache_t *tc) {
   return tc;
 }
 
+/* The bin ran empty: the class is in demand, so the bin grows (tcache_bin_grow)
+ * before half of it is refilled. */
 static void *tcache_refill_and_pop(tcache_t *tc, unsigned cls) {
+  if (tc->state != TCACHE_LIVE) return tcache_alloc_uncached(tc->zone, cls);
   unsigned bin = tcache_home_bin(tc, cls);
-  uint32_t max = tc->bin_max[cls];
-  if (tc->state != TCACHE_LIVE || max == 0) return tcache_alloc_uncached(tc->zone, cls);
   if (tc->bin_head[bin] == NULL) {
+    uint32_t max = tcache_bin_grow(tc, cls);
+    if (max == 0) return tcache_alloc_uncached(tc->zone, cls);
     tc->bin_tally[bin] -= zone_alloc_objects(tc->zone, cls, &tc->bin_head[bin], (max + 1) / 2); /* room */
     if (tc->bin_head[bin] == NULL) return NULL;
   }
@@ -515,10 +562,11 @@ static bool tcache_check_double_free(tcache_t *tc, void *p, unsigned cls, unsign
  * its bin (flushing half when full), or into that zone's remote batch when
  * it is not the home zone. */
 static void tcache_push(tcache_t *tc, void *p, unsigned cls, unsigned zone_index) {
-  uint32_t max = tc->bin_max[cls];
-  if (tc->state != TCACHE_LIVE || max == 0) return zone_free_small(p);
+  if (tc->state != TCACHE_LIVE || options.debug) return zone_free_small(p);
   if (&zones[zone_index] != tc->zone) return tcache_remote_push(tc, &tc->remote[zone_index], p, cls);
   unsigned bin = tcache_home_bin(tc, cls);
+  uint32_t max = tc->bin_max[cls];
+  if (max == 0 && (max = tcache_bin_grow(tc, cls)) == 0) return zone_free_small(p); /* no budget */
   if (tcache_bin_room(tc->bin_tally[bin]) == 0) tcache_flush_bin(tc, bin, max - max / 2);
   tcache_bin_push(tc, bin, p);
 }
@@ -533,7 +581,7 @@ void tcache_free_slow(void *p, size_t bin) {
   tcache_t *tc = tcache_get();
   unsigned zone_index = bin / SIZE_CLASS_COUNT, cls = bin % SIZE_CLASS_COUNT;
   bool suspect = free_key_matches(((void **)p)[1]);
-  if (likely(!suspect && tc->state == TCACHE_LIVE && &zones[zone_index] != tc->zone && tc->bin_max[cls] != 0)) {
+  if (likely(!suspect && tc->state == TCACHE_LIVE && &zones[zone_index] != tc->zone && !options.debug)) {
     tcache_remote_push(tc, &tc->remote[zone_index], p, cls);
     return tcache_release();
   }

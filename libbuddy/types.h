@@ -67,12 +67,21 @@
 #define TCACHE_BINS (ZONES_MAX * SIZE_CLASS_COUNT)
 _Static_assert(TCACHE_BINS <= 256, "a bin number fits the small map's byte");
 
-/* Thread caches: a bin holds at most TCACHE_BIN_MAX objects and, above the
- * smallest classes, about TCACHE_BIN_BYTES bytes; refills and flushes move half
- * a bin at a time. Worst case held per thread: see tcache_max_bytes(). */
+/* Thread caches: each bin's max adapts to its class's demand (tcache.c). It
+ * is 0 until the class's first slow path, then about TCACHE_BIN_START_BYTES;
+ * a refill (the bin ran empty) doubles it, up to about
+ * TCACHE_BIN_CEILING_BYTES. Every max is at least 1 object and at most
+ * TCACHE_BIN_MAX objects, and a thread's maxes, times their classes' bytes,
+ * add up to at most TCACHE_BYTES_MAX: that is the most its bins can hold.
+ * When the budget refuses a bin, at most once in TCACHE_REBALANCE_SLOW_PATHS
+ * slow paths the bins that served fewer requests than their max since the
+ * last rebalance give up half of it. Refills and flushes move half a bin. */
 #define TCACHE_BIN_MAX 128
-#define TCACHE_BIN_MIN 1
-#define TCACHE_BIN_BYTES ((size_t)12288)
+#define TCACHE_BIN_START_BYTES ((size_t)12288)
+#define TCACHE_BIN_CEILING_BYTES ((size_t)65536)
+#define TCACHE_BYTES_MAX ((size_t)512 * 1024)
+#define TCACHE_REBALANCE_SLOW_PATHS 256
+_Static_assert(TCACHE_BYTES_MAX <= 512 * 1024, "a thread's bins hold a few hundred KiB at most");
 /* Remote frees (a small object whose region belongs to another zone than the
  * freeing thread's home zone) wait in a per-zone batch of the freeing thread
  * until it reaches either bound (then the bins adopt what fits, the rest goes
@@ -107,14 +116,16 @@ enum page_flags {
  *   class != 0          <=> kind == PAGE_SLAB (every page of a live slab; the
  *                           class is in the region's page_class, not
  *                           here);
- *   head of a slab:      slab_used + (free objects on slab_free) + (objects
- *                        past slab_carved) == objects per slab of its class. */
+ *   head of a slab:      slab_used + (its objects with their free bit set) +
+ *                        (objects past slab_carved) == objects per slab of
+ *                        its class; no free bit is set in the slab's bitmap
+ *                        words below slab_scan (slab.c). */
 typedef struct page_desc {
   struct page_desc *next; /* free list of its order, or zone list of its slab */
   struct page_desc *prev;
-  void *slab_free;      /* slab head: intrusive list of returned objects */
   uint16_t slab_used;   /* slab head: objects out of the slab (caches or users) */
   uint16_t slab_carved; /* slab head: objects ever handed out; the rest untouched */
+  uint16_t slab_scan;   /* slab head: no free bit in the slab's words below this */
   uint8_t kind;         /* page_kind_t */
   uint8_t order;        /* block order; on every page of a slab, the slab's */
   uint8_t unused;
@@ -148,7 +159,8 @@ typedef struct region {
    * path reads the same fact from the small map (pagemap.c). */
   uint8_t page_class[BUDDY_REGION_PAGES];
   /* One bit per SMALL_ALIGN bytes of the region: set at an object's start
-   * while it is on its slab's free list (slab.c), so that a double free
+   * while the object is free in its slab (slab.c). This is the slab's free
+   * set itself, so refills never read the objects, and a double free
    * reaching the slab is seen in O(1), whichever cache it came through.
    * Untouched words cost nothing: only slabs' bits are ever written. */
   uint64_t slab_free_bits[BUDDY_REGION_SIZE / SMALL_ALIGN / 64];
@@ -278,8 +290,16 @@ typedef struct tcache {
   zone_t *zone;   /* home zone: refills come from here */
   uint32_t state; /* tcache_state_t */
   unsigned *owner_busy; /* the owner's tcache_tls.busy */
-  uint32_t bin_max[SIZE_CLASS_COUNT]; /* 0 in the static caches; count = max - room */
-  uint64_t slow_paths;                 /* slow paths entered: a clock of activity */
+  /* Each class's home bin: max (0 in the static caches, and for classes not
+   * used yet; count = max - room), the requests it had served at the last
+   * rebalance, and the sum of max * class bytes (<= TCACHE_BYTES_MAX). Only
+   * the owner writes them; max is stored atomically for other threads'
+   * statistics. */
+  uint32_t bin_max[SIZE_CLASS_COUNT];
+  uint64_t bin_requests_seen[SIZE_CLASS_COUNT];
+  size_t budget_used;
+  uint64_t rebalanced_at; /* slow_paths at the last rebalance */
+  uint64_t slow_paths;    /* slow paths entered: a clock of activity */
   /* The registry of live caches, under tcache_registry_lock. */
   struct tcache *next, *prev;
   struct tcache_tls *owner_tls; /* the owner's tcache_tls: its cache slots */

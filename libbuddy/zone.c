@@ -314,11 +314,19 @@ int zone_trim_all(void) {
 
 /* ---- Checking ------------------------------------------------------------ */
 
+/* Every slab of the zone's regions, found by walking their blocks. */
+static void zone_verify_slabs_locked(zone_t *z) {
+  for (region_t *r = z->heap.region_list; r != NULL; r = r->next)
+    for (size_t i = 0; i < BUDDY_REGION_PAGES; i += (size_t)1 << r->pages[i].order)
+      if (r->pages[i].kind == PAGE_SLAB) slab_verify(&r->pages[i]);
+}
+
 size_t zone_verify_all(void) {
   size_t regions = 0;
   for (unsigned i = 0; i < ZONES_MAX; i++) {
     zone_lock(&zones[i]);
     buddy_heap_verify(&zones[i].heap);
+    zone_verify_slabs_locked(&zones[i]);
     regions += zones[i].heap.regions;
     zone_unlock(&zones[i]);
   }

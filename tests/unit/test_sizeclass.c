@@ -46,10 +46,6 @@ Test(sizeclass, object_start_test_is_exact) {
   }
 }
 
-Test(sizeclass, thread_cache_holds_at_most_a_few_hundred_kib) {
-  cr_assert_leq(tcache_max_bytes(), 512 * 1024);
-}
-
 Test(sizeclass, fast_path_table_agrees_with_the_slab_tables) {
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
     const size_class_info_t *ci = &size_class_info[c];

@@ -200,15 +200,13 @@ static size_t rss_bytes(void) {
 }
 
 /* What one thread's bins pin below when each cached object sits on a slab
- * of its own: a whole slab per object. */
+ * of its own: a whole slab per object, for bins of their starting size (they
+ * may grow, which pins more). */
 static size_t pinned_per_thread(void) {
   size_t bytes = 0;
   for (size_t i = 0; i < PIN_CLASSES; i++) {
     unsigned cls = size_class_of(pin_sizes[i]);
-    size_t per_bin = TCACHE_BIN_BYTES / size_class_bytes[cls];
-    if (per_bin > TCACHE_BIN_MAX) per_bin = TCACHE_BIN_MAX;
-    if (per_bin < TCACHE_BIN_MIN) per_bin = TCACHE_BIN_MIN;
-    bytes += per_bin * (PAGE_SIZE << size_class_slab_order[cls]);
+    bytes += tcache_bin_start(cls) * (PAGE_SIZE << size_class_slab_order[cls]);
   }
   return bytes;
 }
@@ -369,6 +367,97 @@ static void *count_requests(void *arg) {
   __atomic_fetch_add(&threads_counted, 1, __ATOMIC_ACQ_REL);
   while (stay && !__atomic_load_n(&threads_released, __ATOMIC_ACQUIRE)) sleep_ms(1);
   return NULL;
+}
+
+/* ---- Bin sizes: adapting within the thread's budget ------------------------ */
+
+/* The most objects a bin of class cls may grow to (types.h). */
+static uint32_t bin_ceiling(unsigned cls) {
+  size_t n = TCACHE_BIN_CEILING_BYTES / size_class_bytes[cls];
+  return (uint32_t)(n < 1 ? 1 : n > TCACHE_BIN_MAX ? TCACHE_BIN_MAX : n);
+}
+
+/* Checks the calling thread's cache: each bin's count within its max, the
+ * budget's sum right and within TCACHE_BYTES_MAX, the bytes cached too.
+ * Returns the bytes its bins could hold. */
+static size_t check_own_budget(void) {
+  const tcache_t *tc = tcache_get();
+  check(tc->state == TCACHE_LIVE);
+  size_t sum = 0, cached = 0;
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
+    uint64_t tally = tc->bin_tally[tcache_home_bin(tc, c)];
+    check(tcache_bin_room(tally) <= tc->bin_max[c] && tc->bin_max[c] <= bin_ceiling(c));
+    sum += (size_t)tc->bin_max[c] * size_class_bytes[c];
+    cached += (size_t)tcache_bin_count(tc, c, tally) * size_class_bytes[c];
+  }
+  check(sum == tc->budget_used && sum <= TCACHE_BYTES_MAX && cached <= sum);
+  return sum;
+}
+
+/* Allocates `count` blocks of class cls, writes them, checks and frees them:
+ * the bin runs empty (refills) and then full (flushes). */
+static void churn_class(unsigned cls, int count) {
+  size_t size = size_class_bytes[cls];
+  unsigned char **blocks = mmap(NULL, (size_t)count * sizeof *blocks, PROT_READ | PROT_WRITE,
+                                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  check(blocks != MAP_FAILED);
+  for (int i = 0; i < count; i++) {
+    check((blocks[i] = buddy_malloc(size)) != NULL);
+    memset(blocks[i], (unsigned char)(i + cls), size);
+  }
+  for (int i = 0; i < count; i++) {
+    check(blocks[i][0] == (unsigned char)(i + cls) && blocks[i][size - 1] == (unsigned char)(i + cls));
+    buddy_free(blocks[i]);
+  }
+  munmap(blocks, (size_t)count * sizeof *blocks);
+}
+
+Test(bins, a_class_in_demand_grows_and_every_class_together_stays_within_the_budget) {
+  unsigned hot = size_class_of(320);
+  churn_class(hot, 1); /* the class's first slow path: its bin starts */
+  cr_assert_eq(tcache_get()->bin_max[hot], tcache_bin_start(hot));
+  for (int round = 0; round < 4; round++) churn_class(hot, 2 * TCACHE_BIN_MAX);
+  cr_assert_eq(tcache_get()->bin_max[hot], bin_ceiling(hot), "refills double the bin up to its ceiling");
+  cr_assert_gt(bin_ceiling(hot), tcache_bin_start(hot));
+  /* Every class in demand at once asks for more than the budget. */
+  size_t asked = 0;
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) asked += (size_t)bin_ceiling(c) * size_class_bytes[c];
+  cr_assert_gt(asked, TCACHE_BYTES_MAX);
+  size_t most = 0;
+  for (int round = 0; round < 6; round++) {
+    for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
+      churn_class(c, 3 * (int)bin_ceiling(c));
+      size_t held = check_own_budget();
+      if (held > most) most = held;
+    }
+  }
+  cr_assert_geq(most, TCACHE_BYTES_MAX * 3 / 4, "the budget is used: %zu KiB", most >> 10);
+  cr_assert_leq(stats_now().bytes_cached, TCACHE_BYTES_MAX);
+  zone_verify_all();
+}
+
+Test(bins, a_new_working_set_takes_the_budget_of_classes_no_longer_used) {
+  /* Phase 1: the largest classes fill the budget. */
+  unsigned first_large = size_class_of(5000);
+  for (int round = 0; round < 8; round++)
+    for (unsigned c = first_large; c < SIZE_CLASS_COUNT; c++) churn_class(c, 3 * (int)bin_ceiling(c));
+  cr_assert_geq(check_own_budget(), TCACHE_BYTES_MAX * 3 / 4);
+  /* Phase 2: four middle classes only. Their bins must grow past their start,
+   * which only the budget the large classes give up allows. */
+  unsigned middle[] = {size_class_of(320), size_class_of(384), size_class_of(448), size_class_of(512)};
+  size_t middle_ceilings = 0;
+  for (int i = 0; i < 4; i++) middle_ceilings += (size_t)bin_ceiling(middle[i]) * size_class_bytes[middle[i]];
+  cr_assert_gt(middle_ceilings, TCACHE_BYTES_MAX - check_own_budget(), "phase 2 needs budget from phase 1");
+  for (int round = 0; round < 200; round++)
+    for (int i = 0; i < 4; i++) churn_class(middle[i], 2 * TCACHE_BIN_MAX);
+  const tcache_t *tc = tcache_get();
+  for (int i = 0; i < 4; i++)
+    cr_assert_eq(tc->bin_max[middle[i]], bin_ceiling(middle[i]), "class %u: %u", middle[i], tc->bin_max[middle[i]]);
+  size_t large = 0;
+  for (unsigned c = first_large; c < SIZE_CLASS_COUNT; c++) large += (size_t)tc->bin_max[c] * size_class_bytes[c];
+  cr_assert_eq(large, 0, "bins of unused classes are closed: %zu KiB left", large >> 10);
+  check_own_budget();
+  zone_verify_all();
 }
 
 Test(stats, requests_are_counted_exactly_per_class) {
