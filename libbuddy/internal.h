@@ -297,8 +297,9 @@ static inline uint64_t slab_free_mask(size_t granule) {
 }
 
 void slab_init(page_desc_t *head, unsigned cls);
-/* Pops up to n objects into a list (first word links); returns the count. */
-unsigned slab_take(page_desc_t *head, void **list, unsigned n);
+/* Takes up to n objects into out[0..n), each with tcache_key in its second
+ * word; returns the count. */
+unsigned slab_take(page_desc_t *head, void **out, unsigned n);
 /* Whether obj is on its slab's free list (its free bit). */
 static inline bool slab_holds_free(const page_desc_t *head, const void *obj) {
   size_t g = slab_free_granule(obj);
@@ -359,10 +360,10 @@ extern zone_t zones[ZONES_MAX];
 zone_t *zone_for_new_thread(void);
 void zone_lock(zone_t *z);
 void zone_unlock(zone_t *z);
-/* Up to n objects of class cls as a linked list; returns the count (0 = OOM). */
-unsigned zone_alloc_objects(zone_t *z, unsigned cls, void **list, unsigned n);
-/* Returns a list of objects of any classes and zones, `count` long. */
-void zone_free_objects(void *list, unsigned count);
+/* Up to n objects of class cls into out[0..n); returns the count (0 = OOM). */
+unsigned zone_alloc_objects(zone_t *z, unsigned cls, void **out, unsigned n);
+/* Returns objs[0..count), objects of any classes and zones. */
+void zone_free_objects(void *const *objs, unsigned count);
 void zone_free_object(region_t *r, page_desc_t *d, void *p);
 /* The same for a small object of buddymalloc's own, found by its address. */
 void zone_free_small(void *p);
@@ -403,11 +404,11 @@ void huge_fork_child(void);
 
 /* The calling thread's cache and busy depth, in one TLS block so that a fast
  * path finds them from one thread-pointer offset (one GOT load). `current`
- * is the cache (whose bin heads come first: free's fast path indexes them by
- * bin number); `home` points at its home zone's head of class 0, so malloc's
+ * is the cache (whose bin tops come first: free's fast path indexes them by
+ * bin number); `home` points at its home zone's top of class 0, so malloc's
  * fast path indexes it by class. Both change together (tcache_set_current). */
 typedef struct tcache_tls {
-  void **home;       /* &current->bin_head[current->home_bins] */
+  void ***home;      /* &current->bin_top[current->home_bins] */
   tcache_t *current; /* the thread's cache, or a static stand-in (tcache.c) */
   unsigned busy;     /* see tcache_hold() */
 } tcache_tls_t;
@@ -421,12 +422,12 @@ _Static_assert(TCACHE_TALLY_ROOM_BITS == 16 && __BYTE_ORDER__ == __ORDER_LITTLE_
 static inline uint32_t tcache_bin_room(uint64_t tally) {
   return (uint32_t)(tally & TCACHE_TALLY_ROOM_MASK);
 }
-/* A bin's tally, from its head: the tallies follow the heads. */
-_Static_assert(offsetof(tcache_t, bin_tally) == offsetof(tcache_t, bin_head) + TCACHE_BINS * sizeof(void *),
-               "a bin's tally is TCACHE_BINS words after its head");
-static inline uint64_t *tcache_tally_of(void **head) {
-  /* Byte arithmetic: the tally lies past the heads array, not in it. */
-  return (uint64_t *)(void *)((char *)head + TCACHE_BINS * sizeof(void *));
+/* A bin's tally, from its top's address: the tallies follow the tops. */
+_Static_assert(offsetof(tcache_t, bin_tally) == offsetof(tcache_t, bin_top) + TCACHE_BINS * sizeof(void *),
+               "a bin's tally is TCACHE_BINS words after its top");
+static inline uint64_t *tcache_tally_of(void ***top) {
+  /* Byte arithmetic: the tally lies past the tops array, not in it. */
+  return (uint64_t *)(void *)((char *)top + TCACHE_BINS * sizeof(void *));
 }
 /* The bin number of class cls in tc's home zone. */
 static inline unsigned tcache_home_bin(const tcache_t *tc, unsigned cls) {
@@ -442,21 +443,20 @@ static inline uint32_t tcache_bin_count(const tcache_t *tc, unsigned cls, uint64
 static inline uint64_t tcache_bin_requests(uint64_t tally) {
   return tally >> TCACHE_TALLY_ROOM_BITS;
 }
-/* Whether the bin whose head is at `head` has no room. */
-static inline bool tcache_head_full(void **head) {
-  return *(const tcache_room_t *)tcache_tally_of(head) == 0;
+/* Whether the bin whose top is at `top` has no room. */
+static inline bool tcache_top_full(void ***top) {
+  return *(const tcache_room_t *)tcache_tally_of(top) == 0;
 }
-/* Pushes p on the bin whose head is at `head`, which has room; p's second
+/* Pushes p on the bin whose top is at `top`, which has room; p's second
  * word takes the key. */
-static inline void tcache_head_push(void **head, void *p) {
-  void **obj = p;
-  obj[0] = *head;
-  obj[1] = (void *)tcache_key;
-  *head = obj;
-  (*tcache_tally_of(head))--;
+static inline void tcache_top_push(void ***top, void *p) {
+  **top = p;
+  (*top)++;
+  ((void **)p)[1] = (void *)tcache_key;
+  (*tcache_tally_of(top))--;
 }
 static inline void tcache_bin_push(tcache_t *tc, size_t bin, void *p) {
-  tcache_head_push(&tc->bin_head[bin], p);
+  tcache_top_push(&tc->bin_top[bin], p);
 }
 
 /* Called held (tcache_hold) by the fast paths; they release. */
@@ -486,12 +486,14 @@ static inline void tcache_release(void) {
 static inline tcache_t *tcache_get(void) {
   return __atomic_load_n(&tcache_tls.current, __ATOMIC_RELAXED);
 }
-/* Its home zone's bin heads, by class (tcache_tls.home). */
-static inline void **tcache_get_home(void) {
+/* Its home zone's bin tops, by class (tcache_tls.home). */
+static inline void ***tcache_get_home(void) {
   return __atomic_load_n(&tcache_tls.home, __ATOMIC_RELAXED);
 }
 /* The max a home bin of class cls starts at (tcache.c: bins adapt). */
 uint32_t tcache_bin_start(unsigned cls);
+/* Bytes of a thread's cache with its bins' slots (a small block). */
+size_t tcache_size(void);
 /* Empties idle threads' caches when a reclaim period has passed (tcache.c). */
 void tcache_sweep_idle(void);
 /* Request counters, thread caches and reclaims, into s. */
@@ -542,13 +544,17 @@ static inline void *alloc_fast(size_t size) {
   else if (size <= SMALL_SIZE_MAX) cls = size_class_of(size);
   else return alloc_large(size, PAGE_SIZE, NULL);
   tcache_hold();
-  void **head = tcache_get_home() + cls;
-  void **p = *head;
+  void ***top = tcache_get_home() + cls;
+  void **p = (*top)[-1];
   /* sets errno when it fails; releases */
   if (unlikely(p == NULL)) return tcache_alloc_slow((unsigned)cls);
-  *head = p[0];
+  /* The top is decremented in memory (one instruction) rather than from the
+   * register it was loaded into (two): the empty asm says it may have
+   * changed. */
+  __asm__("" : "+m"(*top));
+  (*top)--;
   /* Static caches never get here: their bins are empty. */
-  *tcache_tally_of(head) += TCACHE_TALLY_POP;
+  *tcache_tally_of(top) += TCACHE_TALLY_POP;
   p[1] = NULL;
   tcache_release();
   return p;
@@ -579,11 +585,11 @@ static inline void free_fast(void *p) {
   if (unlikely(!small_map_object(p, &bin))) return free_not_small_object(p);
   tcache_hold();
   tcache_t *tc = tcache_get();
-  void **head = &tc->bin_head[bin];
+  void ***top = &tc->bin_top[bin];
   /* A key in the 2nd word may be a double free; no room: a full bin, another
    * zone's bin, a class the thread has not used yet, or a static cache. */
-  if (unlikely(free_key_matches(((void **)p)[1]) || tcache_head_full(head))) return tcache_free_slow(p, bin);
-  tcache_head_push(head, p);
+  if (unlikely(free_key_matches(((void **)p)[1]) || tcache_top_full(top))) return tcache_free_slow(p, bin);
+  tcache_top_push(top, p);
   tcache_release();
 }
 

@@ -15,9 +15,11 @@
  * remote free goes home to its zone, its owner takes it from there), and
  * popping a list threaded through them would be a chain of dependent loads,
  * each missing on a line the freeing core holds. Taking objects from the bits
- * only writes them (to link them into a bin), and stores that miss overlap.
- * A returned object keeps tcache_key in its second word, as in a cache, so
- * free's fast path suspects a double free of it.
+ * touches none of them: a returned object keeps the tcache_key that
+ * slab_give wrote in its second word, as in a cache, so that free's fast
+ * path suspects a double free of it (unless a write after free wiped it:
+ * then its free bit still catches the double free when it comes back to
+ * the slab). Only a newly carved object is written, to take the key.
  * The caller holds the zone lock for every function here.
  */
 #include "internal.h"
@@ -53,8 +55,8 @@ static void slab_debug_check(void *obj, size_t bytes) {
 }
 
 /* Moves up to n of the slab's free objects, lowest address first, from its
- * bits into a list; returns how many. */
-static unsigned slab_take_free(page_desc_t *head, void **list, unsigned n) {
+ * bits into out[0..n); returns how many. */
+static unsigned slab_take_free(page_desc_t *head, void **out, unsigned n) {
   unsigned cls = page_class_of_desc(head), taken = 0;
   unsigned free_count = (unsigned)head->slab_carved - head->slab_used;
   if (n > free_count) n = free_count;
@@ -68,10 +70,7 @@ static unsigned slab_take_free(page_desc_t *head, void **list, unsigned n) {
       void **obj = (void **)(start + (w * 64 + (size_t)__builtin_ctzll(bits)) * SMALL_ALIGN);
       bits &= bits - 1;
       if (options.debug) slab_debug_check(obj, size_class_bytes[cls]);
-      obj[0] = *list;
-      obj[1] = (void *)tcache_key; /* now in a bin */
-      *list = obj;
-      taken++;
+      out[taken++] = obj; /* its second word holds the key since slab_give */
     }
     words[w] = bits;
     if (bits == 0) w++;
@@ -80,16 +79,14 @@ static unsigned slab_take_free(page_desc_t *head, void **list, unsigned n) {
   return taken;
 }
 
-unsigned slab_take(page_desc_t *head, void **list, unsigned n) {
-  unsigned cls = page_class_of_desc(head), taken = slab_take_free(head, list, n);
+unsigned slab_take(page_desc_t *head, void **out, unsigned n) {
+  unsigned cls = page_class_of_desc(head), taken = slab_take_free(head, out, n);
   size_t bytes = size_class_bytes[cls];
   char *start = page_address_of(head);
   while (taken < n && head->slab_carved < size_class_slab_count[cls]) {
     void **obj = (void **)(start + head->slab_carved++ * bytes);
-    obj[0] = *list;
     obj[1] = (void *)tcache_key;
-    *list = obj;
-    taken++;
+    out[taken++] = obj;
   }
   head->slab_used = (uint16_t)(head->slab_used + taken);
   return taken;

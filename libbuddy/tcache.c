@@ -4,8 +4,11 @@
  * Every thread starts on tcache_empty, a static cache whose bins are all empty
  * with max 0: its first malloc or free fails the fast path's test and lands
  * here, where the thread's own cache is made (so the fast path never asks
- * "initialised?"). Refills take half a bin from the home zone in one lock;
- * a full bin flushes half of itself, each object to the zone of its region.
+ * "initialised?"). A bin is a stack of pointers in the cache's own slots
+ * (types.h), so that neither malloc nor free reads an object that another
+ * core wrote last. Refills take half a bin from the home zone in one lock;
+ * a full bin flushes its older half, each object to the zone of its region.
+ * Bin sizes adapt to demand within a budget per thread (Bin sizes, below).
  * A freed object of another zone than the home zone is a remote free and
  * waits in that zone's batch (tcache_remote_t) instead of a bin, so a stray
  * block one thread hands another is never reused by it (both would write one
@@ -54,12 +57,23 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <string.h>
 
-static tcache_t tcache_empty = {.zone = &zones[0], .state = TCACHE_EMPTY};
-static tcache_t tcache_dead = {.zone = &zones[0], .state = TCACHE_DEAD};
-static tcache_t tcache_reclaimed = {.zone = &zones[0], .state = TCACHE_RECLAIMED};
+/* The NULL every bin of a static cache shows below its top, so that malloc's
+ * fast path goes slow; never written (their bins have no room). */
+static void *tcache_no_objects[1];
+#define NONE (&tcache_no_objects[1])
+#define NONE_8 NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE
+#define STATIC_TOPS {NONE_8, NONE_8, NONE_8, NONE_8, NONE_8, NONE} /* bins 0 .. SIZE_CLASS_COUNT - 1 */
+_Static_assert(SIZE_CLASS_COUNT == 41, "STATIC_TOPS covers the home bins of zone 0");
+static tcache_t tcache_empty = {.bin_top = STATIC_TOPS, .zone = &zones[0], .state = TCACHE_EMPTY};
+static tcache_t tcache_dead = {.bin_top = STATIC_TOPS, .zone = &zones[0], .state = TCACHE_DEAD};
+static tcache_t tcache_reclaimed = {.bin_top = STATIC_TOPS, .zone = &zones[0], .state = TCACHE_RECLAIMED};
+#undef STATIC_TOPS
+#undef NONE_8
+#undef NONE
 
-__thread tcache_tls_t tcache_tls __attribute__((tls_model("initial-exec"))) = {.home = tcache_empty.bin_head,
+__thread tcache_tls_t tcache_tls __attribute__((tls_model("initial-exec"))) = {.home = tcache_empty.bin_top,
                                                                                   .current = &tcache_empty};
 /* The thread's own live cache, also while tcache_reclaimed stands in for it. */
 static __thread tcache_t *tcache_own __attribute__((tls_model("initial-exec")));
@@ -99,7 +113,17 @@ static pthread_mutex_t tcache_init_lock = PTHREAD_MUTEX_INITIALIZER;
 #define counter_add(x, n) ((x) += (n))
 #endif
 
-/* ---- Bin sizes ----------------------------------------------------------- */
+/* ---- Bin sizes -----------------------------------------------------------
+ *
+ * A bin's max starts at tcache_bin_start() on its class's first slow path and
+ * doubles on each refill (the bin ran empty: the class is in demand), up to
+ * its ceiling, while the thread's maxes (times their class sizes) stay
+ * within TCACHE_BYTES_MAX. When the budget refuses, bins that served fewer
+ * requests than their max since the last rebalance give up half of it, and
+ * those that served none all of it (tcache_rebalance). So a thread holds
+ * at most TCACHE_BYTES_MAX in its bins, and a thread that moves on to other
+ * classes takes the budget of those it left.
+ */
 
 /* With debug=1 nothing is cached: every block goes through its slab, where
  * the fill is written and checked (slab.c). */
@@ -115,19 +139,34 @@ uint32_t tcache_bin_start(unsigned cls) {
   return tcache_bin_objects(cls, TCACHE_BIN_START_BYTES);
 }
 
+/* The slots of a bin of class cls above its NULL: its ceiling with the
+ * largest tcache_max, so that no option makes a bin outgrow them. */
+static size_t tcache_bin_slots(unsigned cls) {
+  if (cls == 0) return 0;
+  size_t n = TCACHE_BIN_CEILING_BYTES / size_class_bytes[cls];
+  return n < 1 ? 1 : n > TCACHE_BIN_MAX ? TCACHE_BIN_MAX : n;
+}
+
+size_t tcache_size(void) {
+  size_t slots = 0;
+  for (unsigned c = 0; c < SIZE_CLASS_COUNT; c++) slots += 1 + tcache_bin_slots(c);
+  return sizeof(tcache_t) + slots * sizeof(void *);
+}
+
 /* ---- Flushing ------------------------------------------------------------ */
 
-/* Moves the first n objects of bin `bin` of tc back to their zones. */
-static void tcache_flush_bin(tcache_t *tc, unsigned bin, uint32_t n) {
+/* Moves the n oldest objects of tc's home bin of class cls (the bottom of
+ * its stack, the coldest) back to their zones. */
+static void tcache_flush_bin(tcache_t *tc, unsigned cls, uint32_t n) {
   if (n == 0) return;
-  void **last = tc->bin_head[bin];
-  for (uint32_t i = 1; i < n; i++) last = last[0];
-  void *rest = last[0];
-  last[0] = NULL;
-  zone_free_objects(tc->bin_head[bin], n);
-  tc->bin_head[bin] = rest;
+  unsigned bin = tcache_home_bin(tc, cls);
+  void **bottom = tc->bin_base[cls] + 1, **top = tc->bin_top[bin];
+  zone_free_objects(bottom, n);
+  memmove(bottom, bottom + n, (size_t)(top - bottom - n) * sizeof(void *));
+  tc->bin_top[bin] = top - n;
   tc->bin_tally[bin] += n; /* room */
 }
+
 
 /* The tally of the home bin of class cls (relaxed: other threads read it). */
 static uint64_t tcache_home_tally(const tcache_t *tc, unsigned cls) {
@@ -139,7 +178,7 @@ static uint64_t tcache_home_tally(const tcache_t *tc, unsigned cls) {
 static void tcache_bin_resize(tcache_t *tc, unsigned cls, uint32_t max) {
   unsigned bin = tcache_home_bin(tc, cls);
   uint32_t old = tc->bin_max[cls], count = old - tcache_bin_room(tc->bin_tally[bin]);
-  if (count > max) tcache_flush_bin(tc, bin, count - max); /* room is now >= old - max */
+  if (count > max) tcache_flush_bin(tc, cls, count - max); /* room is now >= old - max */
   counter_add(tc->bin_tally[bin], (uint64_t)max - old);    /* modulo 2^64: the room stays >= 0 */
   tc->budget_used = tc->budget_used - (size_t)old * size_class_bytes[cls] + (size_t)max * size_class_bytes[cls];
   __atomic_store_n(&tc->bin_max[cls], max, __ATOMIC_RELAXED);
@@ -184,18 +223,17 @@ static uint32_t tcache_bin_grow(tcache_t *tc, unsigned cls) {
  * block `tls` is, under tcache_registry_lock: see the header). */
 static void tcache_set_current(tcache_tls_t *tls, tcache_t *tc) {
   __atomic_store_n(&tls->current, tc, __ATOMIC_RELAXED);
-  __atomic_store_n(&tls->home, &tc->bin_head[tc->home_bins], __ATOMIC_RELAXED);
+  __atomic_store_n(&tls->home, &tc->bin_top[tc->home_bins], __ATOMIC_RELAXED);
 }
 
 static void tcache_remote_flush(tcache_remote_t *rb) {
-  if (rb->count == 0) return;
-  zone_free_objects(rb->head, rb->count);
-  *rb = (tcache_remote_t){.head = NULL};
+  zone_free_objects(rb->objs, rb->count);
+  rb->count = rb->bytes = 0;
 }
 
 static void tcache_flush_all(tcache_t *tc) {
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++)
-    tcache_flush_bin(tc, tcache_home_bin(tc, c), tcache_bin_count(tc, c, tcache_home_tally(tc, c)));
+    tcache_flush_bin(tc, c, tcache_bin_count(tc, c, tcache_home_tally(tc, c)));
   for (unsigned z = 0; z < ZONES_MAX; z++) tcache_remote_flush(&tc->remote[z]);
 }
 
@@ -326,12 +364,21 @@ __attribute__((constructor(101))) static void tcache_at_load(void) {
 static bool tcache_thread_init(void) {
   tcache_global_init();
   zone_t *z = zone_for_new_thread();
-  void *list = NULL;
-  if (zone_alloc_objects(z, size_class_of(sizeof(tcache_t)), &list, 1) == 0) return false;
-  tcache_t *tc = list;
+  void *mem = NULL;
+  if (tcache_size() > SMALL_SIZE_MAX || zone_alloc_objects(z, size_class_of(tcache_size()), &mem, 1) == 0)
+    return false;
+  tcache_t *tc = mem;
   *tc = (tcache_t){.zone = z, .state = TCACHE_LIVE, .owner_tls = &tcache_tls, .owner_busy = &tcache_tls.busy,
                      .tid = os_thread_id(), .home_bins = small_map_bin_number((unsigned)(z - zones), 0)};
-  /* Every bin starts with max 0: a class's first slow path gives it room. */
+  /* Every bin starts empty, with max 0: a class's first slow path gives it
+   * room. Its slots: a NULL, then room for its ceiling. */
+  void **slot = tc->slots;
+  for (unsigned c = 0; c < SIZE_CLASS_COUNT; c++) {
+    tc->bin_base[c] = slot;
+    slot[0] = NULL;
+    tc->bin_top[tcache_home_bin(tc, c)] = slot + 1;
+    slot += 1 + tcache_bin_slots(c);
+  }
   tcache_own = tc;
   tcache_set_current(&tcache_tls, tc);
   tcache_register(tc);
@@ -355,33 +402,25 @@ static void tcache_reclaim_locked(tcache_t *tc) {
   tcache_flush_all(tc);
 }
 
-/* The length of a list, counted up to `bound` at most. */
-static unsigned tcache_list_count(void **list, unsigned bound) {
-  unsigned n = 0;
-  for (void **p = list; p != NULL && n < bound; p = p[0]) n++;
-  return n;
-}
-
-/* Orphans of a fork: their threads do not exist here. An object being pushed
- * or popped at the fork may be missed (leaked) but never freed twice: the
- * lists (bins and remote batches) are walked to their end, not by count; a
- * cache whose thread was in an allocator call (maybe halfway through a flush)
- * is left alone, and leaked: its lists may be half-written. */
+/* Orphans of a fork: their threads do not exist here. A cache whose thread
+ * was in an allocator call (maybe halfway through a flush) is left alone, and
+ * leaked: its bins may be half-written. Otherwise each bin holds what lies
+ * between its NULL and its top, and each remote batch its first `count`
+ * objects (each trusted only if within its bound). */
 static void tcache_flush_orphans_locked(void) {
   for (tcache_t *tc = tcache_orphans, *next; tc != NULL; tc = next) {
     next = tc->next;
     if (*tc->owner_busy != 0) continue; /* its stack is still mapped here */
     for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
-      unsigned bin = tcache_home_bin(tc, c), n = tcache_list_count(tc->bin_head[bin], tc->bin_max[c] + 1);
+      unsigned bin = tcache_home_bin(tc, c);
+      size_t n = (size_t)(tc->bin_top[bin] - (tc->bin_base[c] + 1));
       if (n <= tc->bin_max[c]) {
         tc->bin_tally[bin] = (tc->bin_tally[bin] & ~TCACHE_TALLY_ROOM_MASK) | (tc->bin_max[c] - n);
-        tcache_flush_bin(tc, bin, n);
+        tcache_flush_bin(tc, c, (uint32_t)n);
       }
     }
-    for (unsigned z = 0; z < ZONES_MAX; z++) { /* the remote batches, likewise */
-      unsigned n = tcache_list_count(tc->remote[z].head, TCACHE_REMOTE_MAX);
-      if (n < TCACHE_REMOTE_MAX) zone_free_objects(tc->remote[z].head, n);
-    }
+    for (unsigned z = 0; z < ZONES_MAX; z++)
+      if (tc->remote[z].count < TCACHE_REMOTE_MAX) tcache_remote_flush(&tc->remote[z]);
     zone_free_small(tc);
   }
   tcache_orphans = NULL;
@@ -407,7 +446,7 @@ static void tcache_sweep_locked(void) {
         /* The owner's slots change only under tcache_registry_lock, held
          * here; a fast path that read the old home meanwhile ran, which
          * step 2 sees. */
-        __atomic_store_n(&tc->owner_tls->home, tcache_reclaimed.bin_head, __ATOMIC_SEQ_CST);
+        __atomic_store_n(&tc->owner_tls->home, tcache_reclaimed.bin_top, __ATOMIC_SEQ_CST);
         tcache_reclaim_locked(tc);
       }
       blocked = false; /* emptied, or not idle after all: start over */
@@ -460,8 +499,7 @@ void tcache_collect_stats(buddy_stats_t *s) {
 
 /* One object off a bin, counted as a request (as on the fast path). */
 static void *tcache_pop(tcache_t *tc, unsigned bin) {
-  void **p = tc->bin_head[bin];
-  tc->bin_head[bin] = p[0];
+  void **p = *--tc->bin_top[bin];
   counter_add(tc->bin_tally[bin], TCACHE_TALLY_POP);
   p[1] = NULL;
   return p;
@@ -469,11 +507,11 @@ static void *tcache_pop(tcache_t *tc, unsigned bin) {
 
 /* A thread with no cache of its own (dead, or out of memory for one). */
 static void *tcache_alloc_uncached(zone_t *z, unsigned cls) {
-  void *list = NULL;
-  if (zone_alloc_objects(z, cls, &list, 1) == 0) return NULL;
+  void *p = NULL;
+  if (zone_alloc_objects(z, cls, &p, 1) == 0) return NULL;
   __atomic_fetch_add(&tcache_requests_uncached[cls], 1, __ATOMIC_RELAXED);
-  ((void **)list)[1] = NULL;
-  return list;
+  ((void **)p)[1] = NULL;
+  return p;
 }
 
 /* The thread's cache for a slow path: entered, and made first if the thread
@@ -489,11 +527,13 @@ static tcache_t *tcache_enter_own(tcache_t *tc) {
 static void *tcache_refill_and_pop(tcache_t *tc, unsigned cls) {
   if (tc->state != TCACHE_LIVE) return tcache_alloc_uncached(tc->zone, cls);
   unsigned bin = tcache_home_bin(tc, cls);
-  if (tc->bin_head[bin] == NULL) {
+  if (tc->bin_top[bin][-1] == NULL) {
     uint32_t max = tcache_bin_grow(tc, cls);
     if (max == 0) return tcache_alloc_uncached(tc->zone, cls);
-    tc->bin_tally[bin] -= zone_alloc_objects(tc->zone, cls, &tc->bin_head[bin], (max + 1) / 2); /* room */
-    if (tc->bin_head[bin] == NULL) return NULL;
+    unsigned got = zone_alloc_objects(tc->zone, cls, tc->bin_top[bin], (max + 1) / 2);
+    if (got == 0) return NULL;
+    tc->bin_top[bin] += got;
+    tc->bin_tally[bin] -= got; /* room */
   }
   return tcache_pop(tc, bin);
 }
@@ -512,37 +552,35 @@ void *tcache_alloc_slow(unsigned cls) {
  * room for, to be reused here without a lock; the rest go home. Stray remote
  * frees, the false-sharing case, never fill a batch and are never reused. */
 static noinline void tcache_remote_adopt(tcache_t *tc, tcache_remote_t *rb) {
-  void **home = NULL, **next;
+  void *home[TCACHE_REMOTE_MAX];
   unsigned home_count = 0;
-  for (void **p = rb->head; p != NULL; p = next) {
-    next = p[0];
-    region_t *r = region_of_address(p); /* free found it in a zone region */
-    unsigned bin = tcache_home_bin(tc, page_class_at(r, p));
-    if (tcache_bin_room(tc->bin_tally[bin]) > 0) {
-      tcache_bin_push(tc, bin, p);
-    } else {
-      p[0] = home;
-      home = p;
-      home_count++;
-    }
+  for (unsigned i = 0; i < rb->count; i++) {
+    unsigned bin = tcache_home_bin(tc, rb->classes[i]);
+    if (tcache_bin_room(tc->bin_tally[bin]) > 0) tcache_bin_push(tc, bin, rb->objs[i]);
+    else home[home_count++] = rb->objs[i];
   }
   if (home_count > 0) zone_free_objects(home, home_count);
-  *rb = (tcache_remote_t){.head = NULL};
+  rb->count = rb->bytes = 0;
 }
 
 static void tcache_remote_push(tcache_t *tc, tcache_remote_t *rb, void *p, unsigned cls) {
-  void **obj = p;
-  obj[0] = rb->head;
-  obj[1] = (void *)tcache_key;
-  rb->head = obj;
+  ((void **)p)[1] = (void *)tcache_key;
+  rb->objs[rb->count] = p;
+  rb->classes[rb->count] = (uint8_t)cls;
   rb->count++;
   rb->bytes += size_class_bytes[cls];
   if (unlikely(rb->count >= TCACHE_REMOTE_MAX || rb->bytes >= TCACHE_REMOTE_BYTES)) tcache_remote_adopt(tc, rb);
 }
 
-static bool tcache_list_holds(void **list, const void *p) {
-  for (void **q = list; q != NULL; q = q[0])
-    if (q == p) return true;
+static bool tcache_remote_holds(const tcache_remote_t *rb, const void *p) {
+  for (unsigned i = 0; i < rb->count; i++)
+    if (rb->objs[i] == p) return true;
+  return false;
+}
+
+static bool tcache_bin_holds(const tcache_t *tc, unsigned cls, const void *p) {
+  for (void **s = tc->bin_base[cls] + 1; s < tc->bin_top[tcache_home_bin(tc, cls)]; s++)
+    if (*s == p) return true;
   return false;
 }
 
@@ -551,8 +589,7 @@ static bool tcache_list_holds(void **list, const void *p) {
  * free list, where flushes and exited threads put blocks). A block waiting in
  * another live thread's cache cannot be seen. */
 static bool tcache_check_double_free(tcache_t *tc, void *p, unsigned cls, unsigned zone_index) {
-  bool found = tcache_list_holds(tc->bin_head[tcache_home_bin(tc, cls)], p) ||
-               tcache_list_holds(tc->remote[zone_index].head, p);
+  bool found = tcache_bin_holds(tc, cls, p) || tcache_remote_holds(&tc->remote[zone_index], p);
   if (!found) found = zone_holds_free_object(region_of_address(p), p); /* free found p in a zone region */
   if (found) error_misuse("double free of a small block", p);
   return found;
@@ -567,7 +604,7 @@ static void tcache_push(tcache_t *tc, void *p, unsigned cls, unsigned zone_index
   unsigned bin = tcache_home_bin(tc, cls);
   uint32_t max = tc->bin_max[cls];
   if (max == 0 && (max = tcache_bin_grow(tc, cls)) == 0) return zone_free_small(p); /* no budget */
-  if (tcache_bin_room(tc->bin_tally[bin]) == 0) tcache_flush_bin(tc, bin, max - max / 2);
+  if (tcache_bin_room(tc->bin_tally[bin]) == 0) tcache_flush_bin(tc, cls, max - max / 2);
   tcache_bin_push(tc, bin, p);
 }
 

@@ -234,31 +234,39 @@ typedef struct buddy_options {
 
 /* ---- Thread caches ------------------------------------------------------- */
 
-/* A bin: free objects of one class, linked through their first word, and its
- * tally; the heads and the tallies of all bins are two arrays (tcache_t), so
- * that a bin number indexes either, scaled by 8. The second word of an object
- * holds tcache_key while the object sits in a cache or on its slab,
- * which makes a double free cheap to suspect (then confirmed by a scan).
+/* A bin: a stack of pointers to free objects of one class, and its tally.
+ * The stack lives in the cache's slots: slot 0 of a bin is NULL, its objects
+ * follow, and bin_top points past the last. So malloc pops without reading
+ * the object (the stack is the thread's own, hot; the object was often last
+ * written on another core) and sees an empty bin as a NULL below the top.
+ * The tops and the tallies of all bins are two arrays (tcache_t), so that a
+ * bin number indexes either, scaled by 8. The second word of an object holds
+ * tcache_key while the object sits in a cache or in its slab, which makes a
+ * double free cheap to suspect (then confirmed by a scan).
  * `tally` packs the bin's room (max - count: its low TCACHE_TALLY_ROOM_BITS
  * bits) with the requests the bin has served (the bits above): a pop adds
  * TCACHE_TALLY_POP, one request more and one object fewer, in the single add
  * of malloc's fast path, and free's fast path goes slow when the room is 0,
  * which is also what the static caches' bins (max 0) hold. Invariant:
- * 0 <= room <= the bin's max <= TCACHE_BIN_MAX, so the room never carries
- * into the requests; these wrap after 2^48. */
+ * 0 <= room <= the bin's max <= its ceiling <= TCACHE_BIN_MAX, so the room
+ * never carries into the requests (these wrap after 2^48), and a bin's slots
+ * hold its ceiling. */
 #define TCACHE_TALLY_ROOM_BITS 16
 #define TCACHE_TALLY_ROOM_MASK (((uint64_t)1 << TCACHE_TALLY_ROOM_BITS) - 1)
 #define TCACHE_TALLY_POP (((uint64_t)1 << TCACHE_TALLY_ROOM_BITS) + 1)
 _Static_assert(TCACHE_BIN_MAX < TCACHE_TALLY_ROOM_MASK, "a bin's room fits its tally bits");
 
-/* Objects freed by this thread that belong to one other zone, linked like a
- * bin's (tcache_key in the second word): not reused while the batch fills, so
- * a block handed over by another thread never puts both on one cache line.
+/* Objects freed by this thread that belong to one other zone, with their
+ * classes (tcache_key in each one's second word): not reused while the batch
+ * fills, so a block handed over by another thread never puts both on one
+ * cache line. An array, like a bin, so that emptying the batch reads no
+ * object.
  * Invariant: count < TCACHE_REMOTE_MAX and bytes < TCACHE_REMOTE_BYTES between
  * frees (reaching either empties the batch: into bins with room, the rest to
  * its zone). */
 typedef struct tcache_remote {
-  void *head;
+  void *objs[TCACHE_REMOTE_MAX];
+  uint8_t classes[TCACHE_REMOTE_MAX];
   uint32_t count;
   uint32_t bytes; /* sum of the objects' class sizes */
 } tcache_remote_t;
@@ -279,11 +287,12 @@ typedef enum tcache_state {
  * caches of threads it does not have. */
 typedef struct tcache {
   /* Bin zone * SIZE_CLASS_COUNT + class. Only the home zone's bins hold
-   * objects; the others keep max 0 (room 0, head NULL), so that free's fast
-   * path, which takes the bin number from the small map, sends another
-   * zone's object (a remote free) to its slow path by the room test alone.
-   * bin_head comes first: the cache's address is its heads' (free's fast path). */
-  void *bin_head[TCACHE_BINS];
+   * objects; the others keep max 0 (room 0, top NULL, never read), so that
+   * free's fast path, which takes the bin number from the small map, sends
+   * another zone's object (a remote free) to its slow path by the room test
+   * alone. bin_top comes first: the cache's address is its tops' (free's
+   * fast path). */
+  void **bin_top[TCACHE_BINS];
   uint64_t bin_tally[TCACHE_BINS]; /* room | requests << TCACHE_TALLY_ROOM_BITS */
   unsigned home_bins; /* number of the home zone's bin of class 0 */
   tcache_remote_t remote[ZONES_MAX]; /* frees bound for other zones, by zone index */
@@ -308,6 +317,10 @@ typedef struct tcache {
    * and slow-path count. Unchanged at the next sweep means idle since. */
   bool idle_seen;
   uint64_t idle_run_ns, idle_slow_paths;
+  /* Each home bin's slot 0 (NULL), its stack above it; then the stacks,
+   * one per class, each its class's ceiling long (tcache.c). */
+  void **bin_base[SIZE_CLASS_COUNT];
+  void *slots[];
 } tcache_t;
 
 /* ---- Statistics (stats.c) ------------------------------------------------ */

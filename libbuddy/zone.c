@@ -158,13 +158,13 @@ static page_desc_t *zone_slab_with_room_locked(zone_t *z, unsigned cls) {
   return head;
 }
 
-unsigned zone_alloc_objects(zone_t *z, unsigned cls, void **list, unsigned n) {
+unsigned zone_alloc_objects(zone_t *z, unsigned cls, void **out, unsigned n) {
   unsigned got = 0;
   zone_lock(z);
   while (got < n) {
     page_desc_t *head = zone_slab_with_room_locked(z, cls);
     if (head == NULL) break;
-    unsigned taken = slab_take(head, list, n - got);
+    unsigned taken = slab_take(head, out + got, n - got);
     if (taken == 0) error_fatal("heap corrupted: a slab with room gave no object", page_address_of(head));
     got += taken;
     if (slab_free_objects(head, cls) == 0) slab_list_remove(head); /* full: on no list */
@@ -210,14 +210,13 @@ void zone_free_object(region_t *r, page_desc_t *d, void *p) {
   zone_unlock(z);
 }
 
-/* Every object on such a list was found in a zone region by free (the
- * small map or the page map) or came from a slab, so its region is found
- * from its address, and its slab's head from its class's slab order. */
-void zone_free_objects(void *list, unsigned count) {
+/* Every object here was found in a zone region by free (the small map or
+ * the page map) or came from a slab, so its region is found from its
+ * address, and its slab's head from its class's slab order. */
+void zone_free_objects(void *const *objs, unsigned count) {
   zone_t *locked = NULL;
-  void **next;
-  for (void **p = list; count > 0; p = next, count--) {
-    next = p[0];
+  for (unsigned i = 0; i < count; i++) {
+    void *p = objs[i];
     region_t *r = region_of_address(p);
     if (r->zone != locked) {
       if (locked != NULL) zone_unlock(locked);

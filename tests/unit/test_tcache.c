@@ -412,6 +412,12 @@ static void churn_class(unsigned cls, int count) {
   munmap(blocks, (size_t)count * sizeof *blocks);
 }
 
+Test(bins, a_threads_cache_with_its_slots_is_a_small_block) {
+  cr_assert_leq(tcache_size(), SMALL_SIZE_MAX, "a thread cache of %zu bytes could not be made", tcache_size());
+  buddy_free(buddy_malloc(SMALL_SIZE));
+  cr_assert_eq(tcache_get()->state, TCACHE_LIVE);
+}
+
 Test(bins, a_class_in_demand_grows_and_every_class_together_stays_within_the_budget) {
   unsigned hot = size_class_of(320);
   churn_class(hot, 1); /* the class's first slow path: its bin starts */
