@@ -185,21 +185,41 @@ static void tcache_bin_resize(tcache_t *tc, unsigned cls, uint32_t max) {
   assert_internal(tc->budget_used <= TCACHE_BYTES_MAX);
 }
 
-/* The budget is spent: bins that served fewer requests than their max since
- * the last rebalance give up half of it, and those that served none all of
- * it (the class starts again at its first slow path). At most once in
- * TCACHE_REBALANCE_SLOW_PATHS slow paths, so a thread whose classes all run
- * hot does not scan on every refill. */
-static void tcache_rebalance(tcache_t *tc, unsigned wanting) {
-  if (tc->slow_paths - tc->rebalanced_at < TCACHE_REBALANCE_SLOW_PATHS) return;
-  tc->rebalanced_at = tc->slow_paths;
-  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
-    uint64_t requests = tcache_bin_requests(tc->bin_tally[tcache_home_bin(tc, c)]);
-    uint64_t served = requests - tc->bin_requests_seen[c];
-    tc->bin_requests_seen[c] = requests;
-    uint32_t max = tc->bin_max[c];
-    if (c == wanting || served >= max) continue;
-    tcache_bin_resize(tc, c, served == 0 ? 0 : max / 2); /* served > 0: max >= 2 */
+/* The budget is spent and class `wanting` asks for `need` more bytes.
+ *  1. Bins that served no request since the last rebalance give up all of
+ *     it (the class starts again at its next slow path). At most once in
+ *     TCACHE_REBALANCE_SLOW_PATHS slow paths: a thread whose classes all run
+ *     hot does not scan on every refill, and a class used once in a while
+ *     is not taken for unused.
+ *  2. If that is not enough, bins above their start size give up what is
+ *     missing, down to their start, largest class first. A bin growing past
+ *     its own start takes
+ *     only from larger classes, in the same rate-limited pass: a refill or a
+ *     flush costs about the same per object whatever its size, so a byte of
+ *     budget saves the most zone traffic in the smallest class that wants
+ *     it. A bin below its start (starting, or started again) takes from any
+ *     class, at once: the starts of all classes fit the budget together
+ *     (tested), so no class in use is left without a bin. */
+static void tcache_rebalance(tcache_t *tc, unsigned wanting, size_t need) {
+  bool due = tc->slow_paths - tc->rebalanced_at >= TCACHE_REBALANCE_SLOW_PATHS;
+  bool starting = tc->bin_max[wanting] < tcache_bin_start(wanting);
+  if (due) {
+    tc->rebalanced_at = tc->slow_paths;
+    for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
+      uint64_t requests = tcache_bin_requests(tc->bin_tally[tcache_home_bin(tc, c)]);
+      uint64_t served = requests - tc->bin_requests_seen[c];
+      tc->bin_requests_seen[c] = requests;
+      if (c != wanting && served == 0 && tc->bin_max[c] != 0) tcache_bin_resize(tc, c, 0);
+    }
+  }
+  if (!due && !starting) return;
+  for (unsigned c = SIZE_CLASS_COUNT - 1; c > (starting ? 0 : wanting); c--) {
+    if (tc->budget_used + need <= TCACHE_BYTES_MAX) return;
+    uint32_t max = tc->bin_max[c], start = tcache_bin_start(c);
+    if (c == wanting || max <= start) continue;
+    size_t short_by = tc->budget_used + need - TCACHE_BYTES_MAX, bytes = size_class_bytes[c];
+    size_t give = (short_by + bytes - 1) / bytes; /* no more than needed: a larger class would take it back */
+    tcache_bin_resize(tc, c, give < max - start ? max - (uint32_t)give : start);
   }
 }
 
@@ -211,8 +231,8 @@ static uint32_t tcache_bin_grow(tcache_t *tc, unsigned cls) {
   uint32_t want = max == 0 ? tcache_bin_start(cls) : 2 * max;
   if (want > ceiling) want = ceiling;
   if (want <= max) return max;
-  size_t bytes = size_class_bytes[cls];
-  if (tc->budget_used + (want - max) * bytes > TCACHE_BYTES_MAX) tcache_rebalance(tc, cls);
+  size_t bytes = size_class_bytes[cls], need = (want - max) * bytes;
+  if (tc->budget_used + need > TCACHE_BYTES_MAX) tcache_rebalance(tc, cls, need);
   size_t fits = max + (TCACHE_BYTES_MAX - tc->budget_used) / bytes;
   if (want > fits) want = (uint32_t)fits;
   if (want > max) tcache_bin_resize(tc, cls, want);

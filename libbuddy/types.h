@@ -73,14 +73,14 @@ _Static_assert(TCACHE_BINS <= 256, "a bin number fits the small map's byte");
  * TCACHE_BIN_CEILING_BYTES. Every max is at least 1 object and at most
  * TCACHE_BIN_MAX objects, and a thread's maxes, times their classes' bytes,
  * add up to at most TCACHE_BYTES_MAX: that is the most its bins can hold.
- * When the budget refuses a bin, at most once in TCACHE_REBALANCE_SLOW_PATHS
- * slow paths the bins that served fewer requests than their max since the
- * last rebalance give up half of it. Refills and flushes move half a bin. */
+ * When the budget refuses a bin, other bins give up budget (tcache.c:
+ * tcache_rebalance), at most once in TCACHE_REBALANCE_SLOW_PATHS slow paths
+ * unless the bin is below its start. Refills and flushes move half a bin. */
 #define TCACHE_BIN_MAX 128
 #define TCACHE_BIN_START_BYTES ((size_t)12288)
 #define TCACHE_BIN_CEILING_BYTES ((size_t)65536)
 #define TCACHE_BYTES_MAX ((size_t)512 * 1024)
-#define TCACHE_REBALANCE_SLOW_PATHS 256
+#define TCACHE_REBALANCE_SLOW_PATHS 1024
 _Static_assert(TCACHE_BYTES_MAX <= 512 * 1024, "a thread's bins hold a few hundred KiB at most");
 /* Remote frees (a small object whose region belongs to another zone than the
  * freeing thread's home zone) wait in a per-zone batch of the freeing thread

@@ -412,6 +412,19 @@ static void churn_class(unsigned cls, int count) {
   munmap(blocks, (size_t)count * sizeof *blocks);
 }
 
+Test(bins, every_class_can_have_its_start_size_at_once) {
+  size_t starts = 0;
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) starts += (size_t)tcache_bin_start(c) * size_class_bytes[c];
+  cr_assert_leq(starts, TCACHE_BYTES_MAX, "the starts need %zu KiB", starts >> 10);
+  for (int round = 0; round < 3; round++)
+    for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) churn_class(c, 2 * (int)tcache_bin_start(c) + 1);
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
+    churn_class(c, 2 * (int)tcache_bin_start(c) + 1);
+    cr_assert_geq(tcache_get()->bin_max[c], tcache_bin_start(c), "class %u has no bin", c);
+  }
+  check_own_budget();
+}
+
 Test(bins, a_threads_cache_with_its_slots_is_a_small_block) {
   cr_assert_leq(tcache_size(), SMALL_SIZE_MAX, "a thread cache of %zu bytes could not be made", tcache_size());
   buddy_free(buddy_malloc(SMALL_SIZE));
@@ -442,26 +455,76 @@ Test(bins, a_class_in_demand_grows_and_every_class_together_stays_within_the_bud
   zone_verify_all();
 }
 
-Test(bins, a_new_working_set_takes_the_budget_of_classes_no_longer_used) {
-  /* Phase 1: the largest classes fill the budget. */
-  unsigned first_large = size_class_of(5000);
+/* The classes above 4 KiB, which the helper below runs until they hold at
+ * least 3/4 of the budget. */
+#define FIRST_LARGE_SIZE 5000
+static const unsigned middle_classes[] = {13, 14, 15, 16}; /* 320 .. 512 bytes */
+#define MIDDLE_CLASSES (sizeof middle_classes / sizeof middle_classes[0])
+
+static unsigned fill_budget_with_large_classes(void) {
+  unsigned first_large = size_class_of(FIRST_LARGE_SIZE);
   for (int round = 0; round < 8; round++)
     for (unsigned c = first_large; c < SIZE_CLASS_COUNT; c++) churn_class(c, 3 * (int)bin_ceiling(c));
   cr_assert_geq(check_own_budget(), TCACHE_BYTES_MAX * 3 / 4);
+  return first_large;
+}
+
+Test(bins, the_middle_classes_are_320_to_512_bytes) {
+  for (unsigned i = 0; i < MIDDLE_CLASSES; i++) cr_assert_eq(size_class_bytes[middle_classes[i]], 320 + 64 * i);
+}
+
+Test(bins, a_new_working_set_takes_the_budget_of_classes_no_longer_used) {
+  /* Phase 1: the largest classes fill the budget. */
+  unsigned first_large = fill_budget_with_large_classes();
   /* Phase 2: four middle classes only. Their bins must grow past their start,
    * which only the budget the large classes give up allows. */
-  unsigned middle[] = {size_class_of(320), size_class_of(384), size_class_of(448), size_class_of(512)};
+  const unsigned *middle = middle_classes;
   size_t middle_ceilings = 0;
-  for (int i = 0; i < 4; i++) middle_ceilings += (size_t)bin_ceiling(middle[i]) * size_class_bytes[middle[i]];
+  for (unsigned i = 0; i < MIDDLE_CLASSES; i++) middle_ceilings += (size_t)bin_ceiling(middle[i]) * size_class_bytes[middle[i]];
   cr_assert_gt(middle_ceilings, TCACHE_BYTES_MAX - check_own_budget(), "phase 2 needs budget from phase 1");
   for (int round = 0; round < 200; round++)
-    for (int i = 0; i < 4; i++) churn_class(middle[i], 2 * TCACHE_BIN_MAX);
+    for (unsigned i = 0; i < MIDDLE_CLASSES; i++) churn_class(middle[i], 2 * TCACHE_BIN_MAX);
   const tcache_t *tc = tcache_get();
-  for (int i = 0; i < 4; i++)
+  for (unsigned i = 0; i < MIDDLE_CLASSES; i++)
     cr_assert_eq(tc->bin_max[middle[i]], bin_ceiling(middle[i]), "class %u: %u", middle[i], tc->bin_max[middle[i]]);
-  size_t large = 0;
-  for (unsigned c = first_large; c < SIZE_CLASS_COUNT; c++) large += (size_t)tc->bin_max[c] * size_class_bytes[c];
-  cr_assert_eq(large, 0, "bins of unused classes are closed: %zu KiB left", large >> 10);
+  size_t large = 0, starts = 0;
+  for (unsigned c = first_large; c < SIZE_CLASS_COUNT; c++) {
+    large += (size_t)tc->bin_max[c] * size_class_bytes[c];
+    starts += (size_t)tcache_bin_start(c) * size_class_bytes[c];
+  }
+  cr_assert_leq(large, starts, "bins of unused classes gave up all but their start: %zu KiB left", large >> 10);
+  check_own_budget();
+  zone_verify_all();
+}
+
+Test(bins, a_smaller_class_in_demand_takes_budget_from_larger_ones_still_in_use) {
+  unsigned first_large = fill_budget_with_large_classes();
+  uint32_t large_max[SIZE_CLASS_COUNT];
+  for (unsigned c = first_large; c < SIZE_CLASS_COUNT; c++) large_max[c] = tcache_get()->bin_max[c];
+  /* The large classes stay in use (each serves more than its max between
+   * rebalances), so only the rule for larger classes frees budget. */
+  const unsigned *middle = middle_classes;
+  size_t large_before = 0, large_after = 0;
+  for (unsigned c = first_large; c < SIZE_CLASS_COUNT; c++) large_before += (size_t)large_max[c] * size_class_bytes[c];
+  for (int round = 0; round < 200; round++) {
+    for (unsigned c = first_large; c < SIZE_CLASS_COUNT; c++) churn_class(c, 3 * (int)bin_ceiling(c));
+    for (unsigned i = 0; i < MIDDLE_CLASSES; i++) churn_class(middle[i], 2 * TCACHE_BIN_MAX);
+  }
+  const tcache_t *tc = tcache_get();
+  size_t middle_bytes = 0, middle_starts = 0;
+  for (unsigned i = 0; i < MIDDLE_CLASSES; i++) {
+    middle_bytes += (size_t)tc->bin_max[middle[i]] * size_class_bytes[middle[i]];
+    middle_starts += (size_t)tcache_bin_start(middle[i]) * size_class_bytes[middle[i]];
+  }
+  cr_assert_geq(middle_bytes, 2 * middle_starts, "the smaller classes grew: %zu KiB from %zu KiB", middle_bytes >> 10,
+                middle_starts >> 10);
+  for (unsigned c = first_large; c < SIZE_CLASS_COUNT; c++) {
+    /* In use every round: never below its start (a class below it takes budget from any other). */
+    cr_assert_geq(tc->bin_max[c], tcache_bin_start(c), "class %u went from %u to %u", c, large_max[c], tc->bin_max[c]);
+    large_after += (size_t)tc->bin_max[c] * size_class_bytes[c];
+  }
+  cr_assert_lt(large_after, large_before, "the larger classes gave up budget: %zu KiB, were %zu KiB",
+               large_after >> 10, large_before >> 10);
   check_own_budget();
   zone_verify_all();
 }
