@@ -585,11 +585,12 @@ static noinline void tcache_remote_adopt(tcache_t *tc, tcache_remote_t *rb) {
 
 static void tcache_remote_push(tcache_t *tc, tcache_remote_t *rb, void *p, unsigned cls) {
   ((void **)p)[1] = (void *)tcache_key;
-  rb->objs[rb->count] = p;
-  rb->classes[rb->count] = (uint8_t)cls;
-  rb->count++;
-  rb->bytes += size_class_bytes[cls];
-  if (unlikely(rb->count >= TCACHE_REMOTE_MAX || rb->bytes >= TCACHE_REMOTE_BYTES)) tcache_remote_adopt(tc, rb);
+  uint32_t n = rb->count, bytes = rb->bytes + size_class_bytes[cls];
+  rb->objs[n] = p;
+  rb->classes[n] = (uint8_t)cls;
+  rb->count = n + 1;
+  rb->bytes = bytes;
+  if (unlikely(n + 1 >= TCACHE_REMOTE_MAX || bytes >= TCACHE_REMOTE_BYTES)) tcache_remote_adopt(tc, rb);
 }
 
 static bool tcache_remote_holds(const tcache_remote_t *rb, const void *p) {
@@ -634,16 +635,25 @@ static void tcache_push(tcache_t *tc, void *p, unsigned cls, unsigned zone_index
  * while idle). A remote free of a live cache goes straight to its batch:
  * about 30 instructions (callgrind, xthread ring) on top of the fast path.
  * Entered held; releases. */
+/* Every other case of tcache_free_slow, apart so that its shortcut saves no
+ * registers. */
+static noinline void tcache_free_other(void *p, unsigned cls, unsigned zone_index) {
+  tcache_t *tc = tcache_enter_own(tcache_get());
+  bool suspect = free_key_matches(((void **)p)[1]);
+  if (!(suspect && tcache_check_double_free(tc, p, cls, zone_index))) tcache_push(tc, p, cls, zone_index);
+  tcache_release();
+}
+
 void tcache_free_slow(void *p, size_t bin) {
   tcache_t *tc = tcache_get();
   unsigned zone_index = bin / SIZE_CLASS_COUNT, cls = bin % SIZE_CLASS_COUNT;
-  bool suspect = free_key_matches(((void **)p)[1]);
-  if (likely(!suspect && tc->state == TCACHE_LIVE && &zones[zone_index] != tc->zone && !options.debug)) {
+  /* Another zone's bin: its number is not the home zone's (bin - cls is
+   * the number of the zone's class 0, as home_bins is the home zone's). */
+  if (likely(!free_key_matches(((void **)p)[1]) && tc->state == TCACHE_LIVE && bin - cls != tc->home_bins &&
+             !options.debug)) {
     tcache_remote_push(tc, &tc->remote[zone_index], p, cls);
     return tcache_release();
   }
-  tc = tcache_enter_own(tc);
-  if (!(suspect && tcache_check_double_free(tc, p, cls, zone_index))) tcache_push(tc, p, cls, zone_index);
-  tcache_release();
+  tcache_free_other(p, cls, zone_index);
 }
 
