@@ -278,8 +278,8 @@ static inline unsigned buddy_order_for_pages(size_t pages) {
 
 /* ---- slab.c: a buddy block carved into objects of one class -------------- */
 
-/* The second word of a free small object, in a cache or on its slab's free
- * list, holds tcache_key (random, never 0): a free finding it there suspects
+/* The second word of a free small object, in a cache or free in its slab,
+ * holds tcache_key (random, never 0): a free finding it there suspects
  * a double free and confirms it by a scan of its own cache and the object's
  * free bit (slab.c). One key for both places keeps free's test to a compare. */
 extern uintptr_t tcache_key;
@@ -300,13 +300,13 @@ void slab_init(page_desc_t *head, unsigned cls);
 /* Takes up to n objects into out[0..n), each with tcache_key in its second
  * word; returns the count. */
 unsigned slab_take(page_desc_t *head, void **out, unsigned n);
-/* Whether obj is on its slab's free list (its free bit). */
+/* Whether obj is free in its slab (its free bit). */
 static inline bool slab_holds_free(const page_desc_t *head, const void *obj) {
   size_t g = slab_free_granule(obj);
   return (region_of_desc(head)->slab_free_bits[g / 64] & slab_free_mask(g)) != 0;
 }
-/* Clears the free bits of a slab going back to the core (set for the
- * objects on its free list, which is all it carved). */
+/* Clears the free bits of a slab going back to the core (set for its free
+ * objects, which is all it carved). */
 void slab_clear_free_bits(page_desc_t *head);
 void slab_debug_fill(void *obj, size_t bytes);
 /* Checks a slab's counts against its free bits (zone_verify_all). */
@@ -367,7 +367,7 @@ void zone_free_objects(void *const *objs, unsigned count);
 void zone_free_object(region_t *r, page_desc_t *d, void *p);
 /* The same for a small object of buddymalloc's own, found by its address. */
 void zone_free_small(void *p);
-/* Whether p is on its slab's free list (takes the zone lock). */
+/* Whether p is free in its slab (takes the zone lock). */
 bool zone_holds_free_object(region_t *r, void *p);
 size_t zone_release_free_regions_locked(zone_t *z, size_t keep);
 /* Gives the empty slabs kept in reserve back to the buddy heap; true if any. */

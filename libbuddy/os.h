@@ -71,7 +71,8 @@ void os_close(int fd);
 /* Ends the process with SIGABRT, never returning, without allocating. */
 _Noreturn void os_abort(void);
 
-/* Monotonic time in nanoseconds, to a clock tick (1-4 ms): what it times is
+/* Monotonic time in nanoseconds, to a clock tick (1-10 ms, by the kernel's
+ * HZ): what it times is
  * the purge delay (1 s unless set) and the idle sweep's period (100 ms or
  * more), to which a tick does not matter. Coarse time is a vDSO read of the kernel's
  * last tick, no system call and no TSC read (which a VM may trap): a zone

@@ -15,11 +15,11 @@
  * remote free goes home to its zone, its owner takes it from there), and
  * popping a list threaded through them would be a chain of dependent loads,
  * each missing on a line the freeing core holds. Taking objects from the bits
- * touches none of them: a returned object keeps the tcache_key that
- * slab_give wrote in its second word, as in a cache, so that free's fast
- * path suspects a double free of it (unless a write after free wiped it:
- * then its free bit still catches the double free when it comes back to
- * the slab). Only a newly carved object is written, to take the key.
+ * reads none of them; it writes the key into each (stores that miss
+ * overlap, and malloc writes the same line when it hands the object out).
+ * The key is already there from slab_give unless a write after free wiped
+ * it, and a bin must not hold an object without it: free's fast path would
+ * not suspect a double free of it, and a stack bin would hand it out twice.
  * The caller holds the zone lock for every function here.
  */
 #include "internal.h"
@@ -39,19 +39,21 @@ void slab_init(page_desc_t *head, unsigned cls) {
   head->slab_scan = 0;
 }
 
-/* debug=1: a freed object's bytes past its two link words hold DEBUG_FILL
- * until it is handed out again; anything else there was written after free. */
+/* debug=1: a freed object's bytes hold DEBUG_FILL until it is handed out
+ * again, all but its second word (the key, written after the fill); anything
+ * else there was written after free. */
 #define DEBUG_FILL 0xdf
-#define DEBUG_LINK_BYTES (2 * sizeof(void *))
+#define DEBUG_KEY_WORD 1
 
 void slab_debug_fill(void *obj, size_t bytes) {
-  memset((char *)obj + DEBUG_LINK_BYTES, DEBUG_FILL, bytes - DEBUG_LINK_BYTES);
+  memset(obj, DEBUG_FILL, bytes);
 }
 
 static void slab_debug_check(void *obj, size_t bytes) {
   const unsigned char *p = obj;
-  for (size_t i = DEBUG_LINK_BYTES; i < bytes; i++)
-    if (p[i] != DEBUG_FILL) error_fatal("use after free: a freed block was written to", p + i);
+  for (size_t i = 0; i < bytes; i++)
+    if (i / sizeof(void *) != DEBUG_KEY_WORD && p[i] != DEBUG_FILL)
+      error_fatal("use after free: a freed block was written to", p + i);
 }
 
 /* Moves up to n of the slab's free objects, lowest address first, from its
@@ -70,7 +72,8 @@ static unsigned slab_take_free(page_desc_t *head, void **out, unsigned n) {
       void **obj = (void **)(start + (w * 64 + (size_t)__builtin_ctzll(bits)) * SMALL_ALIGN);
       bits &= bits - 1;
       if (options.debug) slab_debug_check(obj, size_class_bytes[cls]);
-      out[taken++] = obj; /* its second word holds the key since slab_give */
+      obj[1] = (void *)tcache_key; /* again: a write after free may have wiped it */
+      out[taken++] = obj;
     }
     words[w] = bits;
     if (bits == 0) w++;

@@ -118,11 +118,10 @@ static pthread_mutex_t tcache_init_lock = PTHREAD_MUTEX_INITIALIZER;
  * A bin's max starts at tcache_bin_start() on its class's first slow path and
  * doubles on each refill (the bin ran empty: the class is in demand), up to
  * its ceiling, while the thread's maxes (times their class sizes) stay
- * within TCACHE_BYTES_MAX. When the budget refuses, bins that served fewer
- * requests than their max since the last rebalance give up half of it, and
- * those that served none all of it (tcache_rebalance). So a thread holds
- * at most TCACHE_BYTES_MAX in its bins, and a thread that moves on to other
- * classes takes the budget of those it left.
+ * within TCACHE_BYTES_MAX. When the budget refuses, bins not used lately
+ * close and larger classes give way to smaller ones (tcache_rebalance). So a
+ * thread holds at most TCACHE_BYTES_MAX in its bins, and a thread that moves
+ * on to other classes takes the budget of those it left.
  */
 
 /* With debug=1 nothing is cached: every block goes through its slab, where
@@ -606,11 +605,13 @@ static bool tcache_bin_holds(const tcache_t *tc, unsigned cls, const void *p) {
 }
 
 /* The object's second word holds the key: confirm by a scan of this thread's
- * bin and remote batch, then by its free bit (set while it is on its slab's
- * free list, where flushes and exited threads put blocks). A block waiting in
- * another live thread's cache cannot be seen. */
+ * bin and remote batch (a live cache's: the static ones hold nothing and
+ * have no slots), then by its free bit (set while it is free in its slab,
+ * where flushes and exited threads put blocks). A block waiting in another
+ * live thread's cache cannot be seen. */
 static bool tcache_check_double_free(tcache_t *tc, void *p, unsigned cls, unsigned zone_index) {
-  bool found = tcache_bin_holds(tc, cls, p) || tcache_remote_holds(&tc->remote[zone_index], p);
+  bool found = tc->state == TCACHE_LIVE &&
+               (tcache_bin_holds(tc, cls, p) || tcache_remote_holds(&tc->remote[zone_index], p));
   if (!found) found = zone_holds_free_object(region_of_address(p), p); /* free found p in a zone region */
   if (found) error_misuse("double free of a small block", p);
   return found;
@@ -629,14 +630,8 @@ static void tcache_push(tcache_t *tc, void *p, unsigned cls, unsigned zone_index
   tcache_bin_push(tc, bin, p);
 }
 
-/* The fast path could not push p (bin `bin`: its zone and class): a remote
- * object (another zone's bin has no room), a suspected double free, a full
- * bin, or a thread with no cache of its own yet (or any more, or reclaimed
- * while idle). A remote free of a live cache goes straight to its batch:
- * about 30 instructions (callgrind, xthread ring) on top of the fast path.
- * Entered held; releases. */
-/* Every other case of tcache_free_slow, apart so that its shortcut saves no
- * registers. */
+/* Every case of tcache_free_slow but the remote shortcut, apart so that the
+ * shortcut saves fewer registers. */
 static noinline void tcache_free_other(void *p, unsigned cls, unsigned zone_index) {
   tcache_t *tc = tcache_enter_own(tcache_get());
   bool suspect = free_key_matches(((void **)p)[1]);
@@ -644,6 +639,12 @@ static noinline void tcache_free_other(void *p, unsigned cls, unsigned zone_inde
   tcache_release();
 }
 
+/* The fast path could not push p (bin `bin`: its zone and class): a remote
+ * object (another zone's bin has no room), a suspected double free, a full
+ * bin, a class not started, or a thread with no cache of its own yet (or any
+ * more, or reclaimed while idle). A remote free of a live cache goes straight
+ * to its batch: 49 instructions (clang) on top of the fast path.
+ * Entered held; releases. */
 void tcache_free_slow(void *p, size_t bin) {
   tcache_t *tc = tcache_get();
   unsigned zone_index = bin / SIZE_CLASS_COUNT, cls = bin % SIZE_CLASS_COUNT;

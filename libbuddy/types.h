@@ -70,8 +70,9 @@ _Static_assert(TCACHE_BINS <= 256, "a bin number fits the small map's byte");
 /* Thread caches: each bin's max adapts to its class's demand (tcache.c). It
  * is 0 until the class's first slow path, then about TCACHE_BIN_START_BYTES;
  * a refill (the bin ran empty) doubles it, up to about
- * TCACHE_BIN_CEILING_BYTES. Every max is at least 1 object and at most
- * TCACHE_BIN_MAX objects, and a thread's maxes, times their classes' bytes,
+ * TCACHE_BIN_CEILING_BYTES. A started bin's max is at least 1 object (0 for
+ * a class not started, or closed), every max at most TCACHE_BIN_MAX objects
+ * and its bin's slots, and a thread's maxes, times their classes' bytes,
  * add up to at most TCACHE_BYTES_MAX: that is the most its bins can hold.
  * When the budget refuses a bin, other bins give up budget (tcache.c:
  * tcache_rebalance), at most once in TCACHE_REBALANCE_SLOW_PATHS slow paths

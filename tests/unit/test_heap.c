@@ -79,7 +79,7 @@ Test(heap, purge_delay_returns_the_working_set_without_trim) {
   struct timespec pause = {.tv_sec = 0, .tv_nsec = 300 * 1000000};
   nanosleep(&pause, NULL);
   buddy_free(buddy_malloc(MEDIUM_BLOCK)); /* a zone slow path: what is due is purged */
-  tcache_flush_current();                /* the cache holds a few KiB at most */
+  tcache_flush_current();                /* the cache gives back what it holds */
   buddy_free(buddy_malloc(MEDIUM_BLOCK));
   size_t left = rss_bytes() - start;
   /* Empty slabs of each class stay in reserve, and one free region stays mapped. */
@@ -261,6 +261,15 @@ Test(debug, write_after_free_is_reported, .signal = SIGABRT) {
   buddy_malloc(64);
 }
 
+/* The first word too: no list runs through free objects any more. */
+Test(debug, write_after_free_to_the_first_word_is_reported, .signal = SIGABRT) {
+  options.debug = 1;
+  char *p = buddy_malloc(16);
+  buddy_free(p);
+  p[0] = 7;
+  buddy_malloc(16);
+}
+
 Test(debug, correct_programs_run_unchanged) {
   options.debug = 1;
   enum { N = 2000 };
@@ -367,14 +376,14 @@ Test(review, a_double_free_with_the_key_overwritten_aborts_at_the_slab, .signal 
   void **p = buddy_malloc(48), *keep = buddy_malloc(48);
   cr_assert(p != NULL && keep != NULL);
   buddy_free(p);
-  tcache_flush_current(); /* p is on its slab's free list */
+  tcache_flush_current(); /* p is free in its slab */
   p[1] = NULL;            /* the program writes to it */
   buddy_free(p);          /* not suspected: into the bin */
   tcache_flush_current(); /* back to the slab: refused */
 }
 
-/* A slab's free bits are set exactly for the objects on its free list. */
-Test(review, free_bits_follow_the_slab_free_list) {
+/* A slab's free bits are set exactly for its free objects. */
+Test(review, free_bits_follow_the_slabs_free_objects) {
   options.tcache_max = 1; /* frees reach the slab at once, or nearly */
   enum { N = 64 };
   char *blocks[N];

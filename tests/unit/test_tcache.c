@@ -385,8 +385,14 @@ static size_t check_own_budget(void) {
   check(tc->state == TCACHE_LIVE);
   size_t sum = 0, cached = 0;
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
-    uint64_t tally = tc->bin_tally[tcache_home_bin(tc, c)];
+    unsigned bin = tcache_home_bin(tc, c);
+    uint64_t tally = tc->bin_tally[bin];
     check(tcache_bin_room(tally) <= tc->bin_max[c] && tc->bin_max[c] <= bin_ceiling(c));
+    /* The stack: a NULL below it, as many objects as the tally says, within
+     * its slots (which end where the next class's NULL is). */
+    check(tc->bin_base[c][0] == NULL && tc->bin_top[bin] > tc->bin_base[c]);
+    check((size_t)(tc->bin_top[bin] - tc->bin_base[c] - 1) == tcache_bin_count(tc, c, tally));
+    if (c + 1 < SIZE_CLASS_COUNT) check(tc->bin_base[c] + 1 + bin_ceiling(c) <= tc->bin_base[c + 1]);
     sum += (size_t)tc->bin_max[c] * size_class_bytes[c];
     cached += (size_t)tcache_bin_count(tc, c, tally) * size_class_bytes[c];
   }
@@ -412,7 +418,7 @@ static void churn_class(unsigned cls, int count) {
   munmap(blocks, (size_t)count * sizeof *blocks);
 }
 
-Test(bins, every_class_can_have_its_start_size_at_once) {
+Test(bins, the_starts_fit_the_budget_and_every_class_in_use_gets_its_start) {
   size_t starts = 0;
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) starts += (size_t)tcache_bin_start(c) * size_class_bytes[c];
   cr_assert_leq(starts, TCACHE_BYTES_MAX, "the starts need %zu KiB", starts >> 10);
