@@ -296,6 +296,16 @@ static inline uint64_t slab_free_mask(size_t granule) {
   return (uint64_t)1 << (granule % 64);
 }
 
+/* The free-bit words of the slab headed by `head`: slab_free_word_count()
+ * of them from this one (slabs are aligned to their size, at least a page:
+ * a whole number of words). */
+static inline uint64_t *slab_free_words(const page_desc_t *head) {
+  return &region_of_desc(head)->slab_free_bits[slab_free_granule(page_address_of(head)) / 64];
+}
+static inline size_t slab_free_word_count(const page_desc_t *head) {
+  return (PAGE_SIZE << head->order) / SMALL_ALIGN / 64;
+}
+
 void slab_init(page_desc_t *head, unsigned cls);
 /* Takes up to n objects into out[0..n), each with tcache_key in its second
  * word; returns the count. */
@@ -335,9 +345,10 @@ static inline bool slab_give(page_desc_t *head, void *obj, unsigned cls) {
   if (unlikely(options.debug)) slab_debug_fill(obj, size_class_bytes[cls]);
   ((void **)obj)[1] = (void *)tcache_key;
   head->slab_used--;
-  size_t g = slab_free_granule(obj), w = g / 64;
-  region_of_desc(head)->slab_free_bits[w] |= slab_free_mask(g);
-  size_t scan = w - slab_free_granule(page_address_of(head)) / 64;
+  size_t g = slab_free_granule(obj);
+  uint64_t *word = &region_of_desc(head)->slab_free_bits[g / 64];
+  *word |= slab_free_mask(g);
+  size_t scan = (size_t)(word - slab_free_words(head));
   if (scan < head->slab_scan) head->slab_scan = (uint16_t)scan;
   return true;
 }
@@ -432,6 +443,10 @@ static inline uint64_t *tcache_tally_of(void ***top) {
 /* The bin number of class cls in tc's home zone. */
 static inline unsigned tcache_home_bin(const tcache_t *tc, unsigned cls) {
   return tc->home_bins + cls;
+}
+/* Whether zone_index is tc's home zone (else its objects are remote frees). */
+static inline bool tcache_zone_is_home(const tcache_t *tc, unsigned zone_index) {
+  return small_map_bin_number(zone_index, 0) == tc->home_bins;
 }
 /* Objects in the home bin of class cls of tc, from a tally read of it. The
  * owner may be resizing the bin while another thread reads (statistics): such

@@ -72,11 +72,11 @@ void os_close(int fd);
 _Noreturn void os_abort(void);
 
 /* Monotonic time in nanoseconds, to a clock tick (1-10 ms, by the kernel's
- * HZ): what it times is
- * the purge delay (1 s unless set) and the idle sweep's period (100 ms or
- * more), to which a tick does not matter. Coarse time is a vDSO read of the kernel's
- * last tick, no system call and no TSC read (which a VM may trap): a zone
- * unlock reads it whenever pages wait for a purge. And a sleep. */
+ * HZ): what it times is the purge delay (1 s unless set) and the idle sweep's
+ * period (100 ms or more), to which a tick does not matter. Coarse time is a
+ * vDSO read of the kernel's last tick, no system call and no TSC read (which
+ * a VM may trap): a zone unlock reads it whenever pages wait for a purge.
+ * And a sleep. */
 uint64_t os_now_ns(void);
 void os_sleep_ms(long ms);
 

@@ -63,8 +63,8 @@ static unsigned slab_take_free(page_desc_t *head, void **out, unsigned n) {
   unsigned free_count = (unsigned)head->slab_carved - head->slab_used;
   if (n > free_count) n = free_count;
   char *start = page_address_of(head);
-  uint64_t *words = &region_of_desc(head)->slab_free_bits[slab_free_granule(start) / 64];
-  size_t w = head->slab_scan, word_count = (PAGE_SIZE << head->order) / SMALL_ALIGN / 64;
+  uint64_t *words = slab_free_words(head);
+  size_t w = head->slab_scan, word_count = slab_free_word_count(head);
   while (taken < n) {
     if (w >= word_count) error_fatal("heap corrupted: a slab has fewer free bits than free objects", start);
     uint64_t bits = words[w];
@@ -96,16 +96,15 @@ unsigned slab_take(page_desc_t *head, void **out, unsigned n) {
 }
 
 void slab_clear_free_bits(page_desc_t *head) {
-  size_t first = slab_free_granule(page_address_of(head)), granules = (PAGE_SIZE << head->order) / SMALL_ALIGN;
-  memset(&region_of_desc(head)->slab_free_bits[first / 64], 0, granules / 8);
+  memset(slab_free_words(head), 0, slab_free_word_count(head) * sizeof(uint64_t));
 }
 
 /* Checks a slab's counts against its free bits; aborts with a report. */
 void slab_verify(const page_desc_t *head) {
   unsigned cls = page_class_of_desc(head);
   const char *start = page_address_of(head);
-  const uint64_t *words = &region_of_desc(head)->slab_free_bits[slab_free_granule(start) / 64];
-  size_t word_count = (PAGE_SIZE << head->order) / SMALL_ALIGN / 64, free_bits = 0;
+  const uint64_t *words = slab_free_words(head);
+  size_t word_count = slab_free_word_count(head), free_bits = 0;
   if (head->slab_carved > size_class_slab_count[cls] || head->slab_used > head->slab_carved)
     error_fatal("heap check failed: slab counts out of range", start);
   for (size_t w = 0; w < word_count; w++) {

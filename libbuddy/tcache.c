@@ -62,16 +62,11 @@
 /* The NULL every bin of a static cache shows below its top, so that malloc's
  * fast path goes slow; never written (their bins have no room). */
 static void *tcache_no_objects[1];
-#define NONE (&tcache_no_objects[1])
-#define NONE_8 NONE, NONE, NONE, NONE, NONE, NONE, NONE, NONE
-#define STATIC_TOPS {NONE_8, NONE_8, NONE_8, NONE_8, NONE_8, NONE} /* bins 0 .. SIZE_CLASS_COUNT - 1 */
-_Static_assert(SIZE_CLASS_COUNT == 41, "STATIC_TOPS covers the home bins of zone 0");
+#define STATIC_TOPS {[0 ... SIZE_CLASS_COUNT - 1] = &tcache_no_objects[1]} /* the home bins of zone 0 */
 static tcache_t tcache_empty = {.bin_top = STATIC_TOPS, .zone = &zones[0], .state = TCACHE_EMPTY};
 static tcache_t tcache_dead = {.bin_top = STATIC_TOPS, .zone = &zones[0], .state = TCACHE_DEAD};
 static tcache_t tcache_reclaimed = {.bin_top = STATIC_TOPS, .zone = &zones[0], .state = TCACHE_RECLAIMED};
 #undef STATIC_TOPS
-#undef NONE_8
-#undef NONE
 
 __thread tcache_tls_t tcache_tls __attribute__((tls_model("initial-exec"))) = {.home = tcache_empty.bin_top,
                                                                                   .current = &tcache_empty};
@@ -124,14 +119,16 @@ static pthread_mutex_t tcache_init_lock = PTHREAD_MUTEX_INITIALIZER;
  * on to other classes takes the budget of those it left.
  */
 
+/* Objects of class cls in about `bytes`: at least 1, at most `most`. */
+static uint32_t tcache_objects_in(unsigned cls, size_t bytes, size_t most) {
+  size_t n = bytes / size_class_bytes[cls];
+  return (uint32_t)(n < 1 ? 1 : n > most ? most : n);
+}
+
 /* With debug=1 nothing is cached: every block goes through its slab, where
  * the fill is written and checked (slab.c). */
 static uint32_t tcache_bin_objects(unsigned cls, size_t bytes) {
-  if (options.debug) return 0;
-  size_t n = bytes / size_class_bytes[cls];
-  if (n < 1) n = 1;
-  if (n > (size_t)options.tcache_max) n = (size_t)options.tcache_max;
-  return (uint32_t)n;
+  return options.debug ? 0 : tcache_objects_in(cls, bytes, (size_t)options.tcache_max);
 }
 
 uint32_t tcache_bin_start(unsigned cls) {
@@ -141,9 +138,7 @@ uint32_t tcache_bin_start(unsigned cls) {
 /* The slots of a bin of class cls above its NULL: its ceiling with the
  * largest tcache_max, so that no option makes a bin outgrow them. */
 static size_t tcache_bin_slots(unsigned cls) {
-  if (cls == 0) return 0;
-  size_t n = TCACHE_BIN_CEILING_BYTES / size_class_bytes[cls];
-  return n < 1 ? 1 : n > TCACHE_BIN_MAX ? TCACHE_BIN_MAX : n;
+  return cls == 0 ? 0 : tcache_objects_in(cls, TCACHE_BIN_CEILING_BYTES, TCACHE_BIN_MAX);
 }
 
 size_t tcache_size(void) {
@@ -165,7 +160,6 @@ static void tcache_flush_bin(tcache_t *tc, unsigned cls, uint32_t n) {
   tc->bin_top[bin] = top - n;
   tc->bin_tally[bin] += n; /* room */
 }
-
 
 /* The tally of the home bin of class cls (relaxed: other threads read it). */
 static uint64_t tcache_home_tally(const tcache_t *tc, unsigned cls) {
@@ -192,13 +186,12 @@ static void tcache_bin_resize(tcache_t *tc, unsigned cls, uint32_t max) {
  *     is not taken for unused.
  *  2. If that is not enough, bins above their start size give up what is
  *     missing, down to their start, largest class first. A bin growing past
- *     its own start takes
- *     only from larger classes, in the same rate-limited pass: a refill or a
- *     flush costs about the same per object whatever its size, so a byte of
- *     budget saves the most zone traffic in the smallest class that wants
- *     it. A bin below its start (starting, or started again) takes from any
- *     class, at once: the starts of all classes fit the budget together
- *     (tested), so no class in use is left without a bin. */
+ *     its own start takes only from larger classes, in the same rate-limited
+ *     pass: a refill or a flush costs about the same per object whatever its
+ *     size, so a byte of budget saves the most zone traffic in the smallest
+ *     class that wants it. A bin below its start (starting, or started
+ *     again) takes from any class, at once: the starts of all classes fit the
+ *     budget together (tested), so no class in use is left without a bin. */
 static void tcache_rebalance(tcache_t *tc, unsigned wanting, size_t need) {
   bool due = tc->slow_paths - tc->rebalanced_at >= TCACHE_REBALANCE_SLOW_PATHS;
   bool starting = tc->bin_max[wanting] < tcache_bin_start(wanting);
@@ -384,8 +377,8 @@ static bool tcache_thread_init(void) {
   tcache_global_init();
   zone_t *z = zone_for_new_thread();
   void *mem = NULL;
-  if (tcache_size() > SMALL_SIZE_MAX || zone_alloc_objects(z, size_class_of(tcache_size()), &mem, 1) == 0)
-    return false;
+  size_t size = tcache_size();
+  if (size > SMALL_SIZE_MAX || zone_alloc_objects(z, size_class_of(size), &mem, 1) == 0) return false;
   tcache_t *tc = mem;
   *tc = (tcache_t){.zone = z, .state = TCACHE_LIVE, .owner_tls = &tcache_tls, .owner_busy = &tcache_tls.busy,
                      .tid = os_thread_id(), .home_bins = small_map_bin_number((unsigned)(z - zones), 0)};
@@ -592,16 +585,15 @@ static void tcache_remote_push(tcache_t *tc, tcache_remote_t *rb, void *p, unsig
   if (unlikely(n + 1 >= TCACHE_REMOTE_MAX || bytes >= TCACHE_REMOTE_BYTES)) tcache_remote_adopt(tc, rb);
 }
 
-static bool tcache_remote_holds(const tcache_remote_t *rb, const void *p) {
-  for (unsigned i = 0; i < rb->count; i++)
-    if (rb->objs[i] == p) return true;
+static bool tcache_objects_hold(void *const *objs, size_t count, const void *p) {
+  for (size_t i = 0; i < count; i++)
+    if (objs[i] == p) return true;
   return false;
 }
 
 static bool tcache_bin_holds(const tcache_t *tc, unsigned cls, const void *p) {
-  for (void **s = tc->bin_base[cls] + 1; s < tc->bin_top[tcache_home_bin(tc, cls)]; s++)
-    if (*s == p) return true;
-  return false;
+  void **bottom = tc->bin_base[cls] + 1;
+  return tcache_objects_hold(bottom, (size_t)(tc->bin_top[tcache_home_bin(tc, cls)] - bottom), p);
 }
 
 /* The object's second word holds the key: confirm by a scan of this thread's
@@ -611,7 +603,7 @@ static bool tcache_bin_holds(const tcache_t *tc, unsigned cls, const void *p) {
  * live thread's cache cannot be seen. */
 static bool tcache_check_double_free(tcache_t *tc, void *p, unsigned cls, unsigned zone_index) {
   bool found = tc->state == TCACHE_LIVE &&
-               (tcache_bin_holds(tc, cls, p) || tcache_remote_holds(&tc->remote[zone_index], p));
+               (tcache_bin_holds(tc, cls, p) || tcache_objects_hold(tc->remote[zone_index].objs, tc->remote[zone_index].count, p));
   if (!found) found = zone_holds_free_object(region_of_address(p), p); /* free found p in a zone region */
   if (found) error_misuse("double free of a small block", p);
   return found;
@@ -622,7 +614,7 @@ static bool tcache_check_double_free(tcache_t *tc, void *p, unsigned cls, unsign
  * it is not the home zone. */
 static void tcache_push(tcache_t *tc, void *p, unsigned cls, unsigned zone_index) {
   if (tc->state != TCACHE_LIVE || options.debug) return zone_free_small(p);
-  if (&zones[zone_index] != tc->zone) return tcache_remote_push(tc, &tc->remote[zone_index], p, cls);
+  if (!tcache_zone_is_home(tc, zone_index)) return tcache_remote_push(tc, &tc->remote[zone_index], p, cls);
   unsigned bin = tcache_home_bin(tc, cls);
   uint32_t max = tc->bin_max[cls];
   if (max == 0 && (max = tcache_bin_grow(tc, cls)) == 0) return zone_free_small(p); /* no budget */
@@ -643,14 +635,12 @@ static noinline void tcache_free_other(void *p, unsigned cls, unsigned zone_inde
  * object (another zone's bin has no room), a suspected double free, a full
  * bin, a class not started, or a thread with no cache of its own yet (or any
  * more, or reclaimed while idle). A remote free of a live cache goes straight
- * to its batch: 49 instructions (clang) on top of the fast path.
+ * to its batch: 48 instructions (clang) on top of the fast path.
  * Entered held; releases. */
 void tcache_free_slow(void *p, size_t bin) {
   tcache_t *tc = tcache_get();
   unsigned zone_index = bin / SIZE_CLASS_COUNT, cls = bin % SIZE_CLASS_COUNT;
-  /* Another zone's bin: its number is not the home zone's (bin - cls is
-   * the number of the zone's class 0, as home_bins is the home zone's). */
-  if (likely(!free_key_matches(((void **)p)[1]) && tc->state == TCACHE_LIVE && bin - cls != tc->home_bins &&
+  if (likely(!free_key_matches(((void **)p)[1]) && tc->state == TCACHE_LIVE && !tcache_zone_is_home(tc, zone_index) &&
              !options.debug)) {
     tcache_remote_push(tc, &tc->remote[zone_index], p, cls);
     return tcache_release();
