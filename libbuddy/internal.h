@@ -375,10 +375,18 @@ void zone_unlock(zone_t *z);
 unsigned zone_alloc_objects(zone_t *z, unsigned cls, void **out, unsigned n);
 /* Returns objs[0..count), objects of any classes and zones. */
 void zone_free_objects(void *const *objs, unsigned count);
+/* Objects of zone z (classes[i] is objs[i]'s) that a consumer thread freed:
+ * into the zone's transfer stacks while they have room, the rest to their
+ * slabs. */
+void zone_free_remote_objects(zone_t *z, void *const *objs, const uint8_t *classes, unsigned count);
+/* Transfer stacks no refill took from since the last call go back to their
+ * slabs; once per sweep period (tcache_sweep_idle). */
+void zone_transfer_expire(void);
 void zone_free_object(region_t *r, page_desc_t *d, void *p);
 /* The same for a small object of buddymalloc's own, found by its address. */
 void zone_free_small(void *p);
-/* Whether p is free in its slab (takes the zone lock). */
+/* Whether p is free in its slab or waits in its zone's transfer stack
+ * (takes the zone lock). */
 bool zone_holds_free_object(region_t *r, void *p);
 size_t zone_release_free_regions_locked(zone_t *z, size_t keep);
 /* Gives the empty slabs kept in reserve back to the buddy heap; true if any. */

@@ -47,6 +47,7 @@ void stats_collect(buddy_stats_t *s) {
     for (unsigned k = 0; k < BUDDY_ORDERS; k++) s->free_blocks[k] += h->free_blocks[k];
     for (const region_t *r = h->region_list; r != NULL; r = r->next) stats_add_region(s, r);
     s->purged_pages += zone->purged_pages;
+    s->bytes_in_transfer += zone->transfer_bytes;
     zone_unlock(zone);
   }
   s->huge_blocks = __atomic_load_n(&huge_live_blocks, __ATOMIC_RELAXED);
@@ -87,8 +88,9 @@ static void stats_text(out_t *o, const buddy_stats_t *s) {
              s->huge_cached_bytes >> 10);
   out_printf(o, "  small: %zu KiB live in %zu KiB of slabs\n", s->bytes_small_live >> 10,
              s->bytes_in_slabs >> 10);
-  out_printf(o, "  allocated / resident %zu / %zu KiB (at most; %zu KiB of the allocated in thread caches)\n",
-             s->bytes_allocated >> 10, s->bytes_resident >> 10, s->bytes_cached >> 10);
+  out_printf(o, "  allocated / resident %zu / %zu KiB (at most; of the allocated, %zu KiB in thread caches, %zu KiB in "
+             "transfer stacks)\n",
+             s->bytes_allocated >> 10, s->bytes_resident >> 10, s->bytes_cached >> 10, s->bytes_in_transfer >> 10);
   out_printf(o, "  free blocks per order:");
   for (unsigned k = 0; k < BUDDY_ORDERS; k++) out_printf(o, " %zu", s->free_blocks[k]);
   out_printf(o, "\n  requests: medium %llu, huge %llu\n", (unsigned long long)s->medium_requests,
@@ -107,12 +109,12 @@ static void stats_json(out_t *o, const buddy_stats_t *s) {
   out_printf(o, "{\"allocator\":\"buddymalloc\",\"regions\":%zu,\"pages_used\":%zu,\"pages_free\":%zu,"
              "\"runs\":%zu,\"run_bytes\":%zu,\"huge_blocks\":%zu,\"huge_bytes\":%zu,\"purged_pages\":%zu,"
              "\"small_live_bytes\":%zu,\"slab_bytes\":%zu,\"medium_requests\":%llu,\"huge_requests\":%llu,"
-             "\"allocated_bytes\":%zu,\"resident_bytes\":%zu,\"thread_caches\":%zu,\"cached_bytes\":%zu,\"caches_reclaimed\":%zu,\"reclaimed_bytes\":%zu,"
+             "\"allocated_bytes\":%zu,\"resident_bytes\":%zu,\"thread_caches\":%zu,\"cached_bytes\":%zu,\"transfer_bytes\":%zu,\"caches_reclaimed\":%zu,\"reclaimed_bytes\":%zu,"
              "\"free_blocks\":[",
              s->regions, s->pages_used, s->pages_free, s->runs, s->bytes_runs, s->huge_blocks,
              s->huge_bytes, s->purged_pages, s->bytes_small_live, s->bytes_in_slabs,
              (unsigned long long)s->medium_requests, (unsigned long long)s->huge_requests, s->bytes_allocated, s->bytes_resident, s->thread_caches,
-             s->bytes_cached, s->caches_reclaimed, s->bytes_reclaimed);
+             s->bytes_cached, s->bytes_in_transfer, s->caches_reclaimed, s->bytes_reclaimed);
   for (unsigned k = 0; k < BUDDY_ORDERS; k++) out_printf(o, "%s%zu", k ? "," : "", s->free_blocks[k]);
   out_printf(o, "],\"classes\":[");
   bool first = true;

@@ -481,6 +481,7 @@ void tcache_sweep_idle(void) {
                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
     return;
   huge_expire();
+  zone_transfer_expire();
   if (pthread_mutex_trylock(&tcache_registry_lock) != 0) return;
   tcache_flush_orphans_locked(); /* always: their threads do not exist */
   if (reclaim_enabled()) tcache_sweep_locked();
@@ -561,17 +562,23 @@ void *tcache_alloc_slow(unsigned cls) {
 
 /* A full batch: this thread freed many objects of that zone (a consumer of
  * its blocks, not one handed a stray block), so its bins adopt what they have
- * room for, to be reused here without a lock; the rest go home. Stray remote
+ * room for, to be reused here without a lock; the rest go home, to the
+ * zone's transfer stacks while they have room (zone.c). Stray remote
  * frees, the false-sharing case, never fill a batch and are never reused. */
 static noinline void tcache_remote_adopt(tcache_t *tc, tcache_remote_t *rb) {
   void *home[TCACHE_REMOTE_MAX];
+  uint8_t home_classes[TCACHE_REMOTE_MAX];
   unsigned home_count = 0;
   for (unsigned i = 0; i < rb->count; i++) {
     unsigned bin = tcache_home_bin(tc, rb->classes[i]);
-    if (tcache_bin_room(tc->bin_tally[bin]) > 0) tcache_bin_push(tc, bin, rb->objs[i]);
-    else home[home_count++] = rb->objs[i];
+    if (tcache_bin_room(tc->bin_tally[bin]) > 0) {
+      tcache_bin_push(tc, bin, rb->objs[i]);
+    } else {
+      home[home_count] = rb->objs[i];
+      home_classes[home_count++] = rb->classes[i];
+    }
   }
-  if (home_count > 0) zone_free_objects(home, home_count);
+  if (home_count > 0) zone_free_remote_objects(&zones[rb - tc->remote], home, home_classes, home_count);
   rb->count = rb->bytes = 0;
 }
 

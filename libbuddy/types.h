@@ -207,6 +207,19 @@ typedef struct slab_list {
   uint32_t empty_count;
 } slab_list_t;
 
+/* A zone's transfer stacks (zone.c): objects of the zone that a consumer
+ * thread freed and its bins had no room for, kept as pointers, one stack per
+ * class, for the next refill at home in the zone, so that neither side
+ * touches the objects' slabs. An object there still counts in its slab's
+ * slab_used, its free bit is clear and it holds the key.
+ * Invariants: transfer_count[c] <= ZONE_TRANSFER_MAX and, times the class's
+ * bytes, <= ZONE_TRANSFER_CLASS_BYTES; transfer_bytes is the sum over the
+ * classes, <= ZONE_TRANSFER_BYTES. So a zone holds at most 512 KiB there,
+ * and stacks no refill took from for a sweep period go back to their slabs. */
+#define ZONE_TRANSFER_MAX 256
+#define ZONE_TRANSFER_CLASS_BYTES ((size_t)128 * 1024)
+#define ZONE_TRANSFER_BYTES ((size_t)512 * 1024)
+
 typedef struct zone {
   pthread_mutex_t lock; /* guards everything below; lock order: see zone.c */
   buddy_heap_t heap;
@@ -215,6 +228,10 @@ typedef struct zone {
   uint64_t purge_deadline_ns; /* when they must be purged (valid if dirty) */
   size_t purged_pages;        /* statistics: pages given back so far */
   bool initialised;
+  bool transfer_taken;   /* a refill took from a transfer stack since the last expiry */
+  size_t transfer_bytes; /* in all transfer stacks */
+  uint16_t transfer_count[SIZE_CLASS_COUNT];
+  void *transfer[SIZE_CLASS_COUNT][ZONE_TRANSFER_MAX];
 } zone_t;
 
 /* ---- Options (options.c): BUDDY_OPTIONS, fixed after start-up ------------ */
@@ -342,6 +359,7 @@ typedef struct buddy_stats {
   uint64_t class_requests[SIZE_CLASS_COUNT];
   uint64_t medium_requests, huge_requests;
   size_t thread_caches, bytes_cached; /* live thread caches and what they hold */
+  size_t bytes_in_transfer;           /* in the zones' transfer stacks */
   size_t class_cached[SIZE_CLASS_COUNT]; /* of class_live, objects in thread caches */
   /* Fragmentation: blocks handed out (class_live's bytes, runs, huge), against
    * what the heap keeps resident at most: pages used, free pages not purged,

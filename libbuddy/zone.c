@@ -5,6 +5,22 @@
  * and refill their caches from their home zone, but a block always returns to
  * the zone of its region, found from its address (region_of_address).
  *
+ * Transfer stacks. A thread that frees many blocks of another zone is a
+ * consumer of that zone's blocks (tcache_remote_adopt). What its bins have
+ * no room for comes here and waits, per class, as pointers in the zone's
+ * transfer stack, and the next refill of a thread at home in the zone takes
+ * it from there before any slab. So a block that goes round a producer and
+ * a consumer costs neither of them a write to its slab's bits and counts:
+ * in the xthread ring those lines were written in turn by the thread giving
+ * objects back and the thread taking them, and each write missed. A block is
+ * checked as its slab would check it before it enters a stack (an object
+ * start, handed out before, not free in its slab), and zone_holds_free_object
+ * looks in the stack too, so a double free of it is still found while its
+ * key is intact; as for a block in a bin, one whose key a write after free
+ * wiped is found only once it is back on its slab. The stacks are bounded
+ * (types.h); those no refill took from for a sweep period go back to their
+ * slabs (zone_transfer_expire), as does all of them on a trim.
+ *
  * Lock order (the only places that hold two locks): zones by ascending index,
  * then pagemap_lock (pagemap.c). No lock is held across a call that could
  * reach a foreign allocator: the zone code calls only os_*, the page map and
@@ -158,19 +174,9 @@ static page_desc_t *zone_slab_with_room_locked(zone_t *z, unsigned cls) {
   return head;
 }
 
-unsigned zone_alloc_objects(zone_t *z, unsigned cls, void **out, unsigned n) {
-  unsigned got = 0;
-  zone_lock(z);
-  while (got < n) {
-    page_desc_t *head = zone_slab_with_room_locked(z, cls);
-    if (head == NULL) break;
-    unsigned taken = slab_take(head, out + got, n - got);
-    if (taken == 0) error_fatal("heap corrupted: a slab with room gave no object", page_address_of(head));
-    got += taken;
-    if (slab_free_objects(head, cls) == 0) slab_list_remove(head); /* full: on no list */
-  }
-  zone_unlock(z);
-  return got;
+/* The head of p's slab, of class cls: slabs are aligned to their order. */
+static page_desc_t *zone_slab_head_at(region_t *r, const void *p, unsigned cls) {
+  return &r->pages[page_index_of(r, p) & ~(((size_t)1 << size_class_slab_order[cls]) - 1)];
 }
 
 /* Returns one object of class cls to its slab; moves the slab between lists. */
@@ -189,6 +195,108 @@ static inline __attribute__((always_inline)) void zone_give_locked(zone_t *z, pa
   }
 }
 
+/* ---- Transfer stacks ----------------------------------------------------- */
+
+static bool zone_transfer_has_room_locked(const zone_t *z, unsigned cls) {
+  size_t bytes = size_class_bytes[cls], count = z->transfer_count[cls];
+  return count < ZONE_TRANSFER_MAX && (count + 1) * bytes <= ZONE_TRANSFER_CLASS_BYTES &&
+         z->transfer_bytes + bytes <= ZONE_TRANSFER_BYTES;
+}
+
+/* Pushes p after the checks slab_give makes (reports and leaves p alone if
+ * one fails): a block never handed out, or free in its slab, must not be
+ * handed out from here. */
+static void zone_transfer_push_locked(zone_t *z, page_desc_t *head, void *p, unsigned cls) {
+  const char *wrong = slab_check_give(head, p, cls, (uintptr_t)p & size_class_info[cls].slab_mask);
+  if (unlikely(wrong != NULL)) return error_misuse(wrong, p);
+  z->transfer[cls][z->transfer_count[cls]++] = p;
+  z->transfer_bytes += size_class_bytes[cls];
+}
+
+/* Up to n objects off class cls's stack into out, each with the key written
+ * again (slab.c says why). */
+static unsigned zone_transfer_take_locked(zone_t *z, unsigned cls, void **out, unsigned n) {
+  unsigned count = z->transfer_count[cls], taken = n < count ? n : count;
+  for (unsigned i = 0; i < taken; i++) {
+    void **obj = z->transfer[cls][count - 1 - i];
+    obj[1] = (void *)tcache_key;
+    out[i] = obj;
+  }
+  z->transfer_count[cls] = (uint16_t)(count - taken);
+  z->transfer_bytes -= taken * size_class_bytes[cls];
+  if (taken > 0) z->transfer_taken = true;
+  return taken;
+}
+
+static bool zone_transfer_holds_locked(const zone_t *z, unsigned cls, const void *p) {
+  for (unsigned i = 0; i < z->transfer_count[cls]; i++)
+    if (z->transfer[cls][i] == p) return true;
+  return false;
+}
+
+/* Every stack back to its slabs. */
+static void zone_transfer_flush_locked(zone_t *z) {
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
+    for (unsigned i = 0; i < z->transfer_count[c]; i++) {
+      void *p = z->transfer[c][i];
+      zone_give_locked(z, zone_slab_head_at(region_of_address(p), p, c), p, c);
+    }
+    z->transfer_count[c] = 0;
+  }
+  z->transfer_bytes = 0;
+}
+
+void zone_transfer_expire(void) {
+  for (unsigned i = 0; i < ZONES_MAX; i++) {
+    zone_t *z = &zones[i];
+    zone_lock(z);
+    if (!z->transfer_taken) zone_transfer_flush_locked(z);
+    z->transfer_taken = false;
+    zone_unlock(z);
+  }
+}
+
+/* Each object of the stacks is an object start of its class in a slab of
+ * this zone, handed out and not free there, in one stack once; the counts
+ * and bytes within their bounds. Aborts with a report. */
+static void zone_transfer_verify_locked(const zone_t *z) {
+  size_t bytes = 0;
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
+    unsigned count = z->transfer_count[c];
+    if (count > ZONE_TRANSFER_MAX || count * size_class_bytes[c] > ZONE_TRANSFER_CLASS_BYTES)
+      error_fatal("heap check failed: a transfer stack past its bound", z->transfer[c]);
+    bytes += count * size_class_bytes[c];
+    for (unsigned i = 0; i < count; i++) {
+      void *p = z->transfer[c][i];
+      region_t *r = pagemap_region_of(p);
+      if (r == NULL || r->zone != z || page_desc_of(r, p)->kind != PAGE_SLAB || page_class_at(r, p) != c ||
+          slab_check_give(zone_slab_head_at(r, p, c), p, c, (uintptr_t)p & size_class_info[c].slab_mask) != NULL)
+        error_fatal("heap check failed: a transfer stack holds what is not a used object of its class", p);
+      for (unsigned j = 0; j < i; j++)
+        if (z->transfer[c][j] == p) error_fatal("heap check failed: an object twice in a transfer stack", p);
+    }
+  }
+  if (bytes != z->transfer_bytes || bytes > ZONE_TRANSFER_BYTES)
+    error_fatal("heap check failed: a zone's transfer bytes disagree with its stacks", z);
+}
+
+/* ---- Objects ------------------------------------------------------------- */
+
+unsigned zone_alloc_objects(zone_t *z, unsigned cls, void **out, unsigned n) {
+  zone_lock(z);
+  unsigned got = zone_transfer_take_locked(z, cls, out, n);
+  while (got < n) {
+    page_desc_t *head = zone_slab_with_room_locked(z, cls);
+    if (head == NULL) break;
+    unsigned taken = slab_take(head, out + got, n - got);
+    if (taken == 0) error_fatal("heap corrupted: a slab with room gave no object", page_address_of(head));
+    got += taken;
+    if (slab_free_objects(head, cls) == 0) slab_list_remove(head); /* full: on no list */
+  }
+  zone_unlock(z);
+  return got;
+}
+
 void zone_free_small(void *p) {
   region_t *r = pagemap_region_of(p);
   zone_free_object(r, page_desc_of(r, p), p);
@@ -198,7 +306,8 @@ bool zone_holds_free_object(region_t *r, void *p) {
   zone_t *z = r->zone;
   zone_lock(z);
   page_desc_t *d = page_desc_of(r, p);
-  bool held = d->kind == PAGE_SLAB && slab_holds_free(slab_head_of(r, d), p);
+  bool held = d->kind == PAGE_SLAB &&
+              (slab_holds_free(slab_head_of(r, d), p) || zone_transfer_holds_locked(z, page_class_of_desc(d), p));
   zone_unlock(z);
   return held;
 }
@@ -224,10 +333,23 @@ void zone_free_objects(void *const *objs, unsigned count) {
       zone_lock(locked);
     }
     unsigned cls = page_class_at(r, p);
-    page_desc_t *head = &r->pages[page_index_of(r, p) & ~(((size_t)1 << size_class_slab_order[cls]) - 1)];
-    zone_give_locked(locked, head, p, cls);
+    zone_give_locked(locked, zone_slab_head_at(r, p, cls), p, cls);
   }
   if (locked != NULL) zone_unlock(locked);
+}
+
+void zone_free_remote_objects(zone_t *z, void *const *objs, const uint8_t *classes, unsigned count) {
+  zone_lock(z);
+  for (unsigned i = 0; i < count; i++) {
+    void *p = objs[i];
+    unsigned cls = classes[i];
+    region_t *r = region_of_address(p);
+    assert_internal(r->zone == z && page_class_at(r, p) == cls);
+    page_desc_t *head = zone_slab_head_at(r, p, cls);
+    if (!options.debug && zone_transfer_has_room_locked(z, cls)) zone_transfer_push_locked(z, head, p, cls);
+    else zone_give_locked(z, head, p, cls);
+  }
+  zone_unlock(z);
 }
 
 /* ---- Page runs (medium blocks) ------------------------------------------- */
@@ -295,6 +417,7 @@ bool zone_release_empty_slabs_locked(zone_t *z) {
 }
 
 static bool zone_trim_locked(zone_t *z) {
+  zone_transfer_flush_locked(z);
   bool released = zone_release_empty_slabs_locked(z);
   released |= zone_release_free_regions_locked(z, 0) > 0;
   return purge_zone_locked(z) > 0 || released;
@@ -326,6 +449,7 @@ size_t zone_verify_all(void) {
     zone_lock(&zones[i]);
     buddy_heap_verify(&zones[i].heap);
     zone_verify_slabs_locked(&zones[i]);
+    zone_transfer_verify_locked(&zones[i]);
     regions += zones[i].heap.regions;
     zone_unlock(&zones[i]);
   }

@@ -19,6 +19,7 @@
 
 #include "buddymalloc.h"
 #include "internal.h"
+#include "unit_util.h"
 
 #define MIB ((size_t)1 << 20)
 #define WORKING_SET (384 * MIB)
@@ -174,14 +175,6 @@ Test(options, unknown_key_warns_once_and_keeps_defaults, .init = cr_redirect_std
 }
 
 /* What the test wrote to stderr so far (with .init = cr_redirect_stderr). */
-static const char *redirected_stderr(void) {
-  static char text[8192];
-  fflush(stderr);
-  size_t n = fread(text, 1, sizeof text - 1, cr_get_redirected_stderr());
-  text[n] = '\0';
-  return text;
-}
-
 Test(options, verbose_reports_options_and_their_source, .init = cr_redirect_stderr) {
   run_options("verbose=1,purge_delay_ms=10");
   const char *text = redirected_stderr();

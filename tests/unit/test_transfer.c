@@ -1,0 +1,280 @@
+/* test_transfer.c: the zones' transfer stacks (zone.c). A consumer thread
+ * frees the main thread's blocks; what its bins do not adopt waits in the
+ * main thread's zone: checked on the way in, found by the double-free check
+ * while there, bounded, taken first by the main thread's refills, and given
+ * back to the slabs when unused for a sweep period or on a trim. Linked to
+ * the static library with internal.h; each test runs in a process of its
+ * own, and zones=4 (the default) puts the consumer in another zone. */
+#include <criterion/criterion.h>
+#include <criterion/redirect.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buddymalloc.h"
+#include "internal.h"
+#include "unit_util.h"
+
+#define CLASS_256 12 /* 256-byte objects */
+#define BLOCKS 1000  /* of 256 bytes: more than a stack holds */
+
+typedef struct consumer {
+  void **blocks;
+  size_t count;
+  unsigned zone_index; /* the consumer's home zone */
+} consumer_t;
+
+/* Frees the blocks in order (remote frees: each full batch for the main
+ * thread's zone goes to its bins or the zone), then exits, which sends its
+ * bins and partial batches to the slabs. */
+static void *consumer_main(void *arg) {
+  consumer_t *c = arg;
+  void *own = buddy_malloc(16);
+  c->zone_index = region_of_address(own)->zone_index;
+  buddy_free(own);
+  for (size_t i = 0; i < c->count; i++) buddy_free(c->blocks[i]);
+  return NULL;
+}
+
+/* Has a new thread free blocks[0..count); checks it is at home in another
+ * zone than `home`. */
+static void consume(void **blocks, size_t count, const zone_t *home) {
+  consumer_t c = {.blocks = blocks, .count = count};
+  pthread_t t;
+  cr_assert_eq(pthread_create(&t, NULL, consumer_main, &c), 0);
+  cr_assert_eq(pthread_join(t, NULL), 0);
+  cr_assert_neq(c.zone_index, (unsigned)(home - zones), "the consumer is at home in another zone");
+}
+
+static zone_t *zone_of(const void *p) {
+  return region_of_address(p)->zone;
+}
+
+static size_t transfer_bytes_now(void) {
+  buddy_stats_t s;
+  stats_collect(&s);
+  return s.bytes_in_transfer;
+}
+
+static bool in_stack(const zone_t *z, unsigned cls, const void *p) {
+  for (unsigned i = 0; i < z->transfer_count[cls]; i++)
+    if (z->transfer[cls][i] == p) return true;
+  return false;
+}
+
+static bool free_in_slab(void *p) {
+  region_t *r = pagemap_region_of(p);
+  return slab_holds_free(slab_head_of(r, page_desc_of(r, p)), p);
+}
+
+/* A sweep (which expires unused stacks) runs once at the first slow path
+ * that looks, then once per period: run it now, with a period far longer
+ * than a test, so that only the test's own calls expire stacks. */
+static void quiet_sweeps(void) {
+  options.purge_delay_ms = 1000000;
+  tcache_sweep_idle();
+}
+
+/* BLOCKS of 256 bytes, each written, freed by a consumer; returns their zone.
+ * The main thread's cache is flushed after, so its next malloc of 256 bytes
+ * refills. */
+static zone_t *allocate_and_consume(void **blocks) {
+  quiet_sweeps();
+  for (int i = 0; i < BLOCKS; i++) {
+    blocks[i] = buddy_malloc(256);
+    cr_assert_not_null(blocks[i]);
+    memset(blocks[i], 0x3c, 256);
+  }
+  zone_t *home = zone_of(blocks[0]);
+  consume(blocks, BLOCKS, home);
+  tcache_flush_current();
+  return home;
+}
+
+Test(transfer, a_consumers_overflow_waits_in_the_home_zone_and_goes_to_its_refills) {
+  void *blocks[BLOCKS];
+  zone_t *home = allocate_and_consume(blocks);
+  unsigned count = home->transfer_count[CLASS_256];
+  cr_assert_eq(count, ZONE_TRANSFER_MAX, "a full stack: %u objects", count);
+  cr_assert_eq(transfer_bytes_now(), (size_t)count * 256);
+  zone_verify_all();
+  for (unsigned i = 0; i < count; i++) {
+    bool freed = false;
+    for (int b = 0; b < BLOCKS && !freed; b++) freed = home->transfer[CLASS_256][i] == blocks[b];
+    cr_assert(freed, "object %u of the stack is one the consumer freed", i);
+    cr_assert(!free_in_slab(home->transfer[CLASS_256][i]), "object %u is not free in its slab as well", i);
+  }
+  /* The main thread's refills take them, from the top, before any slab. */
+  void *before[ZONE_TRANSFER_MAX];
+  memcpy(before, home->transfer[CLASS_256], count * sizeof(void *));
+  enum { TAKEN = 16 };
+  void *got[TAKEN];
+  for (int i = 0; i < TAKEN; i++) got[i] = buddy_malloc(256);
+  unsigned left = home->transfer_count[CLASS_256];
+  cr_assert_leq(left, count - TAKEN);
+  cr_assert_eq(memcmp(home->transfer[CLASS_256], before, left * sizeof(void *)), 0, "the bottom is untouched");
+  for (int i = 0; i < TAKEN; i++) {
+    bool from_top = false;
+    for (unsigned k = left; k < count && !from_top; k++) from_top = got[i] == before[k];
+    cr_assert(from_top, "malloc %d came from the top of the stack", i);
+  }
+  for (int i = 0; i < TAKEN; i++) buddy_free(got[i]);
+  zone_verify_all();
+}
+
+/* The key is written again on the way to a bin (as a slab refill does): a
+ * write after free wiped it while the block waited in the stack, and a
+ * double free of it while in the bin is still suspected, found, reported. */
+Test(transfer, a_refill_writes_the_key_again, .signal = SIGABRT) {
+  void *blocks[BLOCKS];
+  zone_t *home = allocate_and_consume(blocks);
+  unsigned count = home->transfer_count[CLASS_256];
+  void **wiped = home->transfer[CLASS_256][count - 2];
+  wiped[1] = NULL;              /* a write after free */
+  void *p = buddy_malloc(256);  /* a refill takes it, and more, into the bin */
+  cr_assert_neq(p, (void *)wiped);
+  cr_assert(!in_stack(home, CLASS_256, wiped));
+  cr_assert_eq(wiped[1], (void *)tcache_key, "in the bin, with the key");
+  buddy_free(wiped); /* double free: aborts */
+}
+
+Test(transfer, a_double_free_of_a_block_waiting_there_aborts, .signal = SIGABRT) {
+  void *blocks[BLOCKS];
+  zone_t *home = allocate_and_consume(blocks);
+  void *waiting = home->transfer[CLASS_256][0];
+  cr_assert_eq(((void **)waiting)[1], (void *)tcache_key);
+  buddy_free(waiting); /* suspected by its key, found in the stack */
+}
+
+/* A write after free wipes the key of a block free in its slab, and a
+ * consumer frees it again in a full batch: the stack checks it as its slab
+ * would, and refuses it. */
+Test(transfer, a_block_free_in_its_slab_is_refused_there, .init = cr_redirect_stderr) {
+  options.abort_on_error = 0;
+  quiet_sweeps();
+  enum { BATCH = TCACHE_REMOTE_MAX };
+  void *blocks[BATCH];
+  for (int i = 0; i < BATCH; i++) blocks[i] = buddy_malloc(256);
+  void **again = blocks[0];
+  zone_t *home = zone_of(again);
+  buddy_free(again);
+  tcache_flush_current(); /* free in its slab */
+  cr_assert(free_in_slab(again));
+  again[1] = NULL;               /* the program writes to it, */
+  consume(blocks, BATCH, home);  /* and frees it again, in a batch that fills */
+  cr_assert(!in_stack(home, CLASS_256, again), "refused, not stacked");
+  for (int i = 1; i < BATCH; i++) cr_assert(in_stack(home, CLASS_256, blocks[i]), "block %d stacked", i);
+  cr_assert(free_in_slab(again), "still free in its slab");
+  const char *text = redirected_stderr();
+  cr_assert_not_null(strstr(text, "double free of a small block"), "got:\n%s", text);
+  zone_verify_all();
+  /* It comes out once: from its slab, after the stack ran dry. */
+  int seen = 0;
+  for (int i = 0; i < 4 * BATCH; i++) seen += buddy_malloc(256) == (void *)again;
+  cr_assert_eq(seen, 1);
+  zone_verify_all();
+}
+
+/* An object start of a slab that never handed it out (past its carved
+ * objects), freed in a consumer's full batch: refused, never handed out. */
+Test(transfer, a_block_never_handed_out_is_refused_there, .init = cr_redirect_stderr) {
+  options.abort_on_error = 0;
+  quiet_sweeps();
+  enum { BATCH = TCACHE_REMOTE_MAX };
+  void *blocks[BATCH];
+  for (int i = 0; i < BATCH - 1; i++) blocks[i] = buddy_malloc(48);
+  char *slab = (char *)((uintptr_t)blocks[0] & ~(uintptr_t)(PAGE_SIZE - 1));
+  void *never = slab + 84 * 48; /* class 48: the last of a slab's 85 objects */
+  region_t *r = pagemap_region_of(never);
+  cr_assert_leq(slab_head_of(r, page_desc_of(r, never))->slab_carved, 84, "the slab has not carved it yet");
+  blocks[BATCH - 1] = never;
+  zone_t *home = zone_of(never);
+  consume(blocks, BATCH, home);
+  unsigned cls = size_class_of(48);
+  cr_assert(!in_stack(home, cls, never), "refused, not stacked");
+  cr_assert_eq(home->transfer_count[cls], BATCH - 1, "the others stacked");
+  const char *text = redirected_stderr();
+  cr_assert_not_null(strstr(text, "free of a small block that was never allocated"), "got:\n%s", text);
+  zone_verify_all();
+}
+
+/* Five classes of 2 to 4 KiB, each past its own bound: every stack stays
+ * within its bound, and together within the zone's. */
+Test(transfer, stacks_stay_within_their_bounds) {
+  static const size_t sizes[] = {2048, 2560, 3072, 3584, 4096};
+  enum { CLASSES = sizeof sizes / sizeof sizes[0], PER_CLASS = 80, N = CLASSES * PER_CLASS };
+  static void *blocks[N];
+  quiet_sweeps();
+  for (int i = 0; i < N; i++) blocks[i] = buddy_malloc(sizes[i % CLASSES]);
+  zone_t *home = zone_of(blocks[0]);
+  consume(blocks, N, home);
+  size_t bytes = 0;
+  for (int k = 0; k < CLASSES; k++) {
+    unsigned cls = size_class_of(sizes[k]);
+    cr_assert_leq(home->transfer_count[cls] * sizes[k], ZONE_TRANSFER_CLASS_BYTES, "class of %zu", sizes[k]);
+    bytes += home->transfer_count[cls] * sizes[k];
+  }
+  cr_assert_eq(bytes, home->transfer_bytes);
+  cr_assert_leq(bytes, ZONE_TRANSFER_BYTES);
+  cr_assert_gt(bytes, ZONE_TRANSFER_BYTES - 4096, "the zone's bound is what stopped them: %zu", bytes);
+  cr_assert_eq(transfer_bytes_now(), bytes);
+  zone_verify_all();
+}
+
+Test(transfer, unused_stacks_go_back_to_their_slabs) {
+  void *blocks[BLOCKS];
+  zone_t *home = allocate_and_consume(blocks);
+  unsigned full = home->transfer_count[CLASS_256];
+  buddy_free(buddy_malloc(256)); /* a refill takes from the stack */
+  unsigned count = home->transfer_count[CLASS_256];
+  cr_assert(count > 0 && count < full);
+  zone_transfer_expire(); /* taken from since the last: kept */
+  cr_assert_eq(home->transfer_count[CLASS_256], count);
+  buddy_stats_t before, after;
+  stats_collect(&before);
+  zone_transfer_expire(); /* not taken from since: back to the slabs */
+  cr_assert_eq(home->transfer_count[CLASS_256], 0);
+  stats_collect(&after);
+  cr_assert_eq(after.bytes_in_transfer, 0);
+  cr_assert_eq(after.class_live[CLASS_256], before.class_live[CLASS_256] - count, "all %u back in their slabs", count);
+  zone_verify_all();
+}
+
+Test(transfer, a_trim_empties_the_stacks) {
+  void *blocks[BLOCKS];
+  zone_t *home = allocate_and_consume(blocks);
+  cr_assert_gt(home->transfer_count[CLASS_256], 0);
+  buddy_trim(0);
+  cr_assert_eq(transfer_bytes_now(), 0);
+  buddy_stats_t s;
+  stats_collect(&s);
+  cr_assert_eq(s.class_live[CLASS_256], 0, "every block back in its slab: %zu live", s.class_live[CLASS_256]);
+  zone_verify_all();
+}
+
+/* debug=1 caches nothing: a consumer's frees go straight to the slabs. */
+Test(transfer, nothing_waits_there_with_debug) {
+  options.debug = 1;
+  void *blocks[BLOCKS];
+  zone_t *home = allocate_and_consume(blocks);
+  cr_assert_eq(home->transfer_count[CLASS_256], 0);
+  buddy_stats_t s;
+  stats_collect(&s);
+  cr_assert_eq(s.bytes_in_transfer, 0);
+  cr_assert_eq(s.class_live[CLASS_256], 0, "every block back in its slab: %zu live", s.class_live[CLASS_256]);
+}
+
+/* The heap walker checks the stacks: an object in one twice aborts. */
+Test(transfer, the_heap_walker_finds_an_object_stacked_twice, .signal = SIGABRT) {
+  void *blocks[BLOCKS];
+  zone_t *home = allocate_and_consume(blocks);
+  buddy_trim(0); /* room in the stack again */
+  blocks[0] = buddy_malloc(256);
+  home->transfer[CLASS_256][0] = home->transfer[CLASS_256][1] = blocks[0];
+  home->transfer_count[CLASS_256] = 2;
+  home->transfer_bytes = 2 * 256;
+  zone_verify_all();
+}
