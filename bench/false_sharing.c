@@ -12,6 +12,8 @@
  *                object it was given and then allocates its own (an
  *                allocator that reuses the freed slot for that thread keeps
  *                the threads on the shared line)
+ *   -m floor   : no allocator: each thread writes a cache line of its own,
+ *                the time no allocator can beat (the write loop alone)
  * -n is the number of allocate/write/free rounds per thread.
  */
 #include <pthread.h>
@@ -24,6 +26,10 @@
 #define QUICK_ROUNDS 20000L
 #define DEFAULT_THREADS 2
 #define MAX_THREADS 256
+
+/* Floor mode: one line per thread, outside the allocator. */
+static _Alignas(64) unsigned char floor_lines[MAX_THREADS][64];
+static int floor_mode;
 
 typedef struct {
   pthread_t thread;
@@ -40,12 +46,12 @@ static void *worker_main(void *arg) {
   if (w->handed) free(w->handed);
   uint64_t checksum = 0;
   for (long r = 0; r < w->rounds; r++) {
-    volatile unsigned char *obj = bench_xmalloc(OBJECT_SIZE);
+    volatile unsigned char *obj = floor_mode ? floor_lines[w->index] : bench_xmalloc(OBJECT_SIZE);
     memset((void *)obj, 0, OBJECT_SIZE);
     obj[0] = (unsigned char)w->index;
     for (int i = 0; i < WRITES_PER_ROUND; i++) obj[i % OBJECT_SIZE] += (unsigned char)i;
     checksum += bench_mix(obj[0] + obj[OBJECT_SIZE - 1]);
-    free((void *)obj);
+    if (!floor_mode) free((void *)obj);
   }
   w->checksum = checksum;
   return NULL;
@@ -53,9 +59,10 @@ static void *worker_main(void *arg) {
 
 int main(int argc, char **argv) {
   bench_opts opts = {.n = DEFAULT_ROUNDS, .threads = DEFAULT_THREADS, .mode = "active", .keep = 1};
-  bench_parse(argc, argv, &opts, QUICK_ROUNDS, "modes: active (default), passive; -n: rounds per thread");
+  bench_parse(argc, argv, &opts, QUICK_ROUNDS, "modes: active (default), passive, floor; -n: rounds per thread");
   int passive = bench_mode_is(&opts, "passive");
-  if (!passive && !bench_mode_is(&opts, "active")) {
+  floor_mode = bench_mode_is(&opts, "floor");
+  if (!passive && !floor_mode && !bench_mode_is(&opts, "active")) {
     fprintf(stderr, "false_sharing: unknown mode %s\n", opts.mode);
     return 1;
   }
@@ -89,7 +96,7 @@ int main(int argc, char **argv) {
   free(workers);
   char extra[64];
   snprintf(extra, sizeof extra, "threads=%d", threads);
-  bench_report(passive ? "false-sharing-passive" : "false-sharing-active", opts.n * threads,
+  bench_report(passive ? "false-sharing-passive" : floor_mode ? "false-sharing-floor" : "false-sharing-active", opts.n * threads,
                seconds, checksum, extra);
   return 0;
 }
