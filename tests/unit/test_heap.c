@@ -263,6 +263,28 @@ Test(debug, write_after_free_to_the_first_word_is_reported, .signal = SIGABRT) {
   buddy_malloc(16);
 }
 
+static void *free_in_another_zone(void *p) {
+  void *own = buddy_malloc(64);
+  cr_assert_neq(region_of_address(own)->zone, region_of_address(p)->zone, "zones=4: this thread is at home elsewhere");
+  buddy_free(own);
+  buddy_free(p); /* a remote free: straight to its slab, filled */
+  return NULL;
+}
+
+/* A block freed by a thread of another zone is filled as well, and checked
+ * when its own zone hands it out again. */
+Test(debug, write_after_a_remote_free_is_reported, .signal = SIGABRT) {
+  options.debug = 1;
+  char *p = buddy_malloc(64);
+  pthread_t t;
+  cr_assert_eq(pthread_create(&t, NULL, free_in_another_zone, p), 0);
+  cr_assert_eq(pthread_join(t, NULL), 0);
+  region_t *r = pagemap_region_of(p);
+  cr_assert(slab_holds_free(slab_head_of(r, page_desc_of(r, p)), p), "back in its slab, not in a batch");
+  p[40] = 7; /* use after free */
+  buddy_malloc(64);
+}
+
 Test(debug, correct_programs_run_unchanged) {
   options.debug = 1;
   enum { N = 2000 };

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -79,6 +80,53 @@ static void churn_and_check(int rounds) {
       buddy_free(live[i]);
     }
   }
+}
+
+/* ---- A thread whose cache could not be made --------------------------------- */
+
+static void *no_cache_block; /* free in its slab: the thread frees it again */
+static int no_cache_go[2];
+
+/* Its first call finds no memory for a cache (its zone has no region yet,
+ * and the address space is capped), so it runs on the static empty cache:
+ * allocations are served uncached, and a double free is still reported. */
+static void *no_cache_main(void *arg) {
+  (void)arg;
+  char c;
+  if (read(no_cache_go[0], &c, 1) != 1) _exit(3);
+  void *q = buddy_malloc(48);
+  if (q == NULL) _exit(4); /* served by a zone that has room */
+  buddy_stats_t s;
+  stats_collect(&s);
+  if (s.thread_caches != 1) _exit(5); /* the main thread's alone */
+  buddy_free(q);
+  buddy_free(no_cache_block); /* double free: aborts */
+  _exit(6);
+}
+
+static size_t address_space_bytes(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  cr_assert_not_null(f);
+  size_t pages = 0;
+  cr_assert_eq(fscanf(f, "%zu", &pages), 1);
+  fclose(f);
+  return pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+Test(no_cache, a_thread_without_a_cache_allocates_and_reports_a_double_free, .signal = SIGABRT) {
+#ifdef __SANITIZE_ADDRESS__
+  cr_skip_test("capping the address space starves AddressSanitizer itself; checked in the plain build");
+#endif
+  no_cache_block = buddy_malloc(48);
+  buddy_free(no_cache_block);
+  tcache_flush_current(); /* free in its slab, key and bit */
+  cr_assert_eq(pipe(no_cache_go), 0);
+  pthread_t t;
+  cr_assert_eq(pthread_create(&t, NULL, no_cache_main, NULL), 0); /* its stack mapped before the cap */
+  struct rlimit cap = {.rlim_cur = address_space_bytes() + (1u << 20), .rlim_max = RLIM_INFINITY};
+  cr_assert_eq(setrlimit(RLIMIT_AS, &cap), 0);
+  cr_assert_eq(write(no_cache_go[1], "x", 1), 1);
+  pthread_join(t, NULL);
 }
 
 /* ---- A worker that fills its cache, then blocks reading a pipe ------------- */
