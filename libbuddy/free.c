@@ -6,7 +6,8 @@
  * the thread's bin. Misuse is caught before anything is written: a pointer
  * with no page-map entry is foreign; one that is not an object or block
  * start is interior; one whose second word holds the cache key and which is
- * found in the bin, the remote batch or the slab is a double free. This file
+ * found in the bin, the remote batch, the slab or the zone's transfer stack
+ * is a double free. This file
  * holds its exit for everything but a small object start.
  */
 #include "internal.h"

@@ -278,13 +278,20 @@ static inline unsigned buddy_order_for_pages(size_t pages) {
 
 /* ---- slab.c: a buddy block carved into objects of one class -------------- */
 
-/* The second word of a free small object, in a cache or free in its slab,
- * holds tcache_key (random, never 0): a free finding it there suspects
- * a double free and confirms it by a scan of its own cache and the object's
- * free bit (slab.c). One key for both places keeps free's test to a compare. */
+/* The second word of a free small object, in a cache, a transfer stack or
+ * free in its slab, holds tcache_key (random, never 0): a free finding it
+ * there suspects a double free and confirms it by a scan of its own cache,
+ * the object's free bit (slab.c) and its zone's transfer stack. One key for
+ * all places keeps free's test to a compare. */
 extern uintptr_t tcache_key;
 static inline bool free_key_matches(const void *word) {
   return (uintptr_t)word == tcache_key;
+}
+/* An object waiting in a zone's transfer stack holds the key's complement
+ * in its first word as well (never 0 either: tcache_key's low bits are
+ * clear), so that the zone sees it come back while still there (zone.c). */
+static inline uintptr_t zone_transfer_mark(void) {
+  return ~tcache_key;
 }
 
 /* obj's free bit (region_t.slab_free_bits): granule g is bit g % 64 of

@@ -6,7 +6,8 @@
  * descriptor keeps the slab's state:
  *   slab_carved  objects [0, slab_carved) have been handed out at least once;
  *                the rest were never touched (so a fresh slab costs no writes);
- *   slab_used    objects out of the slab (in thread caches or with the program);
+ *   slab_used    objects out of the slab (in thread caches, in transfer
+ *                stacks, or with the program);
  *   slab_scan    the first of the slab's bitmap words that may hold a free bit.
  * The carved objects that are back in the slab are those whose free bit is
  * set (the region's slab_free_bits, one bit per SMALL_ALIGN bytes): the

@@ -14,7 +14,8 @@
  * block one thread hands another is never reused by it (both would write one
  * cache line: false sharing). A batch that fills up shows a consumer of that
  * zone's blocks: the bins adopt what they have room for, the rest goes home
- * under one lock.
+ * under one lock, to that zone's transfer stacks while they have room
+ * (zone.c), so the owner's next refill takes it without touching a slab.
  * At thread exit a pthread key destructor flushes the whole cache and leaves
  * the thread on tcache_dead, whose slow paths go straight to the zones, so a
  * later destructor that allocates still works and nothing is cached or leaked.
@@ -471,8 +472,9 @@ static void tcache_sweep_locked(void) {
 
 /* Once per period, by whichever thread finds it due first: cached huge blocks
  * past the delay are unmapped (so a program that stopped making huge
- * allocations does not keep them), and idle caches swept. A slow path never
- * waits for a sweep (trylock). */
+ * allocations does not keep them), transfer stacks no refill used go back to
+ * their slabs, and idle caches are swept. A slow path never waits for a
+ * sweep (trylocks). */
 void tcache_sweep_idle(void) {
   uint64_t now = os_now_ns(), due = __atomic_load_n(&reclaim_next_ns, __ATOMIC_RELAXED);
   if (now < due) return;
@@ -606,8 +608,9 @@ static bool tcache_bin_holds(const tcache_t *tc, unsigned cls, const void *p) {
 /* The object's second word holds the key: confirm by a scan of this thread's
  * bin and remote batch (a live cache's: the static ones hold nothing and
  * have no slots), then by its free bit (set while it is free in its slab,
- * where flushes and exited threads put blocks). A block waiting in another
- * live thread's cache cannot be seen. */
+ * where flushes and exited threads put blocks) or its zone's transfer stack.
+ * A block waiting in another live thread's cache cannot be seen here; if its
+ * other copy reaches a transfer stack or a slab, the zone finds it there. */
 static bool tcache_check_double_free(tcache_t *tc, void *p, unsigned cls, unsigned zone_index) {
   bool found = tc->state == TCACHE_LIVE &&
                (tcache_bin_holds(tc, cls, p) || tcache_objects_hold(tc->remote[zone_index].objs, tc->remote[zone_index].count, p));
@@ -632,8 +635,8 @@ static void tcache_push(tcache_t *tc, void *p, unsigned cls, unsigned zone_index
 /* Every case of tcache_free_slow but the remote shortcut, apart so that the
  * shortcut saves fewer registers. */
 static noinline void tcache_free_other(void *p, unsigned cls, unsigned zone_index) {
+  bool suspect = free_key_matches(((void **)p)[1]); /* first: making the cache could take p */
   tcache_t *tc = tcache_enter_own(tcache_get());
-  bool suspect = free_key_matches(((void **)p)[1]);
   if (!(suspect && tcache_check_double_free(tc, p, cls, zone_index))) tcache_push(tc, p, cls, zone_index);
   tcache_release();
 }

@@ -86,8 +86,8 @@ _Static_assert(TCACHE_BYTES_MAX <= 512 * 1024, "a thread's bins hold a few hundr
 /* Remote frees (a small object whose region belongs to another zone than the
  * freeing thread's home zone) wait in a per-zone batch of the freeing thread
  * until it reaches either bound (then the bins adopt what fits, the rest goes
- * home under one lock); a thread holds under (zones - 1) * TCACHE_REMOTE_BYTES
- * there. */
+ * home under one lock, to the zone's transfer stacks while they have room); a
+ * thread holds under (zones - 1) * TCACHE_REMOTE_BYTES there. */
 #define TCACHE_REMOTE_MAX 64
 #define TCACHE_REMOTE_BYTES ((size_t)16384)
 
@@ -211,14 +211,17 @@ typedef struct slab_list {
  * thread freed and its bins had no room for, kept as pointers, one stack per
  * class, for the next refill at home in the zone, so that neither side
  * touches the objects' slabs. An object there still counts in its slab's
- * slab_used, its free bit is clear and it holds the key.
+ * slab_used, its free bit is clear, and it holds the key in its second word
+ * and zone_transfer_mark() in its first (internal.h).
  * Invariants: transfer_count[c] <= ZONE_TRANSFER_MAX and, times the class's
  * bytes, <= ZONE_TRANSFER_CLASS_BYTES; transfer_bytes is the sum over the
  * classes, <= ZONE_TRANSFER_BYTES. So a zone holds at most 512 KiB there,
- * and stacks no refill took from for a sweep period go back to their slabs. */
+ * and a class's stack that no refill took from for a sweep period goes back
+ * to its slabs. */
 #define ZONE_TRANSFER_MAX 256
 #define ZONE_TRANSFER_CLASS_BYTES ((size_t)128 * 1024)
 #define ZONE_TRANSFER_BYTES ((size_t)512 * 1024)
+_Static_assert(SIZE_CLASS_COUNT <= 64, "zone_t.transfer_taken has a bit per class");
 
 typedef struct zone {
   pthread_mutex_t lock; /* guards everything below; lock order: see zone.c */
@@ -228,7 +231,7 @@ typedef struct zone {
   uint64_t purge_deadline_ns; /* when they must be purged (valid if dirty) */
   size_t purged_pages;        /* statistics: pages given back so far */
   bool initialised;
-  bool transfer_taken;   /* a refill took from a transfer stack since the last expiry */
+  uint64_t transfer_taken; /* bit c: a refill took from class c's stack since the last expiry */
   size_t transfer_bytes; /* in all transfer stacks */
   uint16_t transfer_count[SIZE_CLASS_COUNT];
   void *transfer[SIZE_CLASS_COUNT][ZONE_TRANSFER_MAX];

@@ -12,14 +12,24 @@
  * it from there before any slab. So a block that goes round a producer and
  * a consumer costs neither of them a write to its slab's bits and counts:
  * in the xthread ring those lines were written in turn by the thread giving
- * objects back and the thread taking them, and each write missed. A block is
- * checked as its slab would check it before it enters a stack (an object
- * start, handed out before, not free in its slab), and zone_holds_free_object
- * looks in the stack too, so a double free of it is still found while its
- * key is intact; as for a block in a bin, one whose key a write after free
- * wiped is found only once it is back on its slab. The stacks are bounded
- * (types.h); those no refill took from for a sweep period go back to their
- * slabs (zone_transfer_expire), as does all of them on a trim.
+ * objects back and the thread taking them, and each write missed.
+ * Misuse is caught as a slab would catch it, and more:
+ *  - a block enters a stack after its slab's checks (an object start, handed
+ *    out before, not free in its slab), and gets a mark in its first word
+ *    (zone_transfer_mark) beside the key in its second;
+ *  - a free of a stacked block whose key is intact is confirmed here
+ *    (zone_holds_free_object scans the stack);
+ *  - a block freed twice by two threads (neither can see the other's batch)
+ *    comes back while its first copy is stacked: the mark sends the second
+ *    copy, to a stack or to the slab, to a scan of the stack, which finds it;
+ *  - a block leaves a stack only with its mark and key intact: anything else
+ *    was written since, by the program or by malloc handing out another
+ *    copy; it is reported and left alone;
+ *  - a slab going back to the core takes any object of it out of the stack
+ *    (there can be one only after a double free the checks above missed).
+ * The stacks are bounded (types.h); a class's stack that no refill took from
+ * for a sweep period goes back to its slabs (zone_transfer_expire), and a
+ * trim empties them all.
  *
  * Lock order (the only places that hold two locks): zones by ascending index,
  * then pagemap_lock (pagemap.c). No lock is held across a call that could
@@ -147,7 +157,11 @@ static void slab_list_remove(page_desc_t *head) {
 }
 
 /* Gives an empty slab's block back to the buddy core. */
+static void zone_transfer_drop_slab_locked(zone_t *z, unsigned cls, const char *start, size_t bytes);
+
 static void zone_release_slab_locked(zone_t *z, page_desc_t *head) {
+  if (z->transfer_count[page_class_of_desc(head)] > 0)
+    zone_transfer_drop_slab_locked(z, page_class_of_desc(head), page_address_of(head), PAGE_SIZE << head->order);
   for (size_t i = 0; i < ((size_t)1 << head->order); i++) head[i].kind = PAGE_INNER;
   page_class_set(head, (size_t)1 << head->order, 0);
   slab_clear_free_bits(head);
@@ -179,8 +193,14 @@ static page_desc_t *zone_slab_head_at(region_t *r, const void *p, unsigned cls) 
   return &r->pages[page_index_of(r, p) & ~(((size_t)1 << size_class_slab_order[cls]) - 1)];
 }
 
-/* Returns one object of class cls to its slab; moves the slab between lists. */
+static bool zone_transfer_holds_locked(const zone_t *z, unsigned cls, const void *p);
+
+/* Returns one object of class cls to its slab; moves the slab between lists.
+ * One waiting in the zone's transfer stack is a double free (the free that
+ * sent it here did not see it: it was in another thread's batch). */
 static inline __attribute__((always_inline)) void zone_give_locked(zone_t *z, page_desc_t *head, void *p, unsigned cls) {
+  if (unlikely((uintptr_t)((void **)p)[0] == zone_transfer_mark()) && zone_transfer_holds_locked(z, cls, p))
+    return error_misuse("double free of a small block", p);
   slab_list_t *s = &z->slabs[cls];
   bool was_full = slab_free_objects(head, cls) == 0;
   if (!slab_give(head, p, cls)) return;
@@ -203,28 +223,43 @@ static bool zone_transfer_has_room_locked(const zone_t *z, unsigned cls) {
          z->transfer_bytes + bytes <= ZONE_TRANSFER_BYTES;
 }
 
-/* Pushes p after the checks slab_give makes (reports and leaves p alone if
- * one fails): a block never handed out, or free in its slab, must not be
- * handed out from here. */
-static void zone_transfer_push_locked(zone_t *z, page_desc_t *head, void *p, unsigned cls) {
+/* Pushes p after the checks slab_give makes, and one of its own: a block
+ * never handed out, free in its slab, or already here (freed twice, by two
+ * threads whose batches both came here) must not be handed out from here.
+ * Reports and leaves p alone if one fails. */
+static void zone_transfer_push_locked(zone_t *z, page_desc_t *head, void **p, unsigned cls) {
   const char *wrong = slab_check_give(head, p, cls, (uintptr_t)p & size_class_info[cls].slab_mask);
+  if (wrong == NULL && unlikely((uintptr_t)p[0] == zone_transfer_mark()) && zone_transfer_holds_locked(z, cls, p))
+    wrong = "double free of a small block";
   if (unlikely(wrong != NULL)) return error_misuse(wrong, p);
+  p[0] = (void *)zone_transfer_mark();
   z->transfer[cls][z->transfer_count[cls]++] = p;
   z->transfer_bytes += size_class_bytes[cls];
 }
 
-/* Up to n objects off class cls's stack into out, each with the key written
- * again (slab.c says why). */
-static unsigned zone_transfer_take_locked(zone_t *z, unsigned cls, void **out, unsigned n) {
-  unsigned count = z->transfer_count[cls], taken = n < count ? n : count;
-  for (unsigned i = 0; i < taken; i++) {
-    void **obj = z->transfer[cls][count - 1 - i];
-    obj[1] = (void *)tcache_key;
-    out[i] = obj;
+/* p leaves its stack: it must still hold the mark and the key, which it
+ * came with. Anything else there was written since: by malloc (it was freed
+ * twice, and the other copy handed out) or by the program. Reports; false if
+ * p must be neither handed out nor given back. Clears the mark. */
+static bool zone_transfer_leave(void **p) {
+  if (unlikely((uintptr_t)p[0] != zone_transfer_mark() || !free_key_matches(p[1]))) {
+    error_misuse("a small block was written after its free (or freed twice) while in a transfer stack", p);
+    return false;
   }
-  z->transfer_count[cls] = (uint16_t)(count - taken);
-  z->transfer_bytes -= taken * size_class_bytes[cls];
-  if (taken > 0) z->transfer_taken = true;
+  p[0] = NULL;
+  return true;
+}
+
+/* Up to n objects off class cls's stack into out. */
+static unsigned zone_transfer_take_locked(zone_t *z, unsigned cls, void **out, unsigned n) {
+  unsigned count = z->transfer_count[cls], popped = n < count ? n : count, taken = 0;
+  for (unsigned i = 0; i < popped; i++) {
+    void **obj = z->transfer[cls][count - 1 - i];
+    if (zone_transfer_leave(obj)) out[taken++] = obj; /* else left alone */
+  }
+  z->transfer_count[cls] = (uint16_t)(count - popped);
+  z->transfer_bytes -= popped * size_class_bytes[cls];
+  if (popped > 0) z->transfer_taken |= (uint64_t)1 << cls;
   return taken;
 }
 
@@ -234,31 +269,56 @@ static bool zone_transfer_holds_locked(const zone_t *z, unsigned cls, const void
   return false;
 }
 
-/* Every stack back to its slabs. */
-static void zone_transfer_flush_locked(zone_t *z) {
-  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
-    for (unsigned i = 0; i < z->transfer_count[c]; i++) {
-      void *p = z->transfer[c][i];
-      zone_give_locked(z, zone_slab_head_at(region_of_address(p), p, c), p, c);
-    }
-    z->transfer_count[c] = 0;
+/* Class cls's stack back to its slabs. */
+static void zone_transfer_flush_class_locked(zone_t *z, unsigned cls) {
+  unsigned count = z->transfer_count[cls];
+  z->transfer_count[cls] = 0;
+  z->transfer_bytes -= count * size_class_bytes[cls];
+  for (unsigned i = 0; i < count; i++) {
+    void **p = z->transfer[cls][i];
+    if (zone_transfer_leave(p)) zone_give_locked(z, zone_slab_head_at(region_of_address(p), p, cls), p, cls);
   }
-  z->transfer_bytes = 0;
 }
 
+static void zone_transfer_flush_locked(zone_t *z) {
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) zone_transfer_flush_class_locked(z, c);
+}
+
+/* A slab going back to the core has none of its objects in the stack: one
+ * there would mean the slab gave back an object twice (a double free that
+ * reached the slab by a bin). Drops and reports any, so that none is handed
+ * out from memory that is no longer this slab's. */
+static void zone_transfer_drop_slab_locked(zone_t *z, unsigned cls, const char *start, size_t bytes) {
+  unsigned kept = 0, count = z->transfer_count[cls];
+  for (unsigned i = 0; i < count; i++) {
+    void *p = z->transfer[cls][i];
+    if ((uintptr_t)((const char *)p - start) < bytes) error_misuse("double free of a small block", p);
+    else z->transfer[cls][kept++] = p;
+  }
+  z->transfer_count[cls] = (uint16_t)kept;
+  z->transfer_bytes -= (count - kept) * size_class_bytes[cls];
+}
+
+/* Never waits for a zone: one busy now is looked at next period. */
 void zone_transfer_expire(void) {
   for (unsigned i = 0; i < ZONES_MAX; i++) {
     zone_t *z = &zones[i];
-    zone_lock(z);
-    if (!z->transfer_taken) zone_transfer_flush_locked(z);
-    z->transfer_taken = false;
+    if (pthread_mutex_trylock(&z->lock) != 0) continue;
+    if (!z->initialised) {
+      pthread_mutex_unlock(&z->lock);
+      continue;
+    }
+    for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++)
+      if (!(z->transfer_taken & ((uint64_t)1 << c))) zone_transfer_flush_class_locked(z, c);
+    z->transfer_taken = 0;
     zone_unlock(z);
   }
 }
 
 /* Each object of the stacks is an object start of its class in a slab of
- * this zone, handed out and not free there, in one stack once; the counts
- * and bytes within their bounds. Aborts with a report. */
+ * this zone, handed out and not free there, holding the mark and the key, in
+ * one stack once; the counts and bytes within their bounds. Aborts with a
+ * report (a write after free to the key word shows here too). */
 static void zone_transfer_verify_locked(const zone_t *z) {
   size_t bytes = 0;
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
@@ -272,6 +332,8 @@ static void zone_transfer_verify_locked(const zone_t *z) {
       if (r == NULL || r->zone != z || page_desc_of(r, p)->kind != PAGE_SLAB || page_class_at(r, p) != c ||
           slab_check_give(zone_slab_head_at(r, p, c), p, c, (uintptr_t)p & size_class_info[c].slab_mask) != NULL)
         error_fatal("heap check failed: a transfer stack holds what is not a used object of its class", p);
+      if ((uintptr_t)((void **)p)[0] != zone_transfer_mark() || !free_key_matches(((void **)p)[1]))
+        error_fatal("heap check failed: an object in a transfer stack without its mark and key", p);
       for (unsigned j = 0; j < i; j++)
         if (z->transfer[c][j] == p) error_fatal("heap check failed: an object twice in a transfer stack", p);
     }
@@ -346,7 +408,7 @@ void zone_free_remote_objects(zone_t *z, void *const *objs, const uint8_t *class
     region_t *r = region_of_address(p);
     assert_internal(r->zone == z && page_class_at(r, p) == cls);
     page_desc_t *head = zone_slab_head_at(r, p, cls);
-    if (!options.debug && zone_transfer_has_room_locked(z, cls)) zone_transfer_push_locked(z, head, p, cls);
+    if (zone_transfer_has_room_locked(z, cls)) zone_transfer_push_locked(z, head, p, cls);
     else zone_give_locked(z, head, p, cls);
   }
   zone_unlock(z);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "buddymalloc.h"
 #include "internal.h"
@@ -125,20 +126,122 @@ Test(transfer, a_consumers_overflow_waits_in_the_home_zone_and_goes_to_its_refil
   zone_verify_all();
 }
 
-/* The key is written again on the way to a bin (as a slab refill does): a
- * write after free wiped it while the block waited in the stack, and a
- * double free of it while in the bin is still suspected, found, reported. */
-Test(transfer, a_refill_writes_the_key_again, .signal = SIGABRT) {
+/* A write after free to a block waiting in a stack is reported when the
+ * block leaves it, and the block is not handed out. */
+Test(transfer, a_write_to_a_waiting_block_is_reported_when_it_leaves, .init = cr_redirect_stderr) {
+  options.abort_on_error = 0;
   void *blocks[BLOCKS];
   zone_t *home = allocate_and_consume(blocks);
   unsigned count = home->transfer_count[CLASS_256];
-  void **wiped = home->transfer[CLASS_256][count - 2];
-  wiped[1] = NULL;              /* a write after free */
-  void *p = buddy_malloc(256);  /* a refill takes it, and more, into the bin */
-  cr_assert_neq(p, (void *)wiped);
-  cr_assert(!in_stack(home, CLASS_256, wiped));
-  cr_assert_eq(wiped[1], (void *)tcache_key, "in the bin, with the key");
-  buddy_free(wiped); /* double free: aborts */
+  void **written = home->transfer[CLASS_256][count - 1]; /* the next out */
+  written[1] = NULL;                                    /* a write after free */
+  for (unsigned i = 0; i < count; i++) cr_assert_neq(buddy_malloc(256), (void *)written, "malloc %u", i);
+  cr_assert(!in_stack(home, CLASS_256, written));
+  const char *text = redirected_stderr();
+  cr_assert_not_null(strstr(text, "written after its free"), "got:\n%s", text);
+  zone_verify_all();
+}
+
+/* ---- Two consumers free one block (a double free neither can see) -------- */
+
+typedef struct two_consumers {
+  void **first_blocks, **second_blocks; /* TCACHE_REMOTE_MAX - 1 and TCACHE_REMOTE_MAX */
+  void *last;                           /* the first consumer's last free, or NULL: it exits */
+  int ready[2], go[2];                  /* first consumer to main, main to first consumer */
+} two_consumers_t;
+
+static void *first_consumer(void *arg) {
+  two_consumers_t *t = arg;
+  for (int i = 0; i < TCACHE_REMOTE_MAX - 1; i++) buddy_free(t->first_blocks[i]); /* its batch: one short */
+  char c = 1;
+  cr_assert_eq(write(t->ready[1], &c, 1), 1);
+  cr_assert_eq(read(t->go[0], &c, 1), 1); /* until the second consumer is done */
+  if (t->last != NULL) buddy_free(t->last); /* the batch fills and goes home */
+  return NULL;                              /* else its batch goes home at exit */
+}
+
+static void *second_consumer(void *arg) {
+  two_consumers_t *t = arg;
+  for (int i = 0; i < TCACHE_REMOTE_MAX; i++) buddy_free(t->second_blocks[i]);
+  return NULL;
+}
+
+/* The first consumer frees `twice` into its batch; the second frees it too,
+ * in a batch that fills and is stacked; then the first one's batch goes home
+ * (full: to the stack, or at exit: to the slab). Either way the zone sees
+ * `twice` is already in its stack. */
+static void two_consumers_free_one_block(bool first_fills) {
+  options.abort_on_error = 0;
+  quiet_sweeps();
+  enum { N = 2 * TCACHE_REMOTE_MAX };
+  void *blocks[N];
+  for (int i = 0; i < N; i++) blocks[i] = buddy_malloc(256);
+  void *twice = blocks[0];
+  zone_t *home = zone_of(twice);
+  void *second[TCACHE_REMOTE_MAX];
+  for (int i = 0; i < TCACHE_REMOTE_MAX - 1; i++) second[i] = blocks[TCACHE_REMOTE_MAX + i];
+  second[TCACHE_REMOTE_MAX - 1] = twice;
+  two_consumers_t t = {.first_blocks = blocks, .second_blocks = second,
+                       .last = first_fills ? blocks[N - 1] : NULL};
+  cr_assert_eq(pipe(t.ready), 0);
+  cr_assert_eq(pipe(t.go), 0);
+  pthread_t a, b;
+  cr_assert_eq(pthread_create(&a, NULL, first_consumer, &t), 0);
+  char c;
+  cr_assert_eq(read(t.ready[0], &c, 1), 1);
+  cr_assert_eq(pthread_create(&b, NULL, second_consumer, &t), 0);
+  cr_assert_eq(pthread_join(b, NULL), 0);
+  cr_assert(in_stack(home, CLASS_256, twice), "the second consumer's copy is stacked");
+  cr_assert_eq(write(t.go[1], &c, 1), 1);
+  cr_assert_eq(pthread_join(a, NULL), 0);
+  const char *text = redirected_stderr();
+  cr_assert_not_null(strstr(text, "double free of a small block"), "got:\n%s", text);
+  unsigned copies = 0;
+  for (unsigned i = 0; i < home->transfer_count[CLASS_256]; i++) copies += home->transfer[CLASS_256][i] == twice;
+  cr_assert_eq(copies, 1, "in the stack once");
+  cr_assert(!free_in_slab(twice), "not free in its slab as well");
+  zone_verify_all();
+  int seen = 0;
+  for (int i = 0; i < 4 * N; i++) seen += buddy_malloc(256) == twice;
+  cr_assert_eq(seen, 1, "handed out once");
+}
+
+Test(transfer, a_block_stacked_twice_is_refused, .init = cr_redirect_stderr) {
+  two_consumers_free_one_block(true);
+}
+
+Test(transfer, a_stacked_block_given_to_its_slab_is_refused, .init = cr_redirect_stderr) {
+  two_consumers_free_one_block(false);
+}
+
+/* A consumer whose bin of the class has room adopts what fits; the rest of
+ * the batch is stacked, each block in one place. */
+static void *consume_with_room(void *arg) {
+  void **blocks = arg;
+  void *own[8];
+  for (int i = 0; i < 8; i++) own[i] = buddy_malloc(256); /* its bin of 256 B starts */
+  for (int i = 0; i < 8; i++) buddy_free(own[i]);
+  for (int i = 0; i < TCACHE_REMOTE_MAX; i++) buddy_free(blocks[i]);
+  return NULL; /* at exit its bin goes to the slabs */
+}
+
+Test(transfer, a_batch_is_split_between_the_consumers_bin_and_the_stack) {
+  quiet_sweeps();
+  void *blocks[TCACHE_REMOTE_MAX];
+  for (int i = 0; i < TCACHE_REMOTE_MAX; i++) blocks[i] = buddy_malloc(256);
+  zone_t *home = zone_of(blocks[0]);
+  pthread_t t;
+  cr_assert_eq(pthread_create(&t, NULL, consume_with_room, blocks), 0);
+  cr_assert_eq(pthread_join(t, NULL), 0);
+  unsigned stacked = 0, in_slab = 0;
+  for (int i = 0; i < TCACHE_REMOTE_MAX; i++) {
+    bool s = in_stack(home, CLASS_256, blocks[i]), f = free_in_slab(blocks[i]);
+    cr_assert(s != f, "block %d: in the stack %d, free in its slab %d", i, s, f);
+    stacked += s;
+    in_slab += f;
+  }
+  cr_assert(stacked > 0 && in_slab > 0, "%u stacked, %u adopted (then back to their slabs)", stacked, in_slab);
+  zone_verify_all();
 }
 
 Test(transfer, a_double_free_of_a_block_waiting_there_aborts, .signal = SIGABRT) {
@@ -273,8 +376,40 @@ Test(transfer, the_heap_walker_finds_an_object_stacked_twice, .signal = SIGABRT)
   zone_t *home = allocate_and_consume(blocks);
   buddy_trim(0); /* room in the stack again */
   blocks[0] = buddy_malloc(256);
+  ((void **)blocks[0])[0] = (void *)zone_transfer_mark(); /* as if stacked: only the repeat is wrong */
+  ((void **)blocks[0])[1] = (void *)tcache_key;
   home->transfer[CLASS_256][0] = home->transfer[CLASS_256][1] = blocks[0];
   home->transfer_count[CLASS_256] = 2;
   home->transfer_bytes = 2 * 256;
+  zone_verify_all();
+}
+
+/* Expiry is per class: a stack no refill took from goes back to its slabs
+ * even while refills keep taking from another class's stack. */
+static void *consume_two_classes(void *arg) {
+  void **blocks = arg;
+  for (int i = 0; i < 2 * BLOCKS; i++) buddy_free(blocks[i]);
+  return NULL;
+}
+
+Test(transfer, each_class_expires_on_its_own) {
+  quiet_sweeps();
+  static void *blocks[2 * BLOCKS];
+  for (int i = 0; i < 2 * BLOCKS; i++) blocks[i] = buddy_malloc(i % 2 ? 256 : 64);
+  zone_t *home = zone_of(blocks[0]);
+  pthread_t t;
+  cr_assert_eq(pthread_create(&t, NULL, consume_two_classes, blocks), 0);
+  cr_assert_eq(pthread_join(t, NULL), 0);
+  unsigned class_64 = size_class_of(64);
+  cr_assert_gt(home->transfer_count[class_64], 0);
+  cr_assert_gt(home->transfer_count[CLASS_256], 0);
+  tcache_flush_current();
+  for (int round = 0; round < 2; round++) {
+    buddy_free(buddy_malloc(256)); /* a refill takes from the 256-byte stack */
+    tcache_flush_current();
+    zone_transfer_expire();
+  }
+  cr_assert_eq(home->transfer_count[class_64], 0, "the unused class went back to its slabs");
+  cr_assert_gt(home->transfer_count[CLASS_256], 0, "the class in use kept its stack");
   zone_verify_all();
 }
