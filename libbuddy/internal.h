@@ -380,14 +380,15 @@ void zone_lock(zone_t *z);
 void zone_unlock(zone_t *z);
 /* Up to n objects of class cls into out[0..n); returns the count (0 = OOM). */
 unsigned zone_alloc_objects(zone_t *z, unsigned cls, void **out, unsigned n);
-/* Returns objs[0..count), objects of any classes and zones. */
+/* Returns objs[0..count), objects of any classes and zones from a thread's
+ * bins or batches (each holds the key: one without it is reported). */
 void zone_free_objects(void *const *objs, unsigned count);
 /* Objects of zone z (classes[i] is objs[i]'s) that a consumer thread freed:
  * into the zone's transfer stacks while they have room, the rest to their
  * slabs. */
 void zone_free_remote_objects(zone_t *z, void *const *objs, const uint8_t *classes, unsigned count);
-/* Transfer stacks no refill took from since the last call go back to their
- * slabs; once per sweep period (tcache_sweep_idle). */
+/* Each class's transfer stack that no refill took from since the last call
+ * goes back to its slabs; once per sweep period (tcache_sweep_idle). */
 void zone_transfer_expire(void);
 void zone_free_object(region_t *r, page_desc_t *d, void *p);
 /* The same for a small object of buddymalloc's own, found by its address. */

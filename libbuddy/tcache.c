@@ -609,8 +609,9 @@ static bool tcache_bin_holds(const tcache_t *tc, unsigned cls, const void *p) {
  * bin and remote batch (a live cache's: the static ones hold nothing and
  * have no slots), then by its free bit (set while it is free in its slab,
  * where flushes and exited threads put blocks) or its zone's transfer stack.
- * A block waiting in another live thread's cache cannot be seen here; if its
- * other copy reaches a transfer stack or a slab, the zone finds it there. */
+ * A block waiting in another live thread's cache cannot be seen here; the
+ * zone finds the second copy when it comes home while the first is still
+ * stacked or free in its slab, or handed out again (its key gone). */
 static bool tcache_check_double_free(tcache_t *tc, void *p, unsigned cls, unsigned zone_index) {
   bool found = tc->state == TCACHE_LIVE &&
                (tcache_bin_holds(tc, cls, p) || tcache_objects_hold(tc->remote[zone_index].objs, tc->remote[zone_index].count, p));
@@ -635,8 +636,12 @@ static void tcache_push(tcache_t *tc, void *p, unsigned cls, unsigned zone_index
 /* Every case of tcache_free_slow but the remote shortcut, apart so that the
  * shortcut saves fewer registers. */
 static noinline void tcache_free_other(void *p, unsigned cls, unsigned zone_index) {
-  bool suspect = free_key_matches(((void **)p)[1]); /* first: making the cache could take p */
-  tcache_t *tc = tcache_enter_own(tcache_get());
+  bool suspect = free_key_matches(((void **)p)[1]);
+  tcache_t *tc = tcache_get();
+  /* Confirmed before a first cache is made: making it (and pthread's own
+   * allocation for its key) could take p from its slab. */
+  if (suspect && tc->state == TCACHE_EMPTY && tcache_check_double_free(tc, p, cls, zone_index)) return tcache_release();
+  tc = tcache_enter_own(tc);
   if (!(suspect && tcache_check_double_free(tc, p, cls, zone_index))) tcache_push(tc, p, cls, zone_index);
   tcache_release();
 }

@@ -381,6 +381,16 @@ void zone_free_object(region_t *r, page_desc_t *d, void *p) {
   zone_unlock(z);
 }
 
+/* An object from a thread's bin or batch holds the key, which its push
+ * wrote. Without it, malloc handed it out since (it was freed twice, and
+ * went on with another copy: into a bin, a stack or the program) or the
+ * program wrote to it after its free. Reports; false: leave it alone. */
+static bool zone_cached_key_intact(const void *p) {
+  if (likely(free_key_matches(((void *const *)p)[1]))) return true;
+  error_misuse("double free of a small block (or a write to it after its free)", p);
+  return false;
+}
+
 /* Every object here was found in a zone region by free (the small map or
  * the page map) or came from a slab, so its region is found from its
  * address, and its slab's head from its class's slab order. */
@@ -388,6 +398,7 @@ void zone_free_objects(void *const *objs, unsigned count) {
   zone_t *locked = NULL;
   for (unsigned i = 0; i < count; i++) {
     void *p = objs[i];
+    if (!zone_cached_key_intact(p)) continue;
     region_t *r = region_of_address(p);
     if (r->zone != locked) {
       if (locked != NULL) zone_unlock(locked);
@@ -401,10 +412,12 @@ void zone_free_objects(void *const *objs, unsigned count) {
 }
 
 void zone_free_remote_objects(zone_t *z, void *const *objs, const uint8_t *classes, unsigned count) {
+  assert_internal(!options.debug); /* debug=1 sends remote frees to their slabs, to be filled */
   zone_lock(z);
   for (unsigned i = 0; i < count; i++) {
     void *p = objs[i];
     unsigned cls = classes[i];
+    if (!zone_cached_key_intact(p)) continue;
     region_t *r = region_of_address(p);
     assert_internal(r->zone == z && page_class_at(r, p) == cls);
     page_desc_t *head = zone_slab_head_at(r, p, cls);

@@ -139,6 +139,25 @@ Test(no_cache, a_thread_without_a_cache_allocates_and_reports_a_double_free) {
   cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "the child's status: %#x", status);
 }
 
+/* A thread's first call is a double free of a block of the class its cache
+ * would be made of, in its own zone: it is confirmed before the cache is
+ * made (which would take the block from its slab and hide the double free). */
+static void *free_first(void *p) {
+  buddy_free(p); /* aborts here, not later (its exit would flush a bin holding p) */
+  _exit(3);
+}
+
+Test(no_cache, a_double_free_as_a_threads_first_call_is_reported, .signal = SIGABRT) {
+  options.zones = 1; /* the thread's cache comes from the block's zone */
+  void *p = buddy_malloc(tcache_size());
+  cr_assert_eq(size_class_of(tcache_size()), page_class_at(pagemap_region_of(p), p));
+  buddy_free(p);
+  tcache_flush_current(); /* free in its slab */
+  pthread_t t;
+  cr_assert_eq(pthread_create(&t, NULL, free_first, p), 0);
+  pthread_join(t, NULL);
+}
+
 /* ---- A worker that fills its cache, then blocks reading a pipe ------------- */
 
 typedef struct worker {

@@ -413,3 +413,59 @@ Test(transfer, each_class_expires_on_its_own) {
   cr_assert_gt(home->transfer_count[CLASS_256], 0, "the class in use kept its stack");
   zone_verify_all();
 }
+
+/* ---- A copy handed out while the other waits in a batch ------------------ */
+
+static void *waiting_block;
+static int waiter_ready[2], waiter_go[2];
+
+/* Frees the block and TCACHE_REMOTE_MAX - 2 others (its batch: one short of
+ * full), then waits, then exits: the batch goes home at exit. */
+static void *waiting_consumer(void *arg) {
+  void **others = arg;
+  buddy_free(waiting_block);
+  for (int i = 0; i < TCACHE_REMOTE_MAX - 2; i++) buddy_free(others[i]);
+  char c = 1;
+  cr_assert_eq(write(waiter_ready[1], &c, 1), 1);
+  cr_assert_eq(read(waiter_go[0], &c, 1), 1);
+  return NULL;
+}
+
+static void *filling_consumer(void *arg) {
+  void **blocks = arg; /* the waiting block first: a batch that fills */
+  for (int i = 0; i < TCACHE_REMOTE_MAX; i++) buddy_free(blocks[i]);
+  return NULL;
+}
+
+/* Two threads free one block; one copy is stacked and handed out to the
+ * main thread, then the other copy comes home: its key is gone (malloc
+ * wrote there), so the zone reports it and leaves it alone. */
+Test(transfer, a_copy_coming_home_after_the_other_was_handed_out_is_refused, .init = cr_redirect_stderr) {
+  options.abort_on_error = 0;
+  quiet_sweeps();
+  enum { N = 2 * TCACHE_REMOTE_MAX };
+  void *blocks[N];
+  for (int i = 0; i < N; i++) blocks[i] = buddy_malloc(256);
+  waiting_block = blocks[0];
+  zone_t *home = zone_of(waiting_block);
+  cr_assert_eq(pipe(waiter_ready), 0);
+  cr_assert_eq(pipe(waiter_go), 0);
+  pthread_t waiter, filler;
+  cr_assert_eq(pthread_create(&waiter, NULL, waiting_consumer, &blocks[TCACHE_REMOTE_MAX + 1]), 0);
+  char c;
+  cr_assert_eq(read(waiter_ready[0], &c, 1), 1);
+  cr_assert_eq(pthread_create(&filler, NULL, filling_consumer, blocks), 0); /* its copy is stacked */
+  cr_assert_eq(pthread_join(filler, NULL), 0);
+  cr_assert(in_stack(home, CLASS_256, waiting_block));
+  tcache_flush_current();
+  bool got = false;
+  for (int i = 0; i < 2 * TCACHE_REMOTE_MAX && !got; i++) got = buddy_malloc(256) == waiting_block;
+  cr_assert(got, "the stacked copy was handed out");
+  cr_assert_eq(write(waiter_go[1], &c, 1), 1);
+  cr_assert_eq(pthread_join(waiter, NULL), 0); /* the other copy comes home */
+  const char *text = redirected_stderr();
+  cr_assert_not_null(strstr(text, "double free of a small block"), "got:\n%s", text);
+  cr_assert(!free_in_slab(waiting_block), "not free in its slab while handed out");
+  cr_assert(!in_stack(home, CLASS_256, waiting_block));
+  zone_verify_all();
+}
