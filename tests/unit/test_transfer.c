@@ -28,14 +28,20 @@ typedef struct consumer {
   unsigned zone_index; /* the consumer's home zone */
 } consumer_t;
 
+/* The calling thread's home zone (its first allocation makes its cache). */
+static unsigned home_zone_index(void) {
+  void *own = buddy_malloc(16);
+  unsigned index = region_of_address(own)->zone_index;
+  buddy_free(own);
+  return index;
+}
+
 /* Frees the blocks in order (remote frees: each full batch for the main
  * thread's zone goes to its bins or the zone), then exits, which sends its
  * bins and partial batches to the slabs. */
 static void *consumer_main(void *arg) {
   consumer_t *c = arg;
-  void *own = buddy_malloc(16);
-  c->zone_index = region_of_address(own)->zone_index;
-  buddy_free(own);
+  c->zone_index = home_zone_index();
   for (size_t i = 0; i < c->count; i++) buddy_free(c->blocks[i]);
   return NULL;
 }
@@ -418,11 +424,14 @@ Test(transfer, each_class_expires_on_its_own) {
 
 static void *waiting_block;
 static int waiter_ready[2], waiter_go[2];
+static unsigned waiter_zone, filler_zone; /* the consumers' home zones */
+
 
 /* Frees the block and TCACHE_REMOTE_MAX - 2 others (its batch: one short of
  * full), then waits, then exits: the batch goes home at exit. */
 static void *waiting_consumer(void *arg) {
   void **others = arg;
+  waiter_zone = home_zone_index();
   buddy_free(waiting_block);
   for (int i = 0; i < TCACHE_REMOTE_MAX - 2; i++) buddy_free(others[i]);
   char c = 1;
@@ -433,6 +442,7 @@ static void *waiting_consumer(void *arg) {
 
 static void *filling_consumer(void *arg) {
   void **blocks = arg; /* the waiting block first: a batch that fills */
+  filler_zone = home_zone_index();
   for (int i = 0; i < TCACHE_REMOTE_MAX; i++) buddy_free(blocks[i]);
   return NULL;
 }
@@ -456,6 +466,8 @@ Test(transfer, a_copy_coming_home_after_the_other_was_handed_out_is_refused, .in
   cr_assert_eq(read(waiter_ready[0], &c, 1), 1);
   cr_assert_eq(pthread_create(&filler, NULL, filling_consumer, blocks), 0); /* its copy is stacked */
   cr_assert_eq(pthread_join(filler, NULL), 0);
+  unsigned home_index = (unsigned)(home - zones);
+  cr_assert(waiter_zone != home_index && filler_zone != home_index, "zones=4: both consumers are remote");
   cr_assert(in_stack(home, CLASS_256, waiting_block));
   tcache_flush_current();
   bool got = false;
