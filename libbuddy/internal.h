@@ -23,6 +23,14 @@
 #define noinline __attribute__((__noinline__))
 #define cold_path __attribute__((__noinline__, __cold__))
 
+/* Whether p is among ptrs[0..count): the scan that confirms a suspected
+ * double free in a bin, a remote batch or a transfer stack. */
+static inline bool pointers_hold(void *const *ptrs, size_t count, const void *p) {
+  for (size_t i = 0; i < count; i++)
+    if (ptrs[i] == p) return true;
+  return false;
+}
+
 /* ---- Debug levels (constants, so every variant is compiled) -------------- */
 
 #ifndef BUDDY_DEBUG_LEVEL
@@ -328,10 +336,12 @@ void slab_clear_free_bits(page_desc_t *head);
 void slab_debug_fill(void *obj, size_t bytes);
 /* Checks a slab's counts against its free bits (zone_verify_all). */
 void slab_verify(const page_desc_t *head);
-/* What is wrong with giving obj (at offset in its slab of class cls) back, or
- * NULL. A multiply, not a division, for "never handed out"; a bit, not a
- * scan, for "already free". */
-static inline const char *slab_check_give(const page_desc_t *head, void *obj, unsigned cls, size_t offset) {
+/* What is wrong with giving obj (of class cls) back to its slab, or NULL.
+ * A multiply, not a division, for "never handed out"; a bit, not a scan, for
+ * "already free". */
+static inline const char *slab_check_give(const page_desc_t *head, const void *obj, unsigned cls) {
+  /* Slabs are aligned to their size: the offset is in the address bits. */
+  size_t offset = (uintptr_t)obj & size_class_info[cls].slab_mask;
   if (!size_class_is_object_start(cls, offset)) return "free of a pointer inside a small block (not its start)";
   if (offset >= (size_t)head->slab_carved * size_class_bytes[cls]) return "free of a small block that was never allocated";
   if (slab_holds_free(head, obj)) return "double free of a small block";
@@ -343,8 +353,7 @@ static inline const char *slab_check_give(const page_desc_t *head, void *obj, un
  * the object is left alone). Inline: every object a flush or a remote batch
  * sends home comes through here. */
 static inline bool slab_give(page_desc_t *head, void *obj, unsigned cls) {
-  /* Slabs are aligned to their size: the offset is in the address bits. */
-  const char *wrong = slab_check_give(head, obj, cls, (uintptr_t)obj & size_class_info[cls].slab_mask);
+  const char *wrong = slab_check_give(head, obj, cls);
   if (unlikely(wrong != NULL)) {
     error_misuse(wrong, obj);
     return false;

@@ -594,15 +594,9 @@ static void tcache_remote_push(tcache_t *tc, tcache_remote_t *rb, void *p, unsig
   if (unlikely(n + 1 >= TCACHE_REMOTE_MAX || bytes >= TCACHE_REMOTE_BYTES)) tcache_remote_adopt(tc, rb);
 }
 
-static bool tcache_objects_hold(void *const *objs, size_t count, const void *p) {
-  for (size_t i = 0; i < count; i++)
-    if (objs[i] == p) return true;
-  return false;
-}
-
 static bool tcache_bin_holds(const tcache_t *tc, unsigned cls, const void *p) {
   void **bottom = tc->bin_base[cls] + 1;
-  return tcache_objects_hold(bottom, (size_t)(tc->bin_top[tcache_home_bin(tc, cls)] - bottom), p);
+  return pointers_hold(bottom, (size_t)(tc->bin_top[tcache_home_bin(tc, cls)] - bottom), p);
 }
 
 /* The object's second word holds the key: confirm by a scan of this thread's
@@ -614,7 +608,7 @@ static bool tcache_bin_holds(const tcache_t *tc, unsigned cls, const void *p) {
  * stacked or free in its slab, or handed out again (its key gone). */
 static bool tcache_check_double_free(tcache_t *tc, void *p, unsigned cls, unsigned zone_index) {
   bool found = tc->state == TCACHE_LIVE &&
-               (tcache_bin_holds(tc, cls, p) || tcache_objects_hold(tc->remote[zone_index].objs, tc->remote[zone_index].count, p));
+               (tcache_bin_holds(tc, cls, p) || pointers_hold(tc->remote[zone_index].objs, tc->remote[zone_index].count, p));
   if (!found) found = zone_holds_free_object(region_of_address(p), p); /* free found p in a zone region */
   if (found) error_misuse("double free of a small block", p);
   return found;
@@ -639,8 +633,12 @@ static noinline void tcache_free_other(void *p, unsigned cls, unsigned zone_inde
   bool suspect = free_key_matches(((void **)p)[1]);
   tcache_t *tc = tcache_get();
   /* Confirmed before a first cache is made: making it (and pthread's own
-   * allocation for its key) could take p from its slab. */
-  if (suspect && tc->state == TCACHE_EMPTY && tcache_check_double_free(tc, p, cls, zone_index)) return tcache_release();
+   * allocation for its key) could take p from its slab. Not found there, p
+   * is in no cache of this thread's either (it had none). */
+  if (suspect && tc->state == TCACHE_EMPTY) {
+    if (tcache_check_double_free(tc, p, cls, zone_index)) return tcache_release();
+    suspect = false;
+  }
   tc = tcache_enter_own(tc);
   if (!(suspect && tcache_check_double_free(tc, p, cls, zone_index))) tcache_push(tc, p, cls, zone_index);
   tcache_release();

@@ -156,9 +156,11 @@ static void slab_list_remove(page_desc_t *head) {
   head->next = head->prev = NULL;
 }
 
-/* Gives an empty slab's block back to the buddy core. */
+/* Used by the slab functions below (Transfer stacks). */
 static void zone_transfer_drop_slab_locked(zone_t *z, unsigned cls, const char *start, size_t bytes);
+static bool zone_transfer_holds_locked(const zone_t *z, unsigned cls, const void *p);
 
+/* Gives an empty slab's block back to the buddy core. */
 static void zone_release_slab_locked(zone_t *z, page_desc_t *head) {
   if (z->transfer_count[page_class_of_desc(head)] > 0)
     zone_transfer_drop_slab_locked(z, page_class_of_desc(head), page_address_of(head), PAGE_SIZE << head->order);
@@ -193,8 +195,6 @@ static page_desc_t *zone_slab_head_at(region_t *r, const void *p, unsigned cls) 
   return &r->pages[page_index_of(r, p) & ~(((size_t)1 << size_class_slab_order[cls]) - 1)];
 }
 
-static bool zone_transfer_holds_locked(const zone_t *z, unsigned cls, const void *p);
-
 /* Returns one object of class cls to its slab; moves the slab between lists.
  * One waiting in the zone's transfer stack is a double free (the free that
  * sent it here did not see it: it was in another thread's batch). */
@@ -228,7 +228,7 @@ static bool zone_transfer_has_room_locked(const zone_t *z, unsigned cls) {
  * threads whose batches both came here) must not be handed out from here.
  * Reports and leaves p alone if one fails. */
 static void zone_transfer_push_locked(zone_t *z, page_desc_t *head, void **p, unsigned cls) {
-  const char *wrong = slab_check_give(head, p, cls, (uintptr_t)p & size_class_info[cls].slab_mask);
+  const char *wrong = slab_check_give(head, p, cls);
   if (wrong == NULL && unlikely((uintptr_t)p[0] == zone_transfer_mark()) && zone_transfer_holds_locked(z, cls, p))
     wrong = "double free of a small block";
   if (unlikely(wrong != NULL)) return error_misuse(wrong, p);
@@ -264,9 +264,7 @@ static unsigned zone_transfer_take_locked(zone_t *z, unsigned cls, void **out, u
 }
 
 static bool zone_transfer_holds_locked(const zone_t *z, unsigned cls, const void *p) {
-  for (unsigned i = 0; i < z->transfer_count[cls]; i++)
-    if (z->transfer[cls][i] == p) return true;
-  return false;
+  return pointers_hold(z->transfer[cls], z->transfer_count[cls], p);
 }
 
 /* Class cls's stack back to its slabs. */
@@ -330,12 +328,11 @@ static void zone_transfer_verify_locked(const zone_t *z) {
       void *p = z->transfer[c][i];
       region_t *r = pagemap_region_of(p);
       if (r == NULL || r->zone != z || page_desc_of(r, p)->kind != PAGE_SLAB || page_class_at(r, p) != c ||
-          slab_check_give(zone_slab_head_at(r, p, c), p, c, (uintptr_t)p & size_class_info[c].slab_mask) != NULL)
+          slab_check_give(zone_slab_head_at(r, p, c), p, c) != NULL)
         error_fatal("heap check failed: a transfer stack holds what is not a used object of its class", p);
       if ((uintptr_t)((void **)p)[0] != zone_transfer_mark() || !free_key_matches(((void **)p)[1]))
         error_fatal("heap check failed: an object in a transfer stack without its mark and key", p);
-      for (unsigned j = 0; j < i; j++)
-        if (z->transfer[c][j] == p) error_fatal("heap check failed: an object twice in a transfer stack", p);
+      if (pointers_hold(z->transfer[c], i, p)) error_fatal("heap check failed: an object twice in a transfer stack", p);
     }
   }
   if (bytes != z->transfer_bytes || bytes > ZONE_TRANSFER_BYTES)

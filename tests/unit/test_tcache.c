@@ -18,6 +18,7 @@
 
 #include "buddymalloc.h"
 #include "internal.h"
+#include "unit_util.h"
 
 #define SMALL_SIZE 64      /* class 4 */
 #define OTHER_SIZE 448     /* a class four doublings up */
@@ -651,20 +652,15 @@ Test(stats, requests_appear_in_the_json_report) {
 
 static void *orphan_stray; /* in the worker's remote batch at the fork */
 
-static bool on_its_slab(void *p) {
-  region_t *r = pagemap_region_of(p);
-  return slab_holds_free(slab_head_of(r, page_desc_of(r, p)), p);
-}
-
 static int child_flushes_orphans(void) {
-  if (on_its_slab(orphan_stray)) return 3;
+  if (free_in_slab(orphan_stray)) return 3;
   buddy_stats_t s = stats_now();
   if (s.thread_caches != 1 || s.bytes_cached == 0) return 1; /* the worker's cache is an orphan */
   tcache_flush_current();
   tcache_sweep_idle(); /* the first sweep in a child is due at once */
   s = stats_now();
   if (s.bytes_cached != 0) return 2;
-  if (!on_its_slab(orphan_stray)) return 4; /* the batch went home too */
+  if (!free_in_slab(orphan_stray)) return 4; /* the batch went home too */
   zone_verify_all();
   churn_and_check(5);
   return 0;

@@ -67,14 +67,7 @@ static size_t transfer_bytes_now(void) {
 }
 
 static bool in_stack(const zone_t *z, unsigned cls, const void *p) {
-  for (unsigned i = 0; i < z->transfer_count[cls]; i++)
-    if (z->transfer[cls][i] == p) return true;
-  return false;
-}
-
-static bool free_in_slab(void *p) {
-  region_t *r = pagemap_region_of(p);
-  return slab_holds_free(slab_head_of(r, page_desc_of(r, p)), p);
+  return pointers_hold(z->transfer[cls], z->transfer_count[cls], p);
 }
 
 /* A sweep (which expires unused stacks) runs once at the first slow path

@@ -6,6 +6,8 @@
 #include <criterion/redirect.h>
 #include <stdio.h>
 
+#include "internal.h"
+
 /* What the test wrote to stderr so far (the test's .init redirected it). */
 static inline const char *redirected_stderr(void) {
   static char text[8192];
@@ -13,6 +15,12 @@ static inline const char *redirected_stderr(void) {
   size_t n = fread(text, 1, sizeof text - 1, cr_get_redirected_stderr());
   text[n] = '\0';
   return text;
+}
+
+/* Whether the small block p is free in its slab (its free bit). */
+static inline bool free_in_slab(const void *p) {
+  region_t *r = pagemap_region_of(p);
+  return slab_holds_free(slab_head_of(r, page_desc_of(r, p)), p);
 }
 
 #endif
