@@ -59,7 +59,7 @@ static void huge_count(huge_t *h, bool live) {
 /* Takes the cached block closest above `length` (trimming its tail), else the
  * largest below it (grown with mremap); NULL if the cache is empty. */
 static huge_t *huge_cache_take(size_t length) {
-  pthread_mutex_lock(&huge_cache.lock);
+  lock_take(&huge_cache.lock);
   int best = -1;
   for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
     huge_t *h = huge_cache.slot[i];
@@ -74,7 +74,7 @@ static huge_t *huge_cache_take(size_t length) {
     huge_cache.slot[best] = NULL;
     __atomic_sub_fetch(&huge_cached_bytes, h->size, __ATOMIC_RELAXED);
   }
-  pthread_mutex_unlock(&huge_cache.lock);
+  lock_release(&huge_cache.lock);
   return h;
 }
 
@@ -109,7 +109,7 @@ static void huge_cache_expire(bool all) {
   huge_t *expired[HUGE_CACHE_SLOTS];
   int n = 0;
   uint64_t now = os_now_ns(), delay = (uint64_t)options.purge_delay_ms * 1000000u;
-  pthread_mutex_lock(&huge_cache.lock);
+  lock_take(&huge_cache.lock);
   for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
     huge_t *h = huge_cache.slot[i];
     if (h == NULL || (!all && now - huge_cache.freed_ns[i] < delay)) continue;
@@ -117,7 +117,7 @@ static void huge_cache_expire(bool all) {
     __atomic_sub_fetch(&huge_cached_bytes, h->size, __ATOMIC_RELAXED);
     expired[n++] = h;
   }
-  pthread_mutex_unlock(&huge_cache.lock);
+  lock_release(&huge_cache.lock);
   while (n > 0) huge_unmap(expired[--n]);
 }
 
@@ -126,7 +126,7 @@ static bool huge_cache_put(huge_t *h) {
   if (h->size > HUGE_CACHE_BLOCK_MAX || options.purge_delay_ms == 0) return false;
   huge_t *evicted = NULL;
   h->cached = true;
-  pthread_mutex_lock(&huge_cache.lock);
+  lock_take(&huge_cache.lock);
   int slot = 0;
   for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
     if (huge_cache.slot[i] == NULL) { slot = i; break; }
@@ -137,7 +137,7 @@ static bool huge_cache_put(huge_t *h) {
   huge_cache.slot[slot] = h;
   huge_cache.freed_ns[slot] = os_now_ns();
   __atomic_add_fetch(&huge_cached_bytes, h->size, __ATOMIC_RELAXED);
-  pthread_mutex_unlock(&huge_cache.lock);
+  lock_release(&huge_cache.lock);
   if (evicted != NULL) huge_unmap(evicted);
   return true;
 }
@@ -145,15 +145,15 @@ static bool huge_cache_put(huge_t *h) {
 /* fork(): the cache lock is a leaf (nothing is locked while it is held), so
  * it is taken last and re-made in the child. */
 void huge_fork_prepare(void) {
-  pthread_mutex_lock(&huge_cache.lock);
+  lock_take(&huge_cache.lock);
 }
 
 void huge_fork_parent(void) {
-  pthread_mutex_unlock(&huge_cache.lock);
+  lock_release(&huge_cache.lock);
 }
 
 void huge_fork_child(void) {
-  pthread_mutex_init(&huge_cache.lock, NULL);
+  lock_reset(&huge_cache.lock, NULL);
 }
 
 /* The heap map's line for huge blocks: their count and bytes. Huge blocks

@@ -11,6 +11,7 @@
 #ifndef BUDDY_INTERNAL_H
 #define BUDDY_INTERNAL_H
 
+#include "lock.h"
 #include "os.h"
 #include "types.h"
 
@@ -134,63 +135,94 @@ static inline uintptr_t pagemap_entry(const void *p) {
   return (uintptr_t)entry;
 }
 
-/* The small map (pagemap.c): byte p >> PAGE_SHIFT is the number of the bin
- * (zone * SIZE_CLASS_COUNT + class) of the slab holding p, 0 if p is in no
- * slab. Below its first byte lies a copy of each bin's size_class_info, as
- * three arrays indexed by bin number, so that free's fast path reads both
- * from one base register. `pages` is how many pages the map covers: 0 until
- * it is reserved (or if it cannot be), so that every free takes its slow path
- * then, and any address past the map (non-canonical, a kernel address, or
- * above 2^47 with 5-level page tables) is sent there too rather than read
- * past it. Load pages first (acquire; it is stored last): a non-zero count
- * never meets the old base. */
+/* The small map (pagemap.c; its shape in types.h): the byte of page p >>
+ * PAGE_SHIFT is the number of the bin (zone * SIZE_CLASS_COUNT + class) of
+ * the slab holding p, 0 if p is in no slab. Everything free's fast path
+ * reads lies in one static struct, found with one address computation:
+ *  - a copy of each bin's size_class_info, as three arrays indexed by bin
+ *    number (read-only once filled);
+ *  - the root: for each 4 GiB of address space, its leaf's address minus
+ *    empty_leaf's, so that 0, the value of a root entry with no leaf of its
+ *    own, stands for empty_leaf, which is all zeros (never written, made
+ *    read-only), and an address's byte is at empty_leaf + root entry + its
+ *    page index in the leaf: no test between the two loads, and no
+ *    relocations for the root (it is zero-initialised);
+ *  - empty_leaf itself.
+ * The map only ever speeds free up: bin 0 fails the object-start test and
+ * sends free to the page map, and so does an address past the map (at or
+ * above 2^47: with 5-level page tables, or not canonical), an address in no
+ * leaf, and a region whose bytes could not be made writable. */
 typedef struct small_map_info {
   uint64_t magic[256];
   uint64_t limit[256];
   uint32_t slab_mask[256];
 } small_map_info_t;
+#define SMALL_MAP_INFO_BYTES ((sizeof(small_map_info_t) + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1))
 typedef struct small_map {
-  const uint8_t *bytes;
-  uintptr_t pages; /* SMALL_MAP_BYTES once reserved */
+  union {
+    small_map_info_t info;
+    uint8_t info_pages[SMALL_MAP_INFO_BYTES]; /* whole pages, made read-only */
+  };
+  intptr_t leaf_offset[SMALL_MAP_ROOT_ENTRIES];
+  uint8_t empty_leaf[SMALL_MAP_LEAF_BYTES];
 } small_map_t;
 extern small_map_t small_map;
 
-/* small_map.pages, with acquire order. On x86-64 loads are not reordered
- * with loads, so a plain read and a compiler fence give that order; the plain
- * read lets the compare take it from memory (an atomic load costs a register
- * move). It races only with the one store that publishes the map, an aligned
- * word the hardware writes whole. ThreadSanitizer builds and other targets
- * use the atomic load. */
-static inline uintptr_t small_map_pages_acquire(void) {
+/* Root entry `root`'s offset. On x86-64 a plain read: it races only with
+ * the one store that publishes a leaf, an aligned word the hardware writes
+ * whole, and a reader that still sees 0 reads a zero byte (slow path, which
+ * is always right); the plain read lets the add take it from memory.
+ * ThreadSanitizer builds and other targets use an atomic load. */
+static inline intptr_t small_map_leaf_offset(uintptr_t root) {
 #if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
-  uintptr_t pages = small_map.pages;
-  __atomic_signal_fence(__ATOMIC_ACQUIRE);
-  return pages;
+  return small_map.leaf_offset[root];
 #else
-  return __atomic_load_n(&small_map.pages, __ATOMIC_ACQUIRE);
+  return __atomic_load_n(&small_map.leaf_offset[root], __ATOMIC_ACQUIRE);
 #endif
+}
+
+/* The address of the byte of p (below 2^SMALL_MAP_ADDRESS_BITS; root is
+ * its root entry's number) in the map (in empty_leaf if p's leaf is not
+ * mapped). Integer arithmetic: the byte is in another object than
+ * empty_leaf, whatever the indexing says. */
+static inline const uint8_t *small_map_byte_in(uintptr_t p, uintptr_t root) {
+  uintptr_t from_empty_leaf = ((uint32_t)p >> PAGE_SHIFT) + (uintptr_t)small_map_leaf_offset(root);
+  /* Summed apart (the empty asm), so that the offset is added from memory
+   * and empty_leaf comes in as the load's displacement: one instruction
+   * each. */
+  __asm__("" : "+r"(from_empty_leaf));
+  return (const uint8_t *)((uintptr_t)small_map.empty_leaf + from_empty_leaf);
+}
+static inline const uint8_t *small_map_byte_of(uintptr_t p) {
+  return small_map_byte_in(p, p >> SMALL_MAP_LEAF_SPAN_BITS);
+}
+
+static inline bool small_map_covers(uintptr_t p) {
+  return (p >> SMALL_MAP_LEAF_SPAN_BITS) < SMALL_MAP_ROOT_ENTRIES;
 }
 
 static inline unsigned small_map_bin_number(unsigned zone_index, unsigned cls) {
   return zone_index * SIZE_CLASS_COUNT + cls;
 }
 /* True if p starts an object of the slab the map says p lies in; *bin is its
- * bin number. A compare with the map's size, one load for the bin, a multiply
- * and a compare (sizeclass.c). */
+ * bin number. A range test, the root entry, the byte, a multiply and a
+ * compare (sizeclass.c): 14 instructions. */
 static inline bool small_map_object(const void *p, size_t *bin) {
-  uintptr_t page = (uintptr_t)p >> PAGE_SHIFT;
-  if (unlikely(page >= small_map_pages_acquire())) return false;
-  const uint8_t *bytes = __atomic_load_n(&small_map.bytes, __ATOMIC_RELAXED);
+  uintptr_t a = (uintptr_t)p, root = a >> SMALL_MAP_LEAF_SPAN_BITS;
+  /* The range test compares the root number itself (the empty asm keeps
+   * the compiler from testing the address apart), which then indexes. */
+  __asm__("" : "+r"(root));
+  if (unlikely(root >= SMALL_MAP_ROOT_ENTRIES)) return false;
   /* A plain read (an atomic one costs clang an instruction): for a pointer
    * the program may free, its slab was made before the program got it. */
-  size_t b = bytes[page];
-  const small_map_info_t *info = (const small_map_info_t *)(bytes - sizeof(small_map_info_t));
+  size_t b = *small_map_byte_in(a, root);
+  const small_map_info_t *info = &small_map.info;
   *bin = b;
-  return size_class_test_object_start((uintptr_t)p & info->slab_mask[b], info->magic[b], info->limit[b]);
+  return size_class_test_object_start(a & info->slab_mask[b], info->magic[b], info->limit[b]);
 }
-/* Reserves the map (first zone region; idempotent, under the zone's lock is
- * fine: it takes pagemap_lock) and makes the bytes of the region at base
- * writable; false if either failed (its frees then take the slow path). */
+/* Maps the leaf of the region at base if it has none yet (the first region
+ * also fills the info), and makes the region's bytes writable; false if
+ * either failed (its frees then take the slow path). Takes pagemap_lock. */
 bool small_map_add_region(const void *base);
 /* Sets the map byte of `pages` pages from p (mapped by small_map_add_region). */
 void small_map_set(const void *p, size_t pages, unsigned bin);
@@ -198,9 +230,8 @@ void small_map_set(const void *p, size_t pages, unsigned bin);
 bool small_map_region_clear(const void *base);
 /* The bin number the map holds for p (0 when unmapped). */
 static inline unsigned small_map_at(const void *p) {
-  uintptr_t page = (uintptr_t)p >> PAGE_SHIFT;
-  if (page >= small_map_pages_acquire()) return 0;
-  return __atomic_load_n(&small_map.bytes[page], __ATOMIC_RELAXED);
+  uintptr_t a = (uintptr_t)p;
+  return small_map_covers(a) ? __atomic_load_n(small_map_byte_of(a), __ATOMIC_RELAXED) : 0;
 }
 
 /* The region holding p, for a caller that knows p is a small or medium block. */
@@ -505,6 +536,10 @@ void *tcache_alloc_slow(unsigned cls); /* ENOMEM on failure */
 void tcache_free_slow(void *p, size_t bin);
 void tcache_flush_current(void);
 void tcache_global_init(void); /* idempotent; cheap once done */
+void tcache_fork_prepare(void);
+void tcache_fork_parent(void);
+void tcache_fork_child_locked(void);
+void tcache_fork_child(void);
 /* How many of the calling thread's allocator calls may hold a pointer to its
  * cache or a bin: raised before tcache_tls.current is read, lowered after the
  * last use (a slow path lowers what its fast path raised; calls nest). An
@@ -548,6 +583,10 @@ void purge_start_thread(void);
 bool purge_thread_wanted(void);
 void purge_fork_child(void);
 
+/* ---- fork.c: fork handlers over every layer ----------------------------- */
+
+void fork_install_handlers(void); /* once, at global start-up */
+
 /* ---- stats.c ------------------------------------------------------------ */
 
 extern size_t huge_live_blocks, huge_live_bytes; /* atomic counters of huge.c */
@@ -555,6 +594,7 @@ extern uint64_t alloc_medium_requests, alloc_huge_requests; /* atomic counters o
 void stats_collect(buddy_stats_t *s);
 void stats_print(bool json); /* to stderr */
 void stats_init(void);         /* keeps a descriptor for the report at exit */
+void stats_fork_child(void);   /* re-makes the report locks */
 /* The statistics as JSON, into buf; returns the length (truncated to size). */
 size_t stats_format_json(char *buf, size_t size);
 

@@ -91,6 +91,19 @@ int os_thread_id(void);
  * read (the thread is gone, or /proc is missing). */
 bool os_thread_blocked(int tid, uint64_t *run_ns);
 
+/* Whether the process has never had a second thread (glibc's
+ * __libc_single_threaded): no other thread can hold a lock then. */
+bool os_single_threaded(void);
+
+/* stdio's list of open streams, locked around fork as glibc's own malloc
+ * does: its lock comes before the allocator's (fflush(NULL) holds it while
+ * it waits for a stream's lock, whose holder may be inside realloc). The
+ * lock is recursive; glibc's fork takes it again after the prepare handlers
+ * and resets it in the child. No-ops where libc does not export them. */
+void os_stdio_lock(void);
+void os_stdio_unlock(void);
+void os_stdio_reset(void); /* in a fork child: unlocked, whoever held it */
+
 /* 64 random bits from the kernel's AT_RANDOM bytes (no system call). */
 unsigned long os_random_seed(void);
 

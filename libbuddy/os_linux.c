@@ -1,5 +1,9 @@
 /* os_linux.c: the Linux implementation of os.h (mmap, madvise, environ).
  *
+ * File and time calls are system calls made directly too (syscall(2) is no
+ * cancellation point, where libc's open, read, write, close and nanosleep
+ * are).
+ *
  * The memory calls go straight to the kernel with syscall(2), not through
  * libc's mmap/munmap/madvise/mremap symbols: another preloaded library may
  * interpose those and call malloc from them, which would re-enter buddymalloc
@@ -19,8 +23,16 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#if __has_include(<sys/single_threaded.h>)
+#include <sys/single_threaded.h>
+#define OS_HAS_SINGLE_THREADED 1
+#endif
 
 extern char **environ;
+/* glibc's stdio list lock (exported since 2.2.5; weak: absent elsewhere). */
+extern void _IO_list_lock(void) __attribute__((weak));
+extern void _IO_list_unlock(void) __attribute__((weak));
+extern void _IO_list_resetlock(void) __attribute__((weak));
 
 /* Private descriptors are placed at or above this, out of programs' way. */
 #define OS_PRIVATE_FD_MIN 200
@@ -169,22 +181,37 @@ void os_write_stderr(const char *buf, size_t len) {
   os_write_fd(STDERR_FILENO, buf, len);
 }
 
+/* open(2), read(2), write(2), close(2) without their cancellation points;
+ * errno as the system call left it. */
+static int os_open_raw(const char *path, int flags, int mode) {
+  return (int)syscall(SYS_openat, AT_FDCWD, path, flags, mode);
+}
+static ssize_t os_read_raw(int fd, void *buf, size_t len) {
+  return (ssize_t)syscall(SYS_read, fd, buf, len);
+}
+static ssize_t os_write_raw(int fd, const void *buf, size_t len) {
+  return (ssize_t)syscall(SYS_write, fd, buf, len);
+}
+static void os_close_raw(int fd) {
+  syscall(SYS_close, fd);
+}
+
 int os_create_file(const char *path) {
   int saved = errno;
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = os_open_raw(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   errno = saved;
   return fd;
 }
 
 void os_close(int fd) {
   int saved = errno;
-  close(fd);
+  os_close_raw(fd);
   errno = saved;
 }
 
 int os_dup_stderr(void) {
   int saved = errno;
-  int fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, OS_PRIVATE_FD_MIN);
+  int fd = (int)syscall(SYS_fcntl, STDERR_FILENO, F_DUPFD_CLOEXEC, OS_PRIVATE_FD_MIN);
   errno = saved;
   return fd;
 }
@@ -192,7 +219,7 @@ int os_dup_stderr(void) {
 void os_write_fd(int fd, const char *buf, size_t len) {
   int saved = errno;
   while (len > 0) {
-    ssize_t n = write(fd, buf, len);
+    ssize_t n = os_write_raw(fd, buf, len);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     buf += n;
@@ -214,7 +241,7 @@ uint64_t os_now_ns(void) {
 void os_sleep_ms(long ms) {
   int saved = errno;
   struct timespec pause = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
-  while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {
+  while (syscall(SYS_nanosleep, &pause, &pause) != 0 && errno == EINTR) {
   }
   errno = saved;
 }
@@ -234,12 +261,12 @@ static bool os_read_task_file(int tid, const char *name, char *buf, size_t size)
   path[len++] = '/';
   size_t name_len = strlen(name);
   memcpy(path + len, name, name_len + 1);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  int fd = os_open_raw(path, O_RDONLY | O_CLOEXEC, 0);
   if (fd < 0) return false;
   ssize_t n;
-  do n = read(fd, buf, size - 1);
+  do n = os_read_raw(fd, buf, size - 1);
   while (n < 0 && errno == EINTR);
-  close(fd);
+  os_close_raw(fd);
   if (n <= 0) return false;
   buf[n] = '\0';
   return true;
@@ -260,6 +287,26 @@ bool os_thread_blocked(int tid, uint64_t *run_ns) {
   }
   errno = saved;
   return blocked;
+}
+
+bool os_single_threaded(void) {
+#ifdef OS_HAS_SINGLE_THREADED
+  return __atomic_load_n(&__libc_single_threaded, __ATOMIC_RELAXED) != 0;
+#else
+  return false;
+#endif
+}
+
+void os_stdio_lock(void) {
+  if (_IO_list_lock != NULL) _IO_list_lock();
+}
+
+void os_stdio_unlock(void) {
+  if (_IO_list_unlock != NULL) _IO_list_unlock();
+}
+
+void os_stdio_reset(void) {
+  if (_IO_list_resetlock != NULL) _IO_list_resetlock();
 }
 
 unsigned long os_random_seed(void) {

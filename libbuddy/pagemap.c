@@ -11,21 +11,18 @@
  * address with no entry is not buddymalloc's, which is how foreign pointers
  * are recognised in O(1) without touching the memory they point to.
  *
- * Beside it, the small map: one byte per page of the 47-bit address space
- * (SMALL_MAP_BYTES, 32 GiB of address space, reserved read-only, so untouched
- * pages stay the kernel's shared zero page and cost neither memory nor commit
- * charge, and left out of core dumps). A byte holds the bin number (zone *
- * SIZE_CLASS_COUNT + class) of the slab on that page, 0 anywhere else. The
- * bytes of a zone region (1 KiB, a quarter page) are made writable when the
- * region is mapped and are all 0 again by the time it is unmapped. Below the
- * first byte, in two pages of their own made read-only once filled, lie the
- * object-start fields of each bin (small_map_info_t), so that free's fast path
- * reads the bin and the test from one base in three loads. The map only ever
- * speeds free up: bin 0 fails the test and sends free to the page map, and so
- * does an address past the map (at or above 2^47), an unreserved map (its
- * size is 0 until then, and stays 0 if it cannot be reserved: a process
- * limited by RLIMIT_AS, or under valgrind with little address space left),
- * and a region whose bytes could not be made writable.
+ * Beside it, the small map (its shape in types.h and internal.h): a byte per
+ * page of the 47-bit address space, holding the bin number (zone *
+ * SIZE_CLASS_COUNT + class) of the slab on that page, 0 anywhere else. Its
+ * root and the bins' object-start fields are static; a leaf (a byte per page
+ * of 4 GiB: 1 MiB of address space, reserved read-only, left out of core
+ * dumps) is mapped when the first zone region in its span is, and never
+ * unmapped, so untouched pages stay the kernel's shared zero page and cost
+ * neither memory nor commit charge. The bytes of a zone region (1 KiB, a
+ * quarter page) are made writable when the region is mapped and are all 0
+ * again by the time it is unmapped. A leaf that cannot be mapped (RLIMIT_AS,
+ * or under valgrind with little address space left) leaves its regions out
+ * of the map: their frees take the page map, correct and slower.
  */
 #include "internal.h"
 
@@ -36,13 +33,9 @@ void **pagemap_root[(size_t)1 << PAGEMAP_ROOT_BITS] = {
     [0 ...((size_t)1 << PAGEMAP_ROOT_BITS) - 1] = pagemap_empty_leaf};
 static pthread_mutex_t pagemap_lock = PTHREAD_MUTEX_INITIALIZER;
 
-small_map_t small_map; /* pages 0 until reserved */
-/* The mapping: the info pages, then the bytes. */
-#define SMALL_MAP_INFO_PAGES ((sizeof(small_map_info_t) + PAGE_SIZE - 1) / PAGE_SIZE)
-static bool small_map_failed; /* under pagemap_lock: no second try */
-/* The bytes once reserved, for the writers (small_map.bytes may be swapped
- * by a unit test that plays an unreserved map). */
-static uint8_t *small_map_reserved;
+small_map_t small_map __attribute__((aligned(PAGE_SIZE)));
+_Static_assert(offsetof(small_map_t, empty_leaf) % PAGE_SIZE == 0, "the empty leaf is whole pages");
+static bool small_map_ready; /* under pagemap_lock: info filled, read-only parts protected */
 
 /* The leaf for region number `slot`, mapped if absent; NULL if out of memory. */
 static void **pagemap_leaf_locked(uintptr_t slot) {
@@ -68,34 +61,27 @@ bool pagemap_register(const void *base, size_t size, uintptr_t entry) {
   uintptr_t last = ((uintptr_t)base + size - 1) >> BUDDY_REGION_SHIFT;
   if (((uintptr_t)base + size - 1) >> ADDRESS_BITS) return false;
   bool ok = true;
-  pthread_mutex_lock(&pagemap_lock);
+  lock_take(&pagemap_lock);
   for (uintptr_t slot = first; slot <= last && ok; slot++) ok = pagemap_leaf_locked(slot) != NULL;
   if (ok) pagemap_set_locked(first, last, entry);
-  pthread_mutex_unlock(&pagemap_lock);
+  lock_release(&pagemap_lock);
   return ok;
 }
 
 void pagemap_unregister(const void *base, size_t size) {
   uintptr_t first = (uintptr_t)base >> BUDDY_REGION_SHIFT;
   uintptr_t last = ((uintptr_t)base + size - 1) >> BUDDY_REGION_SHIFT;
-  pthread_mutex_lock(&pagemap_lock);
+  lock_take(&pagemap_lock);
   pagemap_set_locked(first, last, 0);
-  pthread_mutex_unlock(&pagemap_lock);
+  lock_release(&pagemap_lock);
 }
 
-/* Under pagemap_lock: reserves the map and fills its info; false if not. */
-static bool small_map_reserve_locked(void) {
-  if (small_map_reserved != NULL) return true;
-  if (small_map_failed) return false;
-  size_t info_bytes = SMALL_MAP_INFO_PAGES * PAGE_SIZE;
-  char *mapping = os_map_readonly(info_bytes + SMALL_MAP_BYTES);
-  if (mapping == NULL || !os_make_writable(mapping, info_bytes)) {
-    if (mapping != NULL) os_unmap(mapping, info_bytes + SMALL_MAP_BYTES);
-    small_map_failed = true;
-    return false;
-  }
-  uint8_t *bytes = (uint8_t *)mapping + info_bytes;
-  small_map_info_t *info = (small_map_info_t *)(bytes - sizeof(small_map_info_t));
+/* Under pagemap_lock, once: fills each bin's object-start fields, then makes
+ * them and the empty leaf read-only (a stray write faults rather than
+ * changes what free trusts). */
+static void small_map_prepare_locked(void) {
+  if (small_map_ready) return;
+  small_map_info_t *info = &small_map.info;
   for (unsigned z = 0; z < ZONES_MAX; z++)
     for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
       unsigned bin = small_map_bin_number(z, c);
@@ -103,48 +89,66 @@ static bool small_map_reserve_locked(void) {
       info->limit[bin] = size_class_info[c].limit;
       info->slab_mask[bin] = size_class_info[c].slab_mask;
     }
-  os_make_readonly(mapping, info_bytes);
-  os_exclude_from_core_dumps(bytes, SMALL_MAP_BYTES);
-  small_map_reserved = bytes;
-  __atomic_store_n(&small_map.bytes, bytes, __ATOMIC_RELAXED);
-  __atomic_store_n(&small_map.pages, SMALL_MAP_BYTES, __ATOMIC_RELEASE);
-  return true;
+  os_make_readonly(small_map.info_pages, sizeof small_map.info_pages);
+  os_make_readonly(small_map.empty_leaf, sizeof small_map.empty_leaf);
+  small_map_ready = true;
+}
+
+/* The leaf of root entry `root`, mapped if absent; NULL if it cannot be. */
+static uint8_t *small_map_leaf_locked(uintptr_t root) {
+  intptr_t offset = small_map.leaf_offset[root];
+  if (offset != 0) return small_map.empty_leaf + offset;
+  uint8_t *leaf = os_map_readonly(SMALL_MAP_LEAF_BYTES);
+  if (leaf == NULL) return NULL;
+  os_exclude_from_core_dumps(leaf, SMALL_MAP_LEAF_BYTES);
+  __atomic_store_n(&small_map.leaf_offset[root], (intptr_t)(leaf - small_map.empty_leaf), __ATOMIC_RELEASE);
+  return leaf;
 }
 
 bool small_map_add_region(const void *base) {
-  uintptr_t first = (uintptr_t)base >> PAGE_SHIFT;
-  if (first + BUDDY_REGION_PAGES > SMALL_MAP_BYTES) return false;
-  pthread_mutex_lock(&pagemap_lock);
-  bool ok = small_map_reserve_locked();
-  if (ok) {
-    /* A region's bytes are a quarter page, aligned: within one page. */
-    uintptr_t page = ((uintptr_t)small_map_reserved + first) & ~(uintptr_t)(PAGE_SIZE - 1);
-    ok = os_make_writable((void *)page, PAGE_SIZE);
-  }
-  pthread_mutex_unlock(&pagemap_lock);
+  uintptr_t a = (uintptr_t)base;
+  if (!small_map_covers(a)) return false;
+  lock_take(&pagemap_lock);
+  small_map_prepare_locked();
+  uint8_t *leaf = small_map_leaf_locked(a >> SMALL_MAP_LEAF_SPAN_BITS);
+  /* A region's bytes are a quarter page, aligned: within one page. */
+  bool ok = leaf != NULL &&
+            os_make_writable((void *)(((uintptr_t)leaf + ((uint32_t)a >> PAGE_SHIFT)) & ~(uintptr_t)(PAGE_SIZE - 1)),
+                             PAGE_SIZE);
+  lock_release(&pagemap_lock);
   return ok;
 }
 
+/* The writable bytes of `pages` pages from p, in a mapped leaf; NULL if the
+ * root shows none (a unit test may hide the leaves: nothing is written then,
+ * least of all the empty leaf). */
+static uint8_t *small_map_bytes_at(const void *p) {
+  uintptr_t a = (uintptr_t)p;
+  if (__atomic_load_n(&small_map.leaf_offset[a >> SMALL_MAP_LEAF_SPAN_BITS], __ATOMIC_RELAXED) == 0) return NULL;
+  return (uint8_t *)(uintptr_t)small_map_byte_of(a);
+}
+
 void small_map_set(const void *p, size_t pages, unsigned bin) {
-  uint8_t *bytes = small_map_reserved + ((uintptr_t)p >> PAGE_SHIFT);
+  uint8_t *bytes = small_map_bytes_at(p);
+  if (bytes == NULL) return;
   for (size_t i = 0; i < pages; i++) __atomic_store_n(&bytes[i], (uint8_t)bin, __ATOMIC_RELAXED);
 }
 
 bool small_map_region_clear(const void *base) {
-  const uint8_t *bytes = small_map_reserved + ((uintptr_t)base >> PAGE_SHIFT);
-  for (size_t i = 0; i < BUDDY_REGION_PAGES; i++)
+  const uint8_t *bytes = small_map_bytes_at(base);
+  for (size_t i = 0; bytes != NULL && i < BUDDY_REGION_PAGES; i++)
     if (bytes[i] != 0) return false;
   return true;
 }
 
 void pagemap_fork_prepare(void) {
-  pthread_mutex_lock(&pagemap_lock);
+  lock_take(&pagemap_lock);
 }
 
 void pagemap_fork_parent(void) {
-  pthread_mutex_unlock(&pagemap_lock);
+  lock_release(&pagemap_lock);
 }
 
 void pagemap_fork_child(void) {
-  pthread_mutex_init(&pagemap_lock, NULL);
+  lock_reset(&pagemap_lock, NULL);
 }

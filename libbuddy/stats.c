@@ -130,6 +130,19 @@ static void stats_json(out_t *o, const buddy_stats_t *s) {
 
 static int stats_exit_fd = -1;
 
+/* Each guards a static buffer that its user starts afresh every time, so a
+ * fork child re-makes them rather than have them taken around fork: a
+ * report may wait on a full pipe, and fork must not wait for it. */
+static pthread_mutex_t stats_format_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t stats_json_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t stats_print_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void stats_fork_child(void) {
+  pthread_mutex_init(&stats_format_lock, NULL);
+  pthread_mutex_init(&stats_json_lock, NULL);
+  pthread_mutex_init(&stats_print_lock, NULL);
+}
+
 void stats_init(void) {
   if (options.stats != 0) stats_exit_fd = os_dup_stderr();
   heapmap_init();
@@ -137,43 +150,40 @@ void stats_init(void) {
 
 size_t stats_format_json(char *buf, size_t size) {
   static out_t o;
-  static pthread_mutex_t format_lock = PTHREAD_MUTEX_INITIALIZER;
   buddy_stats_t s;
   stats_collect(&s);
-  pthread_mutex_lock(&format_lock);
+  pthread_mutex_lock(&stats_format_lock);
   o.len = 0;
   stats_json(&o, &s);
   size_t n = o.len < size ? o.len : size;
   memcpy(buf, o.text, n);
-  pthread_mutex_unlock(&format_lock);
+  pthread_mutex_unlock(&stats_format_lock);
   return n;
 }
 
 char *buddy_stats_json(void) {
   static char text[STATS_BUFFER_SIZE];
-  static pthread_mutex_t json_lock = PTHREAD_MUTEX_INITIALIZER;
-  pthread_mutex_lock(&json_lock);
+  pthread_mutex_lock(&stats_json_lock);
   size_t n = stats_format_json(text, sizeof text - 1);
   char *copy = buddy_malloc(n + 1);
   if (copy != NULL) {
     memcpy(copy, text, n);
     copy[n] = '\0';
   }
-  pthread_mutex_unlock(&json_lock);
+  pthread_mutex_unlock(&stats_json_lock);
   return copy;
 }
 
 static void stats_print_to(int fd, bool json) {
   static out_t o; /* too large for small thread stacks; printing is rare */
-  static pthread_mutex_t print_lock = PTHREAD_MUTEX_INITIALIZER;
   buddy_stats_t s;
   stats_collect(&s);
-  pthread_mutex_lock(&print_lock);
+  pthread_mutex_lock(&stats_print_lock);
   o.len = 0;
   if (json) stats_json(&o, &s);
   else stats_text(&o, &s);
   os_write_fd(fd, o.text, o.len);
-  pthread_mutex_unlock(&print_lock);
+  pthread_mutex_unlock(&stats_print_lock);
 }
 
 void stats_print(bool json) {

@@ -50,7 +50,7 @@
  * ordering in step 2, so TSan builds never sweep; reclaim_idle=0 turns the
  * sweeps off everywhere.
  *
- * Lock order: tcache_registry_lock, then zone locks. A fork child drops the
+ * Lock order: tcache_registry_lock, then zone locks (lock.h). A fork child drops the
  * caches of threads it does not have onto an orphan list, which the next
  * sweep flushes (not the fork itself: a child that execs at once should not
  * write to, and so copy, the slabs those objects sit on).
@@ -263,9 +263,9 @@ static size_t tcache_cached_bytes(const tcache_t *tc) {
  * sweep that may be emptying it has finished. */
 static cold_path tcache_t *tcache_resume(void) {
   tcache_t *own = tcache_own;
-  pthread_mutex_lock(&tcache_registry_lock);
+  lock_take(&tcache_registry_lock);
   tcache_set_current(&tcache_tls, own);
-  pthread_mutex_unlock(&tcache_registry_lock);
+  lock_release(&tcache_registry_lock);
   return own;
 }
 
@@ -291,12 +291,12 @@ void tcache_flush_current(void) {
 /* ---- Thread start and exit ----------------------------------------------- */
 
 static void tcache_register(tcache_t *tc) {
-  pthread_mutex_lock(&tcache_registry_lock);
+  lock_take(&tcache_registry_lock);
   tc->prev = NULL;
   tc->next = tcache_registry;
   if (tcache_registry != NULL) tcache_registry->prev = tc;
   tcache_registry = tc;
-  pthread_mutex_unlock(&tcache_registry_lock);
+  lock_release(&tcache_registry_lock);
 }
 
 /* Under tcache_registry_lock: off the registry, its request counts kept. */
@@ -310,33 +310,29 @@ static void tcache_unregister_locked(tcache_t *tc) {
 static void tcache_thread_exit(void *arg) {
   tcache_t *tc = arg;
   tcache_hold(); /* the lock below may block */
-  pthread_mutex_lock(&tcache_registry_lock);
+  lock_take(&tcache_registry_lock);
   tcache_unregister_locked(tc);
   tcache_set_current(&tcache_tls, &tcache_dead);
   tcache_own = NULL;
-  pthread_mutex_unlock(&tcache_registry_lock);
+  lock_release(&tcache_registry_lock);
   tcache_flush_all(tc);
   zone_free_small(tc);
   tcache_release();
 }
 
-static void tcache_fork_prepare(void) {
-  pthread_mutex_lock(&tcache_registry_lock);
-  zone_fork_prepare();
-  huge_fork_prepare();
+/* fork.c calls these, with the other layers' (see there). */
+void tcache_fork_prepare(void) {
+  lock_take(&tcache_registry_lock);
 }
 
-static void tcache_fork_parent(void) {
-  huge_fork_parent();
-  zone_fork_parent();
-  pthread_mutex_unlock(&tcache_registry_lock);
+void tcache_fork_parent(void) {
+  lock_release(&tcache_registry_lock);
 }
 
-/* The child has one thread: every other live cache becomes an orphan. */
-static void tcache_fork_child(void) {
-  huge_fork_child();
-  zone_fork_child();
-  pthread_mutex_init(&tcache_registry_lock, NULL);
+/* The child has one thread, whose prepare handler held every lock: every
+ * other live cache becomes an orphan. */
+void tcache_fork_child_locked(void) {
+  lock_reset(&tcache_registry_lock, NULL);
   tcache_t *own = tcache_own, *next;
   for (tcache_t *tc = tcache_registry; tc != NULL; tc = next) {
     next = tc->next;
@@ -345,8 +341,12 @@ static void tcache_fork_child(void) {
     tc->next = tcache_orphans;
     tcache_orphans = tc;
   }
-  if (own != NULL) own->tid = os_thread_id();
   reclaim_next_ns = 0;
+}
+
+/* Any child: its thread has a new id. */
+void tcache_fork_child(void) {
+  if (tcache_own != NULL) tcache_own->tid = os_thread_id();
 }
 
 void tcache_global_init(void) {
@@ -363,7 +363,7 @@ void tcache_global_init(void) {
     first = true;
   }
   pthread_mutex_unlock(&tcache_init_lock);
-  if (first) pthread_atfork(tcache_fork_prepare, tcache_fork_parent, tcache_fork_child);
+  if (first) fork_install_handlers();
 }
 
 /* At load time, so that buddymalloc's fork handlers come before any the
@@ -484,14 +484,14 @@ void tcache_sweep_idle(void) {
     return;
   huge_expire();
   zone_transfer_expire();
-  if (pthread_mutex_trylock(&tcache_registry_lock) != 0) return;
+  if (!lock_try(&tcache_registry_lock)) return;
   tcache_flush_orphans_locked(); /* always: their threads do not exist */
   if (reclaim_enabled()) tcache_sweep_locked();
-  pthread_mutex_unlock(&tcache_registry_lock);
+  lock_release(&tcache_registry_lock);
 }
 
 void tcache_collect_stats(buddy_stats_t *s) {
-  pthread_mutex_lock(&tcache_registry_lock);
+  lock_take(&tcache_registry_lock);
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++)
     s->class_requests[c] = tcache_requests_retired[c] + __atomic_load_n(&tcache_requests_uncached[c], __ATOMIC_RELAXED);
   for (const tcache_t *tc = tcache_registry; tc != NULL; tc = tc->next) {
@@ -507,7 +507,7 @@ void tcache_collect_stats(buddy_stats_t *s) {
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) s->bytes_cached += s->class_cached[c] * size_class_bytes[c];
   s->caches_reclaimed = tcache_reclaims;
   s->bytes_reclaimed = tcache_reclaimed_bytes;
-  pthread_mutex_unlock(&tcache_registry_lock);
+  lock_release(&tcache_registry_lock);
 }
 
 /* ---- Slow paths ---------------------------------------------------------- */

@@ -42,10 +42,20 @@
 #define PAGEMAP_LEAF_BITS 16
 #define PAGEMAP_ROOT_BITS (ADDRESS_BITS - BUDDY_REGION_SHIFT - PAGEMAP_LEAF_BITS)
 /* The small map (pagemap.c): one byte per page of the 47-bit address space
- * a process's mappings use (x86-64 and AArch64 without 5-level tables): 32 GiB
- * of address space, reserved read-only, written only where zone regions lie. */
+ * a process's mappings use (x86-64 and AArch64 without 5-level tables), in
+ * two levels: a root of SMALL_MAP_ROOT_ENTRIES entries, one per 4 GiB of
+ * address space, and leaves of SMALL_MAP_LEAF_BYTES (a byte per page of
+ * those 4 GiB: 1 MiB of address space, reserved read-only) mapped when a
+ * zone region first lies in their span. So the map's address space grows
+ * with the heap's spread (1 MiB per 4 GiB that holds regions), never a
+ * fixed reservation a program's RLIMIT_AS could trip over. The span of a
+ * leaf is what the low 32 bits of an address cover: its page index is
+ * (uint32_t)address >> PAGE_SHIFT, with no mask (internal.h). */
 #define SMALL_MAP_ADDRESS_BITS 47
-#define SMALL_MAP_BYTES ((size_t)1 << (SMALL_MAP_ADDRESS_BITS - PAGE_SHIFT))
+#define SMALL_MAP_LEAF_SPAN_BITS 32
+#define SMALL_MAP_ROOT_ENTRIES ((size_t)1 << (SMALL_MAP_ADDRESS_BITS - SMALL_MAP_LEAF_SPAN_BITS))
+#define SMALL_MAP_LEAF_BYTES ((size_t)1 << (SMALL_MAP_LEAF_SPAN_BITS - PAGE_SHIFT))
+_Static_assert(SMALL_MAP_LEAF_SPAN_BITS >= BUDDY_REGION_SHIFT, "a region lies within one leaf");
 
 /* Small size classes: 16-byte steps up to 128, then four per power of two up to
  * 32 KiB, so that no class wastes more than 25% of a request above 128 bytes

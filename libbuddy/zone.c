@@ -72,14 +72,14 @@ static void zone_init_locked(zone_t *z) {
 }
 
 void zone_lock(zone_t *z) {
-  pthread_mutex_lock(&z->lock);
+  lock_take(&z->lock);
   if (unlikely(!z->initialised)) zone_init_locked(z);
 }
 
 /* Every locked section ends by purging what is due (see purge.c). */
 void zone_unlock(zone_t *z) {
   purge_if_due_locked(z);
-  pthread_mutex_unlock(&z->lock);
+  lock_release(&z->lock);
 }
 
 zone_t *zone_for_new_thread(void) {
@@ -301,9 +301,9 @@ static void zone_transfer_drop_slab_locked(zone_t *z, unsigned cls, const char *
 void zone_transfer_expire(void) {
   for (unsigned i = 0; i < ZONES_MAX; i++) {
     zone_t *z = &zones[i];
-    if (pthread_mutex_trylock(&z->lock) != 0) continue;
+    if (!lock_try(&z->lock)) continue;
     if (!z->initialised) {
-      pthread_mutex_unlock(&z->lock);
+      lock_release(&z->lock);
       continue;
     }
     for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++)
@@ -531,22 +531,21 @@ size_t zone_verify_all(void) {
 /* ---- fork() -------------------------------------------------------------- */
 
 void zone_fork_prepare(void) {
-  for (unsigned i = 0; i < ZONES_MAX; i++) pthread_mutex_lock(&zones[i].lock);
+  for (unsigned i = 0; i < ZONES_MAX; i++) lock_take(&zones[i].lock);
   pagemap_fork_prepare();
 }
 
 void zone_fork_parent(void) {
   pagemap_fork_parent();
-  for (unsigned i = ZONES_MAX; i-- > 0;) pthread_mutex_unlock(&zones[i].lock);
+  for (unsigned i = ZONES_MAX; i-- > 0;) lock_release(&zones[i].lock);
 }
 
 /* The child has one thread: the locks are re-made rather than unlocked. */
 void zone_fork_child(void) {
   pagemap_fork_child();
-  purge_fork_child();
   pthread_mutexattr_t attr;
   pthread_mutexattr_init(&attr);
   pthread_mutexattr_settype(&attr, ZONE_LOCK_TYPE);
-  for (unsigned i = 0; i < ZONES_MAX; i++) pthread_mutex_init(&zones[i].lock, &attr);
+  for (unsigned i = 0; i < ZONES_MAX; i++) lock_reset(&zones[i].lock, &attr);
   pthread_mutexattr_destroy(&attr);
 }

@@ -461,8 +461,9 @@ Test(zones, small_map_marks_slab_pages_only) {
   int on_stack;
   char *small = buddy_malloc(64), *medium = buddy_malloc(SMALL_SIZE_MAX + 1);
   char *huge = buddy_malloc(MEDIUM_SIZE_MAX + 1), *big_small = buddy_malloc(SMALL_SIZE_MAX);
-  cr_assert_eq(small_map.pages, SMALL_MAP_BYTES, "reserved with the first region");
+  cr_assert_neq(small_map.leaf_offset[(uintptr_t)small >> SMALL_MAP_LEAF_SPAN_BITS], 0, "a leaf with the region");
   cr_assert_eq(small_map_at((void *)(uintptr_t)-1), 0, "past the map");
+  cr_assert_eq(small_map_at((void *)((uintptr_t)1 << SMALL_MAP_ADDRESS_BITS)), 0, "just past the map");
   cr_assert_eq(small_map_at((void *)(uintptr_t)0xffff800000001000ull), 0, "a kernel address");
   region_t *r = pagemap_region_of(small);
   unsigned bin = small_map_bin_number(r->zone_index, size_class_of(64));
@@ -475,7 +476,7 @@ Test(zones, small_map_marks_slab_pages_only) {
   cr_assert_eq(small_map_at(NULL), 0);
   cr_assert_eq(small_map_at(medium), 0);
   cr_assert_eq(small_map_at(huge), 0);
-  const small_map_info_t *info = (const small_map_info_t *)(small_map.bytes - sizeof(small_map_info_t));
+  const small_map_info_t *info = &small_map.info;
   for (unsigned b = 0; b < 256; b++) {
     unsigned c = b % SIZE_CLASS_COUNT;
     bool real = b < TCACHE_BINS && c != 0;
@@ -521,13 +522,14 @@ Test(zones, a_small_block_missing_from_the_map_still_frees) {
   buddy_free(other);
 }
 
-/* With no map at all (an unreserved map covers no page), every kind of
+/* With no map at all (no leaf mapped: the map covers no page), every kind of
  * block still frees, and misuse is still caught. */
 Test(zones, frees_work_without_the_small_map, .init = cr_redirect_stderr) {
   options.abort_on_error = 0;
   char *warm = buddy_malloc(64);
-  small_map_t saved = small_map;
-  small_map = (small_map_t){.bytes = saved.bytes, .pages = 0};
+  static intptr_t saved[SMALL_MAP_ROOT_ENTRIES]; /* every leaf hidden: the map covers nothing */
+  memcpy(saved, small_map.leaf_offset, sizeof saved);
+  memset(small_map.leaf_offset, 0, sizeof saved);
   char *small = buddy_malloc(48), *medium = buddy_malloc(SMALL_SIZE_MAX + 1);
   char *huge = buddy_malloc(MEDIUM_SIZE_MAX + 1);
   cr_assert(small != NULL && medium != NULL && huge != NULL);
@@ -539,7 +541,7 @@ Test(zones, frees_work_without_the_small_map, .init = cr_redirect_stderr) {
   buddy_free(small + 16);
   buddy_free(medium);
   buddy_free(huge);
-  small_map = saved;
+  memcpy(small_map.leaf_offset, saved, sizeof saved);
   buddy_free(warm);
   zone_verify_all();
   char text[4096] = {0};
