@@ -442,6 +442,10 @@ bool zone_release_empty_slabs_locked(zone_t *z);
 /* Medium blocks: page runs of order 0..BUDDY_MAX_ORDER. */
 void *zone_alloc_run(zone_t *z, unsigned order, bool *zeroed);
 void zone_free_run(region_t *r, void *p);
+/* A page run of the allocator's own (a thread's cache): not the program's
+ * to free, and counted apart in the statistics. */
+void *zone_alloc_meta_run(zone_t *z, unsigned order, bool *zeroed);
+void zone_free_meta_run(void *p);
 bool zone_grow_run(region_t *r, void *p, unsigned order);
 void zone_shrink_run(region_t *r, void *p, unsigned order);
 /* Returns every wholly free region beyond none kept, empty slabs; 1 if any. */

@@ -25,6 +25,8 @@ static void stats_add_region(buddy_stats_t *s, const region_t *r) {
       s->class_live[cls] += d->slab_used;
       s->bytes_in_slabs += PAGE_SIZE << d->order;
       s->bytes_small_live += (size_t)d->slab_used * size_class_bytes[cls];
+    } else if (d->kind == PAGE_RUN && (d->flags & PAGE_META)) {
+      s->bytes_meta_runs += PAGE_SIZE << d->order; /* resident at most */
     } else if (d->kind == PAGE_RUN) {
       s->runs++;
       s->bytes_runs += PAGE_SIZE << d->order;
@@ -95,8 +97,9 @@ static void stats_text(out_t *o, const buddy_stats_t *s) {
   for (unsigned k = 0; k < BUDDY_ORDERS; k++) out_printf(o, " %zu", s->free_blocks[k]);
   out_printf(o, "\n  requests: medium %llu, huge %llu\n", (unsigned long long)s->medium_requests,
              (unsigned long long)s->huge_requests);
-  out_printf(o, "  thread caches       %zu (%zu KiB cached); %zu idle emptied (%zu KiB)\n", s->thread_caches,
-             s->bytes_cached >> 10, s->caches_reclaimed, s->bytes_reclaimed >> 10);
+  out_printf(o, "  thread caches       %zu (%zu KiB cached, in %zu KiB of page runs); %zu idle emptied (%zu KiB)\n",
+             s->thread_caches, s->bytes_cached >> 10, s->bytes_meta_runs >> 10, s->caches_reclaimed,
+             s->bytes_reclaimed >> 10);
   out_printf(o, "  class     bytes     requests   slabs    live  (cached)\n");
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++)
     if (s->class_slabs[c] != 0 || s->class_requests[c] != 0)
@@ -109,12 +112,12 @@ static void stats_json(out_t *o, const buddy_stats_t *s) {
   out_printf(o, "{\"allocator\":\"buddymalloc\",\"regions\":%zu,\"pages_used\":%zu,\"pages_free\":%zu,"
              "\"runs\":%zu,\"run_bytes\":%zu,\"huge_blocks\":%zu,\"huge_bytes\":%zu,\"purged_pages\":%zu,"
              "\"small_live_bytes\":%zu,\"slab_bytes\":%zu,\"medium_requests\":%llu,\"huge_requests\":%llu,"
-             "\"allocated_bytes\":%zu,\"resident_bytes\":%zu,\"thread_caches\":%zu,\"cached_bytes\":%zu,\"transfer_bytes\":%zu,\"caches_reclaimed\":%zu,\"reclaimed_bytes\":%zu,"
+             "\"allocated_bytes\":%zu,\"resident_bytes\":%zu,\"thread_caches\":%zu,\"cached_bytes\":%zu,\"cache_run_bytes\":%zu,\"transfer_bytes\":%zu,\"caches_reclaimed\":%zu,\"reclaimed_bytes\":%zu,"
              "\"free_blocks\":[",
              s->regions, s->pages_used, s->pages_free, s->runs, s->bytes_runs, s->huge_blocks,
              s->huge_bytes, s->purged_pages, s->bytes_small_live, s->bytes_in_slabs,
              (unsigned long long)s->medium_requests, (unsigned long long)s->huge_requests, s->bytes_allocated, s->bytes_resident, s->thread_caches,
-             s->bytes_cached, s->bytes_in_transfer, s->caches_reclaimed, s->bytes_reclaimed);
+             s->bytes_cached, s->bytes_meta_runs, s->bytes_in_transfer, s->caches_reclaimed, s->bytes_reclaimed);
   for (unsigned k = 0; k < BUDDY_ORDERS; k++) out_printf(o, "%s%zu", k ? "," : "", s->free_blocks[k]);
   out_printf(o, "],\"classes\":[");
   bool first = true;

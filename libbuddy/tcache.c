@@ -132,8 +132,12 @@ static uint32_t tcache_bin_objects(unsigned cls, size_t bytes) {
   return options.debug ? 0 : tcache_objects_in(cls, bytes, (size_t)options.tcache_max);
 }
 
+/* At most TCACHE_BIN_START_MAX objects: a thread's first small malloc
+ * takes half of that from its zone, and the starts of all classes together
+ * fit the budget; a class in demand doubles from there. */
 uint32_t tcache_bin_start(unsigned cls) {
-  return tcache_bin_objects(cls, TCACHE_BIN_START_BYTES);
+  uint32_t n = tcache_bin_objects(cls, TCACHE_BIN_START_BYTES);
+  return n < TCACHE_BIN_START_MAX ? n : TCACHE_BIN_START_MAX;
 }
 
 /* The slots of a bin of class cls above its NULL: its ceiling with the
@@ -290,6 +294,17 @@ void tcache_flush_current(void) {
 
 /* ---- Thread start and exit ----------------------------------------------- */
 
+/* A cache's memory: a page run of its home zone, whose pages cost nothing
+ * until a bin that uses them fills (tcache_size). */
+static tcache_t *tcache_memory_alloc(zone_t *z, bool *zeroed) {
+  unsigned order = buddy_order_for_pages((tcache_size() + PAGE_SIZE - 1) >> PAGE_SHIFT);
+  return zone_alloc_meta_run(z, order, zeroed);
+}
+
+static void tcache_memory_free(tcache_t *tc) {
+  zone_free_meta_run(tc);
+}
+
 static void tcache_register(tcache_t *tc) {
   lock_take(&tcache_registry_lock);
   tc->prev = NULL;
@@ -316,7 +331,7 @@ static void tcache_thread_exit(void *arg) {
   tcache_own = NULL;
   lock_release(&tcache_registry_lock);
   tcache_flush_all(tc);
-  zone_free_small(tc);
+  tcache_memory_free(tc);
   tcache_release();
 }
 
@@ -377,18 +392,18 @@ __attribute__((constructor(101))) static void tcache_at_load(void) {
 static bool tcache_thread_init(void) {
   tcache_global_init();
   zone_t *z = zone_for_new_thread();
-  void *mem = NULL;
-  size_t size = tcache_size();
-  if (size > SMALL_SIZE_MAX || zone_alloc_objects(z, size_class_of(size), &mem, 1) == 0) return false;
-  tcache_t *tc = mem;
+  bool zeroed = false;
+  tcache_t *tc = tcache_memory_alloc(z, &zeroed);
+  if (tc == NULL) return false;
   *tc = (tcache_t){.zone = z, .state = TCACHE_LIVE, .owner_tls = &tcache_tls, .owner_busy = &tcache_tls.busy,
                      .tid = os_thread_id(), .home_bins = small_map_bin_number((unsigned)(z - zones), 0)};
   /* Every bin starts empty, with max 0: a class's first slow path gives it
-   * room. Its slots: a NULL, then room for its ceiling. */
+   * room. Its slots: a NULL (already there in fresh pages, which stay
+   * untouched until the bin grows into them), then room for its ceiling. */
   void **slot = tc->slots;
   for (unsigned c = 0; c < SIZE_CLASS_COUNT; c++) {
     tc->bin_base[c] = slot;
-    slot[0] = NULL;
+    if (!zeroed) slot[0] = NULL;
     tc->bin_top[tcache_home_bin(tc, c)] = slot + 1;
     slot += 1 + tcache_bin_slots(c);
   }
@@ -434,7 +449,7 @@ static void tcache_flush_orphans_locked(void) {
     }
     for (unsigned z = 0; z < ZONES_MAX; z++)
       if (tc->remote[z].count < TCACHE_REMOTE_MAX) tcache_remote_flush(&tc->remote[z]);
-    zone_free_small(tc);
+    tcache_memory_free(tc);
   }
   tcache_orphans = NULL;
 }
@@ -623,7 +638,7 @@ static void tcache_push(tcache_t *tc, void *p, unsigned cls, unsigned zone_index
   unsigned bin = tcache_home_bin(tc, cls);
   uint32_t max = tc->bin_max[cls];
   if (max == 0 && (max = tcache_bin_grow(tc, cls)) == 0) return zone_free_small(p); /* no budget */
-  if (tcache_bin_room(tc->bin_tally[bin]) == 0) tcache_flush_bin(tc, cls, max - max / 2);
+  if (tcache_bin_room(tc->bin_tally[bin]) == 0) tcache_flush_bin(tc, cls, (max + TCACHE_FLUSH_DIVISOR - 1) / TCACHE_FLUSH_DIVISOR);
   tcache_bin_push(tc, bin, p);
 }
 

@@ -78,18 +78,26 @@ _Static_assert(SMALL_MAP_LEAF_SPAN_BITS >= BUDDY_REGION_SHIFT, "a region lies wi
 _Static_assert(TCACHE_BINS <= 256, "a bin number fits the small map's byte");
 
 /* Thread caches: each bin's max adapts to its class's demand (tcache.c). It
- * is 0 until the class's first slow path, then about TCACHE_BIN_START_BYTES;
- * a refill (the bin ran empty) doubles it, up to about
- * TCACHE_BIN_CEILING_BYTES. A started bin's max is at least 1 object (0 for
+ * is 0 until the class's first slow path, then about TCACHE_BIN_START_BYTES
+ * (TCACHE_BIN_START_MAX objects at most); a refill (the bin ran empty)
+ * doubles it, up to about TCACHE_BIN_CEILING_BYTES (TCACHE_BIN_MAX objects
+ * at most: a batch of 2048 blocks of 16 to 64 bytes fits). A started bin's max is at least 1 object (0 for
  * a class not started, or closed), every max at most TCACHE_BIN_MAX objects
  * and its bin's slots, and a thread's maxes, times their classes' bytes,
  * add up to at most TCACHE_BYTES_MAX: that is the most its bins can hold.
  * When the budget refuses a bin, other bins give up budget (tcache.c:
  * tcache_rebalance), at most once in TCACHE_REBALANCE_SLOW_PATHS slow paths
- * unless the bin is below its start. Refills and flushes move half a bin. */
-#define TCACHE_BIN_MAX 128
+ * unless the bin is below its start. A refill takes half a bin; a full bin
+ * flushes a quarter (TCACHE_FLUSH_DIVISOR), its oldest objects, so that it
+ * stays nearly full: a thread that allocates and frees batches about the
+ * bin's size is then served by the bin alone, where flushing half left
+ * too few for the next batch and sent a third of the objects through the
+ * zone (bench: batch). */
+#define TCACHE_BIN_MAX 2048
+#define TCACHE_FLUSH_DIVISOR 4
 #define TCACHE_BIN_START_BYTES ((size_t)12288)
-#define TCACHE_BIN_CEILING_BYTES ((size_t)65536)
+#define TCACHE_BIN_START_MAX 128
+#define TCACHE_BIN_CEILING_BYTES ((size_t)131072)
 #define TCACHE_BYTES_MAX ((size_t)512 * 1024)
 #define TCACHE_REBALANCE_SLOW_PATHS 1024
 _Static_assert(TCACHE_BYTES_MAX <= 512 * 1024, "a thread's bins hold a few hundred KiB at most");
@@ -118,6 +126,7 @@ typedef enum page_kind {
 
 enum page_flags {
   PAGE_ZEROED = 1, /* free block known to hold only zero bytes (fresh or purged) */
+  PAGE_META = 2,   /* head of a page run of the allocator's own (a thread's cache) */
 };
 
 /* One per page of a region, outside the pages.
@@ -140,7 +149,7 @@ typedef struct page_desc {
   uint8_t kind;         /* page_kind_t */
   uint8_t order;        /* block order; on every page of a slab, the slab's */
   uint8_t unused;
-  uint8_t flags;        /* page_flags, meaningful on free block heads */
+  uint8_t flags;        /* page_flags, meaningful on free block and run heads */
 } page_desc_t;
 
 /* ---- Regions and huge blocks (what the page map points at) ---------------- */
@@ -361,6 +370,7 @@ typedef struct buddy_stats {
   size_t pages_used, pages_free;
   size_t free_blocks[BUDDY_ORDERS];
   size_t runs, bytes_runs;          /* medium blocks */
+  size_t bytes_meta_runs;           /* thread caches' page runs */
   size_t huge_blocks, huge_bytes;
   size_t bytes_in_slabs, bytes_small_live;
   size_t class_slabs[SIZE_CLASS_COUNT];

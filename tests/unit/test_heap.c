@@ -534,7 +534,7 @@ Test(purge, cached_huge_blocks_expire_while_the_program_allocates_small_blocks) 
   size_t start = cache_a_huge_block(); /* no huge call from here on */
   /* Small blocks only, with slow paths (refills, flushes) among them. */
   for (int round = 0; round < 100 && rss_bytes() - start > 2 * MIB; round++) {
-    enum { BLOCKS = 400 };
+    enum { BLOCKS = 3 * TCACHE_BIN_MAX }; /* more than a bin holds */
     void *blocks[BLOCKS];
     for (int i = 0; i < BLOCKS; i++) blocks[i] = buddy_malloc(SMALL_BLOCK);
     for (int i = 0; i < BLOCKS; i++) buddy_free(blocks[i]);

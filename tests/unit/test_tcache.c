@@ -140,9 +140,10 @@ Test(no_cache, a_thread_without_a_cache_allocates_and_reports_a_double_free) {
   cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "the child's status: %#x", status);
 }
 
-/* A thread's first call is a double free of a block of the class its cache
- * would be made of, in its own zone: it is confirmed before the cache is
- * made (which would take the block from its slab and hide the double free). */
+/* A thread's first call is a double free of a small block in its own zone:
+ * it is confirmed before the cache is made (making it, and pthread's own
+ * allocation for the cache's key, could take the block from its slab and
+ * hide the double free). */
 static void *free_first(void *p) {
   buddy_free(p); /* aborts here, not later (its exit would flush a bin holding p) */
   _exit(3);
@@ -150,8 +151,7 @@ static void *free_first(void *p) {
 
 Test(no_cache, a_double_free_as_a_threads_first_call_is_reported, .signal = SIGABRT) {
   options.zones = 1; /* the thread's cache comes from the block's zone */
-  void *p = buddy_malloc(tcache_size());
-  cr_assert_eq(size_class_of(tcache_size()), page_class_at(pagemap_region_of(p), p));
+  void *p = buddy_malloc(SMALL_SIZE);
   buddy_free(p);
   tcache_flush_current(); /* free in its slab */
   pthread_t t;
@@ -509,10 +509,18 @@ Test(bins, the_starts_fit_the_budget_and_every_class_in_use_gets_its_start) {
   check_own_budget();
 }
 
-Test(bins, a_threads_cache_with_its_slots_is_a_small_block) {
-  cr_assert_leq(tcache_size(), SMALL_SIZE_MAX, "a thread cache of %zu bytes could not be made", tcache_size());
+/* A thread's cache is a page run of its home zone, as large as its slots
+ * need (its pages are touched only as bins fill). */
+Test(bins, a_threads_cache_with_its_slots_is_a_page_run) {
   buddy_free(buddy_malloc(SMALL_SIZE));
-  cr_assert_eq(tcache_get()->state, TCACHE_LIVE);
+  tcache_t *tc = tcache_get();
+  cr_assert_eq(tc->state, TCACHE_LIVE);
+  region_t *r = pagemap_region_of(tc);
+  page_desc_t *d = page_desc_of(r, tc);
+  cr_assert_eq(d->kind, PAGE_RUN);
+  cr_assert_eq((uintptr_t)tc & (PAGE_SIZE - 1), 0);
+  cr_assert_geq(PAGE_SIZE << d->order, tcache_size());
+  cr_assert_eq(r->zone, tc->zone, "from its home zone");
 }
 
 Test(bins, a_class_in_demand_grows_and_every_class_together_stays_within_the_budget) {
@@ -567,7 +575,7 @@ Test(bins, a_new_working_set_takes_the_budget_of_classes_no_longer_used) {
   for (unsigned i = 0; i < MIDDLE_CLASSES; i++) middle_ceilings += (size_t)bin_ceiling(middle[i]) * size_class_bytes[middle[i]];
   cr_assert_gt(middle_ceilings, TCACHE_BYTES_MAX - check_own_budget(), "phase 2 needs budget from phase 1");
   for (int round = 0; round < 200; round++)
-    for (unsigned i = 0; i < MIDDLE_CLASSES; i++) churn_class(middle[i], 2 * TCACHE_BIN_MAX);
+    for (unsigned i = 0; i < MIDDLE_CLASSES; i++) churn_class(middle[i], 2 * (int)bin_ceiling(middle[i]));
   const tcache_t *tc = tcache_get();
   for (unsigned i = 0; i < MIDDLE_CLASSES; i++)
     cr_assert_eq(tc->bin_max[middle[i]], bin_ceiling(middle[i]), "class %u: %u", middle[i], tc->bin_max[middle[i]]);
@@ -592,7 +600,7 @@ Test(bins, a_smaller_class_in_demand_takes_budget_from_larger_ones_still_in_use)
   for (unsigned c = first_large; c < SIZE_CLASS_COUNT; c++) large_before += (size_t)large_max[c] * size_class_bytes[c];
   for (int round = 0; round < 200; round++) {
     for (unsigned c = first_large; c < SIZE_CLASS_COUNT; c++) churn_class(c, 3 * (int)bin_ceiling(c));
-    for (unsigned i = 0; i < MIDDLE_CLASSES; i++) churn_class(middle[i], 2 * TCACHE_BIN_MAX);
+    for (unsigned i = 0; i < MIDDLE_CLASSES; i++) churn_class(middle[i], 2 * (int)bin_ceiling(middle[i]));
   }
   const tcache_t *tc = tcache_get();
   size_t middle_bytes = 0, middle_starts = 0;

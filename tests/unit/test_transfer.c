@@ -70,10 +70,16 @@ static bool in_stack(const zone_t *z, unsigned cls, const void *p) {
   return pointers_hold(z->transfer[cls], z->transfer_count[cls], p);
 }
 
-/* A sweep (which expires unused stacks) runs once at the first slow path
- * that looks, then once per period: run it now, with a period far longer
- * than a test, so that only the test's own calls expire stacks. */
+/* Bins of at most TRANSFER_TEST_BIN_MAX objects, so that a refill (half a
+ * bin) takes part of a stack, not all of it. */
+#define TRANSFER_TEST_BIN_MAX 128
+
+/* Every test starts here: bins as above, and quiet sweeps. A sweep (which
+ * expires unused stacks) runs once at the first slow path that looks, then
+ * once per period: run it now, with a period far longer than a test, so
+ * that only the test's own calls expire stacks. */
 static void quiet_sweeps(void) {
+  options.tcache_max = TRANSFER_TEST_BIN_MAX;
   options.purge_delay_ms = 1000000;
   tcache_sweep_idle();
 }
