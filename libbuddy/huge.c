@@ -5,24 +5,40 @@
  * huge_t, tagged (pagemap_huge_entry). The huge_t is a small object of zone 0.
  * realloc moves the pages with mremap, never copying.
  *
- * Freed blocks up to HUGE_CACHE_BLOCK_MAX wait in a small cache for
- * purge_delay_ms before they are unmapped, still registered and marked
- * `cached`: a program that replaces large blocks reuses their pages instead
- * of faulting fresh ones in (trimming the tail of a larger one, or growing a
- * smaller one with mremap). A second free of a cached block is a double free.
+ * Freed blocks up to HUGE_CACHE_BLOCK_MAX wait in a cache for purge_delay_ms
+ * before they are unmapped, still registered and marked `cached`, so that a
+ * program that replaces large blocks reuses pages already faulted in rather
+ * than faulting fresh ones (a page fault and the kernel's zeroing cost more
+ * than the program's own memset of the block). A request takes the smallest
+ * cached block that holds it. When the rest is itself a huge block, it is
+ * split off (at a slot boundary) and stays cached, faulted in, for the next
+ * request; a smaller rest stays with the block if it is at most a quarter
+ * of the request (HUGE_FIT_SLACK_SHARE), else it is unmapped. Freed blocks carved from one mapping
+ * merge again when they meet in the cache. With no block large enough, the
+ * largest is grown with mremap. The cache holds HUGE_CACHE_SLOTS blocks and
+ * at most a quarter of the live huge bytes (HUGE_CACHE_BYTES_MIN at least);
+ * the oldest go first. A second free of a cached block is a double free.
+ *
+ * The cache's lock is a leaf (lock.h): blocks are split, merged, registered
+ * and unmapped out of the cache, with the lock released.
  */
 #include "internal.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#define HUGE_CACHE_SLOTS 4
+#define HUGE_CACHE_SLOTS 16
 #define HUGE_CACHE_BLOCK_MAX ((size_t)64 << 20)
+#define HUGE_CACHE_BYTES_MIN ((size_t)64 << 20)
+#define HUGE_CACHE_LIVE_SHARE 4 /* the cache holds at most live bytes / this */
+#define HUGE_FIT_SLACK_SHARE 4  /* a block keeps up to length / this more than asked */
 
 static struct huge_cache {
   pthread_mutex_t lock;
   huge_t *slot[HUGE_CACHE_SLOTS]; /* NULL or a cached block */
-  uint64_t freed_ns[HUGE_CACHE_SLOTS];
+  uint64_t freed_ns[HUGE_CACHE_SLOTS];  /* for expiry (a coarse clock) */
+  uint64_t put_order[HUGE_CACHE_SLOTS]; /* for eviction: the lowest goes first */
+  uint64_t puts;
 } huge_cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 size_t huge_cached_bytes;
@@ -56,8 +72,16 @@ static void huge_count(huge_t *h, bool live) {
 
 /* ---- The cache ----------------------------------------------------------- */
 
-/* Takes the cached block closest above `length` (trimming its tail), else the
- * largest below it (grown with mremap); NULL if the cache is empty. */
+/* Under the cache's lock: removes slot i's block. */
+static huge_t *huge_cache_remove_locked(int i) {
+  huge_t *h = huge_cache.slot[i];
+  huge_cache.slot[i] = NULL;
+  __atomic_sub_fetch(&huge_cached_bytes, h->size, __ATOMIC_RELAXED);
+  return h;
+}
+
+/* Takes the smallest cached block of at least `length`, else the largest
+ * below it (grown with mremap); NULL if the cache is empty. */
 static huge_t *huge_cache_take(size_t length) {
   lock_take(&huge_cache.lock);
   int best = -1;
@@ -69,17 +93,34 @@ static huge_t *huge_cache_take(size_t length) {
     if (b == NULL || (fits && (!best_fits || h->size < b->size)) || (!fits && !best_fits && h->size > b->size))
       best = i;
   }
-  huge_t *h = best < 0 ? NULL : huge_cache.slot[best];
-  if (h != NULL) {
-    huge_cache.slot[best] = NULL;
-    __atomic_sub_fetch(&huge_cached_bytes, h->size, __ATOMIC_RELAXED);
-  }
+  huge_t *h = best < 0 ? NULL : huge_cache_remove_locked(best);
   lock_release(&huge_cache.lock);
   return h;
 }
 
+static void huge_cache_put(huge_t *h);
+
+/* Splits h (out of the cache) after `front` bytes, a slot multiple: the rest
+ * becomes a cached block of its own, pages and all. False (h unchanged) if
+ * no descriptor could be had. */
+static bool huge_split(huge_t *h, size_t front) {
+  huge_t *rest = huge_desc_alloc();
+  if (rest == NULL) return false;
+  *rest = (huge_t){.kind = CHUNK_HUGE, .cached = true, .base = h->base + front, .size = h->size - front,
+                   .mapping = h->mapping};
+  h->size = front;
+  /* Its slots were h's, and stay mapped: re-pointing them cannot fail. */
+  if (!pagemap_register(rest->base, rest->size, pagemap_huge_entry(rest)))
+    error_fatal("page map out of memory while splitting a huge block", rest->base);
+  huge_cache_put(rest);
+  return true;
+}
+
 /* Fits a cached block to `length`; false (block unmapped) if that fails. */
 static bool huge_fit(huge_t *h, size_t length) {
+  size_t slots = (length + BUDDY_REGION_SIZE - 1) & ~(BUDDY_REGION_SIZE - 1);
+  if (h->size > slots && h->size - slots > MEDIUM_SIZE_MAX && huge_split(h, slots)) return true;
+  if (h->size > length && h->size - length <= length / HUGE_FIT_SLACK_SHARE) return true; /* kept, faulted in */
   if (h->size > length) {
     /* Keep the slots the shorter block still covers registered. */
     pagemap_unregister(h->base, h->size);
@@ -93,6 +134,7 @@ static bool huge_fit(huge_t *h, size_t length) {
       huge_desc_free(h);
       return false;
     }
+    if (moved != h->base) h->mapping = moved;
     h->base = moved;
     h->size = length;
   } else {
@@ -110,36 +152,75 @@ static void huge_cache_expire(bool all) {
   int n = 0;
   uint64_t now = os_now_ns(), delay = (uint64_t)options.purge_delay_ms * 1000000u;
   lock_take(&huge_cache.lock);
-  for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
-    huge_t *h = huge_cache.slot[i];
-    if (h == NULL || (!all && now - huge_cache.freed_ns[i] < delay)) continue;
-    huge_cache.slot[i] = NULL;
-    __atomic_sub_fetch(&huge_cached_bytes, h->size, __ATOMIC_RELAXED);
-    expired[n++] = h;
-  }
+  for (int i = 0; i < HUGE_CACHE_SLOTS; i++)
+    if (huge_cache.slot[i] != NULL && (all || now - huge_cache.freed_ns[i] >= delay))
+      expired[n++] = huge_cache_remove_locked(i);
   lock_release(&huge_cache.lock);
   while (n > 0) huge_unmap(expired[--n]);
 }
 
-/* Parks h in the cache (evicting the oldest); false if it is not cacheable. */
-static bool huge_cache_put(huge_t *h) {
-  if (h->size > HUGE_CACHE_BLOCK_MAX || options.purge_delay_ms == 0) return false;
-  huge_t *evicted = NULL;
-  h->cached = true;
-  lock_take(&huge_cache.lock);
-  int slot = 0;
+/* Under the cache's lock: takes out the cached block that ends where h
+ * starts, or starts where h ends, carved from h's mapping; NULL if none. */
+static huge_t *huge_cache_neighbour_locked(const huge_t *h) {
   for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
-    if (huge_cache.slot[i] == NULL) { slot = i; break; }
-    if (huge_cache.freed_ns[i] < huge_cache.freed_ns[slot]) slot = i;
+    huge_t *c = huge_cache.slot[i];
+    if (c != NULL && c->mapping == h->mapping && (c->base + c->size == h->base || h->base + h->size == c->base))
+      return huge_cache_remove_locked(i);
   }
-  evicted = huge_cache.slot[slot];
-  if (evicted != NULL) __atomic_sub_fetch(&huge_cached_bytes, evicted->size, __ATOMIC_RELAXED);
-  huge_cache.slot[slot] = h;
-  huge_cache.freed_ns[slot] = os_now_ns();
-  __atomic_add_fetch(&huge_cached_bytes, h->size, __ATOMIC_RELAXED);
+  return NULL;
+}
+
+/* Merges c, h's neighbour, into one block (whichever starts first); returns it. */
+static huge_t *huge_merge(huge_t *h, huge_t *c) {
+  huge_t *low = c->base < h->base ? c : h, *high = low == c ? h : c;
+  /* Their slots stay mapped: re-pointing them cannot fail. */
+  if (!pagemap_register(high->base, high->size, pagemap_huge_entry(low)))
+    error_fatal("page map out of memory while merging huge blocks", high->base);
+  low->size += high->size;
+  huge_desc_free(high);
+  return low;
+}
+
+/* The most the cache may hold: a share of the live huge bytes, and a floor. */
+static size_t huge_cache_bytes_max(void) {
+  size_t share = __atomic_load_n(&huge_live_bytes, __ATOMIC_RELAXED) / HUGE_CACHE_LIVE_SHARE;
+  return share > HUGE_CACHE_BYTES_MIN ? share : HUGE_CACHE_BYTES_MIN;
+}
+
+/* Parks h (cached, out of any slot) in the cache, merged with the blocks
+ * of its mapping it meets there; the oldest blocks leave (unmapped) while
+ * the cache is over its bounds. */
+static void huge_cache_put(huge_t *h) {
+  huge_t *neighbour, *evicted[HUGE_CACHE_SLOTS];
+  for (;;) {
+    lock_take(&huge_cache.lock);
+    neighbour = huge_cache_neighbour_locked(h);
+    if (neighbour == NULL) break; /* still locked */
+    lock_release(&huge_cache.lock);
+    h = huge_merge(h, neighbour);
+  }
+  int n = 0, slot = -1;
+  size_t bytes_max = huge_cache_bytes_max();
+  for (;;) {
+    int oldest = -1;
+    slot = -1;
+    for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
+      if (huge_cache.slot[i] == NULL) slot = slot < 0 ? i : slot;
+      else if (oldest < 0 || huge_cache.put_order[i] < huge_cache.put_order[oldest]) oldest = i;
+    }
+    bool over = __atomic_load_n(&huge_cached_bytes, __ATOMIC_RELAXED) + h->size > bytes_max;
+    if ((slot >= 0 && !over) || oldest < 0) break;
+    evicted[n++] = huge_cache_remove_locked(oldest);
+  }
+  if (slot >= 0) {
+    huge_cache.slot[slot] = h;
+    huge_cache.freed_ns[slot] = os_now_ns();
+    huge_cache.put_order[slot] = ++huge_cache.puts;
+    __atomic_add_fetch(&huge_cached_bytes, h->size, __ATOMIC_RELAXED);
+  }
   lock_release(&huge_cache.lock);
-  if (evicted != NULL) huge_unmap(evicted);
-  return true;
+  if (slot < 0) huge_unmap(h); /* larger than the cache may hold */
+  while (n > 0) huge_unmap(evicted[--n]);
 }
 
 /* fork(): the cache lock is a leaf (nothing is locked while it is held), so
@@ -183,7 +264,7 @@ static void *huge_map_new(size_t length, size_t align) {
     huge_desc_free(h);
     return NULL;
   }
-  *h = (huge_t){.kind = CHUNK_HUGE, .base = base, .size = length};
+  *h = (huge_t){.kind = CHUNK_HUGE, .base = base, .size = length, .mapping = base};
   if (!pagemap_register(base, length, pagemap_huge_entry(h))) {
     os_unmap(base, length);
     huge_desc_free(h);
@@ -221,7 +302,12 @@ static bool huge_check(huge_t *h, const void *p, const char *what) {
 void huge_free(huge_t *h, void *p) {
   if (!huge_check(h, p, "free of a pointer inside a huge block (not its start)")) return;
   huge_count(h, false);
-  if (!huge_cache_put(h)) huge_unmap(h);
+  if (h->size > HUGE_CACHE_BLOCK_MAX || options.purge_delay_ms == 0) {
+    huge_unmap(h);
+  } else {
+    h->cached = true;
+    huge_cache_put(h);
+  }
   huge_cache_expire(false);
 }
 
@@ -237,6 +323,7 @@ void *huge_realloc(huge_t *h, void *p, size_t size) {
   char *moved = os_remap_aligned(h->base, h->size, length, BUDDY_REGION_SIZE);
   if (moved != NULL) {
     __atomic_add_fetch(&huge_live_bytes, length - h->size, __ATOMIC_RELAXED);
+    if (moved != h->base) h->mapping = moved;
     h->base = moved;
     h->size = length;
   }

@@ -41,8 +41,9 @@ static void *realloc_huge(huge_t *h, void *p, size_t size) {
   if (usable == 0) return realloc_refuse(); /* misuse, reported */
   if (size <= MEDIUM_SIZE_MAX) return realloc_move(p, usable, size);
   void *q = huge_realloc(h, p, size);
-  if (q == NULL) errno = ENOMEM;
-  return q;
+  /* The pages could not move (no aligned room, or a block merged from two
+   * kernel mappings): copy them. */
+  return q != NULL ? q : realloc_move(p, usable, size);
 }
 
 void *buddy_realloc(void *p, size_t size) {

@@ -193,9 +193,11 @@ _Static_assert(sizeof(page_desc_t) == 32, "page descriptors stay 32 bytes");
  * own; every region-sized slot it covers maps to it in the page map. */
 typedef struct huge {
   uint8_t kind;  /* CHUNK_HUGE */
-  char *base;    /* start of the block and of the mapping */
-  size_t size;   /* usable bytes: mapped length */
   bool cached;   /* freed, waiting in the huge cache for reuse or unmapping */
+  char *base;    /* start of the block */
+  size_t size;   /* usable bytes: mapped length */
+  char *mapping; /* start of the mapping it was carved from (huge.c: blocks
+                    split from one mapping merge again; never across two) */
 } huge_t;
 
 /* ---- The buddy heap ------------------------------------------------------ */

@@ -146,6 +146,69 @@ Test(heap, double_free_of_a_cached_huge_block_aborts, .signal = SIGABRT) {
   buddy_free(a);
 }
 
+/* The rest of a larger cached block, itself a huge block, is split off and
+ * stays cached with its pages: the next request takes it, its old bytes
+ * still there (not faulted in anew). Pieces of one mapping merge again when
+ * both are freed; a second free of a piece merged away is still caught. */
+static size_t cached_huge_bytes(void) {
+  buddy_stats_t s;
+  stats_collect(&s);
+  return s.huge_cached_bytes;
+}
+
+Test(heap, the_rest_of_a_cached_huge_block_stays_cached_and_serves_the_next_request) {
+  options.purge_delay_ms = 3600000;
+  char *a = buddy_malloc(24 * MIB);
+  memset(a, 7, 24 * MIB);
+  buddy_free(a);
+  char *b = buddy_malloc(8 * MIB);
+  cr_assert_eq(b, a, "the front of the cached block");
+  cr_assert_eq(buddy_malloc_usable_size(b), 8 * MIB);
+  cr_assert_eq(cached_huge_bytes(), 16 * MIB, "the rest waits in the cache");
+  char *c = buddy_malloc(14 * MIB);
+  cr_assert_eq(c, a + 8 * MIB, "the rest serves the next request");
+  cr_assert_eq(buddy_malloc_usable_size(c), 16 * MIB, "a rest of at most a quarter stays with the block");
+  for (size_t i = 0; i < 14 * MIB; i += 4096) cr_assert_eq(c[i], 7, "its pages are the old ones");
+  cr_assert_eq(cached_huge_bytes(), 0);
+  buddy_free(b);
+  buddy_free(c);
+  cr_assert_eq(cached_huge_bytes(), 24 * MIB);
+  char *d = buddy_malloc(24 * MIB);
+  cr_assert_eq(d, a, "the two pieces merged again");
+  cr_assert_eq(buddy_malloc_usable_size(d), 24 * MIB);
+  buddy_free(d);
+  buddy_trim(0);
+  cr_assert_eq(cached_huge_bytes(), 0, "a trim unmaps every cached block");
+}
+
+Test(heap, a_second_free_of_a_huge_piece_merged_away_aborts, .signal = SIGABRT) {
+  options.purge_delay_ms = 3600000;
+  char *a = buddy_malloc(24 * MIB);
+  buddy_free(a);
+  char *b = buddy_malloc(8 * MIB), *c = buddy_malloc(16 * MIB);
+  cr_assert(b == a && c == a + 8 * MIB);
+  buddy_free(b);
+  buddy_free(c); /* merged into b's block */
+  buddy_free(c);
+}
+
+/* The cache holds at most a quarter of the live huge bytes, and
+ * HUGE_CACHE_BYTES_MIN (64 MiB) at least: the oldest blocks go first. */
+Test(heap, the_huge_cache_is_bounded_and_keeps_the_newest) {
+  options.purge_delay_ms = 3600000;
+  enum { BLOCKS = 5 };
+  char *blocks[BLOCKS];
+  for (int i = 0; i < BLOCKS; i++) blocks[i] = buddy_malloc(20 * MIB);
+  for (int i = 0; i < BLOCKS; i++) buddy_free(blocks[i]);
+  cr_assert_leq(cached_huge_bytes(), 64 * MIB);
+  cr_assert_geq(cached_huge_bytes(), 60 * MIB);
+  for (int i = 0; i < BLOCKS; i++) {
+    uintptr_t entry = pagemap_entry(blocks[i]);
+    bool cached = entry != 0 && pagemap_huge(entry)->cached;
+    cr_assert_eq(cached, i >= 2, "block %d (the oldest two were unmapped)", i);
+  }
+}
+
 /* ---- BUDDY_OPTIONS -------------------------------------------------------- */
 
 static void run_options(const char *value) {
