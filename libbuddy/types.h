@@ -98,9 +98,9 @@ _Static_assert(TCACHE_BINS <= 256, "a bin number fits the small map's byte");
 #define TCACHE_BIN_START_BYTES ((size_t)12288)
 #define TCACHE_BIN_START_MAX 128
 #define TCACHE_BIN_CEILING_BYTES ((size_t)131072)
-#define TCACHE_BYTES_MAX ((size_t)512 * 1024)
+#define TCACHE_BYTES_MAX ((size_t)1024 * 1024)
 #define TCACHE_REBALANCE_SLOW_PATHS 1024
-_Static_assert(TCACHE_BYTES_MAX <= 512 * 1024, "a thread's bins hold a few hundred KiB at most");
+_Static_assert(TCACHE_BYTES_MAX <= 1024 * 1024, "a thread's bins hold 1 MiB at most");
 /* Remote frees (a small object whose region belongs to another zone than the
  * freeing thread's home zone) wait in a per-zone batch of the freeing thread
  * until it reaches either bound (then the bins adopt what fits, the rest goes
