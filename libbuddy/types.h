@@ -109,8 +109,16 @@ _Static_assert(TCACHE_BYTES_MAX <= 1024 * 1024, "a thread's bins hold 1 MiB at m
 #define TCACHE_REMOTE_MAX 64
 #define TCACHE_REMOTE_BYTES ((size_t)16384)
 
-/* Empty slabs kept per class and zone before they go back to the buddy core. */
+/* Empty slabs kept per class and zone before they go back to the buddy core:
+ * at least SLAB_EMPTY_RESERVE, and more while a zone's reserve holds at most
+ * ZONE_EMPTY_SLAB_BYTES. Keeping them costs no resident memory that
+ * releasing them would save: a released slab's pages stay resident in the
+ * buddy heap until the purge, which releases the reserve too. It saves a
+ * program that frees bursts of blocks and allocates them again (lifo) the
+ * slabs' teardown and set-up (page classes, map bytes, coalescing), and a
+ * zone that must map a region releases its reserve first. */
 #define SLAB_EMPTY_RESERVE 1
+#define ZONE_EMPTY_SLAB_BYTES ((size_t)4 << 20)
 /* Wholly free regions kept mapped per zone (the rest are unmapped). */
 #define REGION_RESERVE 1
 
@@ -221,7 +229,8 @@ typedef struct buddy_heap {
 
 /* Slabs of one class in a zone. Full slabs are on no list.
  * Invariant: every slab on `partial` has 0 < free objects; `empty` slabs have
- * slab_used == 0 and number empty_count <= SLAB_EMPTY_RESERVE. */
+ * slab_used == 0 and number empty_count; their bytes over all classes are
+ * the zone's empty_slab_bytes. */
 typedef struct slab_list {
   page_desc_t partial; /* sentinel; slabs with free objects and some used */
   page_desc_t empty;   /* sentinel; wholly free slabs kept in reserve */
@@ -248,6 +257,7 @@ typedef struct zone {
   pthread_mutex_t lock; /* guards everything below; lock order: see zone.c */
   buddy_heap_t heap;
   slab_list_t slabs[SIZE_CLASS_COUNT];
+  size_t empty_slab_bytes;    /* in the classes' empty slabs (slab_list_t) */
   size_t dirty_pages;         /* freed to the heap since the last purge */
   uint64_t purge_deadline_ns; /* when they must be purged (valid if dirty) */
   size_t purged_pages;        /* statistics: pages given back so far */

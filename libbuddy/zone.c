@@ -115,8 +115,10 @@ static void zone_release_region_locked(zone_t *z, region_t *r) {
   os_unmap(r, REGION_META_SIZE + BUDDY_REGION_SIZE);
 }
 
+/* Before it maps a region, the zone gives back its empty slabs. */
 static page_desc_t *zone_alloc_block_locked(zone_t *z, unsigned order, bool *zeroed) {
   page_desc_t *d = buddy_heap_alloc(&z->heap, order, zeroed);
+  if (d == NULL && zone_release_empty_slabs_locked(z)) d = buddy_heap_alloc(&z->heap, order, zeroed);
   if (d == NULL && zone_grow_locked(z)) d = buddy_heap_alloc(&z->heap, order, zeroed);
   return d;
 }
@@ -181,6 +183,7 @@ static page_desc_t *zone_slab_with_room_locked(zone_t *z, unsigned cls) {
     head = s->empty.next;
     slab_list_remove(head);
     s->empty_count--;
+    z->empty_slab_bytes -= PAGE_SIZE << head->order;
   } else {
     head = zone_alloc_block_locked(z, size_class_slab_order[cls], NULL);
     if (head == NULL) return NULL;
@@ -207,9 +210,11 @@ static inline __attribute__((always_inline)) void zone_give_locked(zone_t *z, pa
   if (unlikely(was_full)) slab_list_push(&s->partial, head);
   if (likely(head->slab_used > 0)) return;
   slab_list_remove(head);
-  if (s->empty_count < SLAB_EMPTY_RESERVE) {
+  size_t bytes = PAGE_SIZE << head->order;
+  if (s->empty_count < SLAB_EMPTY_RESERVE || z->empty_slab_bytes + bytes <= ZONE_EMPTY_SLAB_BYTES) {
     slab_list_push(&s->empty, head);
     s->empty_count++;
+    z->empty_slab_bytes += bytes;
   } else {
     zone_release_slab_locked(z, head);
   }
@@ -502,6 +507,7 @@ bool zone_release_empty_slabs_locked(zone_t *z) {
       page_desc_t *head = s->empty.next;
       slab_list_remove(head);
       s->empty_count--;
+      z->empty_slab_bytes -= PAGE_SIZE << head->order;
       zone_release_slab_locked(z, head);
       released = true;
     }
@@ -529,11 +535,22 @@ int zone_trim_all(void) {
 
 /* ---- Checking ------------------------------------------------------------ */
 
-/* Every slab of the zone's regions, found by walking their blocks. */
+/* Every slab of the zone's regions, found by walking their blocks; and the
+ * empty slabs' count and bytes. */
 static void zone_verify_slabs_locked(zone_t *z) {
   for (region_t *r = z->heap.region_list; r != NULL; r = r->next)
     for (size_t i = 0; i < BUDDY_REGION_PAGES; i += (size_t)1 << r->pages[i].order)
       if (r->pages[i].kind == PAGE_SLAB) slab_verify(&r->pages[i]);
+  size_t empty_bytes = 0;
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
+    uint32_t count = 0;
+    for (page_desc_t *d = z->slabs[c].empty.next; d != &z->slabs[c].empty; d = d->next, count++) {
+      if (d->slab_used != 0) error_fatal("heap check failed: a slab in reserve holds objects", page_address_of(d));
+      empty_bytes += PAGE_SIZE << d->order;
+    }
+    if (count != z->slabs[c].empty_count) error_fatal("heap check failed: an empty-slab count is wrong", z);
+  }
+  if (empty_bytes != z->empty_slab_bytes) error_fatal("heap check failed: the empty slabs' bytes are wrong", z);
 }
 
 size_t zone_verify_all(void) {
