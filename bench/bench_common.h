@@ -133,18 +133,22 @@ static inline void bench_stamp(void *block, size_t size, uint64_t tag) {
   b[size - 1] = (unsigned char)tag;
 }
 
-/* Reads back what bench_stamp wrote; aborts if the block was corrupted. */
+/* Reads back what bench_stamp wrote; aborts if the block was corrupted.
+ * Returns the head bytes as stored (the tag, for blocks over 8 bytes). */
 static inline uint64_t bench_check(const void *block, size_t size, uint64_t tag) {
   const unsigned char *b = block;
-  uint64_t got = 0;
-  size_t head = size < sizeof got ? size : sizeof got;
-  memcpy(&got, b, head);
-  uint64_t want = tag;
-  if (head < sizeof want) want &= ((uint64_t)1 << (8 * head)) - 1;
-  if (got != want || b[size - 1] != (unsigned char)tag) {
+  unsigned char want[sizeof tag];
+  size_t head = size < sizeof tag ? size : sizeof tag;
+  memcpy(want, &tag, sizeof want);
+  /* In a block of at most 8 bytes the last byte, stamped after the tag,
+   * overwrote one of the tag's bytes. */
+  if (size <= sizeof want) want[size - 1] = (unsigned char)tag;
+  if (memcmp(b, want, head) != 0 || b[size - 1] != (unsigned char)tag) {
     fprintf(stderr, "bench: block %p (size %zu) corrupted\n", block, size);
     abort();
   }
+  uint64_t got = 0;
+  memcpy(&got, b, head);
   return got;
 }
 
