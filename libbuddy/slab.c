@@ -57,12 +57,46 @@ static void slab_debug_check(void *obj, size_t bytes) {
       error_fatal("use after free: a freed block was written to", p + i);
 }
 
+/* The object leaves the slab for a cache: it gets the key again (a write
+ * after free may have wiped it), after the fill check with debug=1. */
+static void *slab_hand_out(void **obj, unsigned cls) {
+  if (options.debug) slab_debug_check(obj, size_class_bytes[cls]);
+  obj[1] = (void *)tcache_key;
+  return obj;
+}
+
+/* slab_take_free for classes of at least SLAB_STRIDE_MIN_BYTES: a bitmap
+ * word holds at most one object's bit, so the walk steps from object to
+ * object rather than over the words between them (an 8 KiB object spans
+ * eight words). */
+#define SLAB_STRIDE_MIN_BYTES (64 * SMALL_ALIGN)
+static unsigned slab_take_free_strided(page_desc_t *head, void **out, unsigned n, unsigned cls) {
+  size_t bytes = size_class_bytes[cls], stride = bytes / SMALL_ALIGN, carved = head->slab_carved;
+  char *start = page_address_of(head);
+  uint64_t *words = slab_free_words(head);
+  size_t index = ((size_t)head->slab_scan * 64 + stride - 1) / stride; /* the first object not below slab_scan */
+  unsigned taken = 0;
+  for (; taken < n; index++) {
+    if (index >= carved) error_fatal("heap corrupted: a slab has fewer free bits than free objects", start);
+    size_t g = index * stride;
+    uint64_t mask = slab_free_mask(g);
+    if (!(words[g / 64] & mask)) continue;
+    words[g / 64] &= ~mask;
+    out[taken++] = slab_hand_out((void **)(start + index * bytes), cls);
+  }
+  /* Every object below `index` is out: the words below its bit's are clear. */
+  head->slab_scan = (uint16_t)(index * stride / 64);
+  return taken;
+}
+
 /* Moves up to n of the slab's free objects, lowest address first, from its
  * bits into out[0..n); returns how many. */
 static unsigned slab_take_free(page_desc_t *head, void **out, unsigned n) {
   unsigned cls = page_class_of_desc(head), taken = 0;
   unsigned free_count = (unsigned)head->slab_carved - head->slab_used;
   if (n > free_count) n = free_count;
+  if (n == 0) return 0;
+  if (size_class_bytes[cls] >= SLAB_STRIDE_MIN_BYTES) return slab_take_free_strided(head, out, n, cls);
   char *start = page_address_of(head);
   uint64_t *words = slab_free_words(head);
   size_t w = head->slab_scan, word_count = slab_free_word_count(head);
@@ -72,9 +106,7 @@ static unsigned slab_take_free(page_desc_t *head, void **out, unsigned n) {
     while (bits != 0 && taken < n) {
       void **obj = (void **)(start + (w * 64 + (size_t)__builtin_ctzll(bits)) * SMALL_ALIGN);
       bits &= bits - 1;
-      if (options.debug) slab_debug_check(obj, size_class_bytes[cls]);
-      obj[1] = (void *)tcache_key; /* again: a write after free may have wiped it */
-      out[taken++] = obj;
+      out[taken++] = slab_hand_out(obj, cls);
     }
     words[w] = bits;
     if (bits == 0) w++;
