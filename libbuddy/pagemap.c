@@ -96,12 +96,14 @@ static void small_map_prepare_locked(void) {
 
 /* The leaf of root entry `root`, mapped if absent; NULL if it cannot be. */
 static uint8_t *small_map_leaf_locked(uintptr_t root) {
+  /* Integer arithmetic: a leaf is another object than empty_leaf. */
+  uintptr_t empty = (uintptr_t)small_map.empty_leaf;
   intptr_t offset = small_map.leaf_offset[root];
-  if (offset != 0) return small_map.empty_leaf + offset;
+  if (offset != 0) return (uint8_t *)(empty + (uintptr_t)offset);
   uint8_t *leaf = os_map_readonly(SMALL_MAP_LEAF_BYTES);
   if (leaf == NULL) return NULL;
   os_exclude_from_core_dumps(leaf, SMALL_MAP_LEAF_BYTES);
-  __atomic_store_n(&small_map.leaf_offset[root], (intptr_t)(leaf - small_map.empty_leaf), __ATOMIC_RELEASE);
+  __atomic_store_n(&small_map.leaf_offset[root], (intptr_t)((uintptr_t)leaf - empty), __ATOMIC_RELEASE);
   return leaf;
 }
 
