@@ -604,10 +604,11 @@ Test(purge, background_thread_unmaps_cached_huge_blocks) {
 }
 
 Test(purge, cached_huge_blocks_expire_while_the_program_allocates_small_blocks) {
+  options.tcache_max = 16; /* a few hundred blocks take slow paths: refills and flushes */
   size_t start = cache_a_huge_block(); /* no huge call from here on */
   /* Small blocks only, with slow paths (refills, flushes) among them. */
   for (int round = 0; round < 100 && rss_bytes() - start > 2 * MIB; round++) {
-    enum { BLOCKS = 3 * TCACHE_BIN_MAX }; /* more than a bin holds */
+    enum { BLOCKS = 400 };
     void *blocks[BLOCKS];
     for (int i = 0; i < BLOCKS; i++) blocks[i] = buddy_malloc(SMALL_BLOCK);
     for (int i = 0; i < BLOCKS; i++) buddy_free(blocks[i]);
