@@ -43,8 +43,12 @@ static const bool os_via_libc = true;
 static const bool os_via_libc = false;
 #endif
 
+/* Read-write memory is the program's: the kernel's overcommit policy judges
+ * it as it judges glibc's mappings, so a request far beyond what the machine
+ * has fails here (ENOMEM) rather than dying on first touch. Read-only
+ * reservations (the small map's leaves) are never committed. */
 static void *os_mmap(void *hint, size_t size, int prot) {
-  int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+  int flags = MAP_PRIVATE | MAP_ANONYMOUS | (prot == PROT_READ ? MAP_NORESERVE : 0);
   if (os_via_libc) {
     void *p = mmap(hint, size, prot, flags, -1, 0);
     return p == MAP_FAILED ? NULL : p;

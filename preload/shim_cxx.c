@@ -1,0 +1,144 @@
+/* shim_cxx.c: C++ operator new and delete, every form, forwarding to libbuddy,
+ * written in C under their mangled names so that the library needs no C++
+ * runtime: a C program that preloads it loads libc alone, and a C++ program
+ * brings its own runtime, which the few things only a C++ runtime can do are
+ * looked up in when they are needed (dlsym):
+ *  - new loops on the new-handler (std::get_new_handler) and, without one,
+ *    throws std::bad_alloc (__cxa_allocate_exception, the class's vtable and
+ *    typeinfo, __cxa_throw): an exception unwinds through these C frames as
+ *    through any with unwind tables;
+ *  - the nothrow forms are the C++ runtime's own (RTLD_NEXT), which call the
+ *    throwing form (ours: preloaded first) in a try block and return null on
+ *    std::bad_alloc, as the standard specifies;
+ *  - sized deletes pass the size as a hint only (buddy_free_sized never
+ *    trusts it over the allocator's own record).
+ * The names are the Itanium C++ ABI's for x86-64 and AArch64 (size_t is
+ * unsigned long, "m"; std::align_val_t is "St11align_val_t").
+ */
+#include "buddymalloc.h"
+#include "internal.h"
+
+#include <dlfcn.h>
+#include <stddef.h>
+
+#define SHIM_EXPORT __attribute__((visibility("default")))
+/* The alignment operator new gives without align_val_t
+ * (__STDCPP_DEFAULT_NEW_ALIGNMENT__ on these targets). */
+#define CXX_DEFAULT_NEW_ALIGNMENT 16
+
+typedef void (*cxx_new_handler)(void);
+
+/* A symbol of the program's C++ runtime, NULL without one. */
+static void *cxx_runtime(const char *name) {
+  return dlsym(RTLD_DEFAULT, name);
+}
+
+/* throw std::bad_alloc(): its object is one word, the vtable pointer, which
+ * points past the vtable's offset-to-top and typeinfo words. */
+static _Noreturn void cxx_throw_bad_alloc(void) {
+  void *(*allocate_exception)(size_t) = (void *(*)(size_t))cxx_runtime("__cxa_allocate_exception");
+  void (*throw_exception)(void *, void *, void (*)(void *)) =
+      (void (*)(void *, void *, void (*)(void *)))cxx_runtime("__cxa_throw");
+  void *typeinfo = cxx_runtime("_ZTISt9bad_alloc"), *vtable = cxx_runtime("_ZTVSt9bad_alloc");
+  void (*destructor)(void *) = (void (*)(void *))cxx_runtime("_ZNSt9bad_allocD1Ev");
+  if (allocate_exception == NULL || throw_exception == NULL || typeinfo == NULL || vtable == NULL || destructor == NULL)
+    error_fatal("operator new: out of memory, and no C++ runtime to throw std::bad_alloc", NULL);
+  void **exception = allocate_exception(sizeof(void *));
+  exception[0] = (void **)vtable + 2;
+  throw_exception(exception, typeinfo, destructor);
+  __builtin_unreachable();
+}
+
+static void *cxx_allocate(size_t size, size_t align) {
+  return align <= CXX_DEFAULT_NEW_ALIGNMENT ? buddy_malloc(size) : buddy_aligned_alloc(align, size);
+}
+
+/* Allocates, calling the program's new-handler while that fails; NULL once
+ * there is none (a handler that throws throws through). */
+static void *cxx_allocate_or_handle(size_t size, size_t align) {
+  for (;;) {
+    void *p = cxx_allocate(size, align);
+    if (p != NULL) return p;
+    cxx_new_handler (*get_handler)(void) = (cxx_new_handler(*)(void))cxx_runtime("_ZSt15get_new_handlerv");
+    cxx_new_handler handler = get_handler != NULL ? get_handler() : NULL;
+    if (handler == NULL) return NULL;
+    handler();
+  }
+}
+
+static void *cxx_new(size_t size, size_t align) {
+  void *p = cxx_allocate_or_handle(size, align);
+  if (p == NULL) cxx_throw_bad_alloc();
+  return p;
+}
+
+/* The C++ runtime's nothrow form `name` holds the try block around the
+ * throwing form that the standard asks for; without a runtime, no handler
+ * can throw, and the loop alone does. */
+static void *cxx_new_nothrow(const char *name, size_t size, size_t align) {
+  typedef void *(*plain_nothrow)(size_t, const void *);
+  typedef void *(*aligned_nothrow)(size_t, size_t, const void *);
+  static const char nothrow_tag = 0; /* std::nothrow_t is empty: any address will do */
+  void *runtime_form = dlsym(RTLD_NEXT, name);
+  if (runtime_form == NULL) return cxx_allocate_or_handle(size, align);
+  return align == 0 ? ((plain_nothrow)runtime_form)(size, &nothrow_tag)
+                    : ((aligned_nothrow)runtime_form)(size, align, &nothrow_tag);
+}
+
+/* ---- new ------------------------------------------------------------------ */
+
+SHIM_EXPORT void *cxx_new_plain(size_t n) __asm__("_Znwm");
+SHIM_EXPORT void *cxx_new_array(size_t n) __asm__("_Znam");
+SHIM_EXPORT void *cxx_new_plain_nothrow(size_t n, const void *tag) __asm__("_ZnwmRKSt9nothrow_t");
+SHIM_EXPORT void *cxx_new_array_nothrow(size_t n, const void *tag) __asm__("_ZnamRKSt9nothrow_t");
+SHIM_EXPORT void *cxx_new_plain_aligned(size_t n, size_t a) __asm__("_ZnwmSt11align_val_t");
+SHIM_EXPORT void *cxx_new_array_aligned(size_t n, size_t a) __asm__("_ZnamSt11align_val_t");
+SHIM_EXPORT void *cxx_new_plain_aligned_nothrow(size_t n, size_t a, const void *tag)
+    __asm__("_ZnwmSt11align_val_tRKSt9nothrow_t");
+SHIM_EXPORT void *cxx_new_array_aligned_nothrow(size_t n, size_t a, const void *tag)
+    __asm__("_ZnamSt11align_val_tRKSt9nothrow_t");
+
+void *cxx_new_plain(size_t n) { return cxx_new(n, 0); }
+void *cxx_new_array(size_t n) { return cxx_new(n, 0); }
+void *cxx_new_plain_nothrow(size_t n, const void *tag) { (void)tag; return cxx_new_nothrow("_ZnwmRKSt9nothrow_t", n, 0); }
+void *cxx_new_array_nothrow(size_t n, const void *tag) { (void)tag; return cxx_new_nothrow("_ZnamRKSt9nothrow_t", n, 0); }
+void *cxx_new_plain_aligned(size_t n, size_t a) { return cxx_new(n, a); }
+void *cxx_new_array_aligned(size_t n, size_t a) { return cxx_new(n, a); }
+void *cxx_new_plain_aligned_nothrow(size_t n, size_t a, const void *tag) {
+  (void)tag;
+  return cxx_new_nothrow("_ZnwmSt11align_val_tRKSt9nothrow_t", n, a);
+}
+void *cxx_new_array_aligned_nothrow(size_t n, size_t a, const void *tag) {
+  (void)tag;
+  return cxx_new_nothrow("_ZnamSt11align_val_tRKSt9nothrow_t", n, a);
+}
+
+/* ---- delete --------------------------------------------------------------- */
+
+SHIM_EXPORT void cxx_delete_plain(void *p) __asm__("_ZdlPv");
+SHIM_EXPORT void cxx_delete_array(void *p) __asm__("_ZdaPv");
+SHIM_EXPORT void cxx_delete_plain_nothrow(void *p, const void *tag) __asm__("_ZdlPvRKSt9nothrow_t");
+SHIM_EXPORT void cxx_delete_array_nothrow(void *p, const void *tag) __asm__("_ZdaPvRKSt9nothrow_t");
+SHIM_EXPORT void cxx_delete_plain_sized(void *p, size_t n) __asm__("_ZdlPvm");
+SHIM_EXPORT void cxx_delete_array_sized(void *p, size_t n) __asm__("_ZdaPvm");
+SHIM_EXPORT void cxx_delete_plain_aligned(void *p, size_t a) __asm__("_ZdlPvSt11align_val_t");
+SHIM_EXPORT void cxx_delete_array_aligned(void *p, size_t a) __asm__("_ZdaPvSt11align_val_t");
+SHIM_EXPORT void cxx_delete_plain_sized_aligned(void *p, size_t n, size_t a) __asm__("_ZdlPvmSt11align_val_t");
+SHIM_EXPORT void cxx_delete_array_sized_aligned(void *p, size_t n, size_t a) __asm__("_ZdaPvmSt11align_val_t");
+SHIM_EXPORT void cxx_delete_plain_aligned_nothrow(void *p, size_t a, const void *tag)
+    __asm__("_ZdlPvSt11align_val_tRKSt9nothrow_t");
+SHIM_EXPORT void cxx_delete_array_aligned_nothrow(void *p, size_t a, const void *tag)
+    __asm__("_ZdaPvSt11align_val_tRKSt9nothrow_t");
+
+void cxx_delete_plain(void *p) { buddy_free(p); }
+void cxx_delete_array(void *p) { buddy_free(p); }
+void cxx_delete_plain_nothrow(void *p, const void *tag) { (void)tag; buddy_free(p); }
+void cxx_delete_array_nothrow(void *p, const void *tag) { (void)tag; buddy_free(p); }
+void cxx_delete_plain_sized(void *p, size_t n) { buddy_free_sized(p, n); }
+void cxx_delete_array_sized(void *p, size_t n) { buddy_free_sized(p, n); }
+void cxx_delete_plain_aligned(void *p, size_t a) { (void)a; buddy_free(p); }
+void cxx_delete_array_aligned(void *p, size_t a) { (void)a; buddy_free(p); }
+void cxx_delete_plain_sized_aligned(void *p, size_t n, size_t a) { (void)a; buddy_free_sized(p, n); }
+void cxx_delete_array_sized_aligned(void *p, size_t n, size_t a) { (void)a; buddy_free_sized(p, n); }
+void cxx_delete_plain_aligned_nothrow(void *p, size_t a, const void *tag) { (void)a; (void)tag; buddy_free(p); }
+void cxx_delete_array_aligned_nothrow(void *p, size_t a, const void *tag) { (void)a; (void)tag; buddy_free(p); }
