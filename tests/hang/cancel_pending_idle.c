@@ -75,8 +75,8 @@ static void *worker_thread(void *arg)
 {
     (void)arg;
     static void *blocks[BURST_BLOCKS];
-    hang_rng rng;
-    hang_rng_seed(&rng, hang_seed());
+    test_rng rng;
+    test_rng_seed(&rng, hang_seed());
     hang_barrier_wait(&worker_go);
     uint64_t deadline = hang_now_ns() + RUN_MS * NS_PER_MS;
     while (hang_now_ns() < deadline) {

@@ -102,9 +102,9 @@ static void install_fork_handler(bool use_exit)
 
 /* For the sender, between two signals: waits a random moment (busy, it is
  * short). */
-static void pace_delay(hang_rng *rng)
+static void pace_delay(test_rng *rng)
 {
-    uint64_t until = hang_now_ns() + hang_rng_below(rng, MAX_PACE_DELAY_US + 1) * NS_PER_US;
+    uint64_t until = hang_now_ns() + test_rng_below(rng, MAX_PACE_DELAY_US + 1) * NS_PER_US;
     while (hang_now_ns() < until)
         ;
 }
@@ -193,16 +193,16 @@ static bool replace_block(unsigned char **s, size_t size, unsigned how)
 static unsigned churn_until_signalled(void)
 {
     static unsigned char *slots[SLOTS];
-    hang_rng rng;
+    test_rng rng;
     unsigned landed = 0;
     uint64_t deadline = hang_now_ns() + MAX_RUN_MS * NS_PER_MS;
-    hang_rng_seed(&rng, hang_seed());
+    test_rng_seed(&rng, hang_seed());
     for (unsigned step = 0; landed < TARGET_SIGNALS; step++) {
         if (step % USE_COUNT == 0 && hang_now_ns() > deadline)
             break;
-        size_t size = hang_rng_below(&rng, BIG_ONE_IN) == 0 ? BIG_SIZE
+        size_t size = test_rng_below(&rng, BIG_ONE_IN) == 0 ? BIG_SIZE
                                                             : hang_rng_range(&rng, MIN_SIZE, MAX_SIZE);
-        if (replace_block(&slots[hang_rng_below(&rng, SLOTS)], size, step % USE_COUNT))
+        if (replace_block(&slots[test_rng_below(&rng, SLOTS)], size, step % USE_COUNT))
             landed++;
     }
     for (unsigned i = 0; i < SLOTS; i++) {

@@ -16,12 +16,12 @@
 /* The sender: signals the parent until killed (or the parent is gone). */
 static _Noreturn void send_signals(pid_t parent)
 {
-    hang_rng rng;
+    test_rng rng;
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
         _exit(0);
     close(ack_pipe[1]); /* so that the parent's exit ends the wait */
-    hang_rng_seed(&rng, hang_seed());
+    test_rng_seed(&rng, hang_seed());
     do {
         pace_delay(&rng);
         if (kill(parent, SIGUSR1) != 0)

@@ -28,8 +28,8 @@ static pthread_t main_thread;
 static void *send_signals(void *arg)
 {
     (void)arg;
-    hang_rng rng;
-    hang_rng_seed(&rng, hang_seed());
+    test_rng rng;
+    test_rng_seed(&rng, hang_seed());
     do {
         pace_delay(&rng);
         if (atomic_load(&stop_sending))

@@ -28,8 +28,8 @@ static size_t parent_sizes[PARENT_BLOCKS];
 /* A child thread: allocates, writes, frees half, hands the rest back. */
 static void *child_thread(void *arg)
 {
-    hang_rng rng;
-    hang_rng_seed(&rng, (uint64_t)(uintptr_t)arg);
+    test_rng rng;
+    test_rng_seed(&rng, (uint64_t)(uintptr_t)arg);
     void **kept = malloc(CHILD_BLOCKS * sizeof *kept);
     if (kept == NULL)
         hang_child_fail("child thread: malloc failed");
@@ -79,8 +79,8 @@ static _Noreturn void child_main(void)
 
 int main(void)
 {
-    hang_rng rng;
-    hang_rng_seed(&rng, hang_seed());
+    test_rng rng;
+    test_rng_seed(&rng, hang_seed());
     for (int f = 0; f < FORKS; f++) {
         for (int i = 0; i < PARENT_BLOCKS; i++) {
             free(parent_blocks[i]);

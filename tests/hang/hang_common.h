@@ -40,6 +40,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "../test_rng.h"
 
 #define KIB ((size_t)1024)
 #define MIB (KIB * KIB)
@@ -161,39 +162,11 @@ static inline uint64_t hang_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* ---- PRNG (xorshift64*) ------------------------------------------------------ */
+/* ---- PRNG: test_rng.h ------------------------------------------------------ */
 
-typedef struct {
-    uint64_t s;
-} hang_rng;
-
-static inline void hang_rng_seed(hang_rng *r, uint64_t seed)
+static inline size_t hang_rng_range(test_rng *r, size_t lo, size_t hi)
 {
-    r->s = seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull;
-    if (r->s == 0)
-        r->s = 1;
-}
-
-static inline uint64_t hang_rng_next(hang_rng *r)
-{
-    uint64_t x = r->s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    r->s = x;
-    return x * 0x2545F4914F6CDD1Dull;
-}
-
-/* Uniform in [0, n). */
-static inline uint64_t hang_rng_below(hang_rng *r, uint64_t n)
-{
-    return hang_rng_next(r) % n;
-}
-
-/* Uniform in [lo, hi]. */
-static inline size_t hang_rng_range(hang_rng *r, size_t lo, size_t hi)
-{
-    return lo + (size_t)hang_rng_below(r, (uint64_t)(hi - lo) + 1);
+    return lo + (size_t)test_rng_below(r, (uint64_t)(hi - lo) + 1);
 }
 
 /* A seed that differs between runs (the driver repeats each scenario). */

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "../test_rng.h"
 
 #ifdef STRESS_LINKED
 #include "buddymalloc.h"
@@ -140,55 +141,27 @@ static inline unsigned long stress_work(unsigned long n)
     return w == 0 ? 1 : w;
 }
 
-/* ---- PRNG ---------------------------------------------------------------- */
+/* ---- PRNG: test_rng.h --------------------------------------------------- */
 
-typedef struct {
-    uint64_t s;
-} stress_rng;
-
-static inline void stress_rng_seed(stress_rng *r, uint64_t seed)
+static inline size_t stress_pick_size(test_rng *r)
 {
-    r->s = seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull;
-    if (r->s == 0)
-        r->s = 1;
-}
-
-static inline uint64_t stress_rng_next(stress_rng *r)
-{
-    uint64_t x = r->s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    r->s = x;
-    return x * 0x2545F4914F6CDD1Dull;
-}
-
-/* Uniform in [0, n). */
-static inline uint64_t stress_rng_below(stress_rng *r, uint64_t n)
-{
-    return stress_rng_next(r) % n;
-}
-
-/* Log-uniform size in [16 B, 256 KiB), or 1..6 MiB once in a while. */
-static inline size_t stress_pick_size(stress_rng *r)
-{
-    if (stress_rng_below(r, STRESS_HUGE_ONE_IN) == 0)
-        return STRESS_HUGE_MIN + stress_rng_below(r, STRESS_HUGE_MAX - STRESS_HUGE_MIN);
+    if (test_rng_below(r, STRESS_HUGE_ONE_IN) == 0)
+        return STRESS_HUGE_MIN + test_rng_below(r, STRESS_HUGE_MAX - STRESS_HUGE_MIN);
     unsigned shift = STRESS_MIN_SHIFT +
-                     (unsigned)stress_rng_below(r, STRESS_MAX_SMALL_SHIFT - STRESS_MIN_SHIFT);
+                     (unsigned)test_rng_below(r, STRESS_MAX_SMALL_SHIFT - STRESS_MIN_SHIFT);
     size_t lo = (size_t)1 << shift;
-    return lo + stress_rng_below(r, lo);
+    return lo + test_rng_below(r, lo);
 }
 
 /* Log-uniform size in [16 B, limit); limit is a power of two above 16. */
-static inline size_t stress_pick_small(stress_rng *r, size_t limit)
+static inline size_t stress_pick_small(test_rng *r, size_t limit)
 {
     unsigned top = STRESS_MIN_SHIFT;
     while (((size_t)2 << top) <= limit)
         top++;
-    unsigned shift = STRESS_MIN_SHIFT + (unsigned)stress_rng_below(r, top - STRESS_MIN_SHIFT);
+    unsigned shift = STRESS_MIN_SHIFT + (unsigned)test_rng_below(r, top - STRESS_MIN_SHIFT);
     size_t lo = (size_t)1 << shift;
-    return lo + stress_rng_below(r, lo);
+    return lo + test_rng_below(r, lo);
 }
 
 /* ---- block cookies ------------------------------------------------------- */
@@ -278,11 +251,11 @@ typedef struct {
 #define STRESS_MAX_MEMALIGN_SHIFT 12 /* posix_memalign alignments up to 4 KiB */
 #define STRESS_CALLOC_CHECK_LIMIT (64 * KIB)
 
-static inline bool stress_alloc(stress_block *blk, stress_rng *r, size_t size, unsigned tid, uint64_t seq)
+static inline bool stress_alloc(stress_block *blk, test_rng *r, size_t size, unsigned tid, uint64_t seq)
 {
     void *p = NULL;
     size_t align = STRESS_ALIGNMENT;
-    unsigned how = (unsigned)stress_rng_below(r, 8);
+    unsigned how = (unsigned)test_rng_below(r, 8);
     if (how == 0) {
         p = calloc(1, size);
         if (p != NULL) {
@@ -298,7 +271,7 @@ static inline bool stress_alloc(stress_block *blk, stress_rng *r, size_t size, u
                 stress_fail("calloc(1, %zu) = %p last byte not zero", size, p);
         }
     } else if (how == 1) {
-        align = (size_t)1 << (3 + stress_rng_below(r, STRESS_MAX_MEMALIGN_SHIFT - 2));
+        align = (size_t)1 << (3 + test_rng_below(r, STRESS_MAX_MEMALIGN_SHIFT - 2));
         int rc = posix_memalign(&p, align, size);
         if (rc != 0) {
             stress_fail("posix_memalign(%zu, %zu) returned %d", align, size, rc);

@@ -63,7 +63,7 @@ static size_t drain_handed_out(const char *where)
 }
 
 /* Allocates, checks and frees `n` blocks, handing the last one out. */
-static void allocate_some(stress_rng *rng, unsigned tid, unsigned n, const char *where)
+static void allocate_some(test_rng *rng, unsigned tid, unsigned n, const char *where)
 {
     stress_block b[EX_DTOR_BLOCKS];
     for (unsigned i = 0; i < n && i < EX_DTOR_BLOCKS; i++)
@@ -84,11 +84,11 @@ static void *churn(void *argp)
 {
     unsigned tid = (unsigned)(uintptr_t)argp;
     stress_block slots[EX_CHURN_SLOTS] = {0};
-    stress_rng rng;
+    test_rng rng;
     uint64_t seq = 0;
-    stress_rng_seed(&rng, tid);
+    test_rng_seed(&rng, tid);
     while (!atomic_load(&stop_churn)) {
-        stress_block *s = &slots[stress_rng_below(&rng, EX_CHURN_SLOTS)];
+        stress_block *s = &slots[test_rng_below(&rng, EX_CHURN_SLOTS)];
         if (s->p != NULL)
             stress_release(s, "churn free");
         else
@@ -110,7 +110,7 @@ typedef struct {
     stress_block blocks[EX_HANDOFF];
 } handoff;
 
-static void worker_step(stress_block *live, unsigned i, stress_rng *rng, const worker_arg *a)
+static void worker_step(stress_block *live, unsigned i, test_rng *rng, const worker_arg *a)
 {
     if (!stress_alloc(&live[i], rng, stress_pick_small(rng, EX_MAX_SIZE), a->tid, i))
         live[i].p = NULL;
@@ -137,8 +137,8 @@ static void *worker(void *argp)
 {
     const worker_arg *a = argp;
     stress_block live[EX_WORKER_MAX_BLOCKS];
-    stress_rng rng;
-    stress_rng_seed(&rng, a->tid * 31u);
+    test_rng rng;
+    test_rng_seed(&rng, a->tid * 31u);
     for (unsigned i = 0; i < EX_WORKER_MAX_BLOCKS; i++)
         worker_step(live, i, &rng, a);
     stress_fail("worker %u did not exit", a->tid);
@@ -151,8 +151,8 @@ static void part_exit_mid_allocation(void)
     unsigned long before = atomic_load(&stress_failures);
     unsigned workers = (unsigned)stress_work(EX_WORKERS);
     unsigned handed = 0;
-    stress_rng rng;
-    stress_rng_seed(&rng, 77);
+    test_rng rng;
+    test_rng_seed(&rng, 77);
     for (unsigned t = 0; t < EX_CHURN_THREADS; t++)
         stress_spawn(&churners[t], churn, (void *)(uintptr_t)(t + 1));
     for (unsigned w = 0; w < workers; w += EX_WAVE) {
@@ -160,7 +160,7 @@ static void part_exit_mid_allocation(void)
         worker_arg args[EX_WAVE];
         for (unsigned k = 0; k < EX_WAVE; k++) {
             args[k] = (worker_arg){.tid = 100 + w + k,
-                                   .exit_after = (unsigned)stress_rng_below(&rng, EX_WORKER_MAX_BLOCKS)};
+                                   .exit_after = (unsigned)test_rng_below(&rng, EX_WORKER_MAX_BLOCKS)};
             stress_spawn(&th[k], worker, &args[k]);
         }
         for (unsigned k = 0; k < EX_WAVE; k++) {
@@ -189,9 +189,9 @@ static atomic_uint key_dtor_runs;
 static void key_dtor(void *value)
 {
     stress_block *b = value;
-    stress_rng rng;
+    test_rng rng;
     unsigned run = atomic_fetch_add(&key_dtor_runs, 1);
-    stress_rng_seed(&rng, 500 + run);
+    test_rng_seed(&rng, 500 + run);
     unsigned tid = b->tid;
     bool first = b->seq == 0;
     stress_release(b, "key value in destructor");
@@ -221,10 +221,10 @@ static atomic_uint tls_dtor_runs;
 static void tls_cleanup(void *value)
 {
     (void)value; /* only a non-NULL marker: the state is in tls_blocks */
-    stress_rng rng;
+    test_rng rng;
     unsigned tid = tls_blocks[0].tid;
     atomic_fetch_add(&tls_dtor_runs, 1);
-    stress_rng_seed(&rng, 900 + tid);
+    test_rng_seed(&rng, 900 + tid);
     for (unsigned i = 0; i < EX_TLS_BLOCKS; i++)
         if (tls_blocks[i].p != NULL)
             stress_release(&tls_blocks[i], "thread_local block in destructor");
@@ -242,9 +242,9 @@ static atomic_uint cxx_dtor_runs;
 static void cxx_tls_dtor(void *obj)
 {
     stress_block *b = obj;
-    stress_rng rng;
+    test_rng rng;
     atomic_fetch_add(&cxx_dtor_runs, 1);
-    stress_rng_seed(&rng, 1300 + b->tid);
+    test_rng_seed(&rng, 1300 + b->tid);
     unsigned tid = b->tid;
     if (b->p != NULL)
         stress_release(b, "C++-style thread_local in destructor");
@@ -254,8 +254,8 @@ static void cxx_tls_dtor(void *obj)
 static void *teardown_thread(void *argp)
 {
     unsigned tid = (unsigned)(uintptr_t)argp;
-    stress_rng rng;
-    stress_rng_seed(&rng, tid);
+    test_rng rng;
+    test_rng_seed(&rng, tid);
     stress_block *b = malloc(sizeof *b);
     if (b == NULL || !stress_alloc(b, &rng, stress_pick_small(&rng, EX_MAX_SIZE), tid, 0)) {
         stress_fail("teardown thread %u: allocation failed", tid);

@@ -41,15 +41,15 @@ static void *background(void *argp)
 {
     unsigned tid = (unsigned)(uintptr_t)argp;
     stress_block *slots = calloc(FK_SLOTS, sizeof *slots);
-    stress_rng rng;
+    test_rng rng;
     uint64_t seq = 0;
     if (slots == NULL) {
         stress_fail("background %u: calloc failed", tid);
         return NULL;
     }
-    stress_rng_seed(&rng, tid);
+    test_rng_seed(&rng, tid);
     while (!atomic_load(&stop_background)) {
-        stress_block *s = &slots[stress_rng_below(&rng, FK_SLOTS)];
+        stress_block *s = &slots[test_rng_below(&rng, FK_SLOTS)];
         if (s->p != NULL)
             stress_release(s, "background free");
         else
@@ -111,8 +111,8 @@ int main(void)
     pthread_t th[FK_BACKGROUND];
     unsigned forks = (unsigned)stress_work(FK_FORKS);
     unsigned good = 0;
-    stress_rng rng;
-    stress_rng_seed(&rng, 0xF0F0);
+    test_rng rng;
+    test_rng_seed(&rng, 0xF0F0);
     for (unsigned t = 0; t < FK_BACKGROUND; t++)
         stress_spawn(&th[t], background, (void *)(uintptr_t)(t + 1));
     for (unsigned i = 0; i < forks; i++) {

@@ -31,19 +31,19 @@ static void *mixed_worker(void *argp)
 {
     mixed_arg *arg = argp;
     stress_block *slots = calloc(MIXED_SLOTS, sizeof *slots);
-    stress_rng rng;
+    test_rng rng;
     uint64_t seq = 0;
     if (slots == NULL) {
         stress_fail("thread %u: calloc of slot table failed", arg->tid);
         return NULL;
     }
-    stress_rng_seed(&rng, ((uint64_t)arg->round << 32) | (arg->tid + 1u));
+    test_rng_seed(&rng, ((uint64_t)arg->round << 32) | (arg->tid + 1u));
     for (unsigned long op = 0; op < arg->ops; op++) {
-        stress_block *s = &slots[stress_rng_below(&rng, MIXED_SLOTS)];
-        if (stress_rng_below(&rng, MIXED_SHARE_ONE_IN) == 0) {
+        stress_block *s = &slots[test_rng_below(&rng, MIXED_SLOTS)];
+        if (test_rng_below(&rng, MIXED_SHARE_ONE_IN) == 0) {
             /* Swap this slot with a shared one: whatever comes back was
              * probably made by another thread and will be freed here. */
-            unsigned k = (unsigned)stress_rng_below(&rng, MIXED_SHARED_SLOTS);
+            unsigned k = (unsigned)test_rng_below(&rng, MIXED_SHARED_SLOTS);
             pthread_mutex_lock(&shared_lock);
             stress_block tmp = shared_table[k];
             shared_table[k] = *s;
@@ -52,7 +52,7 @@ static void *mixed_worker(void *argp)
             continue;
         }
         if (s->p != NULL) {
-            if (stress_rng_below(&rng, MIXED_REALLOC_ONE_IN) == 0) {
+            if (test_rng_below(&rng, MIXED_REALLOC_ONE_IN) == 0) {
                 size_t n = stress_pick_size(&rng);
                 if (stress_resize(s, n, arg->tid, ++seq, "mixed realloc"))
                     arg->churned += n;

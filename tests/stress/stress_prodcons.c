@@ -82,8 +82,8 @@ typedef struct {
 static void *producer(void *argp)
 {
     pc_arg *a = argp;
-    stress_rng rng;
-    stress_rng_seed(&rng, ((uint64_t)a->round << 32) ^ (a->tid * 7919u));
+    test_rng rng;
+    test_rng_seed(&rng, ((uint64_t)a->round << 32) ^ (a->tid * 7919u));
     for (unsigned long i = 0; i < a->blocks; i++) {
         stress_block b;
         size_t n = stress_pick_size(&rng);

@@ -29,8 +29,8 @@ static void *short_thread(void *argp)
 {
     st_arg *a = argp;
     stress_block blocks[ST_BLOCKS];
-    stress_rng rng;
-    stress_rng_seed(&rng, a->tid);
+    test_rng rng;
+    test_rng_seed(&rng, a->tid);
     for (unsigned i = 0; i < ST_BLOCKS; i++) {
         size_t n = stress_pick_small(&rng, ST_MAX_SIZE);
         if (!stress_alloc(&blocks[i], &rng, n, a->tid, i))
@@ -45,7 +45,7 @@ static void *short_thread(void *argp)
         stress_block *mine = &blocks[ST_BLOCKS - 1 - 2 * i];
         if (mine->p == NULL)
             continue;
-        unsigned k = (unsigned)stress_rng_below(&rng, ST_SHARED_SLOTS);
+        unsigned k = (unsigned)test_rng_below(&rng, ST_SHARED_SLOTS);
         pthread_mutex_lock(&shared_lock);
         stress_block theirs = shared_table[k];
         shared_table[k] = *mine;
