@@ -30,6 +30,7 @@
 #define HUGE_CACHE_SLOTS 16
 #define HUGE_CACHE_BLOCK_MAX ((size_t)64 << 20)
 #define HUGE_CACHE_BYTES_MIN ((size_t)64 << 20)
+_Static_assert(HUGE_CACHE_BLOCK_MAX <= HUGE_CACHE_BYTES_MIN, "a cacheable block fits the cache alone");
 #define HUGE_CACHE_LIVE_SHARE 4 /* the cache holds at most live bytes / this */
 #define HUGE_FIT_SLACK_SHARE 4  /* a block keeps up to length / this more than asked */
 
@@ -187,9 +188,10 @@ static size_t huge_cache_bytes_max(void) {
   return share > HUGE_CACHE_BYTES_MIN ? share : HUGE_CACHE_BYTES_MIN;
 }
 
-/* Parks h (cached, out of any slot) in the cache, merged with the blocks
- * of its mapping it meets there; the oldest blocks leave (unmapped) while
- * the cache is over its bounds. */
+/* Parks h (cached, out of any slot, at most HUGE_CACHE_BLOCK_MAX) in the
+ * cache, merged with the blocks of its mapping it meets there (unmapped if
+ * that makes it larger than HUGE_CACHE_BLOCK_MAX); the oldest blocks leave
+ * (unmapped) while the cache is over its bounds. */
 static void huge_cache_put(huge_t *h) {
   huge_t *neighbour, *evicted[HUGE_CACHE_SLOTS];
   for (;;) {
@@ -198,6 +200,10 @@ static void huge_cache_put(huge_t *h) {
     if (neighbour == NULL) break; /* still locked */
     lock_release(&huge_cache.lock);
     h = huge_merge(h, neighbour);
+  }
+  if (h->size > HUGE_CACHE_BLOCK_MAX) { /* merged past it (a piece had grown in place) */
+    lock_release(&huge_cache.lock);
+    return huge_unmap(h);
   }
   int n = 0, slot = -1;
   size_t bytes_max = huge_cache_bytes_max();
@@ -212,14 +218,14 @@ static void huge_cache_put(huge_t *h) {
     if ((slot >= 0 && !over) || oldest < 0) break;
     evicted[n++] = huge_cache_remove_locked(oldest);
   }
-  if (slot >= 0) {
-    huge_cache.slot[slot] = h;
-    huge_cache.freed_ns[slot] = os_now_ns();
-    huge_cache.put_order[slot] = ++huge_cache.puts;
-    __atomic_add_fetch(&huge_cached_bytes, h->size, __ATOMIC_RELAXED);
-  }
+  /* A slot is free: the cache was emptied if need be, and h, of at most
+   * HUGE_CACHE_BLOCK_MAX, fits the bound alone. */
+  assert_internal(slot >= 0 && h->size <= bytes_max);
+  huge_cache.slot[slot] = h;
+  huge_cache.freed_ns[slot] = os_now_ns();
+  huge_cache.put_order[slot] = ++huge_cache.puts;
+  __atomic_add_fetch(&huge_cached_bytes, h->size, __ATOMIC_RELAXED);
   lock_release(&huge_cache.lock);
-  if (slot < 0) huge_unmap(h); /* larger than the cache may hold */
   while (n > 0) huge_unmap(evicted[--n]);
 }
 
