@@ -13,11 +13,11 @@
  * cached block that holds it. When the rest is itself a huge block, it is
  * split off (at a slot boundary) and stays cached, faulted in, for the next
  * request; a smaller rest stays with the block if it is at most a quarter
- * of the request (HUGE_FIT_SLACK_SHARE), else it is unmapped. Freed blocks carved from one mapping
- * merge again when they meet in the cache. With no block large enough, the
- * largest is grown with mremap. The cache holds HUGE_CACHE_SLOTS blocks and
- * at most a quarter of the live huge bytes (HUGE_CACHE_BYTES_MIN at least);
- * the oldest go first. A second free of a cached block is a double free.
+ * of the request (HUGE_FIT_SLACK_SHARE), else it is unmapped. Freed blocks
+ * carved from one mapping merge again when they meet in the cache. With no
+ * block large enough, the largest is grown with mremap. The cache holds
+ * HUGE_CACHE_SLOTS blocks and at most a quarter of the live huge bytes
+ * (HUGE_CACHE_BYTES_MIN at least); the oldest go first. A second free of a cached block is a double free.
  *
  * The cache's lock is a leaf (lock.h): blocks are split, merged, registered
  * and unmapped out of the cache, with the lock released.
@@ -188,9 +188,9 @@ static size_t huge_cache_bytes_max(void) {
   return share > HUGE_CACHE_BYTES_MIN ? share : HUGE_CACHE_BYTES_MIN;
 }
 
-/* Parks h (cached, out of any slot, at most HUGE_CACHE_BLOCK_MAX) in the
- * cache, merged with the blocks of its mapping it meets there (unmapped if
- * that makes it larger than HUGE_CACHE_BLOCK_MAX); the oldest blocks leave
+/* Parks h (marked cached, out of any slot) in the cache, merged with the
+ * blocks of its mapping it meets there, or unmaps it if it is larger than
+ * HUGE_CACHE_BLOCK_MAX or purge_delay_ms is 0; the oldest blocks leave
  * (unmapped) while the cache is over its bounds. */
 static void huge_cache_put(huge_t *h) {
   huge_t *neighbour, *evicted[HUGE_CACHE_SLOTS];
@@ -201,7 +201,9 @@ static void huge_cache_put(huge_t *h) {
     lock_release(&huge_cache.lock);
     h = huge_merge(h, neighbour);
   }
-  if (h->size > HUGE_CACHE_BLOCK_MAX) { /* merged past it (a piece had grown in place) */
+  /* Too large to cache (freed so, or merged past it: a piece had grown in
+   * place), or no caching at all. */
+  if (h->size > HUGE_CACHE_BLOCK_MAX || options.purge_delay_ms == 0) {
     lock_release(&huge_cache.lock);
     return huge_unmap(h);
   }
@@ -308,12 +310,8 @@ static bool huge_check(huge_t *h, const void *p, const char *what) {
 void huge_free(huge_t *h, void *p) {
   if (!huge_check(h, p, "free of a pointer inside a huge block (not its start)")) return;
   huge_count(h, false);
-  if (h->size > HUGE_CACHE_BLOCK_MAX || options.purge_delay_ms == 0) {
-    huge_unmap(h);
-  } else {
-    h->cached = true;
-    huge_cache_put(h);
-  }
+  h->cached = true;
+  huge_cache_put(h);
   huge_cache_expire(false);
 }
 

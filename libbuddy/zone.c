@@ -173,6 +173,15 @@ static void zone_release_slab_locked(zone_t *z, page_desc_t *head) {
   zone_free_block_locked(z, head);
 }
 
+/* Takes the first empty slab of s, which has one, off the zone's reserve. */
+static page_desc_t *zone_reserve_pop_locked(zone_t *z, slab_list_t *s) {
+  page_desc_t *head = s->empty.next;
+  slab_list_remove(head);
+  s->empty_count--;
+  z->empty_slab_bytes -= PAGE_SIZE << head->order;
+  return head;
+}
+
 /* A slab of class cls with free objects: partial first, then the reserve,
  * then a new one. Returns NULL when memory is exhausted. */
 static page_desc_t *zone_slab_with_room_locked(zone_t *z, unsigned cls) {
@@ -180,10 +189,7 @@ static page_desc_t *zone_slab_with_room_locked(zone_t *z, unsigned cls) {
   if (s->partial.next != &s->partial) return s->partial.next;
   page_desc_t *head;
   if (s->empty.next != &s->empty) {
-    head = s->empty.next;
-    slab_list_remove(head);
-    s->empty_count--;
-    z->empty_slab_bytes -= PAGE_SIZE << head->order;
+    head = zone_reserve_pop_locked(z, s);
   } else {
     head = zone_alloc_block_locked(z, size_class_slab_order[cls], NULL);
     if (head == NULL) return NULL;
@@ -504,11 +510,7 @@ bool zone_release_empty_slabs_locked(zone_t *z) {
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
     slab_list_t *s = &z->slabs[c];
     while (s->empty.next != &s->empty) {
-      page_desc_t *head = s->empty.next;
-      slab_list_remove(head);
-      s->empty_count--;
-      z->empty_slab_bytes -= PAGE_SIZE << head->order;
-      zone_release_slab_locked(z, head);
+      zone_release_slab_locked(z, zone_reserve_pop_locked(z, s));
       released = true;
     }
   }
