@@ -55,15 +55,9 @@
  * argument list, so the function-like macro below does not apply to it. */
 #define libc_free(p) (free)(p)
 
+#include "../linked_names.h"
+
 #ifdef STRESS_LINKED
-#include "buddymalloc.h"
-#define malloc(n) buddy_malloc(n)
-#define free(p) buddy_free(p)
-#define calloc(n, s) buddy_calloc((n), (s))
-#define realloc(p, n) buddy_realloc((p), (n))
-#define posix_memalign(out, a, n) buddy_posix_memalign((out), (a), (n))
-#define aligned_alloc(a, n) buddy_aligned_alloc((a), (n))
-#define memalign(a, n) buddy_memalign((a), (n))
 /* buddymalloc has no prefixed malloc_stats or malloc_info: the preload shim
  * implements them on internal functions. The linked form uses the public
  * buddy_stats_json() instead (same statistics gathered under the same zone
@@ -113,16 +107,23 @@ static inline const char *hang_form(void)
  * kept a duplicate of the original here. */
 static int hang_report_fd = STDERR_FILENO;
 
-/* Reports one line "PROGRAM (FORM): message" and exits with a failure. Uses
- * only dprintf, so a scenario that must not touch stdio locks may call it. */
-__attribute__((format(printf, 1, 2), noreturn)) static inline void hang_fail(const char *fmt, ...)
+/* Writes one line "PROGRAM (FORM[, child]): message". Uses only dprintf,
+ * so a scenario that must not touch stdio locks may call it. */
+static inline void hang_report(bool child, const char *fmt, va_list ap)
 {
     char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    dprintf(hang_report_fd, "%s (%s%s): %s\n", program_invocation_short_name, hang_form(), child ? ", child" : "",
+            msg);
+}
+
+/* Reports and exits with a failure. */
+__attribute__((format(printf, 1, 2), noreturn)) static inline void hang_fail(const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    hang_report(false, fmt, ap);
     va_end(ap);
-    dprintf(hang_report_fd, "%s (%s): %s\n", program_invocation_short_name, hang_form(), msg);
     exit(HANG_EXIT_FAILURE);
 }
 
@@ -130,12 +131,10 @@ __attribute__((format(printf, 1, 2), noreturn)) static inline void hang_fail(con
  * handlers are not run twice. */
 __attribute__((format(printf, 1, 2), noreturn)) static inline void hang_child_fail(const char *fmt, ...)
 {
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    hang_report(true, fmt, ap);
     va_end(ap);
-    dprintf(hang_report_fd, "%s (%s, child): %s\n", program_invocation_short_name, hang_form(), msg);
     _exit(HANG_EXIT_FAILURE);
 }
 

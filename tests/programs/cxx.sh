@@ -4,11 +4,7 @@
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
 buddy_init "$@"
-prog=${2:-}
-if [ -z "$prog" ] || [ ! -x "$prog" ]; then
-    echo "usage: $0 LIB /path/to/cxx_containers" >&2
-    exit 1
-fi
+prog=$(buddy_program "${2:-}" cxx_containers) || exit 1
 
 buddy_run_both cxx "$prog"
 buddy_expect_status cxx 0 $?

@@ -5,11 +5,7 @@
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
 buddy_init "$@"
-prog=${2:-}
-if [ -z "$prog" ] || [ ! -x "$prog" ]; then
-    echo "usage: $0 LIB /path/to/cxx_new" >&2
-    exit 1
-fi
+prog=$(buddy_program "${2:-}" cxx_new) || exit 1
 
 buddy_run_both cxx_new "$prog"
 buddy_expect_status cxx_new 0 $?

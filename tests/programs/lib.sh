@@ -32,6 +32,16 @@ buddy_init() {
     BUDDY_FAILED=0
 }
 
+# buddy_program PATH NAME: prints PATH, the program a script runs; exits with
+# a usage line if it is not executable. prog=$(buddy_program "${2:-}" NAME) || exit 1
+buddy_program() {
+    if [ -z "${1:-}" ] || [ ! -x "$1" ]; then
+        echo "usage: $0 LIB /path/to/$2" >&2
+        exit 1
+    fi
+    printf '%s\n' "$1"
+}
+
 # Extra cleanup a script wants run at exit (e.g. stopping a server).
 BUDDY_ON_EXIT=:
 buddy_cleanup() {

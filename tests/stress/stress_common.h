@@ -29,13 +29,9 @@
 #include <unistd.h>
 #include "../test_rng.h"
 
+#include "../linked_names.h"
+
 #ifdef STRESS_LINKED
-#include "buddymalloc.h"
-#define malloc(n) buddy_malloc(n)
-#define free(p) buddy_free(p)
-#define calloc(n, s) buddy_calloc((n), (s))
-#define realloc(p, n) buddy_realloc((p), (n))
-#define posix_memalign(out, a, n) buddy_posix_memalign((out), (a), (n))
 #define STRESS_MODE "linked"
 #else
 #define STRESS_MODE "preloaded"
