@@ -352,7 +352,12 @@ Test(reclaim, idle_threads_caches_do_not_pin_memory, .timeout = 60) {
 
 /* A thread that runs (or blocks only briefly) between sweeps is never
  * reclaimed, and one that sleeps long enough is reclaimed again and again
- * while the sweeps race with its waking: its blocks stay intact throughout. */
+ * while the sweeps race with its waking: its blocks stay intact throughout.
+ * A cache is emptied at the third sweep (one per RECLAIM_PERIOD_MIN_MS, 100)
+ * after its last slow path, so a nap of 250 ms is reclaimed only when the
+ * first sweep comes early in it: the naps lengthen from 200 to 550 ms, so
+ * that sweeps land at every point of a wake-up, and the last ones leave
+ * room for a loaded machine's late sweeps. */
 static bool napper_done;
 
 static void *napper_main(void *arg) {
@@ -360,7 +365,7 @@ static void *napper_main(void *arg) {
   for (int i = 0; i < 16; i++) {
     churn_and_check(10);
     fill_own_cache((unsigned char)i);
-    sleep_ms(i % 2 ? 1 : 250); /* a short nap: busy; a long one: idle across sweeps */
+    sleep_ms(i % 2 ? 1 : 200 + 50 * (i / 2)); /* a short nap: busy; a long one: idle across sweeps */
   }
   __atomic_store_n(&napper_done, true, __ATOMIC_RELEASE);
   return NULL;
