@@ -5,7 +5,7 @@
  * malloc), up to MEDIUM_SIZE_MAX a page run from the home zone's buddy heap,
  * beyond that a mapping of its own (huge.c).
  */
-#include "internal.h"
+#include "api.h"
 #include "buddymalloc.h"
 
 #include <errno.h>
@@ -15,8 +15,6 @@
 /* Requests above this cannot be met (glibc's limit too: PTRDIFF_MAX). */
 #define ALLOC_SIZE_LIMIT ((size_t)PTRDIFF_MAX)
 
-uint64_t alloc_medium_requests, alloc_huge_requests;
-
 static void *alloc_fail(void) {
   errno = ENOMEM;
   return NULL;
@@ -25,8 +23,7 @@ static void *alloc_fail(void) {
 /* Medium and huge blocks, aligned to at least `align` (a power of two). */
 noinline void *alloc_large(size_t size, size_t align, bool *zeroed) {
   if (size > ALLOC_SIZE_LIMIT) return alloc_fail();
-  tcache_global_init(); /* options and fork handlers, even if no small block came first */
-  if (unlikely(purge_thread_wanted())) purge_start_thread();
+  runtime_enter(); /* start-up, even if no small block came first */
   size_t pages = (size + PAGE_SIZE - 1) >> PAGE_SHIFT;
   unsigned order = buddy_order_for_pages(pages);
   unsigned align_order = align > PAGE_SIZE ? buddy_order_for_pages(align >> PAGE_SHIFT) : 0;
@@ -37,9 +34,15 @@ noinline void *alloc_large(size_t size, size_t align, bool *zeroed) {
   if (medium) p = zone_alloc_run(tcache_get()->zone, order, &fresh);
   else p = huge_alloc(size, align, &fresh);
   if (p == NULL) return alloc_fail();
-  __atomic_fetch_add(medium ? &alloc_medium_requests : &alloc_huge_requests, 1, __ATOMIC_RELAXED);
   if (zeroed != NULL) *zeroed = fresh;
   return p;
+}
+
+/* The slow path of alloc_fast (api.h): into the runtime first, then the
+ * thread's cache. Entered held (tcache_hold); tcache_alloc_slow releases. */
+noinline void *alloc_small_slow(unsigned cls) {
+  runtime_enter_counted();
+  return tcache_alloc_slow(cls);
 }
 
 void *buddy_malloc(size_t size) {
@@ -117,12 +120,6 @@ void *buddy_pvalloc(size_t size) {
   return alloc_aligned(PAGE_SIZE, rounded == 0 ? PAGE_SIZE : rounded);
 }
 
-void *buddy_reallocarray(void *ptr, size_t count, size_t size) {
-  size_t total;
-  if (__builtin_mul_overflow(count, size, &total)) return alloc_fail();
-  return buddy_realloc(ptr, total);
-}
-
 /* ---- Usable size --------------------------------------------------------- */
 
 /* 0 for a pointer that is not a live block (after reporting it). */
@@ -148,6 +145,19 @@ size_t alloc_usable_size(const void *p) {
 
 size_t buddy_malloc_usable_size(void *p) {
   return p == NULL ? 0 : alloc_usable_size(p);
+}
+
+/* Formatted into a block of the longest report's size, then copied into
+ * one that fits: no lock, and nothing static to re-make in a fork child. */
+char *buddy_stats_json(void) {
+  char *text = buddy_malloc(STATS_TEXT_MAX + 1);
+  if (text == NULL) return NULL;
+  size_t n = stats_format_json(text, STATS_TEXT_MAX);
+  text[n] = '\0';
+  char *fitted = buddy_malloc(n + 1);
+  if (fitted != NULL) memcpy(fitted, text, n + 1);
+  buddy_free(text);
+  return fitted;
 }
 
 int buddy_trim(size_t pad) {

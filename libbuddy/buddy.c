@@ -27,7 +27,7 @@
  * This file maps nothing and takes no lock: the caller (a zone, or a unit test
  * with static buffers) supplies regions and serialises calls.
  */
-#include "internal.h"
+#include "buddy.h"
 
 #include <string.h>
 

@@ -3,7 +3,7 @@
  * Messages are built in a stack buffer and written with write(2): the failure
  * path never allocates, never uses stdio, and so works with the heap broken.
  */
-#include "internal.h"
+#include "base.h"
 
 #include <stdint.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* fork.c: fork() in every form glibc supports, over every layer.
  *
- * pthread_atfork handlers, registered at start-up (tcache_global_init, at
+ * pthread_atfork handlers, registered at start-up (runtime_init, at
  * load time), so that the prepare handler runs after every handler the
  * program registers (those may allocate) and the child handler before them.
  *
@@ -30,9 +30,7 @@
  * A signal handler may fork while fork's own handlers run: the nesting level
  * indexes a per-thread record of what each level's prepare handler took.
  */
-#include "internal.h"
-
-__thread unsigned lock_depth __attribute__((tls_model("initial-exec")));
+#include "runtime.h"
 
 /* Deeper forks (handlers forking inside handlers) take nothing. */
 #define FORK_NESTING_MAX 64
@@ -79,7 +77,7 @@ static void fork_child(void) {
     stats_fork_child();
   }
   tcache_fork_child();
-  purge_fork_child(); /* the purge thread, if any, is not here */
+  maintain_fork_child(); /* the background thread, if any, is not here */
 }
 
 void fork_install_handlers(void) {

@@ -10,7 +10,7 @@
  * is a double free. This file
  * holds its exit for everything but a small object start.
  */
-#include "internal.h"
+#include "api.h"
 #include "buddymalloc.h"
 
 noinline void free_not_small_object(void *p) {

@@ -9,7 +9,7 @@
  * scripts/heapmap turns it into a PNG where each page is a coloured cell.
  * Written with write(2) from a stack-sized static buffer: no allocation.
  */
-#include "internal.h"
+#include "report.h"
 
 #include <fcntl.h>
 #include <stdio.h>

@@ -22,7 +22,7 @@
  * The cache's lock is a leaf (lock.h): blocks are split, merged, registered
  * and unmapped out of the cache, with the lock released.
  */
-#include "internal.h"
+#include "huge.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -43,6 +43,9 @@ static struct huge_cache {
 } huge_cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 size_t huge_cached_bytes;
+/* Atomic counters: live huge blocks and their bytes, and blocks handed out. */
+size_t huge_live_blocks, huge_live_bytes;
+uint64_t huge_requests;
 
 /* Whole pages, at least one (an aligned request may ask for 0 bytes). */
 static size_t huge_round(size_t size) {
@@ -282,7 +285,7 @@ static void *huge_map_new(size_t length, size_t align) {
   return base;
 }
 
-void *huge_alloc(size_t size, size_t align, bool *zeroed) {
+static void *huge_alloc_block(size_t size, size_t align, bool *zeroed) {
   size_t length = huge_round(size);
   if (length < size) return NULL;
   huge_cache_expire(false);
@@ -297,6 +300,12 @@ void *huge_alloc(size_t size, size_t align, bool *zeroed) {
   }
   *zeroed = true;
   return huge_map_new(length, align);
+}
+
+void *huge_alloc(size_t size, size_t align, bool *zeroed) {
+  void *p = huge_alloc_block(size, align, zeroed);
+  if (p != NULL) __atomic_fetch_add(&huge_requests, 1, __ATOMIC_RELAXED);
+  return p;
 }
 
 /* False after reporting misuse: p is not this live huge block's start. */

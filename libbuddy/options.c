@@ -6,7 +6,7 @@
  * value prints one warning naming it and keeps the default; verbose=1 prints
  * every option in force and where it came from. Setuid programs ignore it.
  */
-#include "internal.h"
+#include "base.h"
 
 #include <string.h>
 

@@ -24,7 +24,7 @@
  * or under valgrind with little address space left) leaves its regions out
  * of the map: their frees take the page map, correct and slower.
  */
-#include "internal.h"
+#include "pagemap.h"
 
 #define PAGEMAP_LEAF_ENTRIES ((size_t)1 << PAGEMAP_LEAF_BITS)
 

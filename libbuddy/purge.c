@@ -13,7 +13,7 @@
  * zone lock in turn, briefly; after fork() the child starts its own on the
  * next thread-cache slow path.
  */
-#include "internal.h"
+#include "zone.h"
 
 
 static bool purge_thread_running;

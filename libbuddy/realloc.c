@@ -4,9 +4,9 @@
  * half of it; page runs grow into free buddies above them and shrink by
  * splitting; huge blocks move with mremap. Otherwise: allocate, copy every
  * usable byte the new block can hold, free. A failed realloc leaves the old
- * block as it was.
+ * block as it was. buddy_reallocarray too.
  */
-#include "internal.h"
+#include "api.h"
 #include "buddymalloc.h"
 
 #include <errno.h>
@@ -69,4 +69,13 @@ void *buddy_realloc(void *p, size_t size) {
   if (page_class_at(r, p) == 0) return realloc_run(r, p, usable, size);
   if (size <= usable && size >= usable / 2) return p;
   return realloc_move(p, usable, size);
+}
+
+void *buddy_reallocarray(void *ptr, size_t count, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return buddy_realloc(ptr, total);
 }

@@ -9,7 +9,7 @@
  * or failing that the order of least waste; tests/unit checks both tables
  * against those rules and against size_class_of().
  */
-#include "internal.h"
+#include "sizeclass.h"
 
 const uint32_t size_class_bytes[SIZE_CLASS_COUNT] = {
     0,     16,    32,    48,    64,    80,    96,    112,   128,   160,   192,

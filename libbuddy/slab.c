@@ -23,7 +23,7 @@
  * not suspect a double free of it, and a stack bin would hand it out twice.
  * The caller holds the zone lock for every function here.
  */
-#include "internal.h"
+#include "slab.h"
 
 #include <string.h>
 
@@ -61,7 +61,7 @@ static void slab_debug_check(void *obj, size_t bytes) {
  * after free may have wiped it), after the fill check with debug=1. */
 static void *slab_hand_out(void **obj, unsigned cls) {
   if (options.debug) slab_debug_check(obj, size_class_bytes[cls]);
-  obj[1] = (void *)tcache_key;
+  obj[1] = (void *)free_key;
   return obj;
 }
 
@@ -121,7 +121,7 @@ unsigned slab_take(page_desc_t *head, void **out, unsigned n) {
   char *start = page_address_of(head);
   while (taken < n && head->slab_carved < size_class_slab_count[cls]) {
     void **obj = (void **)(start + head->slab_carved++ * bytes);
-    obj[1] = (void *)tcache_key;
+    obj[1] = (void *)free_key;
     out[taken++] = obj;
   }
   head->slab_used = (uint16_t)(head->slab_used + taken);

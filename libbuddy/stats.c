@@ -6,15 +6,11 @@
  * (also malloc_stats()); BUDDY_STATS=json prints JSON. Output is formatted in
  * a stack buffer and written with write(2).
  */
-#include "internal.h"
-#include "buddymalloc.h"
+#include "report.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-
-size_t huge_live_blocks;
-size_t huge_live_bytes;
 
 static void stats_add_region(buddy_stats_t *s, const region_t *r) {
   for (size_t i = 0; i < BUDDY_REGION_PAGES;) {
@@ -55,8 +51,8 @@ void stats_collect(buddy_stats_t *s) {
   s->huge_blocks = __atomic_load_n(&huge_live_blocks, __ATOMIC_RELAXED);
   s->huge_bytes = __atomic_load_n(&huge_live_bytes, __ATOMIC_RELAXED);
   s->huge_cached_bytes = __atomic_load_n(&huge_cached_bytes, __ATOMIC_RELAXED);
-  s->medium_requests = __atomic_load_n(&alloc_medium_requests, __ATOMIC_RELAXED);
-  s->huge_requests = __atomic_load_n(&alloc_huge_requests, __ATOMIC_RELAXED);
+  s->medium_requests = __atomic_load_n(&zone_run_requests, __ATOMIC_RELAXED);
+  s->huge_requests = __atomic_load_n(&huge_requests, __ATOMIC_RELAXED);
   tcache_collect_stats(s);
   s->bytes_allocated = s->bytes_small_live + s->bytes_runs + s->huge_bytes;
   s->bytes_resident += s->pages_used * PAGE_SIZE + s->regions * sizeof(region_t) + s->huge_bytes +
@@ -65,10 +61,9 @@ void stats_collect(buddy_stats_t *s) {
 
 /* ---- Printing ------------------------------------------------------------ */
 
-#define STATS_BUFFER_SIZE 8192
 
 typedef struct out {
-  char text[STATS_BUFFER_SIZE];
+  char text[STATS_TEXT_MAX];
   size_t len;
 } out_t;
 
@@ -137,12 +132,10 @@ static int stats_exit_fd = -1;
  * fork child re-makes them rather than have them taken around fork: a
  * report may wait on a full pipe, and fork must not wait for it. */
 static pthread_mutex_t stats_format_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_mutex_t stats_json_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t stats_print_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void stats_fork_child(void) {
   pthread_mutex_init(&stats_format_lock, NULL);
-  pthread_mutex_init(&stats_json_lock, NULL);
   pthread_mutex_init(&stats_print_lock, NULL);
 }
 
@@ -162,19 +155,6 @@ size_t stats_format_json(char *buf, size_t size) {
   memcpy(buf, o.text, n);
   pthread_mutex_unlock(&stats_format_lock);
   return n;
-}
-
-char *buddy_stats_json(void) {
-  static char text[STATS_BUFFER_SIZE];
-  pthread_mutex_lock(&stats_json_lock);
-  size_t n = stats_format_json(text, sizeof text - 1);
-  char *copy = buddy_malloc(n + 1);
-  if (copy != NULL) {
-    memcpy(copy, text, n);
-    copy[n] = '\0';
-  }
-  pthread_mutex_unlock(&stats_json_lock);
-  return copy;
 }
 
 static void stats_print_to(int fd, bool json) {

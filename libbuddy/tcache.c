@@ -55,7 +55,7 @@
  * sweep flushes (not the fork itself: a child that execs at once should not
  * write to, and so copy, the slabs those objects sit on).
  */
-#include "internal.h"
+#include "tcache.h"
 
 #include <errno.h>
 #include <string.h>
@@ -74,13 +74,6 @@ __thread tcache_tls_t tcache_tls __attribute__((tls_model("initial-exec"))) = {.
 /* The thread's own live cache, also while tcache_reclaimed stands in for it. */
 static __thread tcache_t *tcache_own __attribute__((tls_model("initial-exec")));
 
-uintptr_t tcache_key;
-
-/* Idle-cache sweeps run at most this often, whatever the purge delay. */
-#define RECLAIM_PERIOD_MIN_MS 100
-/* A thread looks at the clock for a sweep once in this many slow paths. */
-#define RECLAIM_CHECK_SLOW_PATHS 64
-
 #ifdef __SANITIZE_THREAD__
 static const bool reclaim_supported = false;
 #else
@@ -95,11 +88,8 @@ static uint64_t tcache_requests_retired[SIZE_CLASS_COUNT];
 static size_t tcache_reclaims, tcache_reclaimed_bytes;
 /* Requests served uncached (debug=1, a thread after its exit): atomic adds. */
 static uint64_t tcache_requests_uncached[SIZE_CLASS_COUNT];
-static uint64_t reclaim_next_ns;
 
 static pthread_key_t tcache_thread_key;
-static bool tcache_ready;
-static pthread_mutex_t tcache_init_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* The owner's own counters: plain increments, which other threads read with
  * relaxed loads (TSan builds make the increment atomic too, to say so). */
@@ -280,7 +270,6 @@ static tcache_t *tcache_enter(tcache_t *tc) {
   if (unlikely(tc->state == TCACHE_RECLAIMED)) tc = tcache_resume();
   if (tc->state == TCACHE_LIVE) {
     counter_add(tc->slow_paths, 1);
-    if (tc->slow_paths % RECLAIM_CHECK_SLOW_PATHS == 0) tcache_sweep_idle();
   }
   return tc;
 }
@@ -356,7 +345,6 @@ void tcache_fork_child_locked(void) {
     tc->next = tcache_orphans;
     tcache_orphans = tc;
   }
-  reclaim_next_ns = 0;
 }
 
 /* Any child: its thread has a new id. */
@@ -364,33 +352,12 @@ void tcache_fork_child(void) {
   if (tcache_own != NULL) tcache_own->tid = os_thread_id();
 }
 
-void tcache_global_init(void) {
-  if (__atomic_load_n(&tcache_ready, __ATOMIC_ACQUIRE)) return;
-  bool first = false;
-  pthread_mutex_lock(&tcache_init_lock);
-  if (!tcache_ready) {
-    if (os_page_size() != PAGE_SIZE) error_fatal("unsupported system page size", NULL);
-    options_init();
-    stats_init();
-    tcache_key = ((uintptr_t)os_random_seed() | 16) & ~(uintptr_t)3; /* never 0: fresh blocks hold 0 */
-    pthread_key_create(&tcache_thread_key, tcache_thread_exit);
-    __atomic_store_n(&tcache_ready, true, __ATOMIC_RELEASE);
-    first = true;
-  }
-  pthread_mutex_unlock(&tcache_init_lock);
-  if (first) fork_install_handlers();
-}
-
-/* At load time, so that buddymalloc's fork handlers come before any the
- * program registers (child handlers run in registration order, and one that
- * allocates must find the zone locks released). */
-__attribute__((constructor(101))) static void tcache_at_load(void) {
-  tcache_global_init();
+void tcache_init(void) {
+  pthread_key_create(&tcache_thread_key, tcache_thread_exit);
 }
 
 /* Makes the calling thread's own cache; false if out of memory. */
 static bool tcache_thread_init(void) {
-  tcache_global_init();
   zone_t *z = zone_for_new_thread();
   bool zeroed = false;
   tcache_t *tc = tcache_memory_alloc(z, &zeroed);
@@ -485,20 +452,10 @@ static void tcache_sweep_locked(void) {
   }
 }
 
-/* Once per period, by whichever thread finds it due first: cached huge blocks
- * past the delay are unmapped (so a program that stopped making huge
- * allocations does not keep them), transfer stacks no refill used go back to
- * their slabs, and idle caches are swept. A slow path never waits for a
- * sweep (trylocks). */
-void tcache_sweep_idle(void) {
-  uint64_t now = os_now_ns(), due = __atomic_load_n(&reclaim_next_ns, __ATOMIC_RELAXED);
-  if (now < due) return;
-  long period_ms = options.purge_delay_ms > RECLAIM_PERIOD_MIN_MS ? options.purge_delay_ms : RECLAIM_PERIOD_MIN_MS;
-  if (!__atomic_compare_exchange_n(&reclaim_next_ns, &due, now + (uint64_t)period_ms * 1000000u, false,
-                                   __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-    return;
-  huge_expire();
-  zone_transfer_expire();
+/* The caches orphaned by a fork are flushed, and idle ones reclaimed (the
+ * runtime calls this once per period: maintain.c). Never waits for the
+ * registry: a sweep that finds it busy is skipped. */
+void tcache_sweep(void) {
   if (!lock_try(&tcache_registry_lock)) return;
   tcache_flush_orphans_locked(); /* always: their threads do not exist */
   if (reclaim_enabled()) tcache_sweep_locked();
@@ -569,7 +526,6 @@ static void *tcache_refill_and_pop(tcache_t *tc, unsigned cls) {
 }
 
 void *tcache_alloc_slow(unsigned cls) {
-  if (unlikely(purge_thread_wanted())) purge_start_thread();
   tcache_t *tc = tcache_enter_own(tcache_get());
   void *p = tcache_refill_and_pop(tc, cls);
   tcache_release();
@@ -600,7 +556,7 @@ static noinline void tcache_remote_adopt(tcache_t *tc, tcache_remote_t *rb) {
 }
 
 static void tcache_remote_push(tcache_t *tc, tcache_remote_t *rb, void *p, unsigned cls) {
-  ((void **)p)[1] = (void *)tcache_key;
+  ((void **)p)[1] = (void *)free_key;
   uint32_t n = rb->count, bytes = rb->bytes + size_class_bytes[cls];
   rb->objs[n] = p;
   rb->classes[n] = (uint8_t)cls;

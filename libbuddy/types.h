@@ -293,7 +293,7 @@ typedef struct buddy_options {
  * written on another core) and sees an empty bin as a NULL below the top.
  * The tops and the tallies of all bins are two arrays (tcache_t), so that a
  * bin number indexes either, scaled by 8. The second word of an object holds
- * tcache_key while the object sits in a cache or in its slab, which makes a
+ * free_key while the object sits in a cache or in its slab, which makes a
  * double free cheap to suspect (then confirmed by a scan).
  * `tally` packs the bin's room (max - count: its low TCACHE_TALLY_ROOM_BITS
  * bits) with the requests the bin has served (the bits above): a pop adds
@@ -309,7 +309,7 @@ typedef struct buddy_options {
 _Static_assert(TCACHE_BIN_MAX < TCACHE_TALLY_ROOM_MASK, "a bin's room fits its tally bits");
 
 /* Objects freed by this thread that belong to one other zone, with their
- * classes (tcache_key in each one's second word): not reused while the batch
+ * classes (free_key in each one's second word): not reused while the batch
  * fills, so a block handed over by another thread never puts both on one
  * cache line. An array, like a bin, so that emptying the batch reads no
  * object.

@@ -5,38 +5,12 @@
  * and refill their caches from their home zone, but a block always returns to
  * the zone of its region, found from its address (region_of_address).
  *
- * Transfer stacks. A thread that frees many blocks of another zone is a
- * consumer of that zone's blocks (tcache_remote_adopt). What its bins have
- * no room for comes here and waits, per class, as pointers in the zone's
- * transfer stack, and the next refill of a thread at home in the zone takes
- * it from there before any slab. So a block that goes round a producer and
- * a consumer costs neither of them a write to its slab's bits and counts:
- * in the xthread ring those lines were written in turn by the thread giving
- * objects back and the thread taking them, and each write missed.
- * Misuse is caught as a slab would catch it, and more:
- *  - a block enters a stack after its slab's checks (an object start, handed
- *    out before, not free in its slab), and gets a mark in its first word
- *    (zone_transfer_mark) beside the key in its second;
- *  - a free of a stacked block whose key is intact is confirmed here
- *    (zone_holds_free_object scans the stack);
- *  - a block freed twice by two threads (neither can see the other's batch)
- *    comes back while its first copy is stacked: the mark sends the second
- *    copy, to a stack or to the slab, to a scan of the stack, which finds it;
- *  - a block leaves a stack only with its mark and key intact: anything else
- *    was written since, by the program or by malloc handing out another
- *    copy; it is reported and left alone;
- *  - a slab going back to the core takes any object of it out of the stack
- *    (there can be one only after a double free the checks above missed).
- * The stacks are bounded (types.h); a class's stack that no refill took from
- * for a sweep period goes back to its slabs (zone_transfer_expire), and a
- * trim empties them all.
- *
  * Lock order (the only places that hold two locks): zones by ascending index,
  * then pagemap_lock (pagemap.c). No lock is held across a call that could
  * reach a foreign allocator: the zone code calls only os_*, the page map and
  * the buddy core.
  */
-#include "internal.h"
+#include "zone.h"
 
 #include <string.h>
 
@@ -76,9 +50,9 @@ void zone_lock(zone_t *z) {
   if (unlikely(!z->initialised)) zone_init_locked(z);
 }
 
-/* Every locked section ends by purging what is due (see purge.c). */
+/* Every locked section ends by purging what is due (Purge, below). */
 void zone_unlock(zone_t *z) {
-  purge_if_due_locked(z);
+  zone_purge_if_due_locked(z);
   lock_release(&z->lock);
 }
 
@@ -116,7 +90,7 @@ static void zone_release_region_locked(zone_t *z, region_t *r) {
 }
 
 /* Before it maps a region, the zone gives back its empty slabs. */
-static page_desc_t *zone_alloc_block_locked(zone_t *z, unsigned order, bool *zeroed) {
+page_desc_t *zone_alloc_block_locked(zone_t *z, unsigned order, bool *zeroed) {
   page_desc_t *d = buddy_heap_alloc(&z->heap, order, zeroed);
   if (d == NULL && zone_release_empty_slabs_locked(z)) d = buddy_heap_alloc(&z->heap, order, zeroed);
   if (d == NULL && zone_grow_locked(z)) d = buddy_heap_alloc(&z->heap, order, zeroed);
@@ -124,10 +98,10 @@ static page_desc_t *zone_alloc_block_locked(zone_t *z, unsigned order, bool *zer
 }
 
 /* Frees a block to the heap. A region that becomes wholly free stays mapped
- * until the purge that follows (purge.c): unmapping at once would make a
+ * until the purge that follows (below): unmapping at once would make a
  * program that frees and reallocates a large block fault every page in anew. */
-static void zone_free_block_locked(zone_t *z, page_desc_t *d) {
-  purge_note_freed_locked(z, (size_t)1 << d->order);
+void zone_free_block_locked(zone_t *z, page_desc_t *d) {
+  zone_note_freed_locked(z, (size_t)1 << d->order);
   buddy_heap_free(&z->heap, d);
 }
 
@@ -158,14 +132,10 @@ static void slab_list_remove(page_desc_t *head) {
   head->next = head->prev = NULL;
 }
 
-/* Used by the slab functions below (Transfer stacks). */
-static void zone_transfer_drop_slab_locked(zone_t *z, unsigned cls, const char *start, size_t bytes);
-static bool zone_transfer_holds_locked(const zone_t *z, unsigned cls, const void *p);
-
 /* Gives an empty slab's block back to the buddy core. */
 static void zone_release_slab_locked(zone_t *z, page_desc_t *head) {
   if (z->transfer_count[page_class_of_desc(head)] > 0)
-    zone_transfer_drop_slab_locked(z, page_class_of_desc(head), page_address_of(head), PAGE_SIZE << head->order);
+    transfer_drop_range_locked(z, page_class_of_desc(head), page_address_of(head), PAGE_SIZE << head->order);
   for (size_t i = 0; i < ((size_t)1 << head->order); i++) head[i].kind = PAGE_INNER;
   page_class_set(head, (size_t)1 << head->order, 0);
   slab_clear_free_bits(head);
@@ -199,16 +169,11 @@ static page_desc_t *zone_slab_with_room_locked(zone_t *z, unsigned cls) {
   return head;
 }
 
-/* The head of p's slab, of class cls: slabs are aligned to their order. */
-static page_desc_t *zone_slab_head_at(region_t *r, const void *p, unsigned cls) {
-  return &r->pages[page_index_of(r, p) & ~(((size_t)1 << size_class_slab_order[cls]) - 1)];
-}
-
 /* Returns one object of class cls to its slab; moves the slab between lists.
  * One waiting in the zone's transfer stack is a double free (the free that
  * sent it here did not see it: it was in another thread's batch). */
 static inline __attribute__((always_inline)) void zone_give_locked(zone_t *z, page_desc_t *head, void *p, unsigned cls) {
-  if (unlikely((uintptr_t)((void **)p)[0] == zone_transfer_mark()) && zone_transfer_holds_locked(z, cls, p))
+  if (unlikely((uintptr_t)((void **)p)[0] == zone_transfer_mark()) && transfer_holds_locked(z, cls, p))
     return error_misuse("double free of a small block", p);
   slab_list_t *s = &z->slabs[cls];
   bool was_full = slab_free_objects(head, cls) == 0;
@@ -226,135 +191,11 @@ static inline __attribute__((always_inline)) void zone_give_locked(zone_t *z, pa
   }
 }
 
-/* ---- Transfer stacks ----------------------------------------------------- */
-
-static bool zone_transfer_has_room_locked(const zone_t *z, unsigned cls) {
-  size_t bytes = size_class_bytes[cls], count = z->transfer_count[cls];
-  return count < ZONE_TRANSFER_MAX && (count + 1) * bytes <= ZONE_TRANSFER_CLASS_BYTES &&
-         z->transfer_bytes + bytes <= ZONE_TRANSFER_BYTES;
-}
-
-/* Pushes p after the checks slab_give makes, and one of its own: a block
- * never handed out, free in its slab, or already here (freed twice, by two
- * threads whose batches both came here) must not be handed out from here.
- * Reports and leaves p alone if one fails. */
-static void zone_transfer_push_locked(zone_t *z, page_desc_t *head, void **p, unsigned cls) {
-  const char *wrong = slab_check_give(head, p, cls);
-  if (wrong == NULL && unlikely((uintptr_t)p[0] == zone_transfer_mark()) && zone_transfer_holds_locked(z, cls, p))
-    wrong = "double free of a small block";
-  if (unlikely(wrong != NULL)) return error_misuse(wrong, p);
-  p[0] = (void *)zone_transfer_mark();
-  z->transfer[cls][z->transfer_count[cls]++] = p;
-  z->transfer_bytes += size_class_bytes[cls];
-}
-
-/* p leaves its stack: it must still hold the mark and the key, which it
- * came with. Anything else there was written since: by malloc (it was freed
- * twice, and the other copy handed out) or by the program. Reports; false if
- * p must be neither handed out nor given back. Clears the mark. */
-static bool zone_transfer_leave(void **p) {
-  if (unlikely((uintptr_t)p[0] != zone_transfer_mark() || !free_key_matches(p[1]))) {
-    error_misuse("a small block was written after its free (or freed twice) while in a transfer stack", p);
-    return false;
-  }
-  p[0] = NULL;
-  return true;
-}
-
-/* Up to n objects off class cls's stack into out. */
-static unsigned zone_transfer_take_locked(zone_t *z, unsigned cls, void **out, unsigned n) {
-  unsigned count = z->transfer_count[cls], popped = n < count ? n : count, taken = 0;
-  for (unsigned i = 0; i < popped; i++) {
-    void **obj = z->transfer[cls][count - 1 - i];
-    if (zone_transfer_leave(obj)) out[taken++] = obj; /* else left alone */
-  }
-  z->transfer_count[cls] = (uint16_t)(count - popped);
-  z->transfer_bytes -= popped * size_class_bytes[cls];
-  if (popped > 0) z->transfer_taken |= (uint64_t)1 << cls;
-  return taken;
-}
-
-static bool zone_transfer_holds_locked(const zone_t *z, unsigned cls, const void *p) {
-  return pointers_hold(z->transfer[cls], z->transfer_count[cls], p);
-}
-
-/* Class cls's stack back to its slabs. */
-static void zone_transfer_flush_class_locked(zone_t *z, unsigned cls) {
-  unsigned count = z->transfer_count[cls];
-  z->transfer_count[cls] = 0;
-  z->transfer_bytes -= count * size_class_bytes[cls];
-  for (unsigned i = 0; i < count; i++) {
-    void **p = z->transfer[cls][i];
-    if (zone_transfer_leave(p)) zone_give_locked(z, zone_slab_head_at(region_of_address(p), p, cls), p, cls);
-  }
-}
-
-static void zone_transfer_flush_locked(zone_t *z) {
-  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) zone_transfer_flush_class_locked(z, c);
-}
-
-/* A slab going back to the core has none of its objects in the stack: one
- * there would mean the slab gave back an object twice (a double free that
- * reached the slab by a bin). Drops and reports any, so that none is handed
- * out from memory that is no longer this slab's. */
-static void zone_transfer_drop_slab_locked(zone_t *z, unsigned cls, const char *start, size_t bytes) {
-  unsigned kept = 0, count = z->transfer_count[cls];
-  for (unsigned i = 0; i < count; i++) {
-    void *p = z->transfer[cls][i];
-    if ((uintptr_t)((const char *)p - start) < bytes) error_misuse("double free of a small block", p);
-    else z->transfer[cls][kept++] = p;
-  }
-  z->transfer_count[cls] = (uint16_t)kept;
-  z->transfer_bytes -= (count - kept) * size_class_bytes[cls];
-}
-
-/* Never waits for a zone: one busy now is looked at next period. */
-void zone_transfer_expire(void) {
-  for (unsigned i = 0; i < ZONES_MAX; i++) {
-    zone_t *z = &zones[i];
-    if (!lock_try(&z->lock)) continue;
-    if (!z->initialised) {
-      lock_release(&z->lock);
-      continue;
-    }
-    for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++)
-      if (!(z->transfer_taken & ((uint64_t)1 << c))) zone_transfer_flush_class_locked(z, c);
-    z->transfer_taken = 0;
-    zone_unlock(z);
-  }
-}
-
-/* Each object of the stacks is an object start of its class in a slab of
- * this zone, handed out and not free there, holding the mark and the key, in
- * one stack once; the counts and bytes within their bounds. Aborts with a
- * report (a write after free to the key word shows here too). */
-static void zone_transfer_verify_locked(const zone_t *z) {
-  size_t bytes = 0;
-  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
-    unsigned count = z->transfer_count[c];
-    if (count > ZONE_TRANSFER_MAX || count * size_class_bytes[c] > ZONE_TRANSFER_CLASS_BYTES)
-      error_fatal("heap check failed: a transfer stack past its bound", z->transfer[c]);
-    bytes += count * size_class_bytes[c];
-    for (unsigned i = 0; i < count; i++) {
-      void *p = z->transfer[c][i];
-      region_t *r = pagemap_region_of(p);
-      if (r == NULL || r->zone != z || page_desc_of(r, p)->kind != PAGE_SLAB || page_class_at(r, p) != c ||
-          slab_check_give(zone_slab_head_at(r, p, c), p, c) != NULL)
-        error_fatal("heap check failed: a transfer stack holds what is not a used object of its class", p);
-      if ((uintptr_t)((void **)p)[0] != zone_transfer_mark() || !free_key_matches(((void **)p)[1]))
-        error_fatal("heap check failed: an object in a transfer stack without its mark and key", p);
-      if (pointers_hold(z->transfer[c], i, p)) error_fatal("heap check failed: an object twice in a transfer stack", p);
-    }
-  }
-  if (bytes != z->transfer_bytes || bytes > ZONE_TRANSFER_BYTES)
-    error_fatal("heap check failed: a zone's transfer bytes disagree with its stacks", z);
-}
-
 /* ---- Objects ------------------------------------------------------------- */
 
 unsigned zone_alloc_objects(zone_t *z, unsigned cls, void **out, unsigned n) {
   zone_lock(z);
-  unsigned got = zone_transfer_take_locked(z, cls, out, n);
+  unsigned got = transfer_take_locked(z, cls, out, n);
   while (got < n) {
     page_desc_t *head = zone_slab_with_room_locked(z, cls);
     if (head == NULL) break;
@@ -377,7 +218,7 @@ bool zone_holds_free_object(region_t *r, void *p) {
   zone_lock(z);
   page_desc_t *d = page_desc_of(r, p);
   bool held = d->kind == PAGE_SLAB &&
-              (slab_holds_free(slab_head_of(r, d), p) || zone_transfer_holds_locked(z, page_class_of_desc(d), p));
+              (slab_holds_free(slab_head_of(r, d), p) || transfer_holds_locked(z, page_class_of_desc(d), p));
   zone_unlock(z);
   return held;
 }
@@ -414,7 +255,7 @@ void zone_free_objects(void *const *objs, unsigned count) {
       zone_lock(locked);
     }
     unsigned cls = page_class_at(r, p);
-    zone_give_locked(locked, zone_slab_head_at(r, p, cls), p, cls);
+    zone_give_locked(locked, slab_head_at(r, p, cls), p, cls);
   }
   if (locked != NULL) zone_unlock(locked);
 }
@@ -428,79 +269,92 @@ void zone_free_remote_objects(zone_t *z, void *const *objs, const uint8_t *class
     if (!zone_cached_key_intact(p)) continue;
     region_t *r = region_of_address(p);
     assert_internal(r->zone == z && page_class_at(r, p) == cls);
-    page_desc_t *head = zone_slab_head_at(r, p, cls);
-    if (zone_transfer_has_room_locked(z, cls)) zone_transfer_push_locked(z, head, p, cls);
+    page_desc_t *head = slab_head_at(r, p, cls);
+    if (transfer_has_room_locked(z, cls)) transfer_push_locked(z, head, p, cls);
     else zone_give_locked(z, head, p, cls);
   }
   zone_unlock(z);
 }
 
-/* ---- Page runs (medium blocks) ------------------------------------------- */
+/* ---- Transfer stacks back to their slabs --------------------------------- */
 
-static void *zone_alloc_run_flagged(zone_t *z, unsigned order, bool *zeroed, uint8_t flags) {
-  zone_lock(z);
-  page_desc_t *d = zone_alloc_block_locked(z, order, zeroed);
-  if (d != NULL) {
-    d->kind = PAGE_RUN;
-    d->flags = flags;
+static void zone_transfer_flush_class_locked(zone_t *z, unsigned cls) {
+  for (void **p; (p = transfer_pop_locked(z, cls)) != NULL;)
+    zone_give_locked(z, slab_head_at(region_of_address(p), p, cls), p, cls);
+}
+
+static void zone_transfer_flush_locked(zone_t *z) {
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) zone_transfer_flush_class_locked(z, c);
+}
+
+/* Never waits for a zone: one busy now is looked at next period. */
+void zone_transfer_expire(void) {
+  for (unsigned i = 0; i < ZONES_MAX; i++) {
+    zone_t *z = &zones[i];
+    if (!lock_try(&z->lock)) continue;
+    if (!z->initialised) {
+      lock_release(&z->lock);
+      continue;
+    }
+    for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++)
+      if (!(z->transfer_taken & ((uint64_t)1 << c))) zone_transfer_flush_class_locked(z, c);
+    z->transfer_taken = 0;
+    zone_unlock(z);
   }
-  zone_unlock(z);
-  return d != NULL ? page_address_of(d) : NULL;
 }
 
-void *zone_alloc_run(zone_t *z, unsigned order, bool *zeroed) {
-  return zone_alloc_run_flagged(z, order, zeroed, 0);
-}
+/* ---- Purge --------------------------------------------------------------
+ *
+ * A zone counts the pages it freed to its buddy heap since its last purge
+ * ("dirty" pages: free, but still resident) and the time by which they must be
+ * gone: purge_delay_ms after the first of them was freed. Every zone slow path
+ * that finds that time passed purges all the zone's free blocks not yet known
+ * to be zero (madvise), which also marks them zeroed, so calloc skips them,
+ * and unmaps wholly free regions beyond REGION_RESERVE. With
+ * purge_delay_ms=0 that happens as the free's zone lock is released. A
+ * program that goes idle takes no slow path: the runtime's background thread
+ * (maintain.c) purges what is due then.
+ */
 
-void *zone_alloc_meta_run(zone_t *z, unsigned order, bool *zeroed) {
-  return zone_alloc_run_flagged(z, order, zeroed, PAGE_META);
-}
-
-/* The run headed at p, checked under the zone lock; NULL after reporting
- * misuse. A run of the allocator's own (PAGE_META) is not the program's to
- * free or resize. */
-static page_desc_t *zone_run_locked(region_t *r, void *p, uint8_t meta) {
-  page_desc_t *d = buddy_heap_check_block(r, p);
-  if (d == NULL) return NULL;
-  if (d->kind == PAGE_RUN && (d->flags & PAGE_META) == meta) return d;
-  error_misuse(d->kind == PAGE_RUN ? "free of a pointer buddymalloc does not own" : "free of a pointer inside a block (not its start)", p);
-  return NULL;
-}
-
-static void zone_free_run_flagged(region_t *r, void *p, uint8_t meta) {
-  zone_t *z = r->zone;
-  zone_lock(z);
-  page_desc_t *d = zone_run_locked(r, p, meta);
-  if (d != NULL) zone_free_block_locked(z, d);
-  zone_unlock(z);
-}
-
-void zone_free_run(region_t *r, void *p) {
-  zone_free_run_flagged(r, p, 0);
-}
-
-void zone_free_meta_run(void *p) {
-  zone_free_run_flagged(region_of_address(p), p, PAGE_META);
-}
-
-bool zone_grow_run(region_t *r, void *p, unsigned order) {
-  zone_t *z = r->zone;
-  zone_lock(z);
-  page_desc_t *d = zone_run_locked(r, p, 0);
-  bool grown = d != NULL && buddy_heap_grow(&z->heap, d, order);
-  zone_unlock(z);
-  return grown;
-}
-
-void zone_shrink_run(region_t *r, void *p, unsigned order) {
-  zone_t *z = r->zone;
-  zone_lock(z);
-  page_desc_t *d = zone_run_locked(r, p, 0);
-  if (d != NULL) {
-    purge_note_freed_locked(z, ((size_t)1 << d->order) - ((size_t)1 << order));
-    buddy_heap_shrink(&z->heap, d, order);
+/* Releases the zone's empty-slab reserve (it saves a slab's set-up when a class
+ * empties and refills in quick succession, and a whole purge delay has passed
+ * since the zone last freed pages), unmaps wholly free regions beyond the
+ * reserve, then purges every free block not known to be zero; returns pages
+ * given back. */
+size_t zone_purge_locked(zone_t *z) {
+  zone_release_empty_slabs_locked(z);
+  size_t purged = zone_release_free_regions_locked(z, REGION_RESERVE) * BUDDY_REGION_PAGES;
+  for (unsigned k = 0; k < BUDDY_ORDERS; k++) {
+    page_desc_t *sentinel = &z->heap.free_list[k];
+    for (page_desc_t *d = sentinel->next; d != sentinel; d = d->next) {
+      if (d->flags & PAGE_ZEROED) continue;
+      /* Only a purge that surely zeroed the pages lets calloc skip them. */
+      if (os_purge(page_address_of(d), PAGE_SIZE << k, options.purge_madv_free)) d->flags |= PAGE_ZEROED;
+      purged += (size_t)1 << k;
+    }
   }
-  zone_unlock(z);
+  z->dirty_pages = 0;
+  z->purged_pages += purged;
+  return purged;
+}
+
+/* Called as pages go back to the heap: the purge happens on unlock. */
+void zone_note_freed_locked(zone_t *z, size_t pages) {
+  if (z->dirty_pages == 0) z->purge_deadline_ns = os_now_ns() + (uint64_t)options.purge_delay_ms * 1000000u;
+  z->dirty_pages += pages;
+}
+
+void zone_purge_if_due_locked(zone_t *z) {
+  if (z->dirty_pages != 0 && os_now_ns() >= z->purge_deadline_ns) zone_purge_locked(z);
+}
+
+/* Purges what is due in every zone (the background thread's round). */
+void zone_purge_due(void) {
+  for (unsigned i = 0; i < ZONES_MAX; i++) {
+    zone_lock(&zones[i]);
+    zone_purge_if_due_locked(&zones[i]);
+    zone_unlock(&zones[i]);
+  }
 }
 
 /* ---- Trim ---------------------------------------------------------------- */
@@ -521,7 +375,7 @@ static bool zone_trim_locked(zone_t *z) {
   zone_transfer_flush_locked(z);
   bool released = zone_release_empty_slabs_locked(z);
   released |= zone_release_free_regions_locked(z, 0) > 0;
-  return purge_zone_locked(z) > 0 || released;
+  return zone_purge_locked(z) > 0 || released;
 }
 
 int zone_trim_all(void) {
@@ -561,7 +415,7 @@ size_t zone_verify_all(void) {
     zone_lock(&zones[i]);
     buddy_heap_verify(&zones[i].heap);
     zone_verify_slabs_locked(&zones[i]);
-    zone_transfer_verify_locked(&zones[i]);
+    transfer_verify_locked(&zones[i]);
     regions += zones[i].heap.regions;
     zone_unlock(&zones[i]);
   }

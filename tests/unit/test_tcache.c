@@ -377,7 +377,7 @@ Test(reclaim, races_with_waking_owners_lose_nothing, .timeout = 60) {
   pthread_t thread;
   cr_assert_eq(pthread_create(&thread, NULL, napper_main, NULL), 0);
   while (!__atomic_load_n(&napper_done, __ATOMIC_ACQUIRE)) {
-    tcache_sweep_idle();
+    maintain_tick();
     sleep_ms(1);
   }
   cr_assert_eq(pthread_join(thread, NULL), 0);
@@ -424,7 +424,7 @@ Test(reclaim, a_blocking_signal_handler_inside_malloc_is_not_idle, .timeout = 60
   for (int round = 0; round < 12; round++) {
     pthread_kill(thread, SIGUSR1);
     for (int i = 0; i < 40; i++) { /* the handler's sleep, and the worker's run after it */
-      tcache_sweep_idle();
+      maintain_tick();
       sleep_ms(10);
     }
   }
@@ -670,7 +670,7 @@ static int child_flushes_orphans(void) {
   buddy_stats_t s = stats_now();
   if (s.thread_caches != 1 || s.bytes_cached == 0) return 1; /* the worker's cache is an orphan */
   tcache_flush_current();
-  tcache_sweep_idle(); /* the first sweep in a child is due at once */
+  maintain_tick(); /* the first sweep in a child is due at once */
   s = stats_now();
   if (s.bytes_cached != 0) return 2;
   if (!free_in_slab(orphan_stray)) return 4; /* the batch went home too */

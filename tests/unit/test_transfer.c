@@ -81,7 +81,7 @@ static bool in_stack(const zone_t *z, unsigned cls, const void *p) {
 static void quiet_sweeps(void) {
   options.tcache_max = TRANSFER_TEST_BIN_MAX;
   options.purge_delay_ms = 1000000;
-  tcache_sweep_idle();
+  maintain_tick();
 }
 
 /* BLOCKS of 256 bytes, each written, freed by a consumer; returns their zone.
@@ -253,7 +253,7 @@ Test(transfer, a_double_free_of_a_block_waiting_there_aborts, .signal = SIGABRT)
   void *blocks[BLOCKS];
   zone_t *home = allocate_and_consume(blocks);
   void *waiting = home->transfer[CLASS_256][0];
-  cr_assert_eq(((void **)waiting)[1], (void *)tcache_key);
+  cr_assert_eq(((void **)waiting)[1], (void *)free_key);
   buddy_free(waiting); /* suspected by its key, found in the stack */
 }
 
@@ -382,7 +382,7 @@ Test(transfer, the_heap_walker_finds_an_object_stacked_twice, .signal = SIGABRT)
   buddy_trim(0); /* room in the stack again */
   blocks[0] = buddy_malloc(256);
   ((void **)blocks[0])[0] = (void *)zone_transfer_mark(); /* as if stacked: only the repeat is wrong */
-  ((void **)blocks[0])[1] = (void *)tcache_key;
+  ((void **)blocks[0])[1] = (void *)free_key;
   home->transfer[CLASS_256][0] = home->transfer[CLASS_256][1] = blocks[0];
   home->transfer_count[CLASS_256] = 2;
   home->transfer_bytes = 2 * 256;

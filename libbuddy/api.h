@@ -1,0 +1,84 @@
+/* api.h: the public buddy_* API's fast paths (alloc.c, free.c), inlined
+ * into buddy_malloc / buddy_free and into the shim's malloc / free.
+ */
+#ifndef BUDDY_API_H
+#define BUDDY_API_H
+
+#include "runtime.h"
+
+#pragma GCC visibility push(hidden)
+
+/* ---- alloc.c ------------------------------------------------------------- */
+
+size_t alloc_usable_size(const void *p);
+void *alloc_aligned(size_t alignment, size_t size);
+/* Medium and huge blocks, aligned to at least `align` (a power of two). */
+void *alloc_large(size_t size, size_t align, bool *zeroed);
+/* alloc_fast's slow path (alloc.c). */
+void *alloc_small_slow(unsigned cls);
+
+/* malloc's fast path (buddy_malloc, and the shim's malloc with no call in
+ * between): the class from a table indexed by the size, then a pop from the
+ * home bin of that class, counted. Cost: 16 instructions (clang 14; gcc 12
+ * makes 18) up to 1 KiB when the bin is not empty, 3 of them the busy depth;
+ * the slow paths are tail calls, so the fast path saves no registers. The second word is
+ * cleared so that a block handed out never looks like a cached one
+ * (free_key) when freed. */
+static inline void *alloc_fast(size_t size) {
+  size_t cls;
+  if (likely(size <= SIZE_CLASS_LOOKUP_MAX)) cls = size_class_lookup[size];
+  else if (size <= SMALL_SIZE_MAX) cls = size_class_of(size);
+  else return alloc_large(size, PAGE_SIZE, NULL);
+  tcache_hold();
+  void ***top = tcache_get_home() + cls;
+  void **p = (*top)[-1];
+  /* sets errno when it fails; releases */
+  if (unlikely(p == NULL)) return alloc_small_slow((unsigned)cls);
+  /* The top is decremented in memory (one instruction) rather than from the
+   * register it was loaded into (two): the empty asm says it may have
+   * changed. */
+  __asm__("" : "+m"(*top));
+  (*top)--;
+  /* Static caches never get here: their bins are empty. */
+  *tcache_tally_of(top) += TCACHE_TALLY_POP;
+  p[1] = NULL;
+  tcache_release();
+  return p;
+}
+
+/* ---- free.c -------------------------------------------------------------- */
+
+/* p does not start an object by the small map: a page run, a huge block, a
+ * foreign or interior pointer, or a small object whose map byte could not be
+ * written (then freed as the fast path would). */
+void free_not_small_object(void *p);
+
+/* free's fast path (buddy_free, and the shim's free): the small map gives the
+ * bin number of p's slab (zone and class) and, from the same base, the
+ * object-start test (a multiply and a compare); then a push on that bin of
+ * the thread's cache. Bins of other zones have no room, so a remote free
+ * goes to the slow path with no test of its own.
+ * Misuse is caught before anything is written: a pointer that is in no slab
+ * or does not start an object goes to the page map (foreign, interior, or
+ * not small); one whose second word holds the cache key is checked for a
+ * double free by the slow path. Cost: 26 instructions when the bin has room
+ * (clang 14; gcc 12 makes 28): 11 the range test, the map and the object
+ * test, 3 the cache (raising the busy depth), 3 the key, 7 the room test and
+ * the push, 2 lowering the busy depth and returning; every exit is a tail
+ * call. */
+static inline void free_fast(void *p) {
+  size_t bin;
+  if (unlikely(!small_map_object(p, &bin))) return free_not_small_object(p);
+  tcache_hold();
+  tcache_t *tc = tcache_get();
+  void ***top = &tc->bin_top[bin];
+  /* A key in the 2nd word may be a double free; no room: a full bin, another
+   * zone's bin, a class the thread has not used yet, or a static cache. */
+  if (unlikely(free_key_matches(((void **)p)[1]) || tcache_top_full(top))) return tcache_free_slow(p, bin);
+  tcache_top_push(top, p);
+  tcache_release();
+}
+
+#pragma GCC visibility pop
+
+#endif /* BUDDY_API_H */

@@ -1,0 +1,72 @@
+/* base.h: the bottom of libbuddy, which every layer may use: branch hints,
+ * debug levels and internal asserts, misuse reports (error.c), options
+ * (options.c), the locks' wrappers (lock.h) and the key that marks free small
+ * objects. Everything declared in libbuddy's headers has hidden visibility:
+ * meson sets it for the definitions, and the pragma in each header tells
+ * every user, so that the fast paths address tables and keys directly rather
+ * than through the GOT.
+ */
+#ifndef BUDDY_BASE_H
+#define BUDDY_BASE_H
+
+#include "lock.h"
+#include "os.h"
+#include "types.h"
+
+#pragma GCC visibility push(hidden)
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define noinline __attribute__((__noinline__))
+#define cold_path __attribute__((__noinline__, __cold__))
+
+/* Whether p is among ptrs[0..count): the scan that confirms a suspected
+ * double free in a bin, a remote batch or a transfer stack. */
+static inline bool pointers_hold(void *const *ptrs, size_t count, const void *p) {
+  for (size_t i = 0; i < count; i++)
+    if (ptrs[i] == p) return true;
+  return false;
+}
+
+/* ---- Debug levels (constants, so every variant is compiled) -------------- */
+
+#ifndef BUDDY_DEBUG_LEVEL
+#define BUDDY_DEBUG_LEVEL 0
+#endif
+static const int debug_level = BUDDY_DEBUG_LEVEL;
+
+_Noreturn void error_assert_failed(const char *cond, const char *file, int line);
+
+/* Level 2: internal invariants; level 3: expensive whole-structure walks. */
+#define assert_internal(c) \
+  ((debug_level >= 2 && !(c)) ? error_assert_failed(#c, __FILE__, __LINE__) : (void)0)
+#define assert_expensive(c) \
+  ((debug_level >= 3 && !(c)) ? error_assert_failed(#c, __FILE__, __LINE__) : (void)0)
+
+/* ---- error.c: misuse reports (write(2), then abort; never allocate) ------ */
+
+_Noreturn void error_fatal(const char *what, const void *ptr);
+/* Heap misuse by the program: reported, then abort() — or, with
+ * abort_on_error=0, a warning after which the caller leaks the block. */
+void error_misuse(const char *what, const void *ptr);
+
+/* ---- The free key ------------------------------------------------------ */
+
+/* The second word of a free small object, in a cache, a transfer stack or
+ * free in its slab, holds free_key (random, never 0): a free finding it
+ * there suspects a double free and confirms it by a scan of its own cache,
+ * the object's free bit (slab.c) and its zone's transfer stack. One key for
+ * all places keeps free's test to a compare. */
+extern uintptr_t free_key; /* lock.c; set once at start-up (init.c) */
+static inline bool free_key_matches(const void *word) {
+  return (uintptr_t)word == free_key;
+}
+
+/* ---- options.c ----------------------------------------------------------- */
+
+extern buddy_options_t options;
+void options_init(void);
+
+#pragma GCC visibility pop
+
+#endif /* BUDDY_BASE_H */

@@ -1,0 +1,37 @@
+/* init.c: global start-up, once per process, and the entry the API's slow
+ * paths take into the runtime.
+ *
+ * Start-up runs at load time (a constructor) or at the first allocation,
+ * whichever comes first (another library's constructor may allocate before
+ * ours runs). It reads the options, makes the free key, readies each layer
+ * that needs it, and takes no lock that an allocation could need:
+ * pthread_atfork, which may call malloc, runs after the state is published.
+ */
+#include "runtime.h"
+
+bool runtime_ready;
+static pthread_mutex_t runtime_init_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void runtime_init(void) {
+  if (__atomic_load_n(&runtime_ready, __ATOMIC_ACQUIRE)) return;
+  bool first = false;
+  pthread_mutex_lock(&runtime_init_lock);
+  if (!runtime_ready) {
+    if (os_page_size() != PAGE_SIZE) error_fatal("unsupported system page size", NULL);
+    options_init();
+    stats_init();
+    free_key = ((uintptr_t)os_random_seed() | 16) & ~(uintptr_t)3; /* never 0: fresh blocks hold 0 */
+    tcache_init();
+    __atomic_store_n(&runtime_ready, true, __ATOMIC_RELEASE);
+    first = true;
+  }
+  pthread_mutex_unlock(&runtime_init_lock);
+  if (first) fork_install_handlers();
+}
+
+/* At load time, so that buddymalloc's fork handlers come before any the
+ * program registers (child handlers run in registration order, and one that
+ * allocates must find the zone locks released). */
+__attribute__((constructor(101))) static void runtime_at_load(void) {
+  runtime_init();
+}

@@ -1,0 +1,68 @@
+/* maintain.c: the periodic maintenance, which calls down into every layer
+ * that keeps something for later.
+ *
+ * Once per period (the purge delay, at least MAINTAIN_PERIOD_MIN_MS), the
+ * first thread to find it due, on one of its slow paths, or the background
+ * thread: cached huge blocks past the delay are unmapped (so a program that
+ * stopped making huge allocations does not keep them), transfer stacks no
+ * refill used go back to their slabs, caches orphaned by a fork are flushed
+ * and idle threads' caches reclaimed (tcache_sweep). Nothing here waits for
+ * a lock another thread holds: each layer's sweep uses trylocks.
+ *
+ * A program that goes idle takes no slow path, so background_purge=1 starts
+ * a thread that wakes every half delay, purges what is due in each zone (the
+ * zones purge on their own slow paths otherwise: zone.c) and runs the
+ * periodic work above. After fork() the child starts its own on its next
+ * slow path.
+ */
+#include "runtime.h"
+
+/* The periodic work runs at most this often, whatever the purge delay. */
+#define MAINTAIN_PERIOD_MIN_MS 100
+
+__thread unsigned maintain_slow_paths __attribute__((tls_model("initial-exec")));
+bool maintain_thread_running;
+static uint64_t maintain_next_ns;
+
+void maintain_tick(void) {
+  uint64_t now = os_now_ns(), due = __atomic_load_n(&maintain_next_ns, __ATOMIC_RELAXED);
+  if (now < due) return;
+  long period_ms = options.purge_delay_ms > MAINTAIN_PERIOD_MIN_MS ? options.purge_delay_ms : MAINTAIN_PERIOD_MIN_MS;
+  if (!__atomic_compare_exchange_n(&maintain_next_ns, &due, now + (uint64_t)period_ms * 1000000u, false,
+                                   __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+    return;
+  huge_expire();
+  zone_transfer_expire();
+  tcache_sweep();
+}
+
+static void *maintain_thread_main(void *arg) {
+  (void)arg;
+  long half = options.purge_delay_ms / 2 > 0 ? options.purge_delay_ms / 2 : 1;
+  for (;;) {
+    os_sleep_ms(half);
+    zone_purge_due();
+    huge_expire(); /* cached huge blocks past the delay, every half delay */
+    maintain_tick();
+  }
+  return NULL;
+}
+
+/* Called with no lock held (pthread_create allocates). */
+void maintain_start_thread(void) {
+  if (!options.background_purge || __atomic_exchange_n(&maintain_thread_running, true, __ATOMIC_ACQ_REL)) return;
+  pthread_t thread;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  if (pthread_create(&thread, &attr, maintain_thread_main, NULL) != 0)
+    __atomic_store_n(&maintain_thread_running, false, __ATOMIC_RELEASE);
+  pthread_attr_destroy(&attr);
+}
+
+/* In the child of fork() the thread does not exist, and the first period
+ * is due at once. */
+void maintain_fork_child(void) {
+  maintain_thread_running = false;
+  maintain_next_ns = 0;
+}

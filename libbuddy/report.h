@@ -1,0 +1,30 @@
+/* report.h: statistics gathered by asking every layer (stats.c), and the
+ * page-by-page dump of the regions (heapmap.c).
+ */
+#ifndef BUDDY_REPORT_H
+#define BUDDY_REPORT_H
+
+#include "tcache.h"
+
+#pragma GCC visibility push(hidden)
+
+/* ---- stats.c ------------------------------------------------------------ */
+
+void stats_collect(buddy_stats_t *s);
+void stats_print(bool json); /* to stderr */
+void stats_init(void);         /* keeps a descriptor for the report at exit */
+void stats_fork_child(void);   /* re-makes the report locks */
+/* The longest report stats_format_json and stats_print write. */
+#define STATS_TEXT_MAX 8192
+/* The statistics as JSON, into buf; returns the length (truncated to size). */
+size_t stats_format_json(char *buf, size_t size);
+
+/* ---- heapmap.c ----------------------------------------------------------- */
+
+void heapmap_init(void);  /* reads BUDDY_HEAPMAP */
+void heapmap_write(void); /* at exit: the region dump, if asked for */
+void huge_write_map(int fd);
+
+#pragma GCC visibility pop
+
+#endif /* BUDDY_REPORT_H */

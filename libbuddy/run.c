@@ -1,0 +1,77 @@
+/* run.c: page runs, the medium blocks (order 0..BUDDY_MAX_ORDER), straight
+ * from a zone's buddy heap: allocated, freed, grown and shrunk in place under
+ * the zone's lock. A run of the allocator's own (a thread's cache) is flagged
+ * PAGE_META: the program can neither free nor resize it, and the statistics
+ * count it apart.
+ */
+#include "zone.h"
+
+uint64_t zone_run_requests;
+
+static void *zone_alloc_run_flagged(zone_t *z, unsigned order, bool *zeroed, uint8_t flags) {
+  zone_lock(z);
+  page_desc_t *d = zone_alloc_block_locked(z, order, zeroed);
+  if (d != NULL) {
+    d->kind = PAGE_RUN;
+    d->flags = flags;
+  }
+  zone_unlock(z);
+  return d != NULL ? page_address_of(d) : NULL;
+}
+
+void *zone_alloc_run(zone_t *z, unsigned order, bool *zeroed) {
+  void *p = zone_alloc_run_flagged(z, order, zeroed, 0);
+  if (p != NULL) __atomic_fetch_add(&zone_run_requests, 1, __ATOMIC_RELAXED);
+  return p;
+}
+
+void *zone_alloc_meta_run(zone_t *z, unsigned order, bool *zeroed) {
+  return zone_alloc_run_flagged(z, order, zeroed, PAGE_META);
+}
+
+/* The run headed at p, checked under the zone lock; NULL after reporting
+ * misuse. A run of the allocator's own (PAGE_META) is not the program's to
+ * free or resize. */
+static page_desc_t *zone_run_locked(region_t *r, void *p, uint8_t meta) {
+  page_desc_t *d = buddy_heap_check_block(r, p);
+  if (d == NULL) return NULL;
+  if (d->kind == PAGE_RUN && (d->flags & PAGE_META) == meta) return d;
+  error_misuse(d->kind == PAGE_RUN ? "free of a pointer buddymalloc does not own" : "free of a pointer inside a block (not its start)", p);
+  return NULL;
+}
+
+static void zone_free_run_flagged(region_t *r, void *p, uint8_t meta) {
+  zone_t *z = r->zone;
+  zone_lock(z);
+  page_desc_t *d = zone_run_locked(r, p, meta);
+  if (d != NULL) zone_free_block_locked(z, d);
+  zone_unlock(z);
+}
+
+void zone_free_run(region_t *r, void *p) {
+  zone_free_run_flagged(r, p, 0);
+}
+
+void zone_free_meta_run(void *p) {
+  zone_free_run_flagged(region_of_address(p), p, PAGE_META);
+}
+
+bool zone_grow_run(region_t *r, void *p, unsigned order) {
+  zone_t *z = r->zone;
+  zone_lock(z);
+  page_desc_t *d = zone_run_locked(r, p, 0);
+  bool grown = d != NULL && buddy_heap_grow(&z->heap, d, order);
+  zone_unlock(z);
+  return grown;
+}
+
+void zone_shrink_run(region_t *r, void *p, unsigned order) {
+  zone_t *z = r->zone;
+  zone_lock(z);
+  page_desc_t *d = zone_run_locked(r, p, 0);
+  if (d != NULL) {
+    zone_note_freed_locked(z, ((size_t)1 << d->order) - ((size_t)1 << order));
+    buddy_heap_shrink(&z->heap, d, order);
+  }
+  zone_unlock(z);
+}

@@ -1,0 +1,96 @@
+/* slab.h: a buddy block carved into objects of one class (slab.c).
+ */
+#ifndef BUDDY_SLAB_H
+#define BUDDY_SLAB_H
+
+#include "buddy.h"
+
+#pragma GCC visibility push(hidden)
+
+/* ---- slab.c: a buddy block carved into objects of one class -------------- */
+
+/* obj's free bit (region_t.slab_free_bits): granule g is bit g % 64 of
+ * word g / 64. */
+static inline size_t slab_free_granule(const void *obj) {
+  return ((uintptr_t)obj & (BUDDY_REGION_SIZE - 1)) / SMALL_ALIGN;
+}
+static inline uint64_t slab_free_mask(size_t granule) {
+  return (uint64_t)1 << (granule % 64);
+}
+
+/* The free-bit words of the slab headed by `head`: slab_free_word_count()
+ * of them from this one (slabs are aligned to their size, at least a page:
+ * a whole number of words). */
+static inline uint64_t *slab_free_words(const page_desc_t *head) {
+  return &region_of_desc(head)->slab_free_bits[slab_free_granule(page_address_of(head)) / 64];
+}
+static inline size_t slab_free_word_count(const page_desc_t *head) {
+  return (PAGE_SIZE << head->order) / SMALL_ALIGN / 64;
+}
+
+void slab_init(page_desc_t *head, unsigned cls);
+/* Takes up to n objects into out[0..n), each with free_key in its second
+ * word; returns the count. */
+unsigned slab_take(page_desc_t *head, void **out, unsigned n);
+/* Whether obj is free in its slab (its free bit). */
+static inline bool slab_holds_free(const page_desc_t *head, const void *obj) {
+  size_t g = slab_free_granule(obj);
+  return (region_of_desc(head)->slab_free_bits[g / 64] & slab_free_mask(g)) != 0;
+}
+/* Clears the free bits of a slab going back to the core (set for its free
+ * objects, which is all it carved). */
+void slab_clear_free_bits(page_desc_t *head);
+void slab_debug_fill(void *obj, size_t bytes);
+/* Checks a slab's counts against its free bits (zone_verify_all). */
+void slab_verify(const page_desc_t *head);
+/* What is wrong with giving obj (of class cls) back to its slab, or NULL.
+ * A multiply, not a division, for "never handed out"; a bit, not a scan, for
+ * "already free". */
+static inline const char *slab_check_give(const page_desc_t *head, const void *obj, unsigned cls) {
+  /* Slabs are aligned to their size: the offset is in the address bits. */
+  size_t offset = (uintptr_t)obj & size_class_info[cls].slab_mask;
+  if (!size_class_is_object_start(cls, offset)) return "free of a pointer inside a small block (not its start)";
+  if (offset >= (size_t)head->slab_carved * size_class_bytes[cls]) return "free of a small block that was never allocated";
+  if (slab_holds_free(head, obj)) return "double free of a small block";
+  if (head->slab_used == 0) return "double free of a small block (slab already empty)";
+  return NULL;
+}
+/* Returns one object of class cls (its slab's), under the zone lock; checks it
+ * is an object start not already free (false, after reporting misuse, if not:
+ * the object is left alone). Inline: every object a flush or a remote batch
+ * sends home comes through here. */
+static inline bool slab_give(page_desc_t *head, void *obj, unsigned cls) {
+  const char *wrong = slab_check_give(head, obj, cls);
+  if (unlikely(wrong != NULL)) {
+    error_misuse(wrong, obj);
+    return false;
+  }
+  if (unlikely(options.debug)) slab_debug_fill(obj, size_class_bytes[cls]);
+  ((void **)obj)[1] = (void *)free_key;
+  head->slab_used--;
+  size_t g = slab_free_granule(obj);
+  uint64_t *word = &region_of_desc(head)->slab_free_bits[g / 64];
+  *word |= slab_free_mask(g);
+  size_t scan = (size_t)(word - slab_free_words(head));
+  if (scan < head->slab_scan) head->slab_scan = (uint16_t)scan;
+  return true;
+}
+static inline unsigned slab_free_objects(const page_desc_t *head, unsigned cls) {
+  return size_class_slab_count[cls] - head->slab_used;
+}
+static inline page_desc_t *slab_head_of(region_t *r, page_desc_t *d) {
+  size_t index = (size_t)(d - r->pages) & ~(((size_t)1 << d->order) - 1);
+  return &r->pages[index];
+}
+/* The head of p's slab, of class cls: slabs are aligned to their order. */
+static inline page_desc_t *slab_head_at(region_t *r, const void *p, unsigned cls) {
+  return &r->pages[page_index_of(r, p) & ~(((size_t)1 << size_class_slab_order[cls]) - 1)];
+}
+/* Offset of p from the start of its slab: slabs are aligned to their size. */
+static inline size_t slab_offset_of(const page_desc_t *d, const void *p) {
+  return (uintptr_t)p & ((PAGE_SIZE << d->order) - 1);
+}
+
+#pragma GCC visibility pop
+
+#endif /* BUDDY_SLAB_H */

@@ -1,0 +1,99 @@
+/* zone.h: locked global zones: each owns a buddy heap and the slabs of
+ * every class on it (zone.c), transfer stacks between threads (transfer.c),
+ * page runs for medium blocks (run.c), and gives free pages back to the OS
+ * after a delay.
+ */
+#ifndef BUDDY_ZONE_H
+#define BUDDY_ZONE_H
+
+#include "slab.h"
+
+#pragma GCC visibility push(hidden)
+
+/* ---- zone.c: locked global zones ----------------------------------------- */
+
+extern zone_t zones[ZONES_MAX];
+
+/* An object waiting in a zone's transfer stack holds the key's complement
+ * in its first word as well (never 0 either: free_key's low bits are
+ * clear), so that the zone sees it come back while still there (zone.c). */
+static inline uintptr_t zone_transfer_mark(void) {
+  return ~free_key;
+}
+
+zone_t *zone_for_new_thread(void);
+void zone_lock(zone_t *z);
+void zone_unlock(zone_t *z);
+/* Up to n objects of class cls into out[0..n); returns the count (0 = OOM). */
+unsigned zone_alloc_objects(zone_t *z, unsigned cls, void **out, unsigned n);
+/* Returns objs[0..count), objects of any classes and zones from a thread's
+ * bins or batches (each holds the key: one without it is reported). */
+void zone_free_objects(void *const *objs, unsigned count);
+/* Objects of zone z (classes[i] is objs[i]'s) that a consumer thread freed:
+ * into the zone's transfer stacks while they have room, the rest to their
+ * slabs. */
+void zone_free_remote_objects(zone_t *z, void *const *objs, const uint8_t *classes, unsigned count);
+/* Each class's transfer stack that no refill took from since the last call
+ * goes back to its slabs; once per maintenance period (maintain.c). */
+void zone_transfer_expire(void);
+/* Purges each zone's dirty pages if their delay has passed. */
+void zone_purge_due(void);
+void zone_free_object(region_t *r, page_desc_t *d, void *p);
+/* The same for a small object of buddymalloc's own, found by its address. */
+void zone_free_small(void *p);
+/* Whether p is free in its slab or waits in its zone's transfer stack
+ * (takes the zone lock). */
+bool zone_holds_free_object(region_t *r, void *p);
+size_t zone_release_free_regions_locked(zone_t *z, size_t keep);
+/* Gives the empty slabs kept in reserve back to the buddy heap; true if any. */
+bool zone_release_empty_slabs_locked(zone_t *z);
+/* Medium blocks: page runs of order 0..BUDDY_MAX_ORDER (run.c). */
+void *zone_alloc_run(zone_t *z, unsigned order, bool *zeroed);
+void zone_free_run(region_t *r, void *p);
+/* A page run of the allocator's own (a thread's cache): not the program's
+ * to free, and counted apart in the statistics. */
+void *zone_alloc_meta_run(zone_t *z, unsigned order, bool *zeroed);
+void zone_free_meta_run(void *p);
+bool zone_grow_run(region_t *r, void *p, unsigned order);
+void zone_shrink_run(region_t *r, void *p, unsigned order);
+/* Returns every wholly free region beyond none kept, empty slabs; 1 if any. */
+int zone_trim_all(void);
+/* Runs the invariant walker over every zone; returns the regions mapped. */
+size_t zone_verify_all(void);
+void zone_fork_prepare(void);
+void zone_fork_parent(void);
+void zone_fork_child(void);
+
+/* ---- Within the zone layer ---------------------------------------------- */
+
+/* zone.c, for run.c: a block of `order` from the zone's heap (its empty
+ * slabs released, or a region mapped, if needed); a block back to it. */
+page_desc_t *zone_alloc_block_locked(zone_t *z, unsigned order, bool *zeroed);
+void zone_free_block_locked(zone_t *z, page_desc_t *d);
+/* zone.c's purge: dirty pages counted as freed, purged when due (on unlock). */
+size_t zone_purge_locked(zone_t *z);
+void zone_note_freed_locked(zone_t *z, size_t pages);
+void zone_purge_if_due_locked(zone_t *z);
+/* Page runs handed to the program (run.c; atomic). */
+extern uint64_t zone_run_requests;
+
+/* transfer.c, for zone.c: a zone's transfer stacks, under its lock. */
+static inline bool transfer_has_room_locked(const zone_t *z, unsigned cls) {
+  size_t bytes = size_class_bytes[cls], count = z->transfer_count[cls];
+  return count < ZONE_TRANSFER_MAX && (count + 1) * bytes <= ZONE_TRANSFER_CLASS_BYTES &&
+         z->transfer_bytes + bytes <= ZONE_TRANSFER_BYTES;
+}
+void transfer_push_locked(zone_t *z, page_desc_t *head, void **p, unsigned cls);
+/* Up to n objects off class cls's stack into out (a refill: marks the class
+ * taken from); returns how many. */
+unsigned transfer_take_locked(zone_t *z, unsigned cls, void **out, unsigned n);
+/* One object off class cls's stack, NULL once it is empty (a flush). */
+void *transfer_pop_locked(zone_t *z, unsigned cls);
+bool transfer_holds_locked(const zone_t *z, unsigned cls, const void *p);
+/* Drops (and reports) any object in [start, start + bytes) from the stack. */
+void transfer_drop_range_locked(zone_t *z, unsigned cls, const char *start, size_t bytes);
+void transfer_verify_locked(const zone_t *z);
+
+#pragma GCC visibility pop
+
+#endif /* BUDDY_ZONE_H */
