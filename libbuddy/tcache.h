@@ -117,6 +117,70 @@ void tcache_sweep(void);
 /* Request counters, thread caches and reclaims, into s. */
 void tcache_collect_stats(buddy_stats_t *s);
 
+/* ---- Within the tcache layer ---------------------------------------------
+ *
+ * Files, bottom to top: tcache_flush.c (objects back to their zones),
+ * tcache_size.c (bin sizes), tcache_thread.c (a cache from thread start to
+ * exit, the registry, fork), tcache.c (the slow paths), tcache_sweep.c
+ * (orphans, idle caches, statistics). */
+
+/* The owner's own counters: plain increments, which other threads read with
+ * relaxed loads (TSan builds make the increment atomic too, to say so). */
+#ifdef __SANITIZE_THREAD__
+#define counter_add(x, n) __atomic_store_n(&(x), __atomic_load_n(&(x), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
+#else
+#define counter_add(x, n) ((x) += (n))
+#endif
+
+/* The tally of the home bin of class cls (relaxed: other threads read it). */
+static inline uint64_t tcache_home_tally(const tcache_t *tc, unsigned cls) {
+  return __atomic_load_n(&tc->bin_tally[tcache_home_bin(tc, cls)], __ATOMIC_RELAXED);
+}
+
+/* tcache_flush.c */
+/* Moves the n oldest objects of tc's home bin of class cls back to their zones. */
+void tcache_flush_bin(tcache_t *tc, unsigned cls, uint32_t n);
+void tcache_remote_flush(tcache_remote_t *rb);
+void tcache_flush_all(tcache_t *tc);
+size_t tcache_cached_bytes(const tcache_t *tc);
+
+/* tcache_size.c */
+/* The slots of a bin of class cls above its NULL (its largest ceiling). */
+size_t tcache_bin_slots(unsigned cls);
+/* The class is in demand: its bin starts or doubles, within its ceiling and
+ * the budget; returns the bin's max (0: still none). */
+uint32_t tcache_bin_grow(tcache_t *tc, unsigned cls);
+
+/* tcache_thread.c */
+/* The thread's own live cache, also while tcache_reclaimed stands in for it. */
+extern __thread tcache_t *tcache_own __attribute__((tls_model("initial-exec")));
+/* The static stand-in a reclaim swaps in (empty bins, max 0). */
+extern tcache_t tcache_reclaimed;
+/* Under tcache_registry_lock: the live caches, those a fork child found
+ * without their threads, and the request counts of caches gone. */
+extern pthread_mutex_t tcache_registry_lock;
+extern tcache_t *tcache_registry, *tcache_orphans;
+extern uint64_t tcache_requests_retired[SIZE_CLASS_COUNT];
+/* A reclaim swapped tcache_reclaimed in: takes the own cache back. */
+tcache_t *tcache_resume(void);
+/* Makes the calling thread's own cache; false if out of memory. */
+bool tcache_thread_init(void);
+void tcache_memory_free(tcache_t *tc);
+
+/* Every slow path that touches the thread's cache starts here, held (the
+ * fast path raised tcache_tls.busy): it takes the cache back if a reclaim
+ * swapped it out, and counts the slow path (an idle cache's count stands
+ * still: tcache_sweep.c). */
+static inline tcache_t *tcache_enter(tcache_t *tc) {
+  if (unlikely(tc->state == TCACHE_RECLAIMED)) tc = tcache_resume();
+  if (tc->state == TCACHE_LIVE) counter_add(tc->slow_paths, 1);
+  return tc;
+}
+
+/* tcache.c */
+/* Requests served uncached (debug=1, a thread after its exit): atomic adds. */
+extern uint64_t tcache_requests_uncached[SIZE_CLASS_COUNT];
+
 #pragma GCC visibility pop
 
 #endif /* BUDDY_TCACHE_H */

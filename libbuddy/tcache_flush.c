@@ -1,0 +1,37 @@
+/* tcache_flush.c: a thread cache's objects back to their zones: the oldest
+ * of a bin (a full bin, or one shrinking), a remote batch, or everything
+ * (thread exit, a reclaim, a fork's orphans).
+ */
+#include "tcache.h"
+
+#include <string.h>
+
+/* Moves the n oldest objects of tc's home bin of class cls (the bottom of
+ * its stack, the coldest) back to their zones. */
+void tcache_flush_bin(tcache_t *tc, unsigned cls, uint32_t n) {
+  if (n == 0) return;
+  unsigned bin = tcache_home_bin(tc, cls);
+  void **bottom = tc->bin_base[cls] + 1, **top = tc->bin_top[bin];
+  zone_free_objects(bottom, n);
+  memmove(bottom, bottom + n, (size_t)(top - bottom - n) * sizeof(void *));
+  tc->bin_top[bin] = top - n;
+  tc->bin_tally[bin] += n; /* room */
+}
+
+void tcache_remote_flush(tcache_remote_t *rb) {
+  zone_free_objects(rb->objs, rb->count);
+  rb->count = rb->bytes = 0;
+}
+
+void tcache_flush_all(tcache_t *tc) {
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++)
+    tcache_flush_bin(tc, c, tcache_bin_count(tc, c, tcache_home_tally(tc, c)));
+  for (unsigned z = 0; z < ZONES_MAX; z++) tcache_remote_flush(&tc->remote[z]);
+}
+
+size_t tcache_cached_bytes(const tcache_t *tc) {
+  size_t bytes = 0;
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++)
+    bytes += (size_t)tcache_bin_count(tc, c, tcache_home_tally(tc, c)) * size_class_bytes[c];
+  return bytes;
+}

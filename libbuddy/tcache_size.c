@@ -1,0 +1,108 @@
+/* tcache_size.c: how many objects each bin of a thread's cache may hold.
+ *
+ * A bin's max starts at tcache_bin_start() on its class's first slow path and
+ * doubles on each refill (the bin ran empty: the class is in demand), up to
+ * its ceiling, while the thread's maxes (times their class sizes) stay
+ * within TCACHE_BYTES_MAX. When the budget refuses, bins not used lately
+ * close and larger classes give way to smaller ones (tcache_rebalance). So a
+ * thread holds at most TCACHE_BYTES_MAX in its bins, and a thread that moves
+ * on to other classes takes the budget of those it left.
+ */
+#include "tcache.h"
+
+/* Objects of class cls in about `bytes`: at least 1, at most `most`. */
+static uint32_t tcache_objects_in(unsigned cls, size_t bytes, size_t most) {
+  size_t n = bytes / size_class_bytes[cls];
+  return (uint32_t)(n < 1 ? 1 : n > most ? most : n);
+}
+
+/* With debug=1 nothing is cached: every block goes through its slab, where
+ * the fill is written and checked (slab.c). */
+static uint32_t tcache_bin_objects(unsigned cls, size_t bytes) {
+  return options.debug ? 0 : tcache_objects_in(cls, bytes, (size_t)options.tcache_max);
+}
+
+/* At most TCACHE_BIN_START_MAX objects: a thread's first small malloc
+ * takes half of that from its zone, and the starts of all classes together
+ * fit the budget; a class in demand doubles from there. */
+uint32_t tcache_bin_start(unsigned cls) {
+  uint32_t n = tcache_bin_objects(cls, TCACHE_BIN_START_BYTES);
+  return n < TCACHE_BIN_START_MAX ? n : TCACHE_BIN_START_MAX;
+}
+
+/* The slots of a bin of class cls above its NULL: its ceiling with the
+ * largest tcache_max, so that no option makes a bin outgrow them. */
+size_t tcache_bin_slots(unsigned cls) {
+  return cls == 0 ? 0 : tcache_objects_in(cls, TCACHE_BIN_CEILING_BYTES, TCACHE_BIN_MAX);
+}
+
+size_t tcache_size(void) {
+  size_t slots = 0;
+  for (unsigned c = 0; c < SIZE_CLASS_COUNT; c++) slots += 1 + tcache_bin_slots(c);
+  return sizeof(tcache_t) + slots * sizeof(void *);
+}
+
+/* Sets the max of tc's home bin of class cls, flushing the objects past it;
+ * keeps room = max - count and the budget's sum. */
+static void tcache_bin_resize(tcache_t *tc, unsigned cls, uint32_t max) {
+  unsigned bin = tcache_home_bin(tc, cls);
+  uint32_t old = tc->bin_max[cls], count = old - tcache_bin_room(tc->bin_tally[bin]);
+  if (count > max) tcache_flush_bin(tc, cls, count - max); /* room is now >= old - max */
+  counter_add(tc->bin_tally[bin], (uint64_t)max - old);    /* modulo 2^64: the room stays >= 0 */
+  tc->budget_used = tc->budget_used - (size_t)old * size_class_bytes[cls] + (size_t)max * size_class_bytes[cls];
+  __atomic_store_n(&tc->bin_max[cls], max, __ATOMIC_RELAXED);
+  assert_internal(tc->budget_used <= TCACHE_BYTES_MAX);
+}
+
+/* The budget is spent and class `wanting` asks for `need` more bytes.
+ *  1. Bins that served no request since the last rebalance give up all of
+ *     it (the class starts again at its next slow path). At most once in
+ *     TCACHE_REBALANCE_SLOW_PATHS slow paths: a thread whose classes all run
+ *     hot does not scan on every refill, and a class used once in a while
+ *     is not taken for unused.
+ *  2. If that is not enough, bins above their start size give up what is
+ *     missing, down to their start, largest class first. A bin growing past
+ *     its own start takes only from larger classes, in the same rate-limited
+ *     pass: a refill or a flush costs about the same per object whatever its
+ *     size, so a byte of budget saves the most zone traffic in the smallest
+ *     class that wants it. A bin below its start (starting, or started
+ *     again) takes from any class, at once: the starts of all classes fit the
+ *     budget together (tested), so no class in use is left without a bin. */
+static void tcache_rebalance(tcache_t *tc, unsigned wanting, size_t need) {
+  bool due = tc->slow_paths - tc->rebalanced_at >= TCACHE_REBALANCE_SLOW_PATHS;
+  bool starting = tc->bin_max[wanting] < tcache_bin_start(wanting);
+  if (due) {
+    tc->rebalanced_at = tc->slow_paths;
+    for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
+      uint64_t requests = tcache_bin_requests(tc->bin_tally[tcache_home_bin(tc, c)]);
+      uint64_t served = requests - tc->bin_requests_seen[c];
+      tc->bin_requests_seen[c] = requests;
+      if (c != wanting && served == 0 && tc->bin_max[c] != 0) tcache_bin_resize(tc, c, 0);
+    }
+  }
+  if (!due && !starting) return;
+  for (unsigned c = SIZE_CLASS_COUNT - 1; c > (starting ? 0 : wanting); c--) {
+    if (tc->budget_used + need <= TCACHE_BYTES_MAX) return;
+    uint32_t max = tc->bin_max[c], start = tcache_bin_start(c);
+    if (c == wanting || max <= start) continue;
+    size_t short_by = tc->budget_used + need - TCACHE_BYTES_MAX, bytes = size_class_bytes[c];
+    size_t give = (short_by + bytes - 1) / bytes; /* no more than needed: a larger class would take it back */
+    tcache_bin_resize(tc, c, give < max - start ? max - (uint32_t)give : start);
+  }
+}
+
+/* The class cls is in demand (its bin ran empty, or its first slow path):
+ * its bin starts, or doubles, within its ceiling and the budget. Returns the
+ * bin's max: 0 if it still has none (debug=1, or no budget left). */
+uint32_t tcache_bin_grow(tcache_t *tc, unsigned cls) {
+  uint32_t max = tc->bin_max[cls], ceiling = tcache_bin_objects(cls, TCACHE_BIN_CEILING_BYTES);
+  uint32_t want = max == 0 ? tcache_bin_start(cls) : 2 * max;
+  if (want > ceiling) want = ceiling;
+  if (want <= max) return max;
+  size_t bytes = size_class_bytes[cls], need = (want - max) * bytes;
+  if (tc->budget_used + need > TCACHE_BYTES_MAX) tcache_rebalance(tc, cls, need);
+  size_t fits = max + (TCACHE_BYTES_MAX - tc->budget_used) / bytes;
+  if (want > fits) want = (uint32_t)fits;
+  if (want > max) tcache_bin_resize(tc, cls, want);
+  return tc->bin_max[cls];
+}

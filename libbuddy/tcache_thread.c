@@ -1,0 +1,160 @@
+/* tcache_thread.c: a thread's cache from its first call to its exit.
+ *
+ * Every thread starts on tcache_empty, a static cache whose bins are all empty
+ * with max 0: its first malloc or free fails the fast path's test and lands
+ * in a slow path, where the thread's own cache is made (so the fast path
+ * never asks "initialised?"): a page run of its home zone, flagged as the
+ * allocator's own, in the registry of live caches. At thread exit a pthread
+ * key destructor flushes the whole cache and leaves the thread on
+ * tcache_dead, whose slow paths go straight to the zones, so a later
+ * destructor that allocates still works and nothing is cached or leaked.
+ *
+ * Lock order: tcache_registry_lock, then zone locks (lock.h). A fork child
+ * drops the caches of threads it does not have onto an orphan list, which the
+ * next sweep flushes (tcache_sweep.c; not the fork itself: a child that execs
+ * at once should not write to, and so copy, the slabs those objects sit on).
+ */
+#include "tcache.h"
+
+#include <errno.h>
+
+/* The NULL every bin of a static cache shows below its top, so that malloc's
+ * fast path goes slow; never written (their bins have no room). */
+static void *tcache_no_objects[1];
+#define STATIC_TOPS {[0 ... SIZE_CLASS_COUNT - 1] = &tcache_no_objects[1]} /* the home bins of zone 0 */
+static tcache_t tcache_empty = {.bin_top = STATIC_TOPS, .zone = &zones[0], .state = TCACHE_EMPTY};
+static tcache_t tcache_dead = {.bin_top = STATIC_TOPS, .zone = &zones[0], .state = TCACHE_DEAD};
+tcache_t tcache_reclaimed = {.bin_top = STATIC_TOPS, .zone = &zones[0], .state = TCACHE_RECLAIMED};
+#undef STATIC_TOPS
+
+__thread tcache_tls_t tcache_tls __attribute__((tls_model("initial-exec"))) = {.home = tcache_empty.bin_top,
+                                                                                  .current = &tcache_empty};
+__thread tcache_t *tcache_own __attribute__((tls_model("initial-exec")));
+
+pthread_mutex_t tcache_registry_lock = PTHREAD_MUTEX_INITIALIZER;
+tcache_t *tcache_registry, *tcache_orphans;
+uint64_t tcache_requests_retired[SIZE_CLASS_COUNT];
+
+static pthread_key_t tcache_thread_key;
+
+/* Makes tc the calling thread's cache (or the one of the thread whose TLS
+ * block `tls` is, under tcache_registry_lock: see the header). */
+static void tcache_set_current(tcache_tls_t *tls, tcache_t *tc) {
+  __atomic_store_n(&tls->current, tc, __ATOMIC_RELAXED);
+  __atomic_store_n(&tls->home, &tc->bin_top[tc->home_bins], __ATOMIC_RELAXED);
+}
+
+/* A reclaim swapped tcache_reclaimed in: take the own cache back, once the
+ * sweep that may be emptying it has finished. */
+cold_path tcache_t *tcache_resume(void) {
+  tcache_t *own = tcache_own;
+  lock_take(&tcache_registry_lock);
+  tcache_set_current(&tcache_tls, own);
+  lock_release(&tcache_registry_lock);
+  return own;
+}
+
+void tcache_flush_current(void) {
+  tcache_hold();
+  tcache_t *tc = tcache_enter(tcache_get());
+  if (tc->state == TCACHE_LIVE) tcache_flush_all(tc);
+  tcache_release();
+}
+
+/* A cache's memory: a page run of its home zone, whose pages cost nothing
+ * until a bin that uses them fills (tcache_size). */
+static tcache_t *tcache_memory_alloc(zone_t *z, bool *zeroed) {
+  unsigned order = buddy_order_for_pages((tcache_size() + PAGE_SIZE - 1) >> PAGE_SHIFT);
+  return zone_alloc_meta_run(z, order, zeroed);
+}
+
+void tcache_memory_free(tcache_t *tc) {
+  zone_free_meta_run(tc);
+}
+
+static void tcache_register(tcache_t *tc) {
+  lock_take(&tcache_registry_lock);
+  tc->prev = NULL;
+  tc->next = tcache_registry;
+  if (tcache_registry != NULL) tcache_registry->prev = tc;
+  tcache_registry = tc;
+  lock_release(&tcache_registry_lock);
+}
+
+/* Under tcache_registry_lock: off the registry, its request counts kept. */
+static void tcache_unregister_locked(tcache_t *tc) {
+  if (tc->prev != NULL) tc->prev->next = tc->next;
+  else tcache_registry = tc->next;
+  if (tc->next != NULL) tc->next->prev = tc->prev;
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) tcache_requests_retired[c] += tcache_bin_requests(tcache_home_tally(tc, c));
+}
+
+static void tcache_thread_exit(void *arg) {
+  tcache_t *tc = arg;
+  tcache_hold(); /* the lock below may block */
+  lock_take(&tcache_registry_lock);
+  tcache_unregister_locked(tc);
+  tcache_set_current(&tcache_tls, &tcache_dead);
+  tcache_own = NULL;
+  lock_release(&tcache_registry_lock);
+  tcache_flush_all(tc);
+  tcache_memory_free(tc);
+  tcache_release();
+}
+
+/* fork.c calls these, with the other layers' (see there). */
+void tcache_fork_prepare(void) {
+  lock_take(&tcache_registry_lock);
+}
+
+void tcache_fork_parent(void) {
+  lock_release(&tcache_registry_lock);
+}
+
+/* The child has one thread, whose prepare handler held every lock: every
+ * other live cache becomes an orphan. */
+void tcache_fork_child_locked(void) {
+  lock_reset(&tcache_registry_lock, NULL);
+  tcache_t *own = tcache_own, *next;
+  for (tcache_t *tc = tcache_registry; tc != NULL; tc = next) {
+    next = tc->next;
+    if (tc == own) continue;
+    tcache_unregister_locked(tc);
+    tc->next = tcache_orphans;
+    tcache_orphans = tc;
+  }
+}
+
+/* Any child: its thread has a new id. */
+void tcache_fork_child(void) {
+  if (tcache_own != NULL) tcache_own->tid = os_thread_id();
+}
+
+void tcache_init(void) {
+  pthread_key_create(&tcache_thread_key, tcache_thread_exit);
+}
+
+/* Makes the calling thread's own cache; false if out of memory. */
+bool tcache_thread_init(void) {
+  zone_t *z = zone_for_new_thread();
+  bool zeroed = false;
+  tcache_t *tc = tcache_memory_alloc(z, &zeroed);
+  if (tc == NULL) return false;
+  *tc = (tcache_t){.zone = z, .state = TCACHE_LIVE, .owner_tls = &tcache_tls, .owner_busy = &tcache_tls.busy,
+                     .tid = os_thread_id(), .home_bins = small_map_bin_number((unsigned)(z - zones), 0)};
+  /* Every bin starts empty, with max 0: a class's first slow path gives it
+   * room. Its slots: a NULL (already there in fresh pages, which stay
+   * untouched until the bin grows into them), then room for its ceiling. */
+  void **slot = tc->slots;
+  for (unsigned c = 0; c < SIZE_CLASS_COUNT; c++) {
+    tc->bin_base[c] = slot;
+    if (!zeroed) slot[0] = NULL;
+    tc->bin_top[tcache_home_bin(tc, c)] = slot + 1;
+    slot += 1 + tcache_bin_slots(c);
+  }
+  tcache_own = tc;
+  tcache_set_current(&tcache_tls, tc);
+  tcache_register(tc);
+  pthread_setspecific(tcache_thread_key, tc); /* may allocate: the cache is ready */
+  return true;
+}
