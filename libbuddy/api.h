@@ -19,9 +19,9 @@ void *alloc_small_slow(unsigned cls);
 
 /* malloc's fast path (buddy_malloc, and the shim's malloc with no call in
  * between): the class from a table indexed by the size, then a pop from the
- * home bin of that class, counted. Cost: 16 instructions (clang 14; gcc 12
- * makes 18) up to 1 KiB when the bin is not empty, 3 of them the busy depth;
- * the slow paths are tail calls, so the fast path saves no registers. The second word is
+ * home bin of that class, counted, between raising and lowering the busy
+ * depth; the slow paths are tail calls, so the fast path saves no registers
+ * (docs/benchmarks.md has its instruction count). The second word is
  * cleared so that a block handed out never looks like a cached one
  * (free_key) when freed. */
 static inline void *alloc_fast(size_t size) {
@@ -61,11 +61,10 @@ void free_not_small_object(void *p);
  * Misuse is caught before anything is written: a pointer that is in no slab
  * or does not start an object goes to the page map (foreign, interior, or
  * not small); one whose second word holds the cache key is checked for a
- * double free by the slow path. Cost: 26 instructions when the bin has room
- * (clang 14; gcc 12 makes 28): 11 the range test, the map and the object
- * test, 3 the cache (raising the busy depth), 3 the key, 7 the room test and
- * the push, 2 lowering the busy depth and returning; every exit is a tail
- * call. */
+ * double free by the slow path. In order: the range test, the map and the
+ * object test; the cache (raising the busy depth); the key; the room test
+ * and the push; lowering the busy depth. Every exit is a tail call
+ * (docs/benchmarks.md has the instruction counts). */
 static inline void free_fast(void *p) {
   size_t bin;
   if (unlikely(!small_map_object(p, &bin))) return free_not_small_object(p);

@@ -115,7 +115,7 @@ static inline unsigned small_map_bin_number(unsigned zone_index, unsigned cls) {
 }
 /* True if p starts an object of the slab the map says p lies in; *bin is its
  * bin number. A range test, the root entry, the byte, a multiply and a
- * compare (sizeclass.c): 14 instructions. */
+ * compare (sizeclass.c). */
 static inline bool small_map_object(const void *p, size_t *bin) {
   uintptr_t a = (uintptr_t)p, root = a >> SMALL_MAP_LEAF_SPAN_BITS;
   /* The range test compares the root number itself (the empty asm keeps

@@ -157,7 +157,7 @@ static noinline void tcache_free_other(void *p, unsigned cls, unsigned zone_inde
  * object (another zone's bin has no room), a suspected double free, a full
  * bin, a class not started, or a thread with no cache of its own yet (or any
  * more, or reclaimed while idle). A remote free of a live cache goes straight
- * to its batch: 48 instructions (clang) on top of the fast path.
+ * to its batch, with no other test.
  * Entered held; releases. */
 void tcache_free_slow(void *p, size_t bin) {
   tcache_t *tc = tcache_get();

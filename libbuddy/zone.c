@@ -15,9 +15,8 @@
 #include <string.h>
 
 /* Zone locks spin a little before they sleep (glibc's adaptive mutex): a
- * section lasts a few hundred instructions, far less than a futex sleep and
- * wake-up. With 4 threads on 2 cores it halved the futex calls of the xthread
- * ring and took 6% off its time. */
+ * locked section is short, far shorter than a futex sleep and wake-up
+ * (docs/benchmarks.md: what it saved on the xthread ring). */
 #ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
 #define ZONE_LOCK_INITIALISER PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
 #define ZONE_LOCK_TYPE PTHREAD_MUTEX_ADAPTIVE_NP
