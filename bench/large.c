@@ -11,9 +11,9 @@
  *                freed block rarely matches the next request's size, so
  *                an allocator that caches freed large blocks must split,
  *                merge or return them, and one that maps each block anew
- *                pays the page faults every time.  The default 300
- *                replacements take about 1 s under glibc; the published
- *                form of this pattern does 2000 (-n 2000)
+ *                pays the page faults every time.  300 replacements by
+ *                default; the published form of this pattern does 2000
+ *                (-n 2000)
  */
 #include "bench_common.h"
 

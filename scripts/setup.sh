@@ -48,8 +48,8 @@ buddy_configure() {
 
 # The release library (scripts/run; scripts/bench does the same) is built with
 # clang when there is one and CC is not set: its fast paths come out shorter
-# than gcc 12's (malloc 16 instructions against 18, free 26 against 28; see
-# README). scripts/test runs every suite on a clang build as well.
+# than gcc's (docs/benchmarks.md has the counts). scripts/test runs every
+# suite on a clang build as well.
 buddy_configure_release() {
   if [[ -z ${CC:-} ]] && command -v clang >/dev/null 2>&1 && command -v clang++ >/dev/null 2>&1; then
     # A tree set up earlier with another compiler is set up again.
@@ -60,4 +60,18 @@ buddy_configure_release() {
   else
     buddy_configure "$@"
   fi
+}
+
+# buddy_library_link DIR: makes sure DIR/preload/libbuddymalloc.so is there.
+# The library file is versioned (libbuddymalloc.so.0.1.0); meson makes
+# libbuddymalloc.so a symlink to it when it sets DIR up. A tree that built the
+# library before it had a version keeps that path in its ninja log as a build
+# output, and ninja deletes it as a dead output after every regeneration:
+# the log forgets it once the file is gone (recompact), and a reconfiguration
+# makes the symlink again.
+buddy_library_link() {
+  local dir=$1
+  [[ -e $dir/preload/libbuddymalloc.so ]] && return 0
+  ninja -C "$dir" -t recompact >/dev/null
+  meson setup --reconfigure "$dir" "$BUDDY_ROOT" >/dev/null
 }
