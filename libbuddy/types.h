@@ -59,8 +59,28 @@ _Static_assert(SMALL_MAP_LEAF_SPAN_BITS >= BUDDY_REGION_SHIFT, "a region lies wi
 
 /* Small size classes: 16-byte steps up to 128, then four per power of two up to
  * 32 KiB, so that no class wastes more than 25% of a request above 128 bytes
- * and 12.5% on average; see sizeclass.c for each class's slab order. */
-#define SIZE_CLASS_COUNT 41
+ * and 12.5% on average.
+ * SIZE_CLASSES is the one list of them: X(bytes, slab order) per class, class
+ * 1 first, in ascending order of bytes (class 0, "not small", has no row).
+ * Everything else about the classes (sizeclass.h) is derived from these rows;
+ * they sit here because the structures below are sized by SIZE_CLASS_COUNT.
+ * A class's slab is the smallest order holding at least 8 objects (4 above
+ * 4 KiB) with at most 1/16 of the slab left over; tests/unit/test_sizeclass.c
+ * holds the rows to that rule. */
+#define SIZE_CLASSES(X)                                                                              \
+  X(16, 0) X(32, 0) X(48, 0) X(64, 0) X(80, 0) X(96, 0) X(112, 0) X(128, 0)                          \
+  X(160, 0) X(192, 0) X(224, 0) X(256, 0)                                                            \
+  X(320, 0) X(384, 0) X(448, 0) X(512, 0)                                                            \
+  X(640, 1) X(768, 1) X(896, 1) X(1024, 1)                                                           \
+  X(1280, 2) X(1536, 2) X(1792, 2) X(2048, 2)                                                        \
+  X(2560, 3) X(3072, 3) X(3584, 3) X(4096, 3)                                                        \
+  X(5120, 3) X(6144, 3) X(7168, 4) X(8192, 3)                                                        \
+  X(10240, 4) X(12288, 4) X(14336, 5) X(16384, 4)                                                    \
+  X(20480, 5) X(24576, 5) X(28672, 6) X(32768, 5)
+/* Class 0 and one per row: a sum of literals, so #if can use it too. */
+#define SIZE_CLASS_PLUS_ONE_(bytes, order) 1 +
+#define SIZE_CLASS_COUNT (1 + SIZE_CLASSES(SIZE_CLASS_PLUS_ONE_) 0)
+/* The last row's bytes (sizeclass.c checks that they agree). */
 #define SMALL_SIZE_MAX ((size_t)32768)
 #define SMALL_ALIGN 16
 #define SLAB_MAX_ORDER 6
