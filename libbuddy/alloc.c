@@ -138,7 +138,8 @@ size_t alloc_usable_size(const void *p) {
     error_misuse("malloc_usable_size of a pointer inside a small block", p);
     return 0;
   }
-  if (d->kind == PAGE_RUN && !(d->flags & PAGE_META) && ((uintptr_t)p & (PAGE_SIZE - 1)) == 0) return PAGE_SIZE << d->order;
+  if (d->kind == PAGE_RUN && !(d->flags & PAGE_META) && ((uintptr_t)p & (PAGE_SIZE - 1)) == 0)
+    return PAGE_SIZE << d->order;
   error_misuse("malloc_usable_size of a pointer that is not a live block", p);
   return 0;
 }

@@ -38,10 +38,8 @@ static const int debug_level = BUDDY_DEBUG_LEVEL;
 _Noreturn void error_assert_failed(const char *cond, const char *file, int line);
 
 /* Level 2: internal invariants; level 3: expensive whole-structure walks. */
-#define assert_internal(c) \
-  ((debug_level >= 2 && !(c)) ? error_assert_failed(#c, __FILE__, __LINE__) : (void)0)
-#define assert_expensive(c) \
-  ((debug_level >= 3 && !(c)) ? error_assert_failed(#c, __FILE__, __LINE__) : (void)0)
+#define assert_internal(c) ((debug_level >= 2 && !(c)) ? error_assert_failed(#c, __FILE__, __LINE__) : (void)0)
+#define assert_expensive(c) ((debug_level >= 3 && !(c)) ? error_assert_failed(#c, __FILE__, __LINE__) : (void)0)
 
 /* ---- error.c: misuse reports (write(2), then abort; never allocate) ------ */
 

@@ -71,8 +71,7 @@ static void account_taken(buddy_heap_t *h, region_t *r, size_t pages) {
 
 void buddy_heap_init(buddy_heap_t *h) {
   *h = (buddy_heap_t){0};
-  for (unsigned k = 0; k < BUDDY_ORDERS; k++)
-    h->free_list[k].next = h->free_list[k].prev = &h->free_list[k];
+  for (unsigned k = 0; k < BUDDY_ORDERS; k++) h->free_list[k].next = h->free_list[k].prev = &h->free_list[k];
 }
 
 void buddy_heap_add_region(buddy_heap_t *h, region_t *r, void *base, bool zeroed) {
@@ -207,8 +206,10 @@ page_desc_t *buddy_heap_check_block(region_t *r, const void *p) {
 
 /* ---- The invariant checker (debug builds and unit tests) ----------------- */
 
-#define VERIFY(cond, what, where) \
-  do { if (!(cond)) error_fatal("heap check failed: " what, (where)); } while (0)
+#define VERIFY(cond, what, where)                                                                                      \
+  do {                                                                                                                 \
+    if (!(cond)) error_fatal("heap check failed: " what, (where));                                                     \
+  } while (0)
 
 /* Checks the blocks of one region in address order; returns its free pages. */
 static size_t verify_region(const region_t *r) {
@@ -224,7 +225,8 @@ static size_t verify_region(const region_t *r) {
       VERIFY(r->pages[i + j].kind == PAGE_INNER, "page inside a block is not inner", at);
     for (size_t j = 0; j < n && d->kind == PAGE_SLAB; j++)
       VERIFY(r->pages[i + j].kind == PAGE_SLAB && r->page_class[i + j] == r->page_class[i] &&
-                 r->pages[i + j].order == d->order, "slab pages disagree", at);
+                 r->pages[i + j].order == d->order,
+             "slab pages disagree", at);
     VERIFY(d->kind == PAGE_SLAB || r->page_class[i] == 0, "class set outside a slab", at);
     if (d->kind == PAGE_FREE) {
       free_pages += n;

@@ -45,7 +45,8 @@ static inline unsigned page_class_of_desc(const page_desc_t *d) {
 static inline void page_class_set(page_desc_t *d, size_t pages, unsigned cls) {
   region_t *r = region_of_desc(d);
   for (size_t i = 0; i < pages; i++) r->page_class[(size_t)(d - r->pages) + i] = (uint8_t)cls;
-  if (r->small_mapped) small_map_set(page_address_of(d), pages, cls == 0 ? 0 : small_map_bin_number(r->zone_index, cls));
+  if (r->small_mapped)
+    small_map_set(page_address_of(d), pages, cls == 0 ? 0 : small_map_bin_number(r->zone_index, cls));
 }
 
 void buddy_heap_init(buddy_heap_t *h);

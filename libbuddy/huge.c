@@ -36,7 +36,7 @@ _Static_assert(HUGE_CACHE_BLOCK_MAX <= HUGE_CACHE_BYTES_MIN, "a cacheable block 
 
 static struct huge_cache {
   pthread_mutex_t lock;
-  huge_t *slot[HUGE_CACHE_SLOTS]; /* NULL or a cached block */
+  huge_t *slot[HUGE_CACHE_SLOTS];       /* NULL or a cached block */
   uint64_t freed_ns[HUGE_CACHE_SLOTS];  /* for expiry (a coarse clock) */
   uint64_t put_order[HUGE_CACHE_SLOTS]; /* for eviction: the lowest goes first */
   uint64_t puts;
@@ -110,8 +110,8 @@ static void huge_cache_put(huge_t *h);
 static bool huge_split(huge_t *h, size_t front) {
   huge_t *rest = huge_desc_alloc();
   if (rest == NULL) return false;
-  *rest = (huge_t){.kind = CHUNK_HUGE, .cached = true, .base = h->base + front, .size = h->size - front,
-                   .mapping = h->mapping};
+  *rest = (huge_t){
+      .kind = CHUNK_HUGE, .cached = true, .base = h->base + front, .size = h->size - front, .mapping = h->mapping};
   h->size = front;
   /* Its slots were h's, and stay mapped: re-pointing them cannot fail. */
   if (!pagemap_register(rest->base, rest->size, pagemap_huge_entry(rest)))

@@ -93,12 +93,10 @@ static bool parse_long(const char *s, const char *end, long *out) {
   return true;
 }
 
-static void parse_pair(const char *key, const char *key_end, const char *val, const char *val_end,
-                       const char *source) {
+static void parse_pair(const char *key, const char *key_end, const char *val, const char *val_end, const char *source) {
   for (size_t i = 0; i < OPTION_COUNT; i++) {
     const option_spec_t *o = &option_table[i];
-    if (strlen(o->name) != (size_t)(key_end - key) || strncmp(o->name, key, (size_t)(key_end - key)) != 0)
-      continue;
+    if (strlen(o->name) != (size_t)(key_end - key) || strncmp(o->name, key, (size_t)(key_end - key)) != 0) continue;
     long v;
     if (val == NULL || !parse_long(val, val_end, &v) || v < o->min || v > o->max) {
       warn("bad value for", key, (size_t)((val_end != NULL ? val_end : key_end) - key));

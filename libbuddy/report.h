@@ -12,8 +12,8 @@
 
 void stats_collect(buddy_stats_t *s);
 void stats_print(bool json); /* to stderr */
-void stats_init(void);         /* keeps a descriptor for the report at exit */
-void stats_fork_child(void);   /* re-makes the report locks */
+void stats_init(void);       /* keeps a descriptor for the report at exit */
+void stats_fork_child(void); /* re-makes the report locks */
 /* The longest report stats_format_json and stats_print write. */
 #define STATS_TEXT_MAX 8192
 /* The statistics as JSON, into buf; returns the length (truncated to size). */

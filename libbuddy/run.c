@@ -36,7 +36,9 @@ static page_desc_t *zone_run_locked(region_t *r, void *p, uint8_t meta) {
   page_desc_t *d = buddy_heap_check_block(r, p);
   if (d == NULL) return NULL;
   if (d->kind == PAGE_RUN && (d->flags & PAGE_META) == meta) return d;
-  error_misuse(d->kind == PAGE_RUN ? "free of a pointer buddymalloc does not own" : "free of a pointer inside a block (not its start)", p);
+  error_misuse(d->kind == PAGE_RUN ? "free of a pointer buddymalloc does not own"
+                                   : "free of a pointer inside a block (not its start)",
+               p);
   return NULL;
 }
 

@@ -20,26 +20,26 @@
 
 /* The bytes of class k, 0 if there is none: a chain like SIZE_CLASS_FIT's,
  * "k == 1 ? 16 : k == 2 ? 32 : ... : 0". */
-#define BYTES_OF_ROW(bytes, order) SIZE_CLASS_FOR_##bytes ? (bytes) :
+#define BYTES_OF_ROW(bytes, order) SIZE_CLASS_FOR_##bytes ? (bytes):
 #define BYTES_OF(k) (SIZE_CLASSES((k) == BYTES_OF_ROW) 0)
 
 /* Each row on its own. The object-start test is exact for offsets below 2^32
  * when no object's product reaches magic (limit <= magic), and offsets within
  * a slab stay below 2^32 (slab_mask is 32 bits). */
-#define CHECK_ROW(bytes, order)                                                                         \
-  _Static_assert((bytes) % SMALL_ALIGN == 0,                                                            \
-                 "a class is a multiple of SMALL_ALIGN: its objects stay aligned, and the lookup "    \
-                 "table is built SMALL_ALIGN sizes at a time");                                         \
-  _Static_assert((bytes) <= SMALL_SIZE_MAX, "no class is above SMALL_SIZE_MAX");                        \
-  _Static_assert((order) <= SLAB_MAX_ORDER, "slab orders are at most SLAB_MAX_ORDER");                  \
-  _Static_assert(SIZE_CLASS_SLAB_COUNT(bytes, order) >= 1 && SIZE_CLASS_SLAB_COUNT(bytes, order) <= UINT16_MAX, \
-                 "a slab holds an object, and its count fits size_class_slab_count");                   \
-  _Static_assert(SIZE_CLASS_LIMIT(bytes, order) <= SIZE_CLASS_MAGIC(bytes),                             \
-                 "the object-start test accepts no offset that is not a multiple of the class");        \
-  _Static_assert((bytes) <= SIZE_CLASS_LOOKUP_MAX || SIZE_CLASS_ARITHMETIC(bytes) == SIZE_CLASS_FOR_##bytes, \
-                 "above the lookup table, size_class_of's arithmetic gives a class's bytes that class");\
-  _Static_assert((bytes) < SIZE_CLASS_LOOKUP_MAX || (bytes) == SMALL_SIZE_MAX ||                       \
-                     SIZE_CLASS_ARITHMETIC((bytes) + 1) == SIZE_CLASS_FOR_##bytes + 1,                 \
+#define CHECK_ROW(bytes, order)                                                                                        \
+  _Static_assert((bytes) % SMALL_ALIGN == 0,                                                                           \
+                 "a class is a multiple of SMALL_ALIGN: its objects stay aligned, and the lookup "                     \
+                 "table is built SMALL_ALIGN sizes at a time");                                                        \
+  _Static_assert((bytes) <= SMALL_SIZE_MAX, "no class is above SMALL_SIZE_MAX");                                       \
+  _Static_assert((order) <= SLAB_MAX_ORDER, "slab orders are at most SLAB_MAX_ORDER");                                 \
+  _Static_assert(SIZE_CLASS_SLAB_COUNT(bytes, order) >= 1 && SIZE_CLASS_SLAB_COUNT(bytes, order) <= UINT16_MAX,        \
+                 "a slab holds an object, and its count fits size_class_slab_count");                                  \
+  _Static_assert(SIZE_CLASS_LIMIT(bytes, order) <= SIZE_CLASS_MAGIC(bytes),                                            \
+                 "the object-start test accepts no offset that is not a multiple of the class");                       \
+  _Static_assert((bytes) <= SIZE_CLASS_LOOKUP_MAX || SIZE_CLASS_ARITHMETIC(bytes) == SIZE_CLASS_FOR_##bytes,           \
+                 "above the lookup table, size_class_of's arithmetic gives a class's bytes that class");               \
+  _Static_assert((bytes) < SIZE_CLASS_LOOKUP_MAX || (bytes) == SMALL_SIZE_MAX ||                                       \
+                     SIZE_CLASS_ARITHMETIC((bytes) + 1) == SIZE_CLASS_FOR_##bytes + 1,                                 \
                  "above the lookup table, size_class_of's arithmetic gives one byte more the next class");
 SIZE_CLASSES(CHECK_ROW)
 
@@ -49,7 +49,7 @@ _Static_assert(SLAB_MAX_ORDER <= BUDDY_MAX_ORDER && SIZE_CLASS_SLAB_BYTES(SLAB_M
 /* The rows ascend: SIZE_CLASS_FIT takes the first row that fits for the
  * smallest, and size_class_bytes is sorted. */
 _Static_assert(SIZE_CLASS_COUNT <= 64, "the check below covers every class");
-#define CHECK_ASCENDING(k)                                                                               \
+#define CHECK_ASCENDING(k)                                                                                             \
   _Static_assert((k) + 1 >= SIZE_CLASS_COUNT || BYTES_OF(k) < BYTES_OF((k) + 1), "the rows ascend in bytes");
 REPEAT_64(CHECK_ASCENDING, 0)
 
@@ -80,12 +80,12 @@ const uint32_t size_class_slab_bytes_used[SIZE_CLASS_COUNT] = {0, SIZE_CLASSES(R
 
 /* Objects per slab, kept as a table because the refill path reads it on
  * every slab. */
-#define ROW_COUNT(bytes, order) (uint16_t)SIZE_CLASS_SLAB_COUNT(bytes, order),
+#define ROW_COUNT(bytes, order) (uint16_t) SIZE_CLASS_SLAB_COUNT(bytes, order),
 const uint16_t size_class_slab_count[SIZE_CLASS_COUNT] = {0, SIZE_CLASSES(ROW_COUNT)};
 
-#define ROW_INFO(bytes, order)                                                                             \
-  {.magic = SIZE_CLASS_MAGIC(bytes),                                                                       \
-   .slab_mask = (uint32_t)(SIZE_CLASS_SLAB_BYTES(order) - 1),                                              \
+#define ROW_INFO(bytes, order)                                                                                         \
+  {.magic = SIZE_CLASS_MAGIC(bytes),                                                                                   \
+   .slab_mask = (uint32_t)(SIZE_CLASS_SLAB_BYTES(order) - 1),                                                          \
    .limit = (uint32_t)SIZE_CLASS_LIMIT(bytes, order)},
 const size_class_info_t size_class_info[SIZE_CLASS_COUNT] = {
     {.limit = 0}, /* class 0 (page runs): no offset is an object start */
@@ -96,8 +96,7 @@ const size_class_info_t size_class_info[SIZE_CLASS_COUNT] = {
  * SMALL_ALIGN sizes at a time: every class is a multiple of SMALL_ALIGN, so
  * the sizes (k * SMALL_ALIGN, (k + 1) * SMALL_ALIGN] share the class of the
  * largest of them. malloc(0) is class 1, the smallest that fits 0 bytes. */
-#define LOOKUP_SPAN(k)                                                                                     \
-  [(k) * SMALL_ALIGN + 1 ... ((k) + 1) * SMALL_ALIGN] = SIZE_CLASS_FIT(((k) + 1) * SMALL_ALIGN),
+#define LOOKUP_SPAN(k) [(k)*SMALL_ALIGN + 1 ...((k) + 1) * SMALL_ALIGN] = SIZE_CLASS_FIT(((k) + 1) * SMALL_ALIGN),
 _Static_assert(SIZE_CLASS_LOOKUP_MAX == 64 * SMALL_ALIGN,
                "the lookup table's initialiser covers 64 spans of SMALL_ALIGN sizes (REPEAT_64)");
 const uint8_t size_class_lookup[SIZE_CLASS_LOOKUP_MAX + 1] = {[0] = SIZE_CLASS_FIT(0), REPEAT_64(LOOKUP_SPAN, 0)};

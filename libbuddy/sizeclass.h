@@ -46,7 +46,7 @@ _Static_assert(SIZE_CLASS_COUNT <= 256, "a class number fits the lookup table's 
  * that fits is the smallest because the rows ascend (checked in
  * sizeclass.c). It must not be used inside a SIZE_CLASSES row macro (the
  * preprocessor does not expand SIZE_CLASSES within itself). */
-#define SIZE_CLASS_FIT_ROW_(bytes, order) (bytes) ? SIZE_CLASS_FOR_##bytes :
+#define SIZE_CLASS_FIT_ROW_(bytes, order) (bytes) ? SIZE_CLASS_FOR_##bytes:
 #define SIZE_CLASS_FIT(size) (SIZE_CLASSES((size) <= SIZE_CLASS_FIT_ROW_) 0)
 
 /* A slab of a class is a block of its order, aligned to its size; its
@@ -66,8 +66,8 @@ _Static_assert(SIZE_CLASS_COUNT <= 256, "a class number fits the lookup table's 
  * e == 0 and limit == 1: the slab has no tail. Class 0 has magic and limit 0:
  * nothing passes, which sends page runs off free's fast path. */
 #define SIZE_CLASS_MAGIC(bytes) (UINT64_MAX / (uint64_t)(bytes) + 1)
-#define SIZE_CLASS_LIMIT(bytes, order)                                                           \
-  ((uint64_t)(SIZE_CLASS_SLAB_COUNT(bytes, order) - 1) * ((uint64_t)(bytes) * SIZE_CLASS_MAGIC(bytes)) + 1)
+#define SIZE_CLASS_LIMIT(bytes, order)                                                                                 \
+  ((uint64_t)(SIZE_CLASS_SLAB_COUNT(bytes, order) - 1) * ((uint64_t)(bytes)*SIZE_CLASS_MAGIC(bytes)) + 1)
 
 /* The class of a request of 128 < size <= SMALL_SIZE_MAX bytes, by
  * arithmetic: above 128 (2^7) bytes the classes are four per power of two,
@@ -75,10 +75,10 @@ _Static_assert(SIZE_CLASS_COUNT <= 256, "a class number fits the lookup table's 
  * per doubling from 2^7 to 2^lg, plus the quarter steps of 2^lg that size
  * reaches. A macro, so that sizeclass.c checks it against every row above
  * SIZE_CLASS_LOOKUP_MAX at compile time. */
-#define SIZE_CLASS_LG_(size) (63u - (unsigned)__builtin_clzl((size_t)(size) - 1))
-#define SIZE_CLASS_ARITHMETIC(size)                                                             \
-  ((unsigned)SIZE_CLASS_FOR_128 + (SIZE_CLASS_LG_(size) - 7u) * 4u +                             \
-   (unsigned)((((size_t)(size) - 1) >> (SIZE_CLASS_LG_(size) - 2)) & 3u) + 1u)
+#define SIZE_CLASS_LG_(size) (63u - (unsigned)__builtin_clzl((size_t)(size)-1))
+#define SIZE_CLASS_ARITHMETIC(size)                                                                                    \
+  ((unsigned)SIZE_CLASS_FOR_128 + (SIZE_CLASS_LG_(size) - 7u) * 4u +                                                   \
+   (unsigned)((((size_t)(size)-1) >> (SIZE_CLASS_LG_(size) - 2)) & 3u) + 1u)
 
 /* ---- The tables (sizeclass.c), indexed by class; class 0 is all zeros ---- */
 

@@ -141,7 +141,8 @@ void slab_verify(const page_desc_t *head) {
   if (head->slab_carved > size_class_slab_count[cls] || head->slab_used > head->slab_carved)
     error_fatal("heap check failed: slab counts out of range", start);
   for (size_t w = 0; w < word_count; w++) {
-    if (w < head->slab_scan && words[w] != 0) error_fatal("heap check failed: a free bit below the slab's scan start", start);
+    if (w < head->slab_scan && words[w] != 0)
+      error_fatal("heap check failed: a free bit below the slab's scan start", start);
     for (uint64_t bits = words[w]; bits != 0; bits &= bits - 1) {
       size_t offset = (w * 64 + (size_t)__builtin_ctzll(bits)) * SMALL_ALIGN;
       if (!size_class_is_object_start(cls, offset) || offset >= (size_t)head->slab_carved * size_class_bytes[cls])

@@ -50,7 +50,8 @@ static inline const char *slab_check_give(const page_desc_t *head, const void *o
   /* Slabs are aligned to their size: the offset is in the address bits. */
   size_t offset = (uintptr_t)obj & size_class_info[cls].slab_mask;
   if (!size_class_is_object_start(cls, offset)) return "free of a pointer inside a small block (not its start)";
-  if (offset >= (size_t)head->slab_carved * size_class_bytes[cls]) return "free of a small block that was never allocated";
+  if (offset >= (size_t)head->slab_carved * size_class_bytes[cls])
+    return "free of a small block that was never allocated";
   if (slab_holds_free(head, obj)) return "double free of a small block";
   if (head->slab_used == 0) return "double free of a small block (slab already empty)";
   return NULL;

@@ -55,12 +55,10 @@ void stats_collect(buddy_stats_t *s) {
   s->huge_requests = __atomic_load_n(&huge_requests, __ATOMIC_RELAXED);
   tcache_collect_stats(s);
   s->bytes_allocated = s->bytes_small_live + s->bytes_runs + s->huge_bytes;
-  s->bytes_resident += s->pages_used * PAGE_SIZE + s->regions * sizeof(region_t) + s->huge_bytes +
-                       s->huge_cached_bytes;
+  s->bytes_resident += s->pages_used * PAGE_SIZE + s->regions * sizeof(region_t) + s->huge_bytes + s->huge_cached_bytes;
 }
 
 /* ---- Printing ------------------------------------------------------------ */
-
 
 typedef struct out {
   char text[STATS_TEXT_MAX];
@@ -83,9 +81,9 @@ static void stats_text(out_t *o, const buddy_stats_t *s) {
   out_printf(o, "  pages purged        %zu\n", s->purged_pages);
   out_printf(o, "  huge blocks         %zu (%zu KiB, %zu KiB cached)\n", s->huge_blocks, s->huge_bytes >> 10,
              s->huge_cached_bytes >> 10);
-  out_printf(o, "  small: %zu KiB live in %zu KiB of slabs\n", s->bytes_small_live >> 10,
-             s->bytes_in_slabs >> 10);
-  out_printf(o, "  allocated / resident %zu / %zu KiB (at most; of the allocated, %zu KiB in thread caches, %zu KiB in "
+  out_printf(o, "  small: %zu KiB live in %zu KiB of slabs\n", s->bytes_small_live >> 10, s->bytes_in_slabs >> 10);
+  out_printf(o,
+             "  allocated / resident %zu / %zu KiB (at most; of the allocated, %zu KiB in thread caches, %zu KiB in "
              "transfer stacks)\n",
              s->bytes_allocated >> 10, s->bytes_resident >> 10, s->bytes_cached >> 10, s->bytes_in_transfer >> 10);
   out_printf(o, "  free blocks per order:");
@@ -99,20 +97,21 @@ static void stats_text(out_t *o, const buddy_stats_t *s) {
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++)
     if (s->class_slabs[c] != 0 || s->class_requests[c] != 0)
       out_printf(o, "  %5u %9u %12llu %7zu %7zu %9zu\n", c, (unsigned)size_class_bytes[c],
-                 (unsigned long long)s->class_requests[c], s->class_slabs[c], s->class_live[c],
-                 s->class_cached[c]);
+                 (unsigned long long)s->class_requests[c], s->class_slabs[c], s->class_live[c], s->class_cached[c]);
 }
 
 static void stats_json(out_t *o, const buddy_stats_t *s) {
-  out_printf(o, "{\"allocator\":\"buddymalloc\",\"regions\":%zu,\"pages_used\":%zu,\"pages_free\":%zu,"
-             "\"runs\":%zu,\"run_bytes\":%zu,\"huge_blocks\":%zu,\"huge_bytes\":%zu,\"purged_pages\":%zu,"
-             "\"small_live_bytes\":%zu,\"slab_bytes\":%zu,\"medium_requests\":%llu,\"huge_requests\":%llu,"
-             "\"allocated_bytes\":%zu,\"resident_bytes\":%zu,\"thread_caches\":%zu,\"cached_bytes\":%zu,\"cache_run_bytes\":%zu,\"transfer_bytes\":%zu,\"caches_reclaimed\":%zu,\"reclaimed_bytes\":%zu,"
-             "\"free_blocks\":[",
-             s->regions, s->pages_used, s->pages_free, s->runs, s->bytes_runs, s->huge_blocks,
-             s->huge_bytes, s->purged_pages, s->bytes_small_live, s->bytes_in_slabs,
-             (unsigned long long)s->medium_requests, (unsigned long long)s->huge_requests, s->bytes_allocated, s->bytes_resident, s->thread_caches,
-             s->bytes_cached, s->bytes_meta_runs, s->bytes_in_transfer, s->caches_reclaimed, s->bytes_reclaimed);
+  out_printf(
+      o,
+      "{\"allocator\":\"buddymalloc\",\"regions\":%zu,\"pages_used\":%zu,\"pages_free\":%zu,"
+      "\"runs\":%zu,\"run_bytes\":%zu,\"huge_blocks\":%zu,\"huge_bytes\":%zu,\"purged_pages\":%zu,"
+      "\"small_live_bytes\":%zu,\"slab_bytes\":%zu,\"medium_requests\":%llu,\"huge_requests\":%llu,"
+      "\"allocated_bytes\":%zu,\"resident_bytes\":%zu,\"thread_caches\":%zu,\"cached_bytes\":%zu,\"cache_run_bytes\":%zu,\"transfer_bytes\":%zu,\"caches_reclaimed\":%zu,\"reclaimed_bytes\":%zu,"
+      "\"free_blocks\":[",
+      s->regions, s->pages_used, s->pages_free, s->runs, s->bytes_runs, s->huge_blocks, s->huge_bytes, s->purged_pages,
+      s->bytes_small_live, s->bytes_in_slabs, (unsigned long long)s->medium_requests,
+      (unsigned long long)s->huge_requests, s->bytes_allocated, s->bytes_resident, s->thread_caches, s->bytes_cached,
+      s->bytes_meta_runs, s->bytes_in_transfer, s->caches_reclaimed, s->bytes_reclaimed);
   for (unsigned k = 0; k < BUDDY_ORDERS; k++) out_printf(o, "%s%zu", k ? "," : "", s->free_blocks[k]);
   out_printf(o, "],\"classes\":[");
   bool first = true;

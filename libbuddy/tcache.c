@@ -117,7 +117,8 @@ static bool tcache_bin_holds(const tcache_t *tc, unsigned cls, const void *p) {
  * stacked or free in its slab, or handed out again (its key gone). */
 static bool tcache_check_double_free(tcache_t *tc, void *p, unsigned cls, unsigned zone_index) {
   bool found = tc->state == TCACHE_LIVE &&
-               (tcache_bin_holds(tc, cls, p) || pointers_hold(tc->remote[zone_index].objs, tc->remote[zone_index].count, p));
+               (tcache_bin_holds(tc, cls, p) ||
+                pointers_hold(tc->remote[zone_index].objs, tc->remote[zone_index].count, p));
   if (!found) found = zone_holds_free_object(region_of_address(p), p); /* free found p in a zone region */
   if (found) error_misuse("double free of a small block", p);
   return found;
@@ -132,7 +133,8 @@ static void tcache_push(tcache_t *tc, void *p, unsigned cls, unsigned zone_index
   unsigned bin = tcache_home_bin(tc, cls);
   uint32_t max = tc->bin_max[cls];
   if (max == 0 && (max = tcache_bin_grow(tc, cls)) == 0) return zone_free_small(p); /* no budget */
-  if (tcache_bin_room(tc->bin_tally[bin]) == 0) tcache_flush_bin(tc, cls, (max + TCACHE_FLUSH_DIVISOR - 1) / TCACHE_FLUSH_DIVISOR);
+  if (tcache_bin_room(tc->bin_tally[bin]) == 0)
+    tcache_flush_bin(tc, cls, (max + TCACHE_FLUSH_DIVISOR - 1) / TCACHE_FLUSH_DIVISOR);
   tcache_bin_push(tc, bin, p);
 }
 

@@ -26,7 +26,8 @@ extern __thread tcache_tls_t tcache_tls __attribute__((tls_model("initial-exec")
  * low half-word of the tally). A narrow read that may alias the tally keeps
  * free's fast path to a compare in memory and one decrement in memory. */
 typedef uint16_t __attribute__((may_alias)) tcache_room_t;
-_Static_assert(TCACHE_TALLY_ROOM_BITS == 16 && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the room is the tally's first half-word");
+_Static_assert(TCACHE_TALLY_ROOM_BITS == 16 && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+               "the room is the tally's first half-word");
 static inline uint32_t tcache_bin_room(uint64_t tally) {
   return (uint32_t)(tally & TCACHE_TALLY_ROOM_MASK);
 }

@@ -88,8 +88,8 @@ static void tcache_sweep_locked(void) {
       /* The slot may still hold tcache_reclaimed from a swap whose step 2
        * failed: the owner has not run since, so step 2 is simply retried. */
       tcache_t *expected = tc;
-      if (__atomic_compare_exchange_n(&tc->owner_tls->current, &expected, &tcache_reclaimed, false,
-                                      __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST) ||
+      if (__atomic_compare_exchange_n(&tc->owner_tls->current, &expected, &tcache_reclaimed, false, __ATOMIC_SEQ_CST,
+                                      __ATOMIC_SEQ_CST) ||
           expected == &tcache_reclaimed) {
         /* The owner's slots change only under tcache_registry_lock, held
          * here; a fast path that read the old home meanwhile ran, which
@@ -128,7 +128,8 @@ void tcache_collect_stats(buddy_stats_t *s) {
     }
   }
   for (const tcache_t *tc = tcache_orphans; tc != NULL; tc = tc->next)
-    for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) s->class_cached[c] += tcache_bin_count(tc, c, tcache_home_tally(tc, c));
+    for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++)
+      s->class_cached[c] += tcache_bin_count(tc, c, tcache_home_tally(tc, c));
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) s->bytes_cached += s->class_cached[c] * size_class_bytes[c];
   s->caches_reclaimed = tcache_reclaims;
   s->bytes_reclaimed = tcache_reclaimed_bytes;

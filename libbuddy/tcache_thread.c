@@ -21,14 +21,15 @@
 /* The NULL every bin of a static cache shows below its top, so that malloc's
  * fast path goes slow; never written (their bins have no room). */
 static void *tcache_no_objects[1];
-#define STATIC_TOPS {[0 ... SIZE_CLASS_COUNT - 1] = &tcache_no_objects[1]} /* the home bins of zone 0 */
+#define STATIC_TOPS                                                                                                    \
+  { [0 ... SIZE_CLASS_COUNT - 1] = &tcache_no_objects[1] } /* the home bins of zone 0 */
 static tcache_t tcache_empty = {.bin_top = STATIC_TOPS, .zone = &zones[0], .state = TCACHE_EMPTY};
 static tcache_t tcache_dead = {.bin_top = STATIC_TOPS, .zone = &zones[0], .state = TCACHE_DEAD};
 tcache_t tcache_reclaimed = {.bin_top = STATIC_TOPS, .zone = &zones[0], .state = TCACHE_RECLAIMED};
 #undef STATIC_TOPS
 
-__thread tcache_tls_t tcache_tls __attribute__((tls_model("initial-exec"))) = {.home = tcache_empty.bin_top,
-                                                                                  .current = &tcache_empty};
+__thread tcache_tls_t tcache_tls
+    __attribute__((tls_model("initial-exec"))) = {.home = tcache_empty.bin_top, .current = &tcache_empty};
 __thread tcache_t *tcache_own __attribute__((tls_model("initial-exec")));
 
 pthread_mutex_t tcache_registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -86,7 +87,8 @@ static void tcache_unregister_locked(tcache_t *tc) {
   if (tc->prev != NULL) tc->prev->next = tc->next;
   else tcache_registry = tc->next;
   if (tc->next != NULL) tc->next->prev = tc->prev;
-  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) tcache_requests_retired[c] += tcache_bin_requests(tcache_home_tally(tc, c));
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++)
+    tcache_requests_retired[c] += tcache_bin_requests(tcache_home_tally(tc, c));
 }
 
 static void tcache_thread_exit(void *arg) {
@@ -140,8 +142,12 @@ bool tcache_thread_init(void) {
   bool zeroed = false;
   tcache_t *tc = tcache_memory_alloc(z, &zeroed);
   if (tc == NULL) return false;
-  *tc = (tcache_t){.zone = z, .state = TCACHE_LIVE, .owner_tls = &tcache_tls, .owner_busy = &tcache_tls.busy,
-                     .tid = os_thread_id(), .home_bins = small_map_bin_number((unsigned)(z - zones), 0)};
+  *tc = (tcache_t){.zone = z,
+                   .state = TCACHE_LIVE,
+                   .owner_tls = &tcache_tls,
+                   .owner_busy = &tcache_tls.busy,
+                   .tid = os_thread_id(),
+                   .home_bins = small_map_bin_number((unsigned)(z - zones), 0)};
   /* Every bin starts empty, with max 0: a class's first slow path gives it
    * room. Its slots: a NULL (already there in fresh pages, which stay
    * untouched until the bin grows into them), then room for its ceiling. */

@@ -67,6 +67,8 @@ _Static_assert(SMALL_MAP_LEAF_SPAN_BITS >= BUDDY_REGION_SHIFT, "a region lies wi
  * A class's slab is the smallest order holding at least 8 objects (4 above
  * 4 KiB) with at most 1/16 of the slab left over; tests/unit/test_sizeclass.c
  * holds the rows to that rule. */
+/* The rows as a table: four classes to a power of two. */
+/* clang-format off */
 #define SIZE_CLASSES(X)                                                                              \
   X(16, 0) X(32, 0) X(48, 0) X(64, 0) X(80, 0) X(96, 0) X(112, 0) X(128, 0)                          \
   X(160, 0) X(192, 0) X(224, 0) X(256, 0)                                                            \
@@ -77,6 +79,7 @@ _Static_assert(SMALL_MAP_LEAF_SPAN_BITS >= BUDDY_REGION_SHIFT, "a region lies wi
   X(5120, 3) X(6144, 3) X(7168, 4) X(8192, 3)                                                        \
   X(10240, 4) X(12288, 4) X(14336, 5) X(16384, 4)                                                    \
   X(20480, 5) X(24576, 5) X(28672, 6) X(32768, 5)
+/* clang-format on */
 /* Class 0 and one per row: a sum of literals, so #if can use it too. */
 #define SIZE_CLASS_PLUS_ONE_(bytes, order) 1 +
 #define SIZE_CLASS_COUNT (1 + SIZE_CLASSES(SIZE_CLASS_PLUS_ONE_) 0)
@@ -177,7 +180,7 @@ typedef struct page_desc {
   uint8_t kind;         /* page_kind_t */
   uint8_t order;        /* block order; on every page of a slab, the slab's */
   uint8_t unused;
-  uint8_t flags;        /* page_flags, meaningful on free block and run heads */
+  uint8_t flags; /* page_flags, meaningful on free block and run heads */
 } page_desc_t;
 
 /* ---- Regions and huge blocks (what the page map points at) ---------------- */
@@ -193,13 +196,13 @@ struct buddy_heap;
 /* A region's metadata, in the REGION_META_SIZE bytes just below its pages.
  * Invariant: free_pages == sum over its free blocks of 2^order. */
 typedef struct region {
-  uint8_t kind;              /* CHUNK_REGION: first, as in huge_t */
-  uint8_t zone_index;        /* zone - zones: remote frees index their batch by it */
-  bool small_mapped;         /* its bytes in the small map are writable (pagemap.c) */
-  char *base;                /* BUDDY_REGION_SIZE-aligned start of the pages */
-  struct buddy_heap *heap;   /* heap whose free lists hold its free blocks */
-  struct zone *zone;         /* owner (NULL in unit tests of the core) */
-  struct region *next;       /* heap's list of regions */
+  uint8_t kind;            /* CHUNK_REGION: first, as in huge_t */
+  uint8_t zone_index;      /* zone - zones: remote frees index their batch by it */
+  bool small_mapped;       /* its bytes in the small map are writable (pagemap.c) */
+  char *base;              /* BUDDY_REGION_SIZE-aligned start of the pages */
+  struct buddy_heap *heap; /* heap whose free lists hold its free blocks */
+  struct zone *zone;       /* owner (NULL in unit tests of the core) */
+  struct region *next;     /* heap's list of regions */
   struct region *prev;
   size_t free_pages;
   page_desc_t pages[BUDDY_REGION_PAGES];
@@ -283,7 +286,7 @@ typedef struct zone {
   size_t purged_pages;        /* statistics: pages given back so far */
   bool initialised;
   uint64_t transfer_taken; /* bit c: a refill took from class c's stack since the last expiry */
-  size_t transfer_bytes; /* in all transfer stacks */
+  size_t transfer_bytes;   /* in all transfer stacks */
   uint16_t transfer_count[SIZE_CLASS_COUNT];
   void *transfer[SIZE_CLASS_COUNT][ZONE_TRANSFER_MAX];
 } zone_t;
@@ -365,12 +368,12 @@ typedef struct tcache {
    * alone. bin_top comes first: the cache's address is its tops' (free's
    * fast path). */
   void **bin_top[TCACHE_BINS];
-  uint64_t bin_tally[TCACHE_BINS]; /* room | requests << TCACHE_TALLY_ROOM_BITS */
-  unsigned home_bins; /* number of the home zone's bin of class 0 */
+  uint64_t bin_tally[TCACHE_BINS];   /* room | requests << TCACHE_TALLY_ROOM_BITS */
+  unsigned home_bins;                /* number of the home zone's bin of class 0 */
   tcache_remote_t remote[ZONES_MAX]; /* frees bound for other zones, by zone index */
-  zone_t *zone;   /* home zone: refills come from here */
-  uint32_t state; /* tcache_state_t */
-  unsigned *owner_busy; /* the owner's tcache_tls.busy */
+  zone_t *zone;                      /* home zone: refills come from here */
+  uint32_t state;                    /* tcache_state_t */
+  unsigned *owner_busy;              /* the owner's tcache_tls.busy */
   /* Each class's home bin: max (0 in the static caches, and for classes not
    * used yet; count = max - room), the requests it had served at the last
    * rebalance, and the sum of max * class bytes (<= TCACHE_BYTES_MAX). Only
@@ -384,7 +387,7 @@ typedef struct tcache {
   /* The registry of live caches, under tcache_registry_lock. */
   struct tcache *next, *prev;
   struct tcache_tls *owner_tls; /* the owner's tcache_tls: its cache slots */
-  int tid;                    /* the owner's kernel thread id */
+  int tid;                      /* the owner's kernel thread id */
   /* What the last idle sweep saw: blocked in a system call, at this CPU time
    * and slow-path count. Unchanged at the next sweep means idle since. */
   bool idle_seen;
@@ -401,8 +404,8 @@ typedef struct buddy_stats {
   size_t regions;
   size_t pages_used, pages_free;
   size_t free_blocks[BUDDY_ORDERS];
-  size_t runs, bytes_runs;          /* medium blocks */
-  size_t bytes_meta_runs;           /* thread caches' page runs */
+  size_t runs, bytes_runs; /* medium blocks */
+  size_t bytes_meta_runs;  /* thread caches' page runs */
   size_t huge_blocks, huge_bytes;
   size_t bytes_in_slabs, bytes_small_live;
   size_t class_slabs[SIZE_CLASS_COUNT];
@@ -413,8 +416,8 @@ typedef struct buddy_stats {
    * included), medium page runs, huge blocks. */
   uint64_t class_requests[SIZE_CLASS_COUNT];
   uint64_t medium_requests, huge_requests;
-  size_t thread_caches, bytes_cached; /* live thread caches and what they hold */
-  size_t bytes_in_transfer;           /* in the zones' transfer stacks */
+  size_t thread_caches, bytes_cached;    /* live thread caches and what they hold */
+  size_t bytes_in_transfer;              /* in the zones' transfer stacks */
   size_t class_cached[SIZE_CLASS_COUNT]; /* of class_live, objects in thread caches */
   /* Fragmentation: blocks handed out (class_live's bytes, runs, huge), against
    * what the heap keeps resident at most: pages used, free pages not purged,

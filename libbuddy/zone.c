@@ -24,7 +24,8 @@
 #define ZONE_LOCK_INITIALISER PTHREAD_MUTEX_INITIALIZER
 #define ZONE_LOCK_TYPE PTHREAD_MUTEX_DEFAULT
 #endif
-#define ZONE_INITIALISER {.lock = ZONE_LOCK_INITIALISER}
+#define ZONE_INITIALISER                                                                                               \
+  { .lock = ZONE_LOCK_INITIALISER }
 zone_t zones[ZONES_MAX] = {ZONE_INITIALISER, ZONE_INITIALISER, ZONE_INITIALISER,
                            ZONE_INITIALISER, ZONE_INITIALISER, ZONE_INITIALISER};
 _Static_assert(ZONES_MAX == 6, "one initialiser per zone");
@@ -171,7 +172,8 @@ static page_desc_t *zone_slab_with_room_locked(zone_t *z, unsigned cls) {
 /* Returns one object of class cls to its slab; moves the slab between lists.
  * One waiting in the zone's transfer stack is a double free (the free that
  * sent it here did not see it: it was in another thread's batch). */
-static inline __attribute__((always_inline)) void zone_give_locked(zone_t *z, page_desc_t *head, void *p, unsigned cls) {
+static inline __attribute__((always_inline)) void zone_give_locked(zone_t *z, page_desc_t *head, void *p,
+                                                                   unsigned cls) {
   if (unlikely((uintptr_t)((void **)p)[0] == zone_transfer_mark()) && transfer_holds_locked(z, cls, p))
     return error_misuse("double free of a small block", p);
   slab_list_t *s = &z->slabs[cls];

@@ -16,6 +16,8 @@
 #define SHIM_EXPORT __attribute__((visibility("default")))
 
 /* malloc and free inline the fast paths (internal.h): no jump in between. */
+/* One line per forwarding name, as a table. */
+/* clang-format off */
 SHIM_EXPORT void *malloc(size_t size) { return alloc_fast(size); }
 SHIM_EXPORT void free(void *ptr) { free_fast(ptr); }
 SHIM_EXPORT void *calloc(size_t count, size_t size) { return buddy_calloc(count, size); }
@@ -44,6 +46,7 @@ SHIM_EXPORT void *__libc_realloc(void *ptr, size_t size) { return buddy_realloc(
 SHIM_EXPORT void *__libc_memalign(size_t alignment, size_t size) { return buddy_memalign(alignment, size); }
 SHIM_EXPORT void *__libc_valloc(size_t size) { return buddy_valloc(size); }
 SHIM_EXPORT void *__libc_pvalloc(size_t size) { return buddy_pvalloc(size); }
+/* clang-format on */
 
 /* ---- Introspection in glibc's shapes, with buddymalloc's figures --------- */
 
@@ -54,21 +57,32 @@ static struct mallinfo2 shim_mallinfo2(void) {
   size_t used = s.bytes_runs + s.bytes_small_live;
   size_t free_blocks = 0;
   for (unsigned k = 0; k < BUDDY_ORDERS; k++) free_blocks += s.free_blocks[k];
-  return (struct mallinfo2){.arena = arena, .ordblks = free_blocks, .hblks = s.huge_blocks,
-                            .hblkhd = s.huge_bytes, .uordblks = used + s.huge_bytes,
-                            .fordblks = arena - used, .keepcost = s.pages_free * PAGE_SIZE};
+  return (struct mallinfo2){.arena = arena,
+                            .ordblks = free_blocks,
+                            .hblks = s.huge_blocks,
+                            .hblkhd = s.huge_bytes,
+                            .uordblks = used + s.huge_bytes,
+                            .fordblks = arena - used,
+                            .keepcost = s.pages_free * PAGE_SIZE};
 }
 
-SHIM_EXPORT struct mallinfo2 mallinfo2(void) { return shim_mallinfo2(); }
+SHIM_EXPORT struct mallinfo2 mallinfo2(void) {
+  return shim_mallinfo2();
+}
 
 /* The old int fields saturate rather than wrap. */
-static int shim_int(size_t v) { return v > (size_t)__INT_MAX__ ? __INT_MAX__ : (int)v; }
+static int shim_int(size_t v) {
+  return v > (size_t)__INT_MAX__ ? __INT_MAX__ : (int)v;
+}
 
 SHIM_EXPORT struct mallinfo mallinfo(void) {
   struct mallinfo2 m = shim_mallinfo2();
-  return (struct mallinfo){.arena = shim_int(m.arena), .ordblks = shim_int(m.ordblks),
-                           .hblks = shim_int(m.hblks), .hblkhd = shim_int(m.hblkhd),
-                           .uordblks = shim_int(m.uordblks), .fordblks = shim_int(m.fordblks),
+  return (struct mallinfo){.arena = shim_int(m.arena),
+                           .ordblks = shim_int(m.ordblks),
+                           .hblks = shim_int(m.hblks),
+                           .hblkhd = shim_int(m.hblkhd),
+                           .uordblks = shim_int(m.uordblks),
+                           .fordblks = shim_int(m.fordblks),
                            .keepcost = shim_int(m.keepcost)};
 }
 
@@ -79,12 +93,15 @@ SHIM_EXPORT int mallopt(int param, int value) {
   return 1;
 }
 
-SHIM_EXPORT void malloc_stats(void) { stats_print(false); }
+SHIM_EXPORT void malloc_stats(void) {
+  stats_print(false);
+}
 
 SHIM_EXPORT int malloc_info(int options, FILE *out) {
   if (options != 0 || out == NULL) return -1;
   struct mallinfo2 m = shim_mallinfo2();
-  fprintf(out, "<malloc version=\"buddymalloc-1\">\n<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
+  fprintf(out,
+          "<malloc version=\"buddymalloc-1\">\n<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
           "<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n<system type=\"current\" size=\"%zu\"/>\n"
           "<aspace type=\"total\" size=\"%zu\"/>\n<aspace type=\"mprotect\" size=\"%zu\"/>\n</malloc>\n",
           m.ordblks, m.fordblks, m.arena + m.hblkhd, m.arena + m.hblkhd, m.arena + m.hblkhd);

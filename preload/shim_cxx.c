@@ -37,8 +37,8 @@ static void *cxx_runtime(const char *name) {
  * points past the vtable's offset-to-top and typeinfo words. */
 static _Noreturn void cxx_throw_bad_alloc(void) {
   void *(*allocate_exception)(size_t) = (void *(*)(size_t))cxx_runtime("__cxa_allocate_exception");
-  void (*throw_exception)(void *, void *, void (*)(void *)) =
-      (void (*)(void *, void *, void (*)(void *)))cxx_runtime("__cxa_throw");
+  void (*throw_exception)(void *, void *,
+                          void (*)(void *)) = (void (*)(void *, void *, void (*)(void *)))cxx_runtime("__cxa_throw");
   void *typeinfo = cxx_runtime("_ZTISt9bad_alloc"), *vtable = cxx_runtime("_ZTVSt9bad_alloc");
   void (*destructor)(void *) = (void (*)(void *))cxx_runtime("_ZNSt9bad_allocD1Ev");
   if (allocate_exception == NULL || throw_exception == NULL || typeinfo == NULL || vtable == NULL || destructor == NULL)
@@ -87,6 +87,7 @@ static void *cxx_new_nothrow(const char *name, size_t size, size_t align) {
 
 /* ---- new ------------------------------------------------------------------ */
 
+/* clang-format off */
 SHIM_EXPORT void *cxx_new_plain(size_t n) __asm__("_Znwm");
 SHIM_EXPORT void *cxx_new_array(size_t n) __asm__("_Znam");
 SHIM_EXPORT void *cxx_new_plain_nothrow(size_t n, const void *tag) __asm__("_ZnwmRKSt9nothrow_t");
@@ -97,7 +98,9 @@ SHIM_EXPORT void *cxx_new_plain_aligned_nothrow(size_t n, size_t a, const void *
     __asm__("_ZnwmSt11align_val_tRKSt9nothrow_t");
 SHIM_EXPORT void *cxx_new_array_aligned_nothrow(size_t n, size_t a, const void *tag)
     __asm__("_ZnamSt11align_val_tRKSt9nothrow_t");
+/* clang-format on */
 
+/* clang-format off */
 void *cxx_new_plain(size_t n) { return cxx_new(n, 0); }
 void *cxx_new_array(size_t n) { return cxx_new(n, 0); }
 void *cxx_new_plain_nothrow(size_t n, const void *tag) { (void)tag; return cxx_new_nothrow("_ZnwmRKSt9nothrow_t", n, 0); }
@@ -112,9 +115,11 @@ void *cxx_new_array_aligned_nothrow(size_t n, size_t a, const void *tag) {
   (void)tag;
   return cxx_new_nothrow("_ZnamSt11align_val_tRKSt9nothrow_t", n, a);
 }
+/* clang-format on */
 
 /* ---- delete --------------------------------------------------------------- */
 
+/* clang-format off */
 SHIM_EXPORT void cxx_delete_plain(void *p) __asm__("_ZdlPv");
 SHIM_EXPORT void cxx_delete_array(void *p) __asm__("_ZdaPv");
 SHIM_EXPORT void cxx_delete_plain_nothrow(void *p, const void *tag) __asm__("_ZdlPvRKSt9nothrow_t");
@@ -129,7 +134,9 @@ SHIM_EXPORT void cxx_delete_plain_aligned_nothrow(void *p, size_t a, const void 
     __asm__("_ZdlPvSt11align_val_tRKSt9nothrow_t");
 SHIM_EXPORT void cxx_delete_array_aligned_nothrow(void *p, size_t a, const void *tag)
     __asm__("_ZdaPvSt11align_val_tRKSt9nothrow_t");
+/* clang-format on */
 
+/* clang-format off */
 void cxx_delete_plain(void *p) { buddy_free(p); }
 void cxx_delete_array(void *p) { buddy_free(p); }
 void cxx_delete_plain_nothrow(void *p, const void *tag) { (void)tag; buddy_free(p); }
@@ -142,3 +149,4 @@ void cxx_delete_plain_sized_aligned(void *p, size_t n, size_t a) { (void)a; budd
 void cxx_delete_array_sized_aligned(void *p, size_t n, size_t a) { (void)a; buddy_free_sized(p, n); }
 void cxx_delete_plain_aligned_nothrow(void *p, size_t a, const void *tag) { (void)a; (void)tag; buddy_free(p); }
 void cxx_delete_array_aligned_nothrow(void *p, size_t a, const void *tag) { (void)a; (void)tag; buddy_free(p); }
+/* clang-format on */
