@@ -1,7 +1,7 @@
 /* alloc.c: the allocating half of the public API.
  *
  * Routing by size: up to SMALL_SIZE_MAX a size class served by the thread's
- * cache (alloc_fast() in internal.h, inlined here and into the shim's
+ * cache (alloc_fast() in api.h, inlined here and into the shim's
  * malloc), up to MEDIUM_SIZE_MAX a page run from the home zone's buddy heap,
  * beyond that a mapping of its own (huge.c).
  */

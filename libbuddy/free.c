@@ -1,6 +1,6 @@
 /* free.c: the freeing half of the public API.
  *
- * The fast path is free_fast() in internal.h, inlined into buddy_free and the
+ * The fast path is free_fast() in api.h, inlined into buddy_free and the
  * shim's free: the small map gives the bin of the block's slab (its zone and
  * class) and whether the address starts an object, and the object goes on
  * the thread's bin. Misuse is caught before anything is written: a pointer

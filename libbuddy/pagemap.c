@@ -11,7 +11,7 @@
  * address with no entry is not buddymalloc's, which is how foreign pointers
  * are recognised in O(1) without touching the memory they point to.
  *
- * Beside it, the small map (its shape in types.h and internal.h): a byte per
+ * Beside it, the small map (its shape in types.h and pagemap.h): a byte per
  * page of the 47-bit address space, holding the bin number (zone *
  * SIZE_CLASS_COUNT + class) of the slab on that page, 0 anywhere else. Its
  * root and the bins' object-start fields are static; a leaf (a byte per page

@@ -50,7 +50,7 @@
  * with the heap's spread (1 MiB per 4 GiB that holds regions), never a
  * fixed reservation a program's RLIMIT_AS could trip over. The span of a
  * leaf is what the low 32 bits of an address cover: its page index is
- * (uint32_t)address >> PAGE_SHIFT, with no mask (internal.h). */
+ * (uint32_t)address >> PAGE_SHIFT, with no mask (pagemap.h). */
 #define SMALL_MAP_ADDRESS_BITS 47
 #define SMALL_MAP_LEAF_SPAN_BITS 32
 #define SMALL_MAP_ROOT_ENTRIES ((size_t)1 << (SMALL_MAP_ADDRESS_BITS - SMALL_MAP_LEAF_SPAN_BITS))
@@ -265,7 +265,7 @@ typedef struct slab_list {
  * class, for the next refill at home in the zone, so that neither side
  * touches the objects' slabs. An object there still counts in its slab's
  * slab_used, its free bit is clear, and it holds the key in its second word
- * and zone_transfer_mark() in its first (internal.h).
+ * and zone_transfer_mark() in its first (zone.h).
  * Invariants: transfer_count[c] <= ZONE_TRANSFER_MAX and, times the class's
  * bytes, <= ZONE_TRANSFER_CLASS_BYTES; transfer_bytes is the sum over the
  * classes, <= ZONE_TRANSFER_BYTES. So a zone holds at most 512 KiB there,
