@@ -2,12 +2,14 @@
  *
  * A two-level radix table over the 48-bit address space, indexed by region
  * number (address >> BUDDY_REGION_SHIFT): a static root of 2^PAGEMAP_ROOT_BITS
- * leaf pointers (8 KiB), and leaves of 2^PAGEMAP_LEAF_BITS entries (512 KiB
+ * entries (8 KiB), and leaves of 2^PAGEMAP_LEAF_BITS entries (512 KiB
  * of address space each, resident only where touched; one leaf covers 256 GiB)
- * mapped on first use and never unmapped. A root entry with no leaf yet points
- * at pagemap_empty_leaf, all NULL and never written (its pages stay the
- * kernel's shared zero page), so a lookup needs no test between its two
- * loads. Lookups take no lock (acquire loads); writers hold pagemap_lock. An
+ * mapped on first use and never unmapped. A root entry holds its leaf's
+ * address minus pagemap_empty_leaf's, so that 0, the value of an entry with
+ * no leaf yet, stands for pagemap_empty_leaf, all NULL and never written (its
+ * pages stay the kernel's shared zero page): a lookup needs no test between
+ * its two loads, and the root is zero-initialised (no relocations to apply
+ * at load, no page of it touched until a leaf is mapped). Lookups take no lock (acquire loads); writers hold pagemap_lock. An
  * address with no entry is not buddymalloc's, which is how foreign pointers
  * are recognised in O(1) without touching the memory they point to.
  *
@@ -28,9 +30,8 @@
 
 #define PAGEMAP_LEAF_ENTRIES ((size_t)1 << PAGEMAP_LEAF_BITS)
 
-static void *pagemap_empty_leaf[PAGEMAP_LEAF_ENTRIES];
-void **pagemap_root[(size_t)1 << PAGEMAP_ROOT_BITS] = {
-    [0 ...((size_t)1 << PAGEMAP_ROOT_BITS) - 1] = pagemap_empty_leaf};
+void *pagemap_empty_leaf[PAGEMAP_LEAF_ENTRIES];
+uintptr_t pagemap_root[(size_t)1 << PAGEMAP_ROOT_BITS];
 static pthread_mutex_t pagemap_lock = PTHREAD_MUTEX_INITIALIZER;
 
 small_map_t small_map __attribute__((aligned(PAGE_SIZE)));
@@ -39,19 +40,18 @@ static bool small_map_ready; /* under pagemap_lock: info filled, read-only parts
 
 /* The leaf for region number `slot`, mapped if absent; NULL if out of memory. */
 static void **pagemap_leaf_locked(uintptr_t slot) {
-  void ***root_entry = &pagemap_root[slot >> PAGEMAP_LEAF_BITS];
-  void **leaf = *root_entry;
-  if (leaf == pagemap_empty_leaf) {
-    leaf = os_map_aligned(PAGEMAP_LEAF_ENTRIES * sizeof(void *), PAGE_SIZE);
+  uintptr_t *root_entry = &pagemap_root[slot >> PAGEMAP_LEAF_BITS];
+  if (*root_entry == 0) {
+    void **leaf = os_map_aligned(PAGEMAP_LEAF_ENTRIES * sizeof(void *), PAGE_SIZE);
     if (leaf == NULL) return NULL;
-    __atomic_store_n(root_entry, leaf, __ATOMIC_RELEASE);
+    __atomic_store_n(root_entry, (uintptr_t)leaf - (uintptr_t)pagemap_empty_leaf, __ATOMIC_RELEASE);
   }
-  return leaf;
+  return pagemap_leaf_of(*root_entry);
 }
 
 static void pagemap_set_locked(uintptr_t first, uintptr_t last, uintptr_t entry) {
   for (uintptr_t slot = first; slot <= last; slot++) {
-    void **leaf = pagemap_root[slot >> PAGEMAP_LEAF_BITS];
+    void **leaf = pagemap_leaf_of(pagemap_root[slot >> PAGEMAP_LEAF_BITS]);
     __atomic_store_n(&leaf[slot & (PAGEMAP_LEAF_ENTRIES - 1)], (void *)entry, __ATOMIC_RELEASE);
   }
 }

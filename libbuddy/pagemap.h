@@ -30,15 +30,20 @@ static inline huge_t *pagemap_huge(uintptr_t entry) {
   return (huge_t *)(entry - PAGEMAP_HUGE_TAG);
 }
 
-extern void **pagemap_root[(size_t)1 << PAGEMAP_ROOT_BITS];
+/* The root: each entry is its leaf's address minus pagemap_empty_leaf's (0:
+ * no leaf of its own, so the all-NULL empty leaf; pagemap.c). */
+extern uintptr_t pagemap_root[(size_t)1 << PAGEMAP_ROOT_BITS];
+extern void *pagemap_empty_leaf[];
+static inline void **pagemap_leaf_of(uintptr_t root_entry) {
+  return (void **)((uintptr_t)pagemap_empty_leaf + root_entry);
+}
 
-/* The entry for `p`. Two dependent loads; a root entry with no leaf of its
- * own points at an all-zero leaf, so there is no test between them. */
+/* The entry for `p`. Two dependent loads: there is no test between them. */
 static inline uintptr_t pagemap_entry(const void *p) {
   uintptr_t a = (uintptr_t)p;
   uintptr_t root_index = a >> (BUDDY_REGION_SHIFT + PAGEMAP_LEAF_BITS);
   if (unlikely(root_index >= ((uintptr_t)1 << PAGEMAP_ROOT_BITS))) return 0; /* past 48 bits */
-  void **leaf = __atomic_load_n(&pagemap_root[root_index], __ATOMIC_ACQUIRE);
+  void **leaf = pagemap_leaf_of(__atomic_load_n(&pagemap_root[root_index], __ATOMIC_ACQUIRE));
   void *entry = __atomic_load_n(&leaf[(a >> BUDDY_REGION_SHIFT) & (((uintptr_t)1 << PAGEMAP_LEAF_BITS) - 1)],
                                 __ATOMIC_ACQUIRE);
   return (uintptr_t)entry;

@@ -18,17 +18,15 @@
  * locked section is short, far shorter than a futex sleep and wake-up
  * (docs/benchmarks.md: what it saved on the xthread ring). */
 #ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
-#define ZONE_LOCK_INITIALISER PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
 #define ZONE_LOCK_TYPE PTHREAD_MUTEX_ADAPTIVE_NP
 #else
-#define ZONE_LOCK_INITIALISER PTHREAD_MUTEX_INITIALIZER
 #define ZONE_LOCK_TYPE PTHREAD_MUTEX_DEFAULT
 #endif
-#define ZONE_INITIALISER                                                                                               \
-  { .lock = ZONE_LOCK_INITIALISER }
-zone_t zones[ZONES_MAX] = {ZONE_INITIALISER, ZONE_INITIALISER, ZONE_INITIALISER,
-                           ZONE_INITIALISER, ZONE_INITIALISER, ZONE_INITIALISER};
-_Static_assert(ZONES_MAX == 6, "one initialiser per zone");
+/* Zero-initialised, so that the zones (large: their transfer stacks) cost a
+ * process nothing until it uses them: all-zero bytes are a default mutex
+ * (glibc's PTHREAD_MUTEX_INITIALIZER), which zone_init_locks makes adaptive
+ * at start-up, before any allocation. */
+zone_t zones[ZONES_MAX];
 
 static unsigned zone_next_thread;
 
@@ -442,5 +440,14 @@ void zone_fork_child(void) {
   pthread_mutexattr_init(&attr);
   pthread_mutexattr_settype(&attr, ZONE_LOCK_TYPE);
   for (unsigned i = 0; i < ZONES_MAX; i++) lock_reset(&zones[i].lock, &attr);
+  pthread_mutexattr_destroy(&attr);
+}
+
+/* At start-up, while no zone lock has been taken yet. */
+void zone_init_locks(void) {
+  pthread_mutexattr_t attr;
+  pthread_mutexattr_init(&attr);
+  pthread_mutexattr_settype(&attr, ZONE_LOCK_TYPE);
+  for (unsigned i = 0; i < ZONES_MAX; i++) pthread_mutex_init(&zones[i].lock, &attr);
   pthread_mutexattr_destroy(&attr);
 }
