@@ -11,10 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "buddymalloc.h"
-#include "internal.h"
+#include "core_util.h"
 
 #define TEST_REGIONS_MAX 4
 
@@ -95,9 +94,9 @@ Test(buddy, exhaustive_split_then_merge_in_any_order) {
   verify();
   cr_assert_null(buddy_heap_alloc(&th.heap, 0, NULL), "region exhausted");
   cr_assert_eq(th.heap.pages_free, 0);
-  unsigned seed = 12345;
+  test_rng rng = test_rng_seeded(12345);
   for (size_t i = BUDDY_REGION_PAGES - 1; i > 0; i--) {
-    size_t j = (size_t)rand_r(&seed) % (i + 1);
+    size_t j = (size_t)test_rng_below(&rng, i + 1);
     page_desc_t *t = blocks[i];
     blocks[i] = blocks[j];
     blocks[j] = t;
@@ -164,11 +163,11 @@ Test(buddy, random_sequences_match_a_reference_model) {
   unsigned live_count = 0;
   size_t model_used = 0;
   memset(page_owner, 0, sizeof page_owner);
-  unsigned seed = 777;
+  test_rng rng = test_rng_seeded(777);
   for (int step = 0; step < MODEL_STEPS; step++) {
-    bool do_alloc = live_count == 0 || (live_count < MODEL_LIVE_MAX && rand_r(&seed) % 2 == 0);
+    bool do_alloc = live_count == 0 || (live_count < MODEL_LIVE_MAX && test_rng_below(&rng, 2) == 0);
     if (do_alloc) {
-      unsigned order = (unsigned)rand_r(&seed) % (rand_r(&seed) % 4 == 0 ? BUDDY_ORDERS : 4);
+      unsigned order = (unsigned)test_rng_below(&rng, test_rng_below(&rng, 4) == 0 ? BUDDY_ORDERS : 4);
       page_desc_t *d = buddy_heap_alloc(&th.heap, order, NULL);
       /* The model says whether it must fit: some free block of order >= k. */
       bool fits = false;
@@ -184,7 +183,7 @@ Test(buddy, random_sequences_match_a_reference_model) {
       live_count++;
       model_used += (size_t)1 << order;
     } else {
-      unsigned i = (unsigned)rand_r(&seed) % live_count;
+      unsigned i = (unsigned)test_rng_below(&rng, live_count);
       model_mark(&live[i], 0, (unsigned short)(i + 1));
       model_used -= (size_t)1 << live[i].order;
       buddy_heap_free(&th.heap, live[i].d);
@@ -358,8 +357,7 @@ Test(zones, free_regions_are_unmapped_after_the_purge_delay) {
   options.purge_delay_ms = 50;
   void *blocks[ZONE_TEST_BLOCKS];
   size_t before = zone_fill_and_free(blocks);
-  struct timespec pause = {.tv_sec = 0, .tv_nsec = 120 * 1000000};
-  nanosleep(&pause, NULL);
+  test_sleep_ms(120);
   void *probe = buddy_malloc(SMALL_SIZE_MAX + 1); /* any zone slow path purges what is due */
   size_t after = zone_regions();
   /* what was there before, the reserve, and the region the probe took */
@@ -544,9 +542,7 @@ Test(zones, frees_work_without_the_small_map, .init = cr_redirect_stderr) {
   memcpy(small_map.leaf_offset, saved, sizeof saved);
   buddy_free(warm);
   zone_verify_all();
-  char text[4096] = {0};
-  fflush(stderr);
-  (void)!fread(text, 1, sizeof text - 1, cr_get_redirected_stderr());
+  const char *text = redirected_stderr();
   cr_assert_not_null(strstr(text, "double free of a small block"), "got:\n%s", text);
   cr_assert_not_null(strstr(text, "inside a small block"), "got:\n%s", text);
 }
