@@ -4,8 +4,9 @@
  * prefixed buddy_* functions of buddymalloc.h directly; the plain build
  * (compiled with -DAPI_PLAIN, run under LD_PRELOAD=libbuddymalloc.so) maps each
  * buddy_* name below onto the standard name, so the same tests exercise the
- * preloaded malloc. It also declares the helpers shared by the test files
- * (api_util.c): value hiding, byte patterns, a seeded PRNG and range checks.
+ * preloaded malloc. It also declares the helpers of this suite's test files
+ * (api_util.c): value hiding, range and alignment checks. Sizes, the random
+ * generator and the byte patterns are tests/support/test_support.h's.
  */
 #ifndef API_H
 #define API_H
@@ -13,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+
+#include "test_support.h"
 
 #ifdef API_PLAIN
 #include <malloc.h>
@@ -51,9 +54,6 @@ static inline int buddy_trim(size_t pad) { return malloc_trim(pad); }
 #include "buddymalloc.h"
 #endif
 
-#define KIB ((size_t)1024)
-#define MIB (KIB * KIB)
-
 /* The alignment glibc gives every block on x86_64, and what buddymalloc
  * promises for blocks of 16 bytes or more. */
 #define API_MIN_ALIGN ((size_t)16)
@@ -63,24 +63,6 @@ static inline int buddy_trim(size_t pad) { return malloc_trim(pad); }
  * about what an allocation function does with it. */
 size_t api_hide(size_t value);
 void *api_hide_ptr(void *ptr);
-
-/* Writes a pattern that depends on seed and on each byte's offset. */
-void api_fill(void *ptr, size_t len, uint64_t seed);
-/* Returns the offset of the first byte of [ptr, ptr+len) that differs from
- * what api_fill(ptr, len, seed) wrote, or len if none does. The pattern of a
- * byte depends only on its offset, so a prefix of a filled block can be
- * checked on its own (as realloc keeps a prefix). */
-size_t api_check(const void *ptr, size_t len, uint64_t seed);
-/* Returns the offset of the first non-zero byte, or len if all are zero. */
-size_t api_first_nonzero(const void *ptr, size_t len);
-
-/* A small seeded generator (splitmix64), so runs are reproducible. */
-struct api_rng {
-    uint64_t state;
-};
-uint64_t api_rng_next(struct api_rng *rng);
-/* Uniform in [lo, hi]. */
-size_t api_rng_range(struct api_rng *rng, size_t lo, size_t hi);
 
 /* A block's address range [start, start+len). */
 struct api_range {

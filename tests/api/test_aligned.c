@@ -41,8 +41,8 @@ static void check_and_free(void *p, size_t alignment, size_t size, const char *w
     size_t usable = buddy_malloc_usable_size(p);
     cr_assert_geq(usable, size, "%s(%zu, %zu): usable %zu", what, alignment, size, usable);
     const uint64_t seed = alignment ^ (size << 1);
-    api_fill(p, size, seed);
-    cr_assert_eq(api_check(p, size, seed), size);
+    test_fill(p, size, seed);
+    cr_assert_eq(test_check(p, size, seed), size);
     buddy_free(p);
 }
 
@@ -193,8 +193,8 @@ Test(aligned, pvalloc_rounds_to_whole_pages)
         cr_assert_geq(usable, rounded, "pvalloc(%zu): usable %zu, want at least %zu", sizes[i],
                       usable, rounded);
         /* The whole rounded size belongs to the caller. */
-        api_fill(p, rounded, i);
-        cr_assert_eq(api_check(p, rounded, i), rounded);
+        test_fill(p, rounded, i);
+        cr_assert_eq(test_check(p, rounded, i), rounded);
         buddy_free(p);
     }
     errno = 0;
@@ -210,8 +210,8 @@ Test(aligned, pvalloc_zero_gives_one_page)
     cr_assert(api_is_aligned(p, page));
     size_t usable = buddy_malloc_usable_size(p);
     cr_assert_geq(usable, page, "pvalloc(0): usable %zu, want a page (%zu)", usable, page);
-    api_fill(p, page, 1);
-    cr_assert_eq(api_check(p, page, 1), page);
+    test_fill(p, page, 1);
+    cr_assert_eq(test_check(p, page, 1), page);
     buddy_free(p);
 }
 
@@ -227,14 +227,14 @@ Test(aligned, interleaved_with_plain_blocks_never_overlap)
     enum { PER_ALIGN = 3, N_ALIGNS = 20, PER_ROUND = N_ALIGNS * PER_ALIGN * 2 };
     struct live_block blocks[PER_ROUND * INTERLEAVE_ROUNDS];
     struct api_range ranges[PER_ROUND * INTERLEAVE_ROUNDS];
-    struct api_rng rng = {42};
+    test_rng rng = test_rng_seeded(42);
     size_t n = 0;
     for (size_t round = 0; round < INTERLEAVE_ROUNDS; round++) {
         for (size_t a = 8; a <= INTERLEAVE_MAX_ALIGN; a <<= 1) {
             for (size_t k = 0; k < PER_ALIGN; k++) {
                 /* Sizes below, at and above the alignment, capped at 1 MiB. */
                 size_t cap = a < MIB ? 2 * a : MIB;
-                size_t size = api_rng_range(&rng, 0, cap);
+                size_t size = test_rng_range(&rng, 0, cap);
                 void *p = NULL;
                 switch ((round + k) % 3) {
                 case 0:
@@ -252,7 +252,7 @@ Test(aligned, interleaved_with_plain_blocks_never_overlap)
                 blocks[n].ptr = p;
                 n++;
                 /* And a plain block of a random small-to-medium size. */
-                size_t plain = api_rng_range(&rng, 0, (api_rng_next(&rng) & 1) ? 512 : 256 * KIB);
+                size_t plain = test_rng_range(&rng, 0, (test_rng_next(&rng) & 1) ? 512 : 256 * KIB);
                 blocks[n].ptr = buddy_malloc(api_hide(plain));
                 cr_assert_not_null(blocks[n].ptr);
                 n++;
@@ -260,7 +260,7 @@ Test(aligned, interleaved_with_plain_blocks_never_overlap)
         }
         /* Free a third of the blocks so far, then go again over the holes. */
         for (size_t i = 0; i < n; i++) {
-            if (blocks[i].ptr != NULL && api_rng_next(&rng) % 3 == 0) {
+            if (blocks[i].ptr != NULL && test_rng_next(&rng) % 3 == 0) {
                 buddy_free(blocks[i].ptr);
                 blocks[i].ptr = NULL;
             }
@@ -272,7 +272,7 @@ Test(aligned, interleaved_with_plain_blocks_never_overlap)
             continue;
         blocks[i].usable = buddy_malloc_usable_size(blocks[i].ptr);
         blocks[i].seed = 0xB10C0000u + i;
-        api_fill(blocks[i].ptr, blocks[i].usable, blocks[i].seed);
+        test_fill(blocks[i].ptr, blocks[i].usable, blocks[i].seed);
         ranges[live].start = (uintptr_t)blocks[i].ptr;
         ranges[live].len = blocks[i].usable;
         live++;
@@ -284,7 +284,7 @@ Test(aligned, interleaved_with_plain_blocks_never_overlap)
     for (size_t i = 0; i < n; i++) {
         if (blocks[i].ptr == NULL)
             continue;
-        size_t off = api_check(blocks[i].ptr, blocks[i].usable, blocks[i].seed);
+        size_t off = test_check(blocks[i].ptr, blocks[i].usable, blocks[i].seed);
         cr_assert_eq(off, blocks[i].usable, "block %p: byte %zu of %zu overwritten",
                      blocks[i].ptr, off, blocks[i].usable);
         buddy_free(blocks[i].ptr);

@@ -149,7 +149,7 @@ Test(basic, reallocarray_overflow_keeps_block)
     const uint64_t seed = 77;
     unsigned char *p = buddy_malloc(api_hide(len));
     cr_assert_not_null(p);
-    api_fill(p, len, seed);
+    test_fill(p, len, seed);
     static const struct { size_t count, size; } cases[] = {
         {SIZE_MAX / 2, 3}, {3, SIZE_MAX / 2}, {(size_t)1 << 32, (size_t)1 << 32},
     };
@@ -160,7 +160,7 @@ Test(basic, reallocarray_overflow_keeps_block)
                                      api_hide(cases[i].size));
         cr_assert_null(q, "reallocarray(p, %zu, %zu) succeeded", cases[i].count, cases[i].size);
         cr_assert_eq(errno, ENOMEM);
-        cr_assert_eq(api_check(p, len, seed), len, "the old block changed");
+        cr_assert_eq(test_check(p, len, seed), len, "the old block changed");
         errno = 0;
         q = buddy_reallocarray(NULL, api_hide(cases[i].count), api_hide(cases[i].size));
         cr_assert_null(q);
@@ -223,7 +223,7 @@ Test(basic, usable_size_covers_request_and_every_byte_is_writable)
         usable[i] = buddy_malloc_usable_size(blocks[i]);
         cr_assert_geq(usable[i], usable_sizes[i], "malloc(%zu): usable size %zu",
                       usable_sizes[i], usable[i]);
-        api_fill(blocks[i], usable[i], i + 1);
+        test_fill(blocks[i], usable[i], i + 1);
     }
     /* Neighbours of every size come and go, some staying live. */
     void *others[2 * N_USABLE_SIZES];
@@ -237,7 +237,7 @@ Test(basic, usable_size_covers_request_and_every_byte_is_writable)
         buddy_free(brief);
     }
     for (size_t i = 0; i < N_USABLE_SIZES; i++) {
-        size_t bad = api_check(blocks[i], usable[i], i + 1);
+        size_t bad = test_check(blocks[i], usable[i], i + 1);
         cr_assert_eq(bad, usable[i], "malloc(%zu): usable byte %zu of %zu was overwritten",
                      usable_sizes[i], bad, usable[i]);
         cr_assert_eq(buddy_malloc_usable_size(blocks[i]), usable[i],
@@ -267,7 +267,7 @@ static void check_calloc_recycled(size_t count, size_t size, size_t rounds)
     for (size_t r = 0; r < rounds; r++) {
         blocks[r] = buddy_calloc(api_hide(count), api_hide(size));
         cr_assert_not_null(blocks[r]);
-        size_t bad = api_first_nonzero(blocks[r], total);
+        size_t bad = test_first_nonzero(blocks[r], total);
         cr_assert_eq(bad, total, "calloc(%zu, %zu): byte %zu is not zero", count, size, bad);
         /* Dirty it again for the next calloc of this round. */
         memset(blocks[r], 0xFF, total);
@@ -277,7 +277,7 @@ static void check_calloc_recycled(size_t count, size_t size, size_t rounds)
     /* Once more, now over memory calloc itself handed out. */
     void *again = buddy_calloc(api_hide(count), api_hide(size));
     cr_assert_not_null(again);
-    cr_assert_eq(api_first_nonzero(again, total), total, "calloc(%zu, %zu) reuse", count, size);
+    cr_assert_eq(test_first_nonzero(again, total), total, "calloc(%zu, %zu) reuse", count, size);
     buddy_free(again);
 }
 

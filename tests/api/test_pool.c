@@ -46,14 +46,14 @@ Test(pool, many_blocks_of_each_small_size_are_distinct)
             ranges[i].len = size;
             /* Tag each block with its index in its first bytes. */
             size_t tag_len = size < sizeof i ? size : sizeof i;
-            api_fill(blocks[i], tag_len, i);
+            test_fill(blocks[i], tag_len, i);
         }
         size_t bad = api_first_overlap(ranges, count);
         cr_assert_eq(bad, count, "size %zu: blocks at %#zx and %#zx overlap", size,
                      (size_t)ranges[bad - 1].start, (size_t)ranges[bad < count ? bad : 0].start);
         for (size_t i = 0; i < count; i++) {
             size_t tag_len = size < sizeof i ? size : sizeof i;
-            cr_assert_eq(api_check(blocks[i], tag_len, i), tag_len,
+            cr_assert_eq(test_check(blocks[i], tag_len, i), tag_len,
                          "size %zu: block %zu (%p) was overwritten", size, i, blocks[i]);
         }
         /* Free every other block first, then the rest. */
@@ -72,36 +72,36 @@ struct slot {
     uint64_t seed;
 };
 
-static size_t churn_size(struct api_rng *rng)
+static size_t churn_size(test_rng *rng)
 {
-    size_t kind = api_rng_range(rng, 0, 999);
+    size_t kind = test_rng_range(rng, 0, 999);
     if (kind < CHURN_PERMILLE_TINY)
-        return api_rng_range(rng, 0, 256);
+        return test_rng_range(rng, 0, 256);
     if (kind < CHURN_PERMILLE_SMALL)
-        return api_rng_range(rng, 257, 16 * KIB);
+        return test_rng_range(rng, 257, 16 * KIB);
     if (kind < CHURN_PERMILLE_MEDIUM)
-        return api_rng_range(rng, 16 * KIB + 1, 256 * KIB);
-    return api_rng_range(rng, 256 * KIB + 1, CHURN_LARGE_MAX);
+        return test_rng_range(rng, 16 * KIB + 1, 256 * KIB);
+    return test_rng_range(rng, 256 * KIB + 1, CHURN_LARGE_MAX);
 }
 
 static void churn_check(const struct slot *s, size_t index, size_t op)
 {
-    size_t bad = api_check(s->ptr, s->size, s->seed);
+    size_t bad = test_check(s->ptr, s->size, s->seed);
     cr_assert_eq(bad, s->size, "op %zu: slot %zu (%p, %zu bytes) corrupt at byte %zu", op,
                  index, (void *)s->ptr, s->size, bad);
 }
 
-static void churn_allocate(struct slot *s, struct api_rng *rng, size_t index, size_t op)
+static void churn_allocate(struct slot *s, test_rng *rng, size_t index, size_t op)
 {
     size_t size = churn_size(rng);
-    size_t how = api_rng_range(rng, 0, 99);
+    size_t how = test_rng_range(rng, 0, 99);
     if (how < CHURN_PERCENT_CALLOC) {
         s->ptr = buddy_calloc(api_hide(1), api_hide(size));
         cr_assert_not_null(s->ptr);
-        cr_assert_eq(api_first_nonzero(s->ptr, size), size, "op %zu: calloc(%zu) not zeroed",
+        cr_assert_eq(test_first_nonzero(s->ptr, size), size, "op %zu: calloc(%zu) not zeroed",
                      op, size);
     } else if (how < CHURN_PERCENT_CALLOC + CHURN_PERCENT_MEMALIGN) {
-        size_t align = (size_t)1 << api_rng_range(rng, 4, 16);
+        size_t align = (size_t)1 << test_rng_range(rng, 4, 16);
         s->ptr = buddy_memalign(api_hide(align), api_hide(size));
         cr_assert_not_null(s->ptr);
         cr_assert(api_is_aligned(s->ptr, align));
@@ -113,23 +113,23 @@ static void churn_allocate(struct slot *s, struct api_rng *rng, size_t index, si
     cr_assert_geq(buddy_malloc_usable_size(s->ptr), size);
     s->size = size;
     s->seed = CHURN_SEED ^ ((uint64_t)op << 16) ^ index;
-    api_fill(s->ptr, size, s->seed);
+    test_fill(s->ptr, size, s->seed);
 }
 
 Test(pool, random_churn_keeps_every_block_intact)
 {
-    struct api_rng rng = {CHURN_SEED};
+    test_rng rng = test_rng_seeded(CHURN_SEED);
     struct slot *slots = buddy_calloc(api_hide(CHURN_SLOTS), api_hide(sizeof *slots));
     cr_assert_not_null(slots);
     for (size_t op = 0; op < CHURN_OPS; op++) {
-        size_t i = api_rng_range(&rng, 0, CHURN_SLOTS - 1);
+        size_t i = test_rng_range(&rng, 0, CHURN_SLOTS - 1);
         struct slot *s = &slots[i];
         if (s->ptr == NULL) {
             churn_allocate(s, &rng, i, op);
             continue;
         }
         churn_check(s, i, op);
-        if (api_rng_range(&rng, 0, 99) < CHURN_PERCENT_REALLOC) {
+        if (test_rng_range(&rng, 0, 99) < CHURN_PERCENT_REALLOC) {
             size_t size = churn_size(&rng);
             unsigned char *q = buddy_realloc(s->ptr, api_hide(size));
             if (size == 0) {
@@ -140,13 +140,13 @@ Test(pool, random_churn_keeps_every_block_intact)
             }
             cr_assert_not_null(q, "op %zu: realloc %zu -> %zu", op, s->size, size);
             size_t keep = size < s->size ? size : s->size;
-            size_t bad = api_check(q, keep, s->seed);
+            size_t bad = test_check(q, keep, s->seed);
             cr_assert_eq(bad, keep, "op %zu: realloc %zu -> %zu lost byte %zu", op, s->size,
                          size, bad);
             /* Extend the same pattern over the new tail. */
             s->ptr = q;
             s->size = size;
-            api_fill(s->ptr, size, s->seed);
+            test_fill(s->ptr, size, s->seed);
         } else {
             buddy_free(s->ptr);
             s->ptr = NULL;
@@ -170,7 +170,7 @@ Test(pool, trim_returns_and_heap_still_works)
     for (size_t i = 0; i < N; i++) {
         keep[i] = buddy_malloc(api_hide(sizes[i]));
         cr_assert_not_null(keep[i]);
-        api_fill(keep[i], sizes[i], 900 + i);
+        test_fill(keep[i], sizes[i], 900 + i);
         for (size_t c = 0; c < COPIES; c++) {
             drop[i * COPIES + c] = buddy_malloc(api_hide(sizes[i]));
             cr_assert_not_null(drop[i * COPIES + c]);
@@ -185,16 +185,16 @@ Test(pool, trim_returns_and_heap_still_works)
 
     /* Live blocks are untouched by the trim. */
     for (size_t i = 0; i < N; i++)
-        cr_assert_eq(api_check(keep[i], sizes[i], 900 + i), sizes[i],
+        cr_assert_eq(test_check(keep[i], sizes[i], 900 + i), sizes[i],
                      "trim changed a live %zu-byte block", sizes[i]);
     /* And every size can be allocated, written and freed again. */
     for (size_t i = 0; i < N; i++) {
         void *p = buddy_malloc(api_hide(sizes[i]));
         void *z = buddy_calloc(api_hide(1), api_hide(sizes[i]));
         cr_assert(p != NULL && z != NULL);
-        cr_assert_eq(api_first_nonzero(z, sizes[i]), sizes[i], "calloc after trim not zeroed");
-        api_fill(p, sizes[i], 950 + i);
-        cr_assert_eq(api_check(p, sizes[i], 950 + i), sizes[i]);
+        cr_assert_eq(test_first_nonzero(z, sizes[i]), sizes[i], "calloc after trim not zeroed");
+        test_fill(p, sizes[i], 950 + i);
+        cr_assert_eq(test_check(p, sizes[i], 950 + i), sizes[i]);
         buddy_free(z);
         buddy_free(p);
         buddy_free(keep[i]);
@@ -234,8 +234,8 @@ Test(pool, free_sized_with_right_size)
     for (size_t i = 0; i < N; i++) {
         void *q = buddy_malloc(api_hide(sizes[i]));
         cr_assert_not_null(q);
-        api_fill(q, sizes[i], i);
-        cr_assert_eq(api_check(q, sizes[i], i), sizes[i]);
+        test_fill(q, sizes[i], i);
+        cr_assert_eq(test_check(q, sizes[i], i), sizes[i]);
         buddy_free_sized(q, sizes[i]);
     }
 }

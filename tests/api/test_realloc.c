@@ -44,7 +44,7 @@ static void walk(const size_t *sizes, size_t count, uint64_t seed)
     size_t old = sizes[0];
     unsigned char *p = buddy_realloc(NULL, api_hide(old));
     cr_assert_not_null(p);
-    api_fill(p, old, seed);
+    test_fill(p, old, seed);
     for (size_t i = 1; i < count; i++) {
         size_t want = sizes[i];
         unsigned char *q = buddy_realloc(p, api_hide(want));
@@ -52,10 +52,10 @@ static void walk(const size_t *sizes, size_t count, uint64_t seed)
         cr_assert(api_is_aligned(q, API_MIN_ALIGN));
         cr_assert_geq(buddy_malloc_usable_size(q), want);
         size_t keep = old < want ? old : want;
-        size_t bad = api_check(q, keep, seed);
+        size_t bad = test_check(q, keep, seed);
         cr_assert_eq(bad, keep, "realloc from %zu to %zu lost byte %zu", old, want, bad);
         seed++;
-        api_fill(q, want, seed);
+        test_fill(q, want, seed);
         p = q;
         old = want;
     }
@@ -113,8 +113,8 @@ Test(realloc, null_pointer_acts_as_malloc)
         cr_assert_not_null(p);
         cr_assert(api_is_aligned(p, API_MIN_ALIGN));
         cr_assert_geq(buddy_malloc_usable_size(p), sizes[i]);
-        api_fill(p, sizes[i], i);
-        cr_assert_eq(api_check(p, sizes[i], i), sizes[i]);
+        test_fill(p, sizes[i], i);
+        cr_assert_eq(test_check(p, sizes[i], i), sizes[i]);
         buddy_free(p);
     }
 }
@@ -154,17 +154,17 @@ Test(realloc, keeps_every_usable_byte)
         unsigned char *p = buddy_malloc(api_hide(sizes[i]));
         cr_assert_not_null(p);
         size_t usable = buddy_malloc_usable_size(p);
-        api_fill(p, usable, seed);
+        test_fill(p, usable, seed);
 
         /* Asking for exactly the usable size must keep the block's bytes. */
         p = buddy_realloc(p, api_hide(usable));
         cr_assert_not_null(p);
-        cr_assert_eq(api_check(p, usable, seed), usable, "realloc to usable size %zu", usable);
+        cr_assert_eq(test_check(p, usable, seed), usable, "realloc to usable size %zu", usable);
 
         size_t bigger = 2 * usable + 1;
         unsigned char *q = buddy_realloc(p, api_hide(bigger));
         cr_assert_not_null(q);
-        size_t bad = api_check(q, usable, seed);
+        size_t bad = test_check(q, usable, seed);
         cr_assert_eq(bad, usable, "malloc(%zu): usable byte %zu of %zu lost growing to %zu",
                      sizes[i], bad, usable, bigger);
         buddy_free(q);
@@ -177,10 +177,10 @@ Test(realloc, same_size_keeps_contents)
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         void *p = buddy_malloc(api_hide(sizes[i]));
         cr_assert_not_null(p);
-        api_fill(p, sizes[i], i + 1);
+        test_fill(p, sizes[i], i + 1);
         p = buddy_realloc(p, api_hide(sizes[i]));
         cr_assert_not_null(p);
-        cr_assert_eq(api_check(p, sizes[i], i + 1), sizes[i]);
+        cr_assert_eq(test_check(p, sizes[i], i + 1), sizes[i]);
         buddy_free(p);
     }
 }
@@ -194,21 +194,21 @@ Test(realloc, failure_leaves_block_untouched)
         void *p = buddy_malloc(api_hide(sizes[i]));
         cr_assert_not_null(p);
         size_t usable = buddy_malloc_usable_size(p);
-        api_fill(p, usable, seed);
+        test_fill(p, usable, seed);
         for (size_t k = 0; k < sizeof impossible / sizeof impossible[0]; k++) {
             errno = 0;
             void *q = buddy_realloc(p, api_hide(impossible[k]));
             cr_assert_null(q, "realloc(%zu-byte block, %zu) succeeded", sizes[i], impossible[k]);
             cr_assert_eq(errno, ENOMEM);
             cr_assert_eq(buddy_malloc_usable_size(p), usable);
-            size_t bad = api_check(p, usable, seed);
+            size_t bad = test_check(p, usable, seed);
             cr_assert_eq(bad, usable, "failed realloc changed byte %zu of a %zu-byte block",
                          bad, sizes[i]);
         }
         /* Still a live block: it can grow for real, then be freed. */
         void *q = buddy_realloc(p, api_hide(usable + 1));
         cr_assert_not_null(q);
-        cr_assert_eq(api_check(q, usable, seed), usable);
+        cr_assert_eq(test_check(q, usable, seed), usable);
         buddy_free(q);
     }
 }

@@ -28,15 +28,15 @@ static uint64_t handoff_seed(size_t thread, size_t i)
 static void *produce(void *arg)
 {
     struct handoff *h = arg;
-    struct api_rng rng = {h->thread + 1};
+    test_rng rng = test_rng_seeded(h->thread + 1);
     for (size_t i = 0; i < HANDOFF_BLOCKS; i++) {
         /* Mostly small, a few medium. */
-        size_t size = api_rng_range(&rng, 0, 99) < 95 ? api_rng_range(&rng, 1, 512)
-                                                       : api_rng_range(&rng, 513, 200 * KIB);
+        size_t size = test_rng_range(&rng, 0, 99) < 95 ? test_rng_range(&rng, 1, 512)
+                                                       : test_rng_range(&rng, 513, 200 * KIB);
         h->blocks[i] = buddy_malloc(api_hide(size));
         h->sizes[i] = size;
         if (h->blocks[i] != NULL)
-            api_fill(h->blocks[i], size, handoff_seed(h->thread, i));
+            test_fill(h->blocks[i], size, handoff_seed(h->thread, i));
     }
     return NULL;
 }
@@ -48,7 +48,7 @@ static void *consume(void *arg)
     struct handoff *h = arg;
     size_t corrupt = 0;
     for (size_t i = 0; i < HANDOFF_BLOCKS; i++) {
-        if (api_check(h->blocks[i], h->sizes[i], handoff_seed(h->thread, i)) != h->sizes[i])
+        if (test_check(h->blocks[i], h->sizes[i], handoff_seed(h->thread, i)) != h->sizes[i])
             corrupt++;
         buddy_free(h->blocks[i]);
     }
@@ -94,46 +94,46 @@ struct churner {
 static void *churn(void *arg)
 {
     struct churner *c = arg;
-    struct api_rng rng = {0xABCDu + c->thread};
+    test_rng rng = test_rng_seeded(0xABCDu + c->thread);
     unsigned char *ptr[THREAD_SLOTS] = {0};
     size_t size[THREAD_SLOTS] = {0};
     uint64_t seed[THREAD_SLOTS] = {0};
     for (size_t op = 0; op < THREAD_OPS; op++) {
-        size_t i = api_rng_range(&rng, 0, THREAD_SLOTS - 1);
+        size_t i = test_rng_range(&rng, 0, THREAD_SLOTS - 1);
         if (ptr[i] != NULL) {
-            if (api_check(ptr[i], size[i], seed[i]) != size[i])
+            if (test_check(ptr[i], size[i], seed[i]) != size[i])
                 c->failures++;
             if (op % 4 == 0) {
-                size_t n = api_rng_range(&rng, 1, THREAD_MAX_SIZE);
+                size_t n = test_rng_range(&rng, 1, THREAD_MAX_SIZE);
                 unsigned char *q = buddy_realloc(ptr[i], api_hide(n));
                 if (q == NULL) {
                     c->failures++;
                     continue;
                 }
                 size_t keep = n < size[i] ? n : size[i];
-                if (api_check(q, keep, seed[i]) != keep)
+                if (test_check(q, keep, seed[i]) != keep)
                     c->failures++;
                 ptr[i] = q;
                 size[i] = n;
-                api_fill(q, n, seed[i]);
+                test_fill(q, n, seed[i]);
             } else {
                 buddy_free(ptr[i]);
                 ptr[i] = NULL;
             }
             continue;
         }
-        size[i] = api_rng_range(&rng, 0, 99) < 90 ? api_rng_range(&rng, 0, 300)
-                                                   : api_rng_range(&rng, 301, THREAD_MAX_SIZE);
+        size[i] = test_rng_range(&rng, 0, 99) < 90 ? test_rng_range(&rng, 0, 300)
+                                                   : test_rng_range(&rng, 301, THREAD_MAX_SIZE);
         ptr[i] = buddy_malloc(api_hide(size[i]));
         if (ptr[i] == NULL) {
             c->failures++;
             continue;
         }
         seed[i] = ((uint64_t)c->thread << 40) ^ op;
-        api_fill(ptr[i], size[i], seed[i]);
+        test_fill(ptr[i], size[i], seed[i]);
     }
     for (size_t i = 0; i < THREAD_SLOTS; i++) {
-        if (ptr[i] != NULL && api_check(ptr[i], size[i], seed[i]) != size[i])
+        if (ptr[i] != NULL && test_check(ptr[i], size[i], seed[i]) != size[i])
             c->failures++;
         buddy_free(ptr[i]);
     }

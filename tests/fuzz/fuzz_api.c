@@ -3,11 +3,12 @@
  * Each input is a program: every 4 bytes are one operation on one of
  * FUZZ_SLOTS slots (malloc, calloc, realloc, aligned allocation, free, trim),
  * with sizes spread over small, medium and huge. The model remembers each
- * live block's size and fill byte; before a block is freed or reallocated its
- * contents are checked, after every operation no two live blocks may overlap,
+ * live block's size and pattern seed (test_support.h); before a block is
+ * freed or reallocated its contents are checked, after every operation no two live blocks may overlap,
  * and every few operations the invariant walker checks each zone's buddy heap.
  * Any failure aborts, which libFuzzer reports with the input that caused it.
- * Built and run by scripts/fuzz (clang, -fsanitize=fuzzer,address,undefined).
+ * Built by tests/fuzz/meson.build (-Dfuzz=true, clang,
+ * -fsanitize=fuzzer,address,undefined) and run by scripts/fuzz.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 
 #include "buddymalloc.h"
 #include "internal.h"
+#include "test_support.h"
 
 #define FUZZ_SLOTS 32
 #define FUZZ_VERIFY_EVERY 16
@@ -23,7 +25,7 @@
 typedef struct slot {
   unsigned char *p;
   size_t size;
-  unsigned char fill;
+  uint64_t seed; /* of the pattern at both ends of the block */
 } slot_t;
 
 static slot_t slots[FUZZ_SLOTS];
@@ -44,19 +46,21 @@ static size_t fuzz_size(uint8_t kind, uint8_t amount) {
   }
 }
 
+/* Writes the slot's pattern over the first and last FUZZ_CHECK_BYTES of its
+ * block (all of it when shorter). */
 static void fill(slot_t *s) {
   size_t head = s->size < FUZZ_CHECK_BYTES ? s->size : FUZZ_CHECK_BYTES;
-  memset(s->p, s->fill, head);
-  if (s->size > head) memset(s->p + s->size - head, s->fill, head);
+  test_fill_range(s->p, 0, head, s->seed);
+  if (s->size > head) test_fill_range(s->p, s->size - head, s->size, s->seed);
 }
 
-/* Checks the fill of the first and last FUZZ_CHECK_BYTES of [p, p+size)
+/* Checks the pattern of the first and last FUZZ_CHECK_BYTES of [p, p+size)
  * (all of it when shorter). */
 static void check(const slot_t *s, size_t size) {
   size_t head = size < FUZZ_CHECK_BYTES ? size : FUZZ_CHECK_BYTES;
-  for (size_t i = 0; i < head; i++)
-    if (s->p[i] != s->fill || (size > head && s->p[size - 1 - i] != s->fill))
-      fuzz_fail("fuzz: block contents changed", s->p);
+  if (test_check_range(s->p, 0, head, s->seed) != head ||
+      (size > head && test_check_range(s->p, size - head, size, s->seed) != size))
+    fuzz_fail("fuzz: block contents changed", s->p);
 }
 
 static void check_no_overlap(void) {
@@ -83,7 +87,7 @@ static void release(slot_t *s) {
 static void apply(const uint8_t op[4]) {
   slot_t *s = &slots[op[1] % FUZZ_SLOTS];
   size_t size = fuzz_size(op[2], op[3]);
-  unsigned char fill_byte = (unsigned char)(op[0] ^ op[3] ^ 0x5a);
+  uint64_t seed = (uint64_t)(op[0] ^ op[3] ^ 0x5a);
   switch (op[0] % 7) {
   case 0: case 1:
     release(s);
@@ -125,7 +129,7 @@ static void apply(const uint8_t op[4]) {
   }
   if (s->p == NULL) return;
   s->size = size;
-  s->fill = fill_byte;
+  s->seed = seed;
   fill(s);
 }
 

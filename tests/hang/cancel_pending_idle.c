@@ -78,10 +78,10 @@ static void *worker_thread(void *arg)
     test_rng rng;
     test_rng_seed(&rng, hang_seed());
     hang_barrier_wait(&worker_go);
-    uint64_t deadline = hang_now_ns() + RUN_MS * NS_PER_MS;
-    while (hang_now_ns() < deadline) {
+    uint64_t deadline = test_now_ns() + RUN_MS * NS_PER_MS;
+    while (test_now_ns() < deadline) {
         for (unsigned i = 0; i < BURST_BLOCKS; i++) {
-            size_t size = hang_rng_range(&rng, BURST_MIN_SIZE, BURST_MAX_SIZE);
+            size_t size = test_rng_range(&rng, BURST_MIN_SIZE, BURST_MAX_SIZE);
             unsigned char *p = malloc(size);
             if (p == NULL) {
                 atomic_store(&worker_out_of_memory, true);

@@ -104,8 +104,8 @@ static void install_fork_handler(bool use_exit)
  * short). */
 static void pace_delay(test_rng *rng)
 {
-    uint64_t until = hang_now_ns() + test_rng_below(rng, MAX_PACE_DELAY_US + 1) * NS_PER_US;
-    while (hang_now_ns() < until)
+    uint64_t until = test_now_ns() + test_rng_below(rng, MAX_PACE_DELAY_US + 1) * NS_PER_US;
+    while (test_now_ns() < until)
         ;
 }
 
@@ -195,13 +195,13 @@ static unsigned churn_until_signalled(void)
     static unsigned char *slots[SLOTS];
     test_rng rng;
     unsigned landed = 0;
-    uint64_t deadline = hang_now_ns() + MAX_RUN_MS * NS_PER_MS;
+    uint64_t deadline = test_now_ns() + MAX_RUN_MS * NS_PER_MS;
     test_rng_seed(&rng, hang_seed());
     for (unsigned step = 0; landed < TARGET_SIGNALS; step++) {
-        if (step % USE_COUNT == 0 && hang_now_ns() > deadline)
+        if (step % USE_COUNT == 0 && test_now_ns() > deadline)
             break;
         size_t size = test_rng_below(&rng, BIG_ONE_IN) == 0 ? BIG_SIZE
-                                                            : hang_rng_range(&rng, MIN_SIZE, MAX_SIZE);
+                                                            : test_rng_range(&rng, MIN_SIZE, MAX_SIZE);
         if (replace_block(&slots[test_rng_below(&rng, SLOTS)], size, step % USE_COUNT))
             landed++;
     }

@@ -120,9 +120,7 @@ int main(void)
     for (unsigned i = 0; i < FORKERS; i++)
         forkers[i] = hang_spawn(forker, NULL);
 
-    struct timespec run = {.tv_sec = 0, .tv_nsec = (long)(RUN_MS * NS_PER_MS)};
-    while (nanosleep(&run, &run) != 0 && errno == EINTR)
-        ;
+    test_sleep_ms(RUN_MS);
     atomic_store(&stop, true);
 
     for (unsigned i = 0; i < FORKERS; i++)

@@ -34,7 +34,7 @@ static void *child_thread(void *arg)
     if (kept == NULL)
         hang_child_fail("child thread: malloc failed");
     for (int i = 0; i < CHILD_BLOCKS; i++) {
-        size_t size = hang_rng_range(&rng, 1, SMALL_MAX);
+        size_t size = test_rng_range(&rng, 1, SMALL_MAX);
         if ((kept[i] = malloc(size)) == NULL)
             hang_child_fail("child thread: malloc(%zu) failed", size);
         memset(kept[i], FILL, size);
@@ -47,10 +47,8 @@ static void *child_thread(void *arg)
 static _Noreturn void child_main(void)
 {
     for (int i = 0; i < PARENT_BLOCKS; i++) {
-        const unsigned char *p = parent_blocks[i];
-        for (size_t j = 0; j < parent_sizes[i]; j++)
-            if (p[j] != (unsigned char)i)
-                hang_child_fail("a block from before _Fork changed in the child");
+        if (test_check(parent_blocks[i], parent_sizes[i], (uint64_t)i) != parent_sizes[i])
+            hang_child_fail("a block from before _Fork changed in the child");
         if (i % 2 == 0) {
             free(parent_blocks[i]);
         } else if ((parent_blocks[i] = realloc(parent_blocks[i], parent_sizes[i] * 2 + 1)) == NULL) {
@@ -84,10 +82,10 @@ int main(void)
     for (int f = 0; f < FORKS; f++) {
         for (int i = 0; i < PARENT_BLOCKS; i++) {
             free(parent_blocks[i]);
-            parent_sizes[i] = hang_rng_range(&rng, 1, i % 8 == 0 ? MEDIUM_BYTES : SMALL_MAX);
+            parent_sizes[i] = test_rng_range(&rng, 1, i % 8 == 0 ? MEDIUM_BYTES : SMALL_MAX);
             if ((parent_blocks[i] = malloc(parent_sizes[i])) == NULL)
                 hang_fail("parent: malloc(%zu) failed", parent_sizes[i]);
-            memset(parent_blocks[i], i, parent_sizes[i]);
+            test_fill(parent_blocks[i], parent_sizes[i], (uint64_t)i);
         }
         pid_t pid = _Fork();
         if (pid < 0)

@@ -17,8 +17,10 @@
  * The same plain binary run without LD_PRELOAD uses glibc's malloc: the
  * reference every scenario must pass.
  *
- * Besides the mapping: a failure reporter (one line on stderr, exit 1), a
- * monotonic clock, a small PRNG and checked thread helpers.
+ * Besides the mapping (tests/support/linked_names.h): a failure reporter
+ * (one line on stderr, exit 1), a per-run seed for the shared generator and
+ * checked thread helpers. Sizes, the generator, the clock and the fill/check
+ * patterns are tests/support/test_support.h's.
  */
 #ifndef HANG_COMMON_H
 #define HANG_COMMON_H
@@ -40,13 +42,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include "../test_rng.h"
 
-#define KIB ((size_t)1024)
-#define MIB (KIB * KIB)
-#define GIB (KIB * MIB)
-
-#define NS_PER_MS ((uint64_t)1000000)
+#include "test_support.h"
 
 /* Exit status of a scenario that found a failure (0 is success). */
 #define HANG_EXIT_FAILURE 1
@@ -55,7 +52,7 @@
  * argument list, so the function-like macro below does not apply to it. */
 #define libc_free(p) (free)(p)
 
-#include "../linked_names.h"
+#include "linked_names.h"
 
 #ifdef STRESS_LINKED
 /* buddymalloc has no prefixed malloc_stats or malloc_info: the preload shim
@@ -151,27 +148,12 @@ static inline void hang_check_errno(int rc, const char *what)
         hang_fail("%s: %s", what, strerror(errno));
 }
 
-/* ---- time ------------------------------------------------------------------ */
-
-/* Monotonic nanoseconds. clock_gettime is not a cancellation point. */
-static inline uint64_t hang_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* ---- PRNG: test_rng.h ------------------------------------------------------ */
-
-static inline size_t hang_rng_range(test_rng *r, size_t lo, size_t hi)
-{
-    return lo + (size_t)test_rng_below(r, (uint64_t)(hi - lo) + 1);
-}
+/* ---- random seeds ------------------------------------------------------------ */
 
 /* A seed that differs between runs (the driver repeats each scenario). */
 static inline uint64_t hang_seed(void)
 {
-    return hang_now_ns() ^ ((uint64_t)getpid() << 32);
+    return test_now_ns() ^ ((uint64_t)getpid() << 32);
 }
 
 /* ---- threads ------------------------------------------------------------- */

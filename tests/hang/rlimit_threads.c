@@ -201,7 +201,7 @@ int main(void)
     for (size_t i = first; i <= last; i++) {
         combo = &combos[i];
         combo_size = combo->size != 0 ? combo->size : PAGES_BIG * (size_t)page;
-        uint64_t start = hang_now_ns();
+        uint64_t start = test_now_ns();
         pid_t pid = fork();
         if (pid < 0)
             hang_fail("fork: %s", strerror(errno));
@@ -216,7 +216,7 @@ int main(void)
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
             exit(HANG_EXIT_FAILURE); /* the child reported why */
         printf("%s(%zu): %llu ms\n", combo->name, combo_size,
-               (unsigned long long)((hang_now_ns() - start) / NS_PER_MS));
+               (unsigned long long)((test_now_ns() - start) / NS_PER_MS));
     }
     return 0;
 }

@@ -6,11 +6,12 @@
  *  - linked: built with -DSTRESS_LINKED, which maps the malloc family used by
  *    the test onto the prefixed buddy_* API and links the static core.
  *
- * Besides that mapping this header holds: a per-thread PRNG, a size picker
- * (16 B .. 256 KiB, occasionally a few MiB), block fill/check with a cookie
- * derived from address/thread/sequence, RSS measurement from /proc/self/statm,
- * and a thread-safe pass/fail tally. Everything here is data-race free so the
- * programs can run under ThreadSanitizer.
+ * Besides that mapping (tests/support/linked_names.h) this header holds: a
+ * size picker (16 B .. 256 KiB, occasionally a few MiB) over the shared
+ * random generator, blocks filled and checked with the shared pattern
+ * (tests/support/test_support.h) of a cookie derived from address, thread and
+ * sequence, an RSS bound check, and a thread-safe pass/fail tally. Everything
+ * here is data-race free so the programs can run under ThreadSanitizer.
  */
 #ifndef STRESS_COMMON_H
 #define STRESS_COMMON_H
@@ -27,9 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "../test_rng.h"
 
-#include "../linked_names.h"
+#include "test_support.h"
+
+#include "linked_names.h"
 
 #ifdef STRESS_LINKED
 #define STRESS_MODE "linked"
@@ -38,19 +40,7 @@
 #endif
 
 /* Sanitizer builds run much slower; the programs scale their work down. */
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-#define STRESS_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
-#define STRESS_SANITIZED 1
-#endif
-#endif
-#ifndef STRESS_SANITIZED
-#define STRESS_SANITIZED 0
-#endif
-
-#define KIB ((size_t)1024)
-#define MIB (KIB * KIB)
+#define STRESS_SANITIZED (TEST_ASAN || TEST_TSAN)
 
 /* Size distribution of stress_pick_size(). */
 #define STRESS_MIN_SIZE ((size_t)16)
@@ -60,10 +50,10 @@
 #define STRESS_HUGE_MIN (1 * MIB)
 #define STRESS_HUGE_MAX (6 * MIB)
 
-/* Blocks up to this size are filled byte by byte; larger ones get one word
- * per STRESS_STRIDE bytes (every page is still touched) plus their tail. */
-#define STRESS_FULL_FILL_LIMIT (4 * KIB)
-#define STRESS_STRIDE 64
+/* Blocks are filled and checked sampled (test_fill_sampled: whole up to
+ * 4 KiB, larger ones one word in 64 bytes and their tail); a realloc's kept
+ * prefix is checked whole over its first STRESS_REALLOC_PROBE bytes. */
+#define STRESS_REALLOC_PROBE (4 * KIB)
 
 /* Work multiplier: 1 normally, smaller under sanitizers; BUDDY_SOAK=1 makes
  * every program run many times longer. */
@@ -137,7 +127,7 @@ static inline unsigned long stress_work(unsigned long n)
     return w == 0 ? 1 : w;
 }
 
-/* ---- PRNG: test_rng.h --------------------------------------------------- */
+/* ---- sizes, from the shared generator ------------------------------------ */
 
 static inline size_t stress_pick_size(test_rng *r)
 {
@@ -162,73 +152,11 @@ static inline size_t stress_pick_small(test_rng *r, size_t limit)
 
 /* ---- block cookies ------------------------------------------------------- */
 
-static inline uint64_t stress_mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xFF51AFD7ED558CCDull;
-    x ^= x >> 33;
-    x *= 0xC4CEB9FE1A85EC53ull;
-    x ^= x >> 33;
-    return x;
-}
-
-/* Cookie of one block: depends on where it lives, who made it and when. */
+/* Cookie of one block, the seed of its pattern: depends on where it lives,
+ * who made it and when. */
 static inline uint64_t stress_cookie(const void *p, unsigned tid, uint64_t seq)
 {
-    return stress_mix((uint64_t)(uintptr_t)p ^ ((uint64_t)tid << 48) ^ (seq * 0x9E3779B97F4A7C15ull));
-}
-
-static inline uint8_t stress_byte(uint64_t cookie, size_t i)
-{
-    return (uint8_t)((cookie >> ((i & 7u) * 8u)) ^ (i >> 3) ^ (i >> 11));
-}
-
-static inline uint64_t stress_word(uint64_t cookie, size_t i)
-{
-    return cookie ^ stress_mix(i + 1);
-}
-
-/* Fills the block with the pattern of its cookie. */
-static inline void stress_fill(void *p, size_t size, uint64_t cookie)
-{
-    unsigned char *b = p;
-    if (size <= STRESS_FULL_FILL_LIMIT) {
-        for (size_t i = 0; i < size; i++)
-            b[i] = stress_byte(cookie, i);
-        return;
-    }
-    for (size_t i = 0; i + sizeof(uint64_t) <= size; i += STRESS_STRIDE) {
-        uint64_t w = stress_word(cookie, i);
-        memcpy(b + i, &w, sizeof w);
-    }
-    for (size_t i = size - sizeof(uint64_t); i < size; i++)
-        b[i] = stress_byte(cookie, i);
-}
-
-/* Checks the pattern over the first `size` bytes; returns the offset of the
- * first wrong byte or word, or (size_t)-1 if the block is intact. */
-static inline size_t stress_verify(const void *p, size_t size, uint64_t cookie)
-{
-    const unsigned char *b = p;
-    if (size <= STRESS_FULL_FILL_LIMIT) {
-        for (size_t i = 0; i < size; i++)
-            if (b[i] != stress_byte(cookie, i))
-                return i;
-        return (size_t)-1;
-    }
-    for (size_t i = 0; i + sizeof(uint64_t) <= size; i += STRESS_STRIDE) {
-        uint64_t w;
-        memcpy(&w, b + i, sizeof w);
-        /* The tail bytes may overwrite the last stride word; skip it there. */
-        if (i + sizeof(uint64_t) > size - sizeof(uint64_t))
-            break;
-        if (w != stress_word(cookie, i))
-            return i;
-    }
-    for (size_t i = size - sizeof(uint64_t); i < size; i++)
-        if (b[i] != stress_byte(cookie, i))
-            return i;
-    return (size_t)-1;
+    return test_mix64((uint64_t)(uintptr_t)p ^ ((uint64_t)tid << 48) ^ (seq * 0x9E3779B97F4A7C15ull));
 }
 
 /* One live block with everything needed to check it. */
@@ -257,12 +185,9 @@ static inline bool stress_alloc(stress_block *blk, test_rng *r, size_t size, uns
         if (p != NULL) {
             size_t lim = size < STRESS_CALLOC_CHECK_LIMIT ? size : STRESS_CALLOC_CHECK_LIMIT;
             const unsigned char *b = p;
-            for (size_t i = 0; i < lim; i++) {
-                if (b[i] != 0) {
-                    stress_fail("calloc(1, %zu) = %p not zero at offset %zu", size, p, i);
-                    break;
-                }
-            }
+            size_t nonzero = test_first_nonzero(b, lim);
+            if (nonzero != lim)
+                stress_fail("calloc(1, %zu) = %p not zero at offset %zu", size, p, nonzero);
             if (b[size - 1] != 0)
                 stress_fail("calloc(1, %zu) = %p last byte not zero", size, p);
         }
@@ -288,15 +213,15 @@ static inline bool stress_alloc(stress_block *blk, test_rng *r, size_t size, uns
     blk->size = size;
     blk->tid = tid;
     blk->seq = seq;
-    stress_fill(p, size, stress_cookie(p, tid, seq));
+    test_fill_sampled(p, size, stress_cookie(p, tid, seq));
     return true;
 }
 
 /* Checks a block's contents; reports and returns false if they changed. */
 static inline bool stress_check_block(const stress_block *blk, const char *where)
 {
-    size_t bad = stress_verify(blk->p, blk->size, stress_cookie(blk->p, blk->tid, blk->seq));
-    if (bad != (size_t)-1) {
+    size_t bad = test_check_sampled(blk->p, blk->size, stress_cookie(blk->p, blk->tid, blk->seq));
+    if (bad != blk->size) {
         stress_fail("%s: block %p (%zu bytes, thread %u, seq %" PRIu64 ") corrupted at offset %zu",
                     where, (void *)blk->p, blk->size, blk->tid, blk->seq, bad);
         return false;
@@ -324,9 +249,8 @@ static inline bool stress_resize(stress_block *blk, size_t new_size, unsigned ne
     size_t keep = blk->size < new_size ? blk->size : new_size;
     /* Put a pattern the realloc must preserve that does not depend on the
      * address (the block may move). Only the first bytes: cheap enough. */
-    size_t probe = keep < STRESS_FULL_FILL_LIMIT ? keep : STRESS_FULL_FILL_LIMIT;
-    for (size_t i = 0; i < probe; i++)
-        blk->p[i] = stress_byte(old_cookie, i);
+    size_t probe = keep < STRESS_REALLOC_PROBE ? keep : STRESS_REALLOC_PROBE;
+    test_fill(blk->p, probe, old_cookie);
     unsigned char *q = realloc(blk->p, new_size);
     if (q == NULL) {
         stress_fail("%s: realloc(%p, %zu) returned NULL", where, (void *)blk->p, new_size);
@@ -335,12 +259,10 @@ static inline bool stress_resize(stress_block *blk, size_t new_size, unsigned ne
         return false;
     }
     bool ok = true;
-    for (size_t i = 0; i < probe; i++) {
-        if (q[i] != stress_byte(old_cookie, i)) {
-            stress_fail("%s: realloc %zu -> %zu lost byte %zu", where, blk->size, new_size, i);
-            ok = false;
-            break;
-        }
+    size_t lost = test_check(q, probe, old_cookie);
+    if (lost != probe) {
+        stress_fail("%s: realloc %zu -> %zu lost byte %zu", where, blk->size, new_size, lost);
+        ok = false;
     }
     if ((uintptr_t)q % STRESS_ALIGNMENT != 0) {
         stress_fail("%s: realloc returned misaligned %p", where, (void *)q);
@@ -350,24 +272,11 @@ static inline bool stress_resize(stress_block *blk, size_t new_size, unsigned ne
     blk->size = new_size;
     blk->tid = new_tid;
     blk->seq = new_seq;
-    stress_fill(q, new_size, stress_cookie(q, new_tid, new_seq));
+    test_fill_sampled(q, new_size, stress_cookie(q, new_tid, new_seq));
     return ok;
 }
 
-/* ---- RSS ----------------------------------------------------------------- */
-
-/* Resident set size of this process in bytes, from /proc/self/statm. */
-static inline size_t stress_rss(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long size_pages = 0, rss_pages = 0;
-    if (f == NULL)
-        stress_die("fopen /proc/self/statm", errno);
-    if (fscanf(f, "%lu %lu", &size_pages, &rss_pages) != 2)
-        stress_die("parse /proc/self/statm", EINVAL);
-    fclose(f);
-    return (size_t)rss_pages * (size_t)sysconf(_SC_PAGESIZE);
-}
+/* ---- RSS (test_rss_bytes) ------------------------------------------------ */
 
 /* RSS growth allowed between the warm-up round and the end. Tests with an
  * RSS bound do not scale their work down under sanitizers (see
@@ -389,7 +298,7 @@ static inline bool stress_check_rss(const char *what, size_t warm, size_t final,
         return false;
     }
     size_t growth = final > warm ? final - warm : 0;
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if TEST_ASAN || TEST_TSAN
     /* Under ASan or TSan the RSS is mostly the sanitizer's own shadow and
      * metadata (60-120 MiB of growth seen under TSan where the plain build
      * grows 2-20 MiB): report it, and leave the bound to the plain builds,

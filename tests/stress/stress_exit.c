@@ -206,7 +206,7 @@ static void key_dtor(void *value)
             return;
         }
         again->seq = 1; /* marks the second incarnation; refill to match */
-        stress_fill(again->p, again->size, stress_cookie(again->p, again->tid, again->seq));
+        test_fill_sampled(again->p, again->size, stress_cookie(again->p, again->tid, again->seq));
         if (pthread_setspecific(alloc_key, again) != 0)
             stress_fail("pthread_setspecific in destructor failed");
     }

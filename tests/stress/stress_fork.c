@@ -68,8 +68,8 @@ static int child_work(const stress_block *parent_block)
 {
     void *small[FK_CHILD_SMALL];
     alarm(FK_CHILD_ALARM_S);
-    if (stress_verify(parent_block->p, parent_block->size,
-                      stress_cookie(parent_block->p, parent_block->tid, parent_block->seq)) != (size_t)-1)
+    if (test_check_sampled(parent_block->p, parent_block->size,
+                           stress_cookie(parent_block->p, parent_block->tid, parent_block->seq)) != parent_block->size)
         return FK_CORRUPT;
     free(parent_block->p);
     for (unsigned i = 0; i < FK_CHILD_SMALL; i++) {

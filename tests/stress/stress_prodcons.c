@@ -149,10 +149,10 @@ static void run_part(const char *name, unsigned groups, unsigned producers)
     if (stress_scale() > STRESS_SANITIZER_DIVISOR)
         rounds *= STRESS_SOAK_FACTOR;
     size_t churned = run_round(groups, producers, 1, blocks);
-    size_t warm = stress_rss();
+    size_t warm = test_rss_bytes();
     for (unsigned r = 2; r <= rounds; r++)
         churned += run_round(groups, producers, r, blocks);
-    size_t final = stress_rss();
+    size_t final = test_rss_bytes();
     snprintf(msg, sizeof msg, "%s: %u rounds, %lu blocks each freed by another thread, all intact", name,
              rounds, (unsigned long)rounds * groups * producers * blocks);
     stress_check(atomic_load(&stress_failures) == before, msg);

@@ -88,11 +88,11 @@ int main(void)
     for (unsigned long w = 0; w < waves; w++) {
         churned += run_wave((unsigned)(1 + w * ST_WAVE));
         if (w + 1 == warm_waves) {
-            warm = stress_rss();
+            warm = test_rss_bytes();
             churned = 0;
         }
     }
-    size_t final = stress_rss();
+    size_t final = test_rss_bytes();
     unsigned long parked_before = atomic_load(&stress_failures);
     for (unsigned k = 0; k < ST_SHARED_SLOTS; k++)
         if (shared_table[k].p != NULL)

@@ -17,8 +17,7 @@
 #include <unistd.h>
 
 #include "buddymalloc.h"
-#include "internal.h"
-#include "unit_util.h"
+#include "core_util.h"
 
 #define SMALL_SIZE 64      /* class 4 */
 #define OTHER_SIZE 448     /* a class four doublings up */
@@ -35,11 +34,6 @@
     }                                                                          \
   } while (0)
 
-static void sleep_ms(long ms) {
-  struct timespec t = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
-  nanosleep(&t, NULL);
-}
-
 static buddy_stats_t stats_now(void) {
   buddy_stats_t s;
   stats_collect(&s);
@@ -47,9 +41,7 @@ static buddy_stats_t stats_now(void) {
 }
 
 static void skip_under_tsan(void) {
-#ifdef __SANITIZE_THREAD__
-  cr_skip_test("TSan builds do not reclaim idle caches (tcache.c)");
-#endif
+  if (TEST_TSAN) cr_skip_test("TSan builds do not reclaim idle caches (tcache.c)");
 }
 
 /* Allocates blocks of two classes, writes each, frees them all: the thread's
@@ -63,7 +55,7 @@ static void fill_own_cache(unsigned char seed) {
   for (int i = 0; i < FILL_BLOCKS; i++) buddy_free(blocks[i]);
 }
 
-/* Allocates, writes and checks blocks of both classes: a corrupt cache (an
+/* Allocates, fills and checks blocks of both classes: a corrupt cache (an
  * object handed out twice, a broken list) shows as a wrong byte or a crash. */
 static void churn_and_check(int rounds) {
   enum { LIVE = 300 };
@@ -72,12 +64,11 @@ static void churn_and_check(int rounds) {
     for (int i = 0; i < LIVE; i++) {
       size_t size = i % 2 ? OTHER_SIZE : SMALL_SIZE;
       live[i] = buddy_malloc(size);
-      memset(live[i], (unsigned char)(i + r), size);
+      test_fill(live[i], size, (uint64_t)(i + r));
     }
     for (int i = 0; i < LIVE; i++) {
       size_t size = i % 2 ? OTHER_SIZE : SMALL_SIZE;
-      for (size_t k = 0; k < size; k++)
-        check(live[i][k] == (unsigned char)(i + r));
+      check(test_check(live[i], size, (uint64_t)(i + r)) == size);
       buddy_free(live[i]);
     }
   }
@@ -105,15 +96,6 @@ static void *no_cache_main(void *arg) {
   _exit(6);
 }
 
-static size_t address_space_bytes(void) {
-  FILE *f = fopen("/proc/self/statm", "r");
-  cr_assert_not_null(f);
-  size_t pages = 0;
-  cr_assert_eq(fscanf(f, "%zu", &pages), 1);
-  fclose(f);
-  return pages * (size_t)sysconf(_SC_PAGESIZE);
-}
-
 /* In a child, so that the test can be skipped under ASan. */
 static void no_cache_child(void) {
   no_cache_block = buddy_malloc(48);
@@ -122,7 +104,9 @@ static void no_cache_child(void) {
   if (pipe(no_cache_go) != 0) _exit(8);
   pthread_t t;
   if (pthread_create(&t, NULL, no_cache_main, NULL) != 0) _exit(9); /* its stack mapped before the cap */
-  struct rlimit cap = {.rlim_cur = address_space_bytes() + (1u << 20), .rlim_max = RLIM_INFINITY};
+  size_t address_space = 0;
+  if (!test_statm_read(&address_space, NULL)) _exit(13); /* not an abort: the test expects one */
+  struct rlimit cap = {.rlim_cur = address_space + (1u << 20), .rlim_max = RLIM_INFINITY};
   if (setrlimit(RLIMIT_AS, &cap) != 0) _exit(10);
   if (write(no_cache_go[1], "x", 1) != 1) _exit(11);
   pthread_join(t, NULL);
@@ -130,9 +114,7 @@ static void no_cache_child(void) {
 }
 
 Test(no_cache, a_thread_without_a_cache_allocates_and_reports_a_double_free) {
-#ifdef __SANITIZE_ADDRESS__
-  cr_skip_test("capping the address space starves AddressSanitizer itself; checked in the plain build");
-#endif
+  if (TEST_ASAN) cr_skip_test("capping the address space starves AddressSanitizer itself; checked in the plain build");
   pid_t pid = fork();
   if (pid == 0) no_cache_child();
   int status = 0;
@@ -205,7 +187,7 @@ static bool wait_for_reclaim(size_t reclaims_before, long wait_ms) {
     churn_and_check(1);
     tcache_flush_current();
     if (stats_now().caches_reclaimed > reclaims_before) return true;
-    sleep_ms(5);
+    test_sleep_ms(5);
   }
   return false;
 }
@@ -242,7 +224,7 @@ Test(reclaim, the_background_thread_empties_caches_of_an_idle_program, .timeout 
   /* The main thread makes no allocator call while it waits. */
   size_t reclaims = 0;
   for (long waited = 0; waited < RECLAIM_WAIT_MS && reclaims == 0; waited += 50) {
-    sleep_ms(50);
+    test_sleep_ms(50);
     reclaims = stats_now().caches_reclaimed;
   }
   cr_assert_eq(reclaims, 1, "the background thread emptied the idle worker's cache");
@@ -268,14 +250,6 @@ Test(reclaim, off_when_asked, .timeout = 30) {
 #define PIN_THREADS 8
 static const size_t pin_sizes[] = {64, 256, 1024, 4096, 16384};
 #define PIN_CLASSES (sizeof pin_sizes / sizeof pin_sizes[0])
-
-static size_t rss_bytes(void) {
-  FILE *f = fopen("/proc/self/statm", "r");
-  unsigned long size = 0, resident = 0;
-  check(f != NULL && fscanf(f, "%lu %lu", &size, &resident) == 2);
-  fclose(f);
-  return resident * (size_t)sysconf(_SC_PAGESIZE);
-}
 
 /* What one thread's bins pin below when each cached object sits on a slab
  * of its own: a whole slab per object, for bins of their starting size (they
@@ -317,13 +291,11 @@ static void *pin_worker(void *arg) {
 
 Test(reclaim, idle_threads_caches_do_not_pin_memory, .timeout = 60) {
   skip_under_tsan();
-#ifdef __SANITIZE_ADDRESS__
-  cr_skip_test("the RSS is AddressSanitizer's own under ASan; checked in the plain build");
-#endif
+  if (TEST_ASAN) cr_skip_test("the RSS is AddressSanitizer's own under ASan; checked in the plain build");
   options.purge_delay_ms = 100;
   options.background_purge = 1; /* purges every zone while the threads idle */
   options.reclaim_idle = 0;     /* first: what the caches pin */
-  size_t start = rss_bytes();
+  size_t start = test_rss_bytes();
   worker_t w[PIN_THREADS];
   for (int t = 0; t < PIN_THREADS; t++) {
     cr_assert_eq(pipe(w[t].wake), 0);
@@ -332,15 +304,15 @@ Test(reclaim, idle_threads_caches_do_not_pin_memory, .timeout = 60) {
   }
   char c;
   for (int t = 0; t < PIN_THREADS; t++) cr_assert_eq(read(w[t].ready[0], &c, 1), 1);
-  sleep_ms(500); /* everything not cached is purged by now */
-  size_t pinned = rss_bytes() - start, expected = PIN_THREADS * pinned_per_thread();
+  test_sleep_ms(500); /* everything not cached is purged by now */
+  size_t pinned = test_rss_bytes() - start, expected = PIN_THREADS * pinned_per_thread();
   cr_assert_geq(pinned, expected / 2, "caches pin %zu KiB (expected about %zu KiB)", pinned >> 10, expected >> 10);
   options.reclaim_idle = 1;
   for (int waited = 0; waited < RECLAIM_WAIT_MS && stats_now().caches_reclaimed < PIN_THREADS; waited += 50)
-    sleep_ms(50);
+    test_sleep_ms(50);
   cr_assert_eq(stats_now().caches_reclaimed, PIN_THREADS);
-  sleep_ms(400); /* the purge delay, with the background thread's half-delay wakes */
-  size_t left = rss_bytes() - start;
+  test_sleep_ms(400); /* the purge delay, with the background thread's half-delay wakes */
+  size_t left = test_rss_bytes() - start;
   fprintf(stderr, "pinned %zu KiB, left %zu KiB\n", pinned >> 10, left >> 10);
   cr_assert_leq(left, pinned / 4, "after reclaim %zu KiB of %zu KiB pinned still resident", left >> 10,
                 pinned >> 10);
@@ -365,7 +337,7 @@ static void *napper_main(void *arg) {
   for (int i = 0; i < 16; i++) {
     churn_and_check(10);
     fill_own_cache((unsigned char)i);
-    sleep_ms(i % 2 ? 1 : 200 + 50 * (i / 2)); /* a short nap: busy; a long one: idle across sweeps */
+    test_sleep_ms(i % 2 ? 1 : 200 + 50 * (i / 2)); /* a short nap: busy; a long one: idle across sweeps */
   }
   __atomic_store_n(&napper_done, true, __ATOMIC_RELEASE);
   return NULL;
@@ -378,7 +350,7 @@ Test(reclaim, races_with_waking_owners_lose_nothing, .timeout = 60) {
   cr_assert_eq(pthread_create(&thread, NULL, napper_main, NULL), 0);
   while (!__atomic_load_n(&napper_done, __ATOMIC_ACQUIRE)) {
     maintain_tick();
-    sleep_ms(1);
+    test_sleep_ms(1);
   }
   cr_assert_eq(pthread_join(thread, NULL), 0);
   cr_assert_geq(stats_now().caches_reclaimed, 1, "the long naps were seen as idle");
@@ -395,7 +367,7 @@ static long signal_hits;
 static void blocking_handler(int sig) {
   (void)sig;
   __atomic_add_fetch(&signal_hits, 1, __ATOMIC_RELAXED);
-  sleep_ms(350); /* three reclaim periods and more */
+  test_sleep_ms(350); /* three reclaim periods and more */
 }
 
 static void *interrupted_worker(void *arg) {
@@ -425,7 +397,7 @@ Test(reclaim, a_blocking_signal_handler_inside_malloc_is_not_idle, .timeout = 60
     pthread_kill(thread, SIGUSR1);
     for (int i = 0; i < 40; i++) { /* the handler's sleep, and the worker's run after it */
       maintain_tick();
-      sleep_ms(10);
+      test_sleep_ms(10);
     }
   }
   __atomic_store_n(&signalled_stop, true, __ATOMIC_RELEASE);
@@ -448,7 +420,7 @@ static void *count_requests(void *arg) {
   int stay = (int)(intptr_t)arg % 2;
   for (int i = 0; i < COUNT_PER_THREAD; i++) buddy_free(buddy_malloc(SMALL_SIZE));
   __atomic_fetch_add(&threads_counted, 1, __ATOMIC_ACQ_REL);
-  while (stay && !__atomic_load_n(&threads_released, __ATOMIC_ACQUIRE)) sleep_ms(1);
+  while (stay && !__atomic_load_n(&threads_released, __ATOMIC_ACQUIRE)) test_sleep_ms(1);
   return NULL;
 }
 
@@ -635,7 +607,7 @@ Test(stats, requests_are_counted_exactly_per_class) {
   for (int i = 0; i < 777; i++) buddy_free(buddy_malloc(OTHER_SIZE));
   for (int i = 0; i < 3; i++) buddy_free(buddy_malloc(96 * 1024));
   buddy_free(buddy_malloc(9u << 20));
-  while (__atomic_load_n(&threads_counted, __ATOMIC_ACQUIRE) < COUNT_THREADS) sleep_ms(1);
+  while (__atomic_load_n(&threads_counted, __ATOMIC_ACQUIRE) < COUNT_THREADS) test_sleep_ms(1);
   for (int t = 0; t < COUNT_THREADS; t += 2) pthread_join(threads[t], NULL);
   buddy_stats_t during = stats_now(); /* three threads gone, three live */
   __atomic_store_n(&threads_released, true, __ATOMIC_RELEASE);
@@ -693,46 +665,4 @@ Test(fork, the_child_gives_back_caches_of_threads_it_does_not_have, .timeout = 3
   cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", WEXITSTATUS(status));
   worker_finish(&w);
   buddy_free(keep);
-}
-
-/* Threads replacing huge blocks while the main thread forks: a child whose
- * small allocations run a sweep (which expires cached huge blocks) must find
- * the huge cache's lock free. */
-static bool huge_cyclers_stop;
-
-static void *huge_cycler(void *arg) {
-  (void)arg;
-  while (!__atomic_load_n(&huge_cyclers_stop, __ATOMIC_ACQUIRE)) {
-    buddy_free(buddy_malloc(5u << 20));
-    buddy_free(buddy_malloc(6u << 20));
-  }
-  return NULL;
-}
-
-static void child_sweeps(void) {
-  for (int r = 0; r < 100; r++) { /* well over RECLAIM_CHECK_SLOW_PATHS slow paths */
-    enum { N = 600 };
-    void *v[N];
-    for (int i = 0; i < N; i++) v[i] = buddy_malloc(16 + (size_t)(i * 37) % 3000);
-    for (int i = 0; i < N; i++) buddy_free(v[i]);
-  }
-  _exit(0);
-}
-
-Test(fork, children_find_the_huge_cache_unlocked, .timeout = 120) {
-  buddy_free(buddy_malloc(9u << 20)); /* a cached huge block: expiry takes the lock */
-  pthread_t threads[2];
-  for (int t = 0; t < 2; t++) cr_assert_eq(pthread_create(&threads[t], NULL, huge_cycler, NULL), 0);
-  for (int f = 0; f < 150; f++) {
-    pid_t pid = fork();
-    if (pid == 0) {
-      alarm(10); /* a deadlocked child dies of SIGALRM */
-      child_sweeps();
-    }
-    int status = 0;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "fork %d: child status %#x", f, status);
-  }
-  __atomic_store_n(&huge_cyclers_stop, true, __ATOMIC_RELEASE);
-  for (int t = 0; t < 2; t++) pthread_join(threads[t], NULL);
 }

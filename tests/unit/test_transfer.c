@@ -16,8 +16,7 @@
 #include <unistd.h>
 
 #include "buddymalloc.h"
-#include "internal.h"
-#include "unit_util.h"
+#include "core_util.h"
 
 #define CLASS_256 12 /* 256-byte objects */
 #define BLOCKS 1000  /* of 256 bytes: more than a stack holds */

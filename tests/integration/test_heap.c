@@ -1,7 +1,9 @@
 /* test_heap.c: whole-heap behaviour through the linked API: memory handed
- * back to the OS (malloc_trim, purge delay), address-space exhaustion
- * (RLIMIT_AS), BUDDY_OPTIONS parsing, and the huge-block cache. RSS comes from
- * /proc/self/statm; each Criterion test runs in a process of its own. */
+ * back to the OS (malloc_trim, purge delay, the background purge thread),
+ * address-space exhaustion (RLIMIT_AS), BUDDY_OPTIONS parsing, statistics,
+ * the debug fill, misuse with abort_on_error=0, the huge-block cache, and
+ * regressions found in review. RSS comes from /proc/self/statm
+ * (test_support.h); each Criterion test runs in a process of its own. */
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
 #include <errno.h>
@@ -18,10 +20,8 @@
 #include <unistd.h>
 
 #include "buddymalloc.h"
-#include "internal.h"
-#include "unit_util.h"
+#include "core_util.h"
 
-#define MIB ((size_t)1 << 20)
 #define WORKING_SET (384 * MIB)
 #define SMALL_BLOCK 200
 #define MEDIUM_BLOCK (96 * 1024)
@@ -30,30 +30,19 @@
  * its terabytes of shadow mapping cannot be mlocked: such tests run in the
  * plain build only. */
 static void skip_under_asan(void) {
-#ifdef __SANITIZE_ADDRESS__
-  cr_skip_test("RSS and mlock are AddressSanitizer's own under ASan; checked in the plain build");
-#endif
-}
-
-static size_t rss_bytes(void) {
-  FILE *f = fopen("/proc/self/statm", "r");
-  cr_assert_not_null(f);
-  unsigned long size = 0, resident = 0;
-  cr_assert_eq(fscanf(f, "%lu %lu", &size, &resident), 2);
-  fclose(f);
-  return resident * (size_t)sysconf(_SC_PAGESIZE);
+  if (TEST_ASAN) cr_skip_test("RSS and mlock are AddressSanitizer's own under ASan; checked in the plain build");
 }
 
 /* Builds a working set of small and medium blocks (half each), touching every
  * byte, then frees all of it. Returns the RSS growth it caused at its peak. */
 static size_t build_and_free_working_set(void) {
-  size_t before = rss_bytes();
+  size_t before = test_rss_bytes();
   size_t small_count = WORKING_SET / 2 / SMALL_BLOCK, medium_count = WORKING_SET / 2 / MEDIUM_BLOCK;
   void **small = calloc(small_count, sizeof *small); /* the test's own libc */
   void **medium = calloc(medium_count, sizeof *medium);
   for (size_t i = 0; i < small_count; i++) memset(small[i] = buddy_malloc(SMALL_BLOCK), 1, SMALL_BLOCK);
   for (size_t i = 0; i < medium_count; i++) memset(medium[i] = buddy_malloc(MEDIUM_BLOCK), 2, MEDIUM_BLOCK);
-  size_t peak = rss_bytes() - before;
+  size_t peak = test_rss_bytes() - before;
   cr_assert_geq(peak, WORKING_SET * 9 / 10, "the working set was resident");
   for (size_t i = 0; i < small_count; i++) buddy_free(small[i]);
   for (size_t i = 0; i < medium_count; i++) buddy_free(medium[i]);
@@ -65,24 +54,23 @@ static size_t build_and_free_working_set(void) {
 Test(heap, malloc_trim_returns_the_working_set) {
   skip_under_asan();
   options.purge_delay_ms = 3600000; /* nothing but the trim gives memory back */
-  size_t start = rss_bytes();
+  size_t start = test_rss_bytes();
   size_t peak = build_and_free_working_set();
   buddy_trim(0);
-  size_t left = rss_bytes() - start;
+  size_t left = test_rss_bytes() - start;
   cr_assert_leq(left, peak / 10, "after trim %zu KiB of %zu KiB still resident", left >> 10, peak >> 10);
 }
 
 Test(heap, purge_delay_returns_the_working_set_without_trim) {
   skip_under_asan();
   options.purge_delay_ms = 100;
-  size_t start = rss_bytes();
+  size_t start = test_rss_bytes();
   size_t peak = build_and_free_working_set();
-  struct timespec pause = {.tv_sec = 0, .tv_nsec = 300 * 1000000};
-  nanosleep(&pause, NULL);
+  test_sleep_ms(300);
   buddy_free(buddy_malloc(MEDIUM_BLOCK)); /* a zone slow path: what is due is purged */
   tcache_flush_current();                /* the cache gives back what it holds */
   buddy_free(buddy_malloc(MEDIUM_BLOCK));
-  size_t left = rss_bytes() - start;
+  size_t left = test_rss_bytes() - start;
   /* Empty slabs of each class stay in reserve, and one free region stays mapped. */
   cr_assert_leq(left, peak / 10, "after the delay %zu KiB of %zu KiB still resident", left >> 10, peak >> 10);
 }
@@ -90,11 +78,7 @@ Test(heap, purge_delay_returns_the_working_set_without_trim) {
 Test(heap, out_of_address_space_fails_with_enomem_then_recovers) {
   struct rlimit limit = {.rlim_cur = 0, .rlim_max = RLIM_INFINITY};
   getrlimit(RLIMIT_AS, &limit);
-  FILE *f = fopen("/proc/self/statm", "r");
-  unsigned long vsize = 0;
-  cr_assert_eq(fscanf(f, "%lu", &vsize), 1);
-  fclose(f);
-  limit.rlim_cur = vsize * (size_t)sysconf(_SC_PAGESIZE) + 64 * MIB;
+  limit.rlim_cur = test_vsize_bytes() + 64 * MIB;
   cr_assert_eq(setrlimit(RLIMIT_AS, &limit), 0);
   enum { HELD_MAX = 4096 };
   static void *held[HELD_MAX];
@@ -514,12 +498,12 @@ Test(review, calloc_is_zero_when_a_purge_cannot_zero_locked_pages) {
 Test(review, shrinking_in_place_gives_the_pages_back) {
   skip_under_asan();
   options.purge_delay_ms = 0;
-  size_t start = rss_bytes();
+  size_t start = test_rss_bytes();
   char *p = buddy_malloc(4 * MIB);
   memset(p, 1, 4 * MIB);
-  cr_assert_geq(rss_bytes() - start, 4 * MIB - 64 * 1024);
+  cr_assert_geq(test_rss_bytes() - start, 4 * MIB - 64 * 1024);
   p = buddy_realloc(p, 40000);
-  cr_assert_leq(rss_bytes() - start, MIB, "the shrunk-away pages were purged");
+  cr_assert_leq(test_rss_bytes() - start, MIB, "the shrunk-away pages were purged");
   buddy_free(p);
 }
 
@@ -545,15 +529,14 @@ Test(purge, background_thread_purges_an_idle_program) {
   options.background_purge = 1;
   enum { BLOCKS = 512 };
   static void *blocks[BLOCKS];
-  size_t start = rss_bytes();
+  size_t start = test_rss_bytes();
   for (int i = 0; i < BLOCKS; i++) memset(blocks[i] = buddy_malloc(MEDIUM_BLOCK), 1, MEDIUM_BLOCK);
-  size_t peak = rss_bytes() - start;
+  size_t peak = test_rss_bytes() - start;
   cr_assert_geq(peak, BLOCKS * MEDIUM_BLOCK * 9 / 10);
   for (int i = 0; i < BLOCKS; i++) buddy_free(blocks[i]);
   /* No allocator call from here on: only the background thread can purge. */
-  struct timespec pause = {.tv_sec = 0, .tv_nsec = 400 * 1000000};
-  nanosleep(&pause, NULL);
-  size_t left = rss_bytes() - start;
+  test_sleep_ms(400);
+  size_t left = test_rss_bytes() - start;
   cr_assert_leq(left, peak / 10, "idle: %zu KiB of %zu KiB still resident", left >> 10, peak >> 10);
 }
 
@@ -561,13 +544,12 @@ Test(purge, background_thread_purges_an_idle_program) {
 static int idle_purge_works(void) {
   enum { BLOCKS = 256 };
   static void *blocks[BLOCKS];
-  size_t start = rss_bytes();
+  size_t start = test_rss_bytes();
   for (int i = 0; i < BLOCKS; i++) memset(blocks[i] = buddy_malloc(MEDIUM_BLOCK), 1, MEDIUM_BLOCK);
-  size_t peak = rss_bytes() - start;
+  size_t peak = test_rss_bytes() - start;
   for (int i = 0; i < BLOCKS; i++) buddy_free(blocks[i]);
-  struct timespec pause = {.tv_sec = 0, .tv_nsec = 400 * 1000000};
-  nanosleep(&pause, NULL);
-  return rss_bytes() - start <= peak / 10 ? 0 : 1;
+  test_sleep_ms(400);
+  return test_rss_bytes() - start <= peak / 10 ? 0 : 1;
 }
 
 Test(purge, background_thread_works_again_in_a_forked_child, .timeout = 20) {
@@ -587,33 +569,31 @@ Test(purge, background_thread_works_again_in_a_forked_child, .timeout = 20) {
 static size_t cache_a_huge_block(void) {
   skip_under_asan();
   options.purge_delay_ms = 50;
-  size_t start = rss_bytes();
+  size_t start = test_rss_bytes();
   char *huge = buddy_malloc(32 * MIB);
   memset(huge, 1, 32 * MIB);
   buddy_free(huge); /* waits in the huge cache */
-  cr_assert_geq(rss_bytes() - start, 30 * MIB, "still resident while cached");
+  cr_assert_geq(test_rss_bytes() - start, 30 * MIB, "still resident while cached");
   return start;
 }
 
 Test(purge, background_thread_unmaps_cached_huge_blocks) {
   options.background_purge = 1;
   size_t start = cache_a_huge_block();
-  struct timespec pause = {.tv_sec = 0, .tv_nsec = 400 * 1000000};
-  nanosleep(&pause, NULL);
-  cr_assert_leq(rss_bytes() - start, 2 * MIB, "an idle program's cached huge block is unmapped");
+  test_sleep_ms(400);
+  cr_assert_leq(test_rss_bytes() - start, 2 * MIB, "an idle program's cached huge block is unmapped");
 }
 
 Test(purge, cached_huge_blocks_expire_while_the_program_allocates_small_blocks) {
   options.tcache_max = 16; /* a few hundred blocks take slow paths: refills and flushes */
   size_t start = cache_a_huge_block(); /* no huge call from here on */
   /* Small blocks only, with slow paths (refills, flushes) among them. */
-  for (int round = 0; round < 100 && rss_bytes() - start > 2 * MIB; round++) {
+  for (int round = 0; round < 100 && test_rss_bytes() - start > 2 * MIB; round++) {
     enum { BLOCKS = 400 };
     void *blocks[BLOCKS];
     for (int i = 0; i < BLOCKS; i++) blocks[i] = buddy_malloc(SMALL_BLOCK);
     for (int i = 0; i < BLOCKS; i++) buddy_free(blocks[i]);
-    struct timespec pause = {.tv_sec = 0, .tv_nsec = 10 * 1000000};
-    nanosleep(&pause, NULL);
+    test_sleep_ms(10);
   }
-  cr_assert_leq(rss_bytes() - start, 2 * MIB, "the cached huge block is unmapped within a few periods");
+  cr_assert_leq(test_rss_bytes() - start, 2 * MIB, "the cached huge block is unmapped within a few periods");
 }

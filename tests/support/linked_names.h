@@ -2,9 +2,10 @@
  * the stress and hang programs call are mapped onto buddymalloc's prefixed
  * API (libbuddy/include/buddymalloc.h), so one source builds both forms:
  * plain (run preloaded, or without the preload against glibc) and linked
- * with the static core. Include it after every system header: a
- * function-like macro named like a library function would break its
- * declaration. */
+ * with the static core. Include it after every system header (and after
+ * test_support.h): a function-like macro named like a library function would
+ * break its declaration. Apart from test_support.h for that reason: only the
+ * programs built in both forms want the mapping. */
 #ifndef LINKED_NAMES_H
 #define LINKED_NAMES_H
 

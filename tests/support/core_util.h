@@ -1,12 +1,14 @@
-/* unit_util.h: helpers the unit tests share. */
-#ifndef BUDDY_UNIT_UTIL_H
-#define BUDDY_UNIT_UTIL_H
+/* core_util.h: helpers of the Criterion suites linked to the static core with
+ * internal.h (tests/unit/, tests/integration/), on top of test_support.h. */
+#ifndef BUDDY_CORE_UTIL_H
+#define BUDDY_CORE_UTIL_H
 
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
 #include <stdio.h>
 
 #include "internal.h"
+#include "test_support.h"
 
 /* What the test wrote to stderr so far (the test's .init redirected it). */
 static inline const char *redirected_stderr(void) {
