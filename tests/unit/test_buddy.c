@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "buddy.h"
 #include "test_support.h"
 
 #define TEST_REGIONS_MAX 4

@@ -5,7 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "internal.h"
+#include "os.h"
+#include "types.h"
 
 Test(os, mapping_with_a_prefix_is_aligned_after_it) {
   for (int i = 0; i < 4; i++) {

@@ -4,7 +4,7 @@
 #include <criterion/criterion.h>
 #include <stdint.h>
 
-#include "internal.h"
+#include "pagemap.h"
 
 /* Root slots without a leaf of their own share one all-NULL leaf: every
  * address in them is foreign, and registering in one slot (which maps it a
