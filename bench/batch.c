@@ -89,8 +89,7 @@ static void *phase_main(void *arg) {
 
 int main(int argc, char **argv) {
   bench_opts opts = {.n = DEFAULT_BATCHES, .threads = 1, .keep = 1};
-  bench_parse(argc, argv, &opts, QUICK_BATCHES,
-              "-n: batches per thread (two threads, one after the other)");
+  bench_parse(argc, argv, &opts, QUICK_BATCHES, "-n: batches per thread (two threads, one after the other)");
   phase_run runs[PHASES] = {{0}};
   uint64_t checksum = 0;
   long ops = 0;
@@ -108,8 +107,7 @@ int main(int argc, char **argv) {
   }
   double seconds = bench_now() - start;
   char extra[96];
-  snprintf(extra, sizeof extra, "thread1_seconds=%.6f thread2_seconds=%.6f", runs[0].seconds,
-           runs[1].seconds);
+  snprintf(extra, sizeof extra, "thread1_seconds=%.6f thread2_seconds=%.6f", runs[0].seconds, runs[1].seconds);
   bench_report("batch", ops, seconds, checksum, extra);
   return 0;
 }

@@ -101,8 +101,12 @@ static inline long bench_status_kb(const char *field) {
   return value;
 }
 
-static inline long bench_rss_kb(void) { return bench_status_kb("VmRSS"); }
-static inline long bench_peak_rss_kb(void) { return bench_status_kb("VmHWM"); }
+static inline long bench_rss_kb(void) {
+  return bench_status_kb("VmRSS");
+}
+static inline long bench_peak_rss_kb(void) {
+  return bench_status_kb("VmHWM");
+}
 
 /* ---- allocation helpers ---------------------------------------------- */
 
@@ -174,26 +178,40 @@ typedef struct {
 } bench_opts;
 
 static inline void bench_usage(const char *prog, const char *help) {
-  fprintf(stderr,
-          "usage: %s [-n N] [-t THREADS] [-m MODE] [-z SIZE] [-k KEEP] [-q]\n%s\n",
-          prog, help ? help : "");
+  fprintf(stderr, "usage: %s [-n N] [-t THREADS] [-m MODE] [-z SIZE] [-k KEEP] [-q]\n%s\n", prog, help ? help : "");
 }
 
 /* Parses argv into *opts (which holds the defaults on entry).  With -q and
  * no -n, n becomes quick_n.  Exits on bad usage. */
-static inline void bench_parse(int argc, char **argv, bench_opts *opts, long quick_n,
-                               const char *help) {
+static inline void bench_parse(int argc, char **argv, bench_opts *opts, long quick_n, const char *help) {
   int c;
   while ((c = getopt(argc, argv, "n:t:m:z:k:qh")) != -1) {
     switch (c) {
-      case 'n': opts->n = strtol(optarg, NULL, 0); opts->n_given = 1; break;
-      case 't': opts->threads = (int)strtol(optarg, NULL, 0); break;
-      case 'm': opts->mode = optarg; break;
-      case 'z': opts->size = strtol(optarg, NULL, 0); break;
-      case 'k': opts->keep = (int)strtol(optarg, NULL, 0); break;
-      case 'q': opts->quick = 1; break;
-      case 'h': bench_usage(argv[0], help); exit(0);
-      default: bench_usage(argv[0], help); exit(1);
+    case 'n':
+      opts->n = strtol(optarg, NULL, 0);
+      opts->n_given = 1;
+      break;
+    case 't':
+      opts->threads = (int)strtol(optarg, NULL, 0);
+      break;
+    case 'm':
+      opts->mode = optarg;
+      break;
+    case 'z':
+      opts->size = strtol(optarg, NULL, 0);
+      break;
+    case 'k':
+      opts->keep = (int)strtol(optarg, NULL, 0);
+      break;
+    case 'q':
+      opts->quick = 1;
+      break;
+    case 'h':
+      bench_usage(argv[0], help);
+      exit(0);
+    default:
+      bench_usage(argv[0], help);
+      exit(1);
     }
   }
   if (opts->quick && !opts->n_given) opts->n = quick_n;
@@ -208,10 +226,9 @@ static inline int bench_mode_is(const bench_opts *opts, const char *mode) {
 }
 
 /* Prints the single result line; `extra` (may be NULL or "") is appended. */
-static inline void bench_report(const char *name, long ops, double seconds, uint64_t checksum,
-                                const char *extra) {
-  printf("workload=%s ops=%ld seconds=%.6f checksum=0x%016llx%s%s\n", name, ops, seconds,
-         (unsigned long long)checksum, extra && *extra ? " " : "", extra ? extra : "");
+static inline void bench_report(const char *name, long ops, double seconds, uint64_t checksum, const char *extra) {
+  printf("workload=%s ops=%ld seconds=%.6f checksum=0x%016llx%s%s\n", name, ops, seconds, (unsigned long long)checksum,
+         extra && *extra ? " " : "", extra ? extra : "");
   fflush(stdout);
 }
 
@@ -219,6 +236,8 @@ static inline void bench_report(const char *name, long ops, double seconds, uint
  * only purpose is to exist (leaks, live sets). */
 static void *volatile bench_sink;
 
-static inline void bench_escape(void *p) { bench_sink = p; }
+static inline void bench_escape(void *p) {
+  bench_sink = p;
+}
 
 #endif /* BENCH_COMMON_H */

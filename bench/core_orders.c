@@ -70,7 +70,7 @@ int main(int argc, char **argv) {
   }
   double seconds = now_seconds() - start;
   size_t free_pages = buddy_heap_verify(&heap);
-  printf("workload=core-orders ops=%ld seconds=%.3f ns_per_op=%.1f failed_allocs=%ld free_pages=%zu\n", ops,
-         seconds, seconds * 1e9 / (double)ops, failed, free_pages);
+  printf("workload=core-orders ops=%ld seconds=%.3f ns_per_op=%.1f failed_allocs=%ld free_pages=%zu\n", ops, seconds,
+         seconds * 1e9 / (double)ops, failed, free_pages);
   return 0;
 }

@@ -96,7 +96,9 @@ int main(int argc, char **argv) {
   free(workers);
   char extra[64];
   snprintf(extra, sizeof extra, "threads=%d", threads);
-  bench_report(passive ? "false-sharing-passive" : floor_mode ? "false-sharing-floor" : "false-sharing-active", opts.n * threads,
-               seconds, checksum, extra);
+  bench_report(passive      ? "false-sharing-passive"
+               : floor_mode ? "false-sharing-floor"
+                            : "false-sharing-active",
+               opts.n * threads, seconds, checksum, extra);
   return 0;
 }

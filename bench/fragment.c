@@ -105,8 +105,8 @@ int main(int argc, char **argv) {
   free(medium.items);
 
   char extra[160];
-  snprintf(extra, sizeof extra, "rss_peak_kb=%ld rss_final_kb=%ld rss_after_free_kb=%ld live_kb=%zu",
-           peak_kb, final_kb, after_free_kb, live_bytes / 1024);
+  snprintf(extra, sizeof extra, "rss_peak_kb=%ld rss_final_kb=%ld rss_after_free_kb=%ld live_kb=%zu", peak_kb, final_kb,
+           after_free_kb, live_bytes / 1024);
   bench_report("fragmentation", ops, seconds, checksum, extra);
   return 0;
 }

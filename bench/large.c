@@ -50,10 +50,11 @@ int main(int argc, char **argv) {
   int huge = replace || strcmp(mode, "huge") == 0;
   opts.n = replace ? DEFAULT_REPLACE_OPS : huge ? DEFAULT_HUGE_OPS : DEFAULT_CHURN_OPS;
   bench_parse(argc, argv, &opts,
-              replace ? QUICK_REPLACE_OPS : huge ? QUICK_HUGE_OPS : QUICK_CHURN_OPS,
+              replace ? QUICK_REPLACE_OPS
+              : huge  ? QUICK_HUGE_OPS
+                      : QUICK_CHURN_OPS,
               "modes: churn (default), huge, replace");
-  if (!bench_mode_is(&opts, "churn") && !bench_mode_is(&opts, "huge") &&
-      !bench_mode_is(&opts, "replace")) {
+  if (!bench_mode_is(&opts, "churn") && !bench_mode_is(&opts, "huge") && !bench_mode_is(&opts, "replace")) {
     fprintf(stderr, "large: unknown mode %s\n", opts.mode);
     return 1;
   }
@@ -77,8 +78,7 @@ int main(int argc, char **argv) {
       checksum += bench_mix(s->size + s->fill);
       free(s->ptr);
     }
-    s->size = huge ? bench_rng_range(&rng, HUGE_MIN, HUGE_MAX)
-                   : bench_rng_logsize(&rng, CHURN_MIN, CHURN_MAX);
+    s->size = huge ? bench_rng_range(&rng, HUGE_MIN, HUGE_MAX) : bench_rng_logsize(&rng, CHURN_MIN, CHURN_MAX);
     s->ptr = bench_xmalloc(s->size);
     if (huge) {
       s->fill = 0;
@@ -93,7 +93,6 @@ int main(int argc, char **argv) {
   double seconds = bench_now() - start;
   char extra[96];
   snprintf(extra, sizeof extra, "rss_peak_kb=%ld", bench_peak_rss_kb());
-  bench_report(replace ? "large-replace" : huge ? "large-huge" : "large-churn", opts.n, seconds,
-               checksum, extra);
+  bench_report(replace ? "large-replace" : huge ? "large-huge" : "large-churn", opts.n, seconds, checksum, extra);
   return 0;
 }

@@ -129,8 +129,7 @@ static void *worker_main(void *arg) {
 
 int main(int argc, char **argv) {
   bench_opts opts = {.n = DEFAULT_REPLACEMENTS, .threads = DEFAULT_THREADS, .keep = 1};
-  bench_parse(argc, argv, &opts, QUICK_REPLACEMENTS,
-              "-n: total replacements; -t: threads in the ring (at least 2)");
+  bench_parse(argc, argv, &opts, QUICK_REPLACEMENTS, "-n: total replacements; -t: threads in the ring (at least 2)");
   int count = opts.threads < 2 ? 2 : (opts.threads > MAX_THREADS ? MAX_THREADS : opts.threads);
   long per_thread = opts.n / count;
   if (per_thread < 1) per_thread = 1;
@@ -172,8 +171,8 @@ int main(int argc, char **argv) {
   free(queues);
   free(workers);
   char extra[128];
-  snprintf(extra, sizeof extra, "threads=%d local_frees=%ld remote_frees=%ld queue_full_waits=%ld",
-           count, local, remote, waits);
+  snprintf(extra, sizeof extra, "threads=%d local_frees=%ld remote_frees=%ld queue_full_waits=%ld", count, local,
+           remote, waits);
   bench_report("mixed-xthread", per_thread * count, seconds, checksum, extra);
   return 0;
 }

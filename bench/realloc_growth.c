@@ -58,8 +58,7 @@ static uint64_t run_vectors(long ops, bench_rng *rng) {
     g->data = bench_xrealloc(g->data, new_len);
     if (old_len) {
       /* The first and last bytes written so far must have survived. */
-      if (g->data[0] != pattern(g->generation, 0) ||
-          g->data[old_len - 1] != pattern(g->generation, old_len - 1)) {
+      if (g->data[0] != pattern(g->generation, 0) || g->data[old_len - 1] != pattern(g->generation, old_len - 1)) {
         fprintf(stderr, "realloc_growth: vector contents lost\n");
         abort();
       }
@@ -109,8 +108,7 @@ int main(int argc, char **argv) {
   for (int i = 1; i + 1 < argc; i++)
     if (strcmp(argv[i], "-m") == 0 && strcmp(argv[i + 1], "strings") == 0) strings = 1;
   opts.n = strings ? DEFAULT_STRING_OPS : DEFAULT_VECTOR_OPS;
-  bench_parse(argc, argv, &opts, strings ? QUICK_STRING_OPS : QUICK_VECTOR_OPS,
-              "modes: vectors (default), strings");
+  bench_parse(argc, argv, &opts, strings ? QUICK_STRING_OPS : QUICK_VECTOR_OPS, "modes: vectors (default), strings");
   if (!bench_mode_is(&opts, "vectors") && !bench_mode_is(&opts, "strings")) {
     fprintf(stderr, "realloc_growth: unknown mode %s\n", opts.mode);
     return 1;

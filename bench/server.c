@@ -120,8 +120,7 @@ int main(int argc, char **argv) {
   double seconds = bench_now() - start;
   free(slots);
   char extra[96];
-  snprintf(extra, sizeof extra, "threads=%d workers=%ld live_objects=%ld", live, total_workers,
-           live_objects);
+  snprintf(extra, sizeof extra, "threads=%d workers=%ld live_objects=%ld", live, total_workers, live_objects);
   bench_report("server", total_workers * REQUESTS_PER_WORKER, seconds, checksum, extra);
   return 0;
 }

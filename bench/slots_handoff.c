@@ -39,12 +39,12 @@ typedef struct {
 typedef struct {
   slot slots[SLOTS_PER_ARRAY];
   bench_rng rng;
-  long remaining;        /* replacements left for the lineage */
-  long threads;          /* threads this lineage has run so far */
+  long remaining; /* replacements left for the lineage */
+  long threads;   /* threads this lineage has run so far */
   uint64_t checksum;
-  pthread_t parent;      /* the thread that handed the array over */
+  pthread_t parent; /* the thread that handed the array over */
   int has_parent;
-  pthread_t last;        /* set by the final thread itself, for main to join */
+  pthread_t last; /* set by the final thread itself, for main to join */
 } lineage;
 
 static pthread_mutex_t done_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -97,8 +97,7 @@ static void *owner_main(void *arg) {
 
 int main(int argc, char **argv) {
   bench_opts opts = {.n = DEFAULT_REPLACEMENTS, .threads = DEFAULT_THREADS, .keep = 1};
-  bench_parse(argc, argv, &opts, QUICK_REPLACEMENTS,
-              "-n: total replacements; -t: lineages (threads running at once)");
+  bench_parse(argc, argv, &opts, QUICK_REPLACEMENTS, "-n: total replacements; -t: lineages (threads running at once)");
   int count = opts.threads;
   lineage *lines = calloc((size_t)count, sizeof *lines);
   if (!lines) return 2;
@@ -138,8 +137,7 @@ int main(int argc, char **argv) {
   double seconds = bench_now() - start;
   free(lines);
   char extra[128];
-  snprintf(extra, sizeof extra, "threads=%d threads_created=%ld live_objects=%ld", count, threads,
-           live_objects);
+  snprintf(extra, sizeof extra, "threads=%d threads_created=%ld live_objects=%ld", count, threads, live_objects);
   bench_report("slots-handoff", per_lineage * count, seconds, checksum, extra);
   return 0;
 }

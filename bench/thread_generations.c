@@ -85,8 +85,7 @@ static void *worker_main(void *arg) {
 
 int main(int argc, char **argv) {
   bench_opts opts = {.n = DEFAULT_GENERATIONS, .threads = DEFAULT_THREADS, .keep = 1};
-  bench_parse(argc, argv, &opts, QUICK_GENERATIONS,
-              "-n: generations; -t: threads per generation");
+  bench_parse(argc, argv, &opts, QUICK_GENERATIONS, "-n: generations; -t: threads per generation");
   thread_count = opts.threads > MAX_THREADS ? MAX_THREADS : opts.threads;
   entry *table = calloc((size_t)thread_count * REGION_SLOTS, sizeof *table);
   worker *workers = calloc((size_t)thread_count, sizeof *workers);
@@ -127,9 +126,7 @@ int main(int argc, char **argv) {
   snprintf(extra, sizeof extra,
            "threads=%d threads_created=%ld inherited_freed=%ld rss_peak_kb=%ld rss_final_kb=%ld "
            "live_kb=%zu",
-           thread_count, opts.n * thread_count, inherited_freed, rss_peak, rss_final,
-           live_bytes / 1024);
-  bench_report("thread-generations", opts.n * thread_count * REPLACEMENTS_PER_THREAD, seconds,
-               checksum, extra);
+           thread_count, opts.n * thread_count, inherited_freed, rss_peak, rss_final, live_bytes / 1024);
+  bench_report("thread-generations", opts.n * thread_count * REPLACEMENTS_PER_THREAD, seconds, checksum, extra);
   return 0;
 }

@@ -85,8 +85,8 @@ int main(int argc, char **argv) {
   bench_escape(leak_head);
   free(workers);
   char extra[160];
-  snprintf(extra, sizeof extra, "threads=%d rss_peak_kb=%ld rss_final_kb=%ld leaked_kb=%zu", batch,
-           bench_peak_rss_kb(), bench_rss_kb(), leaked_bytes / 1024);
+  snprintf(extra, sizeof extra, "threads=%d rss_peak_kb=%ld rss_final_kb=%ld leaked_kb=%zu", batch, bench_peak_rss_kb(),
+           bench_rss_kb(), leaked_bytes / 1024);
   bench_report("thread-leak", opts.n * BLOCKS_PER_THREAD, seconds, checksum, extra);
   return 0;
 }

@@ -9,9 +9,10 @@
  * no leaf yet, stands for pagemap_empty_leaf, all NULL and never written (its
  * pages stay the kernel's shared zero page): a lookup needs no test between
  * its two loads, and the root is zero-initialised (no relocations to apply
- * at load, no page of it touched until a leaf is mapped). Lookups take no lock (acquire loads); writers hold pagemap_lock. An
- * address with no entry is not buddymalloc's, which is how foreign pointers
- * are recognised in O(1) without touching the memory they point to.
+ * at load, no page of it touched until a leaf is mapped). Lookups take no
+ * lock (acquire loads); writers hold pagemap_lock. An address with no entry
+ * is not buddymalloc's, which is how foreign pointers are recognised in
+ * O(1) without touching the memory they point to.
  *
  * Beside it, the small map (its shape in types.h and pagemap.h): a byte per
  * page of the 47-bit address space, holding the bin number (zone *

@@ -20,36 +20,47 @@
 #ifdef API_PLAIN
 #include <malloc.h>
 
-static inline void *buddy_malloc(size_t size) { return malloc(size); }
-static inline void buddy_free(void *ptr) { free(ptr); }
-static inline void *buddy_calloc(size_t count, size_t size) { return calloc(count, size); }
-static inline void *buddy_realloc(void *ptr, size_t size) { return realloc(ptr, size); }
-static inline void *buddy_reallocarray(void *ptr, size_t count, size_t size)
-{
-    return reallocarray(ptr, count, size);
+static inline void *buddy_malloc(size_t size) {
+  return malloc(size);
 }
-static inline int buddy_posix_memalign(void **out, size_t alignment, size_t size)
-{
-    return posix_memalign(out, alignment, size);
+static inline void buddy_free(void *ptr) {
+  free(ptr);
 }
-static inline void *buddy_aligned_alloc(size_t alignment, size_t size)
-{
-    return aligned_alloc(alignment, size);
+static inline void *buddy_calloc(size_t count, size_t size) {
+  return calloc(count, size);
 }
-static inline void *buddy_memalign(size_t alignment, size_t size)
-{
-    return memalign(alignment, size);
+static inline void *buddy_realloc(void *ptr, size_t size) {
+  return realloc(ptr, size);
 }
-static inline void *buddy_valloc(size_t size) { return valloc(size); }
-static inline void *buddy_pvalloc(size_t size) { return pvalloc(size); }
-static inline size_t buddy_malloc_usable_size(void *ptr) { return malloc_usable_size(ptr); }
+static inline void *buddy_reallocarray(void *ptr, size_t count, size_t size) {
+  return reallocarray(ptr, count, size);
+}
+static inline int buddy_posix_memalign(void **out, size_t alignment, size_t size) {
+  return posix_memalign(out, alignment, size);
+}
+static inline void *buddy_aligned_alloc(size_t alignment, size_t size) {
+  return aligned_alloc(alignment, size);
+}
+static inline void *buddy_memalign(size_t alignment, size_t size) {
+  return memalign(alignment, size);
+}
+static inline void *buddy_valloc(size_t size) {
+  return valloc(size);
+}
+static inline void *buddy_pvalloc(size_t size) {
+  return pvalloc(size);
+}
+static inline size_t buddy_malloc_usable_size(void *ptr) {
+  return malloc_usable_size(ptr);
+}
 /* The standard library has no sized free before C23: plain free stands in. */
-static inline void buddy_free_sized(void *ptr, size_t size)
-{
-    (void)size;
-    free(ptr);
+static inline void buddy_free_sized(void *ptr, size_t size) {
+  (void)size;
+  free(ptr);
 }
-static inline int buddy_trim(size_t pad) { return malloc_trim(pad); }
+static inline int buddy_trim(size_t pad) {
+  return malloc_trim(pad);
+}
 #else
 #include "buddymalloc.h"
 #endif
@@ -66,8 +77,8 @@ void *api_hide_ptr(void *ptr);
 
 /* A block's address range [start, start+len). */
 struct api_range {
-    uintptr_t start;
-    size_t len;
+  uintptr_t start;
+  size_t len;
 };
 /* Sorts ranges by address; returns the index i (>= 1) of the first range that
  * starts at or before the end of range i-1 (an overlap or a repeated address),

@@ -37,12 +37,20 @@ static void fuzz_fail(const char *what, const void *p) {
 /* Sizes: mostly small, some medium, a few huge (up to 9 MiB). */
 static size_t fuzz_size(uint8_t kind, uint8_t amount) {
   switch (kind % 8) {
-  case 0: return amount % 17;
-  case 1: case 2: case 3: return (size_t)amount * 16 + (amount & 7);
-  case 4: return (size_t)amount * 128 + 3;
-  case 5: return SMALL_SIZE_MAX - 64 + amount;
-  case 6: return (size_t)amount * 4096 + 100;
-  default: return (size_t)(amount % 10) * (1u << 20) + 4096 * (amount & 3) + 1;
+  case 0:
+    return amount % 17;
+  case 1:
+  case 2:
+  case 3:
+    return (size_t)amount * 16 + (amount & 7);
+  case 4:
+    return (size_t)amount * 128 + 3;
+  case 5:
+    return SMALL_SIZE_MAX - 64 + amount;
+  case 6:
+    return (size_t)amount * 4096 + 100;
+  default:
+    return (size_t)(amount % 10) * (1u << 20) + 4096 * (amount & 3) + 1;
   }
 }
 
@@ -89,7 +97,8 @@ static void apply(const uint8_t op[4]) {
   size_t size = fuzz_size(op[2], op[3]);
   uint64_t seed = (uint64_t)(op[0] ^ op[3] ^ 0x5a);
   switch (op[0] % 7) {
-  case 0: case 1:
+  case 0:
+  case 1:
     release(s);
     s->p = buddy_malloc(size);
     break;
@@ -116,8 +125,7 @@ static void apply(const uint8_t op[4]) {
     size_t alignment = (size_t)1 << (op[3] % 23);
     if (buddy_posix_memalign((void **)&s->p, alignment < sizeof(void *) ? sizeof(void *) : alignment, size) != 0)
       s->p = NULL;
-    else if ((uintptr_t)s->p % alignment != 0)
-      fuzz_fail("fuzz: misaligned block", s->p);
+    else if ((uintptr_t)s->p % alignment != 0) fuzz_fail("fuzz: misaligned block", s->p);
     break;
   }
   case 5:

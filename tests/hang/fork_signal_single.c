@@ -14,43 +14,37 @@
 #include "fork_signal.h"
 
 /* The sender: signals the parent until killed (or the parent is gone). */
-static _Noreturn void send_signals(pid_t parent)
-{
-    test_rng rng;
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent)
-        _exit(0);
-    close(ack_pipe[1]); /* so that the parent's exit ends the wait */
-    test_rng_seed(&rng, hang_seed());
-    do {
-        pace_delay(&rng);
-        if (kill(parent, SIGUSR1) != 0)
-            _exit(0);
-    } while (wait_for_ack());
-    _exit(0);
+static _Noreturn void send_signals(pid_t parent) {
+  test_rng rng;
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) _exit(0);
+  close(ack_pipe[1]); /* so that the parent's exit ends the wait */
+  test_rng_seed(&rng, hang_seed());
+  do {
+    pace_delay(&rng);
+    if (kill(parent, SIGUSR1) != 0) _exit(0);
+  } while (wait_for_ack());
+  _exit(0);
 }
 
-int main(void)
-{
-    install_fork_handler(false);
-    pid_t parent = getpid();
-    pid_t sender = fork();
-    if (sender < 0)
-        hang_fail("fork of the sender: %s", strerror(errno));
-    if (sender == 0)
-        send_signals(parent);
+int main(void) {
+  install_fork_handler(false);
+  pid_t parent = getpid();
+  pid_t sender = fork();
+  if (sender < 0) hang_fail("fork of the sender: %s", strerror(errno));
+  if (sender == 0) send_signals(parent);
 
-    unsigned landed = churn_until_signalled();
+  unsigned landed = churn_until_signalled();
 
-    /* Tear down with the signal blocked: the churn is over. */
-    sigset_t usr1;
-    sigemptyset(&usr1);
-    sigaddset(&usr1, SIGUSR1);
-    hang_check_errno(sigprocmask(SIG_BLOCK, &usr1, NULL), "sigprocmask");
-    kill(sender, SIGKILL);
-    while (waitpid(sender, NULL, 0) < 0 && errno == EINTR)
-        ;
-    check_handler_results();
-    printf("%u signals landed in allocator calls\n", landed);
-    return 0;
+  /* Tear down with the signal blocked: the churn is over. */
+  sigset_t usr1;
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  hang_check_errno(sigprocmask(SIG_BLOCK, &usr1, NULL), "sigprocmask");
+  kill(sender, SIGKILL);
+  while (waitpid(sender, NULL, 0) < 0 && errno == EINTR)
+    ;
+  check_handler_results();
+  printf("%u signals landed in allocator calls\n", landed);
+  return 0;
 }

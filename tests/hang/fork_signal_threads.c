@@ -25,44 +25,40 @@
 static atomic_bool stop_sending;
 static pthread_t main_thread;
 
-static void *send_signals(void *arg)
-{
-    (void)arg;
-    test_rng rng;
-    test_rng_seed(&rng, hang_seed());
-    do {
-        pace_delay(&rng);
-        if (atomic_load(&stop_sending))
-            break;
-        int rc = pthread_kill(main_thread, SIGUSR1);
-        if (rc != 0)
-            hang_fail("pthread_kill: %s", strerror(rc));
-    } while (wait_for_ack());
-    return NULL;
+static void *send_signals(void *arg) {
+  (void)arg;
+  test_rng rng;
+  test_rng_seed(&rng, hang_seed());
+  do {
+    pace_delay(&rng);
+    if (atomic_load(&stop_sending)) break;
+    int rc = pthread_kill(main_thread, SIGUSR1);
+    if (rc != 0) hang_fail("pthread_kill: %s", strerror(rc));
+  } while (wait_for_ack());
+  return NULL;
 }
 
-int main(void)
-{
-    install_fork_handler(true);
-    main_thread = pthread_self();
+int main(void) {
+  install_fork_handler(true);
+  main_thread = pthread_self();
 
-    /* The sender inherits a mask with SIGUSR1 blocked; main unblocks it. */
-    sigset_t usr1;
-    sigemptyset(&usr1);
-    sigaddset(&usr1, SIGUSR1);
-    hang_check_rc(pthread_sigmask(SIG_BLOCK, &usr1, NULL), "pthread_sigmask");
-    pthread_t sender = hang_spawn(send_signals, NULL);
-    hang_check_rc(pthread_sigmask(SIG_UNBLOCK, &usr1, NULL), "pthread_sigmask");
+  /* The sender inherits a mask with SIGUSR1 blocked; main unblocks it. */
+  sigset_t usr1;
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  hang_check_rc(pthread_sigmask(SIG_BLOCK, &usr1, NULL), "pthread_sigmask");
+  pthread_t sender = hang_spawn(send_signals, NULL);
+  hang_check_rc(pthread_sigmask(SIG_UNBLOCK, &usr1, NULL), "pthread_sigmask");
 
-    unsigned landed = churn_until_signalled();
+  unsigned landed = churn_until_signalled();
 
-    /* A signal still pending stays so: the sender, waiting for its
-     * acknowledgement, sees the pipe closed instead. */
-    hang_check_rc(pthread_sigmask(SIG_BLOCK, &usr1, NULL), "pthread_sigmask");
-    atomic_store(&stop_sending, true);
-    close(ack_pipe[1]);
-    hang_join(sender);
-    check_handler_results();
-    printf("%u signals landed in allocator calls\n", landed);
-    return 0;
+  /* A signal still pending stays so: the sender, waiting for its
+   * acknowledgement, sees the pipe closed instead. */
+  hang_check_rc(pthread_sigmask(SIG_BLOCK, &usr1, NULL), "pthread_sigmask");
+  atomic_store(&stop_sending, true);
+  close(ack_pipe[1]);
+  hang_join(sender);
+  check_handler_results();
+  printf("%u signals landed in allocator calls\n", landed);
+  return 0;
 }

@@ -64,37 +64,32 @@
 #define malloc_stats() hang_linked_malloc_stats()
 #define malloc_info(options, out) hang_linked_malloc_info((options), (out))
 
-static inline void hang_linked_malloc_stats(void)
-{
-    char *text = buddy_stats_json();
-    if (text != NULL) {
-        fputs(text, stderr);
-        buddy_free(text);
-    }
+static inline void hang_linked_malloc_stats(void) {
+  char *text = buddy_stats_json();
+  if (text != NULL) {
+    fputs(text, stderr);
+    buddy_free(text);
+  }
 }
 
-static inline int hang_linked_malloc_info(int options, FILE *out)
-{
-    if (options != 0 || out == NULL)
-        return -1;
-    char *text = buddy_stats_json();
-    if (text == NULL)
-        return -1;
-    fputs(text, out);
-    buddy_free(text);
-    return 0;
+static inline int hang_linked_malloc_info(int options, FILE *out) {
+  if (options != 0 || out == NULL) return -1;
+  char *text = buddy_stats_json();
+  if (text == NULL) return -1;
+  fputs(text, out);
+  buddy_free(text);
+  return 0;
 }
 #endif
 
 /* The form a run is in, for messages: linked, preloaded, or plain (glibc's
  * malloc: the plain binary run without LD_PRELOAD). */
-static inline const char *hang_form(void)
-{
+static inline const char *hang_form(void) {
 #ifdef STRESS_LINKED
-    return "linked";
+  return "linked";
 #else
-    const char *preload = getenv("LD_PRELOAD");
-    return preload != NULL && preload[0] != '\0' ? "preloaded" : "plain";
+  const char *preload = getenv("LD_PRELOAD");
+  return preload != NULL && preload[0] != '\0' ? "preloaded" : "plain";
 #endif
 }
 
@@ -106,78 +101,65 @@ static int hang_report_fd = STDERR_FILENO;
 
 /* Writes one line "PROGRAM (FORM[, child]): message". Uses only dprintf,
  * so a scenario that must not touch stdio locks may call it. */
-static inline void hang_report(bool child, const char *fmt, va_list ap)
-{
-    char msg[512];
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    dprintf(hang_report_fd, "%s (%s%s): %s\n", program_invocation_short_name, hang_form(), child ? ", child" : "",
-            msg);
+static inline void hang_report(bool child, const char *fmt, va_list ap) {
+  char msg[512];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  dprintf(hang_report_fd, "%s (%s%s): %s\n", program_invocation_short_name, hang_form(), child ? ", child" : "", msg);
 }
 
 /* Reports and exits with a failure. */
-__attribute__((format(printf, 1, 2), noreturn)) static inline void hang_fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    hang_report(false, fmt, ap);
-    va_end(ap);
-    exit(HANG_EXIT_FAILURE);
+__attribute__((format(printf, 1, 2), noreturn)) static inline void hang_fail(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  hang_report(false, fmt, ap);
+  va_end(ap);
+  exit(HANG_EXIT_FAILURE);
 }
 
 /* Same from a forked child: _exit, so the parent's stdio buffers and atexit
  * handlers are not run twice. */
-__attribute__((format(printf, 1, 2), noreturn)) static inline void hang_child_fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    hang_report(true, fmt, ap);
-    va_end(ap);
-    _exit(HANG_EXIT_FAILURE);
+__attribute__((format(printf, 1, 2), noreturn)) static inline void hang_child_fail(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  hang_report(true, fmt, ap);
+  va_end(ap);
+  _exit(HANG_EXIT_FAILURE);
 }
 
 /* For a call returning an error number (pthread_*) or -1 with errno. */
-static inline void hang_check_rc(int rc, const char *what)
-{
-    if (rc != 0)
-        hang_fail("%s: %s", what, strerror(rc));
+static inline void hang_check_rc(int rc, const char *what) {
+  if (rc != 0) hang_fail("%s: %s", what, strerror(rc));
 }
 
-static inline void hang_check_errno(int rc, const char *what)
-{
-    if (rc != 0)
-        hang_fail("%s: %s", what, strerror(errno));
+static inline void hang_check_errno(int rc, const char *what) {
+  if (rc != 0) hang_fail("%s: %s", what, strerror(errno));
 }
 
 /* ---- random seeds ------------------------------------------------------------ */
 
 /* A seed that differs between runs (the driver repeats each scenario). */
-static inline uint64_t hang_seed(void)
-{
-    return test_now_ns() ^ ((uint64_t)getpid() << 32);
+static inline uint64_t hang_seed(void) {
+  return test_now_ns() ^ ((uint64_t)getpid() << 32);
 }
 
 /* ---- threads ------------------------------------------------------------- */
 
-static inline pthread_t hang_spawn(void *(*fn)(void *), void *arg)
-{
-    pthread_t t;
-    hang_check_rc(pthread_create(&t, NULL, fn, arg), "pthread_create");
-    return t;
+static inline pthread_t hang_spawn(void *(*fn)(void *), void *arg) {
+  pthread_t t;
+  hang_check_rc(pthread_create(&t, NULL, fn, arg), "pthread_create");
+  return t;
 }
 
-static inline void *hang_join(pthread_t t)
-{
-    void *ret = NULL;
-    hang_check_rc(pthread_join(t, &ret), "pthread_join");
-    return ret;
+static inline void *hang_join(pthread_t t) {
+  void *ret = NULL;
+  hang_check_rc(pthread_join(t, &ret), "pthread_join");
+  return ret;
 }
 
 /* pthread_barrier_wait's two success results folded into one. */
-static inline void hang_barrier_wait(pthread_barrier_t *b)
-{
-    int rc = pthread_barrier_wait(b);
-    if (rc != 0 && rc != PTHREAD_BARRIER_SERIAL_THREAD)
-        hang_fail("pthread_barrier_wait: %s", strerror(rc));
+static inline void hang_barrier_wait(pthread_barrier_t *b) {
+  int rc = pthread_barrier_wait(b);
+  if (rc != 0 && rc != PTHREAD_BARRIER_SERIAL_THREAD) hang_fail("pthread_barrier_wait: %s", strerror(rc));
 }
 
 #endif /* HANG_COMMON_H */

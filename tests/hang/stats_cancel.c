@@ -28,55 +28,44 @@ static pthread_barrier_t cancelled;
 
 enum { REPORT_STATS, REPORT_INFO };
 
-static void report(int which)
-{
-    if (which == REPORT_STATS)
-        malloc_stats();
-    else if (malloc_info(0, devnull) != 0)
-        hang_fail("malloc_info(0, /dev/null) failed");
+static void report(int which) {
+  if (which == REPORT_STATS) malloc_stats();
+  else if (malloc_info(0, devnull) != 0) hang_fail("malloc_info(0, /dev/null) failed");
 }
 
-static void *victim(void *arg)
-{
-    int which = (int)(intptr_t)arg;
+static void *victim(void *arg) {
+  int which = (int)(intptr_t)arg;
+  hang_barrier_wait(&cancelled);
+  report(which);
+  pthread_testcancel();
+  hang_fail("thread not cancelled at pthread_testcancel()");
+}
+
+int main(void) {
+  hang_report_fd = dup(STDERR_FILENO);
+  if (hang_report_fd < 0) hang_fail("dup stderr: %s", strerror(errno));
+  int null_fd = open("/dev/null", O_WRONLY);
+  if (null_fd < 0) hang_fail("open /dev/null: %s", strerror(errno));
+  if (dup2(null_fd, STDERR_FILENO) < 0) hang_fail("dup2 to stderr: %s", strerror(errno));
+  devnull = fdopen(null_fd, "w");
+  if (devnull == NULL) hang_fail("fdopen /dev/null: %s", strerror(errno));
+  hang_check_rc(pthread_barrier_init(&cancelled, NULL, 2), "pthread_barrier_init");
+
+  malloc_stats();
+  for (int round = 0; round < ROUNDS; round++) {
+    int which = round % 2 == 0 ? REPORT_STATS : REPORT_INFO;
+    pthread_t t = hang_spawn(victim, (void *)(intptr_t)which);
+    hang_check_rc(pthread_cancel(t), "pthread_cancel");
     hang_barrier_wait(&cancelled);
-    report(which);
-    pthread_testcancel();
-    hang_fail("thread not cancelled at pthread_testcancel()");
-}
-
-int main(void)
-{
-    hang_report_fd = dup(STDERR_FILENO);
-    if (hang_report_fd < 0)
-        hang_fail("dup stderr: %s", strerror(errno));
-    int null_fd = open("/dev/null", O_WRONLY);
-    if (null_fd < 0)
-        hang_fail("open /dev/null: %s", strerror(errno));
-    if (dup2(null_fd, STDERR_FILENO) < 0)
-        hang_fail("dup2 to stderr: %s", strerror(errno));
-    devnull = fdopen(null_fd, "w");
-    if (devnull == NULL)
-        hang_fail("fdopen /dev/null: %s", strerror(errno));
-    hang_check_rc(pthread_barrier_init(&cancelled, NULL, 2), "pthread_barrier_init");
-
-    malloc_stats();
-    for (int round = 0; round < ROUNDS; round++) {
-        int which = round % 2 == 0 ? REPORT_STATS : REPORT_INFO;
-        pthread_t t = hang_spawn(victim, (void *)(intptr_t)which);
-        hang_check_rc(pthread_cancel(t), "pthread_cancel");
-        hang_barrier_wait(&cancelled);
-        if (hang_join(t) != PTHREAD_CANCELED)
-            hang_fail("round %d: the thread was not cancelled", round);
-        /* Whatever the cancelled thread held must be free again. */
-        report(REPORT_STATS);
-        report(REPORT_INFO);
-        void *p = malloc(PROBE_SIZE);
-        if (p == NULL)
-            hang_fail("malloc(%d) returned NULL", PROBE_SIZE);
-        free(p);
-    }
-    fclose(devnull);
-    pthread_barrier_destroy(&cancelled);
-    return 0;
+    if (hang_join(t) != PTHREAD_CANCELED) hang_fail("round %d: the thread was not cancelled", round);
+    /* Whatever the cancelled thread held must be free again. */
+    report(REPORT_STATS);
+    report(REPORT_INFO);
+    void *p = malloc(PROBE_SIZE);
+    if (p == NULL) hang_fail("malloc(%d) returned NULL", PROBE_SIZE);
+    free(p);
+  }
+  fclose(devnull);
+  pthread_barrier_destroy(&cancelled);
+  return 0;
 }

@@ -25,51 +25,41 @@
 #define CHILD_FLAG "--child"
 #define SELF_PATH "/proc/self/exe"
 
-static int run_child(void)
-{
-    static unsigned char *blocks[BLOCKS];
-    struct rlimit rl;
-    hang_check_errno(getrlimit(RLIMIT_AS, &rl), "getrlimit");
-    for (unsigned i = 0; i < BLOCKS; i++) {
-        blocks[i] = malloc(BLOCK_SIZE);
-        if (blocks[i] == NULL)
-            hang_fail("malloc(%zu) number %u of %u returned NULL (%s) under RLIMIT_AS of %llu MiB", BLOCK_SIZE,
-                      i + 1, BLOCKS, strerror(errno), (unsigned long long)(rl.rlim_cur / MIB));
-        blocks[i][i % BLOCK_SIZE] = (unsigned char)i;
-    }
-    for (unsigned i = 0; i < BLOCKS; i++)
-        free(blocks[i]);
-    return 0;
+static int run_child(void) {
+  static unsigned char *blocks[BLOCKS];
+  struct rlimit rl;
+  hang_check_errno(getrlimit(RLIMIT_AS, &rl), "getrlimit");
+  for (unsigned i = 0; i < BLOCKS; i++) {
+    blocks[i] = malloc(BLOCK_SIZE);
+    if (blocks[i] == NULL)
+      hang_fail("malloc(%zu) number %u of %u returned NULL (%s) under RLIMIT_AS of %llu MiB", BLOCK_SIZE, i + 1, BLOCKS,
+                strerror(errno), (unsigned long long)(rl.rlim_cur / MIB));
+    blocks[i][i % BLOCK_SIZE] = (unsigned char)i;
+  }
+  for (unsigned i = 0; i < BLOCKS; i++) free(blocks[i]);
+  return 0;
 }
 
-int main(int argc, char **argv)
-{
-    if (argc > 1 && strcmp(argv[1], CHILD_FLAG) == 0)
-        return run_child();
+int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], CHILD_FLAG) == 0) return run_child();
 
-    pid_t pid = fork();
-    if (pid < 0)
-        hang_fail("fork: %s", strerror(errno));
-    if (pid == 0) {
-        struct rlimit rl;
-        if (getrlimit(RLIMIT_AS, &rl) != 0)
-            hang_child_fail("getrlimit: %s", strerror(errno));
-        if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > LIMIT) {
-            rl.rlim_cur = LIMIT;
-            if (setrlimit(RLIMIT_AS, &rl) != 0)
-                hang_child_fail("setrlimit: %s", strerror(errno));
-        }
-        char *child_argv[] = {argv[0], CHILD_FLAG, NULL};
-        execv(SELF_PATH, child_argv);
-        hang_child_fail("execv %s: %s", SELF_PATH, strerror(errno));
+  pid_t pid = fork();
+  if (pid < 0) hang_fail("fork: %s", strerror(errno));
+  if (pid == 0) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) != 0) hang_child_fail("getrlimit: %s", strerror(errno));
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > LIMIT) {
+      rl.rlim_cur = LIMIT;
+      if (setrlimit(RLIMIT_AS, &rl) != 0) hang_child_fail("setrlimit: %s", strerror(errno));
     }
-    int status;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
-            hang_fail("waitpid: %s", strerror(errno));
-    if (WIFSIGNALED(status))
-        hang_fail("the child under RLIMIT_AS died of signal %d", WTERMSIG(status));
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        return HANG_EXIT_FAILURE; /* the child reported why */
-    return 0;
+    char *child_argv[] = {argv[0], CHILD_FLAG, NULL};
+    execv(SELF_PATH, child_argv);
+    hang_child_fail("execv %s: %s", SELF_PATH, strerror(errno));
+  }
+  int status;
+  while (waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) hang_fail("waitpid: %s", strerror(errno));
+  if (WIFSIGNALED(status)) hang_fail("the child under RLIMIT_AS died of signal %d", WTERMSIG(status));
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return HANG_EXIT_FAILURE; /* the child reported why */
+  return 0;
 }

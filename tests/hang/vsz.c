@@ -13,16 +13,14 @@
 
 #define FIRST_SIZE 16
 
-int main(void)
-{
-    void *p = malloc(FIRST_SIZE);
-    if (p == NULL)
-        hang_fail("malloc(%d) returned NULL", FIRST_SIZE);
-    free(p);
+int main(void) {
+  void *p = malloc(FIRST_SIZE);
+  if (p == NULL) hang_fail("malloc(%d) returned NULL", FIRST_SIZE);
+  free(p);
 
-    size_t vsize = 0;
-    if (!test_statm_read(&vsize, NULL)) /* statm's first field: VmSize */
-        hang_fail("cannot read /proc/self/statm: %s", strerror(errno));
-    printf("%zu\n", vsize / KIB);
-    return 0;
+  size_t vsize = 0;
+  if (!test_statm_read(&vsize, NULL)) /* statm's first field: VmSize */
+    hang_fail("cannot read /proc/self/statm: %s", strerror(errno));
+  printf("%zu\n", vsize / KIB);
+  return 0;
 }

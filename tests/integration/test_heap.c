@@ -68,7 +68,7 @@ Test(heap, purge_delay_returns_the_working_set_without_trim) {
   size_t peak = build_and_free_working_set();
   test_sleep_ms(300);
   buddy_free(buddy_malloc(MEDIUM_BLOCK)); /* a zone slow path: what is due is purged */
-  tcache_flush_current();                /* the cache gives back what it holds */
+  tcache_flush_current();                 /* the cache gives back what it holds */
   buddy_free(buddy_malloc(MEDIUM_BLOCK));
   size_t left = test_rss_bytes() - start;
   /* Empty slabs of each class stay in reserve, and one free region stays mapped. */
@@ -215,10 +215,9 @@ Test(options, unknown_key_warns_once_and_keeps_defaults, .init = cr_redirect_std
   cr_assert_eq(options.stats, 1, "good keys after bad ones still apply");
   options.stats = 0; /* no report at exit: stderr is Criterion's pipe */
   fflush(stderr);
-  cr_assert_stderr_eq_str(
-      "buddymalloc: warning: BUDDY_OPTIONS: unknown option 'purge_delay', keeping the default\n"
-      "buddymalloc: warning: BUDDY_OPTIONS: bad value for 'zones=99', keeping the default\n"
-      "buddymalloc: warning: BUDDY_OPTIONS: bad value for 'zones=x', keeping the default\n");
+  cr_assert_stderr_eq_str("buddymalloc: warning: BUDDY_OPTIONS: unknown option 'purge_delay', keeping the default\n"
+                          "buddymalloc: warning: BUDDY_OPTIONS: bad value for 'zones=99', keeping the default\n"
+                          "buddymalloc: warning: BUDDY_OPTIONS: bad value for 'zones=x', keeping the default\n");
 }
 
 /* What the test wrote to stderr so far (with .init = cr_redirect_stderr). */
@@ -358,12 +357,12 @@ Test(misuse, warn_and_leak_keeps_the_heap_working, .init = cr_redirect_stderr) {
   buddy_free(not_ours);
   buddy_free(small + 16);
   buddy_free(small);
-  buddy_free(small);             /* still in this thread's cache */
+  buddy_free(small); /* still in this thread's cache */
   buddy_free(medium + PAGE_SIZE);
   buddy_free(medium);
   buddy_free(medium);
   buddy_free(huge);
-  buddy_free(huge);              /* waiting in the huge cache */
+  buddy_free(huge); /* waiting in the huge cache */
   errno = 0;
   cr_assert_null(buddy_realloc(not_ours, 10));
   cr_assert_eq(errno, EINVAL);
@@ -376,9 +375,12 @@ Test(misuse, warn_and_leak_keeps_the_heap_working, .init = cr_redirect_stderr) {
   buddy_trim(0);
   zone_verify_all();
   const char *text = redirected_stderr();
-  const char *expected[] = {"free of a pointer buddymalloc does not own", "inside a small block",
-                            "double free of a small block", "inside a block (not its start)",
-                            "double free: block is already free", "double free: huge block is already free",
+  const char *expected[] = {"free of a pointer buddymalloc does not own",
+                            "inside a small block",
+                            "double free of a small block",
+                            "inside a block (not its start)",
+                            "double free: block is already free",
+                            "double free: huge block is already free",
                             "realloc of a pointer buddymalloc does not own"};
   for (size_t i = 0; i < sizeof expected / sizeof expected[0]; i++)
     cr_assert_not_null(strstr(text, expected[i]), "warning '%s' missing from:\n%s", expected[i], text);
@@ -585,7 +587,7 @@ Test(purge, background_thread_unmaps_cached_huge_blocks) {
 }
 
 Test(purge, cached_huge_blocks_expire_while_the_program_allocates_small_blocks) {
-  options.tcache_max = 16; /* a few hundred blocks take slow paths: refills and flushes */
+  options.tcache_max = 16;             /* a few hundred blocks take slow paths: refills and flushes */
   size_t start = cache_a_huge_block(); /* no huge call from here on */
   /* Small blocks only, with slow paths (refills, flushes) among them. */
   for (int round = 0; round < 100 && test_rss_bytes() - start > 2 * MIB; round++) {

@@ -39,8 +39,7 @@ void check(bool ok, const char *what) {
   if (!ok) ++failures;
 }
 
-template <typename F>
-bool throws_bad_alloc(F f) {
+template <typename F> bool throws_bad_alloc(F f) {
   try {
     f();
   } catch (const std::bad_alloc &) {
@@ -49,7 +48,7 @@ bool throws_bad_alloc(F f) {
   return false;
 }
 
-}  // namespace
+} // namespace
 
 int main() {
   handler_calls = 0;
@@ -63,7 +62,7 @@ int main() {
   check(handler_calls == kHandlerCallsBeforeGivingUp, "the new-handler ran until it removed itself");
 
   check(throws_bad_alloc([] { sink = ::operator new(kImpossible); }), "new throws without a handler");
-  check(throws_bad_alloc([] { sink = ::operator new(kImpossible, std::align_val_t{kAlign}); }), "aligned new throws");
+  check(throws_bad_alloc([] { sink = ::operator new (kImpossible, std::align_val_t{kAlign}); }), "aligned new throws");
 
   char *nothrow_array = new (std::nothrow) char[kImpossible];
   sink = nothrow_array;
@@ -72,13 +71,13 @@ int main() {
   std::set_new_handler(throwing_handler);
   check(::operator new(kImpossible, std::nothrow) == nullptr, "nothrow new returns nullptr when the handler throws");
   check(handler_calls == 1, "the throwing handler ran once");
-  check(::operator new(kImpossible, std::align_val_t{kAlign}, std::nothrow) == nullptr,
+  check(::operator new (kImpossible, std::align_val_t{kAlign}, std::nothrow) == nullptr,
         "aligned nothrow new returns nullptr when the handler throws");
   std::set_new_handler(nullptr);
 
-  void *aligned = ::operator new(100, std::align_val_t{kAlign});
+  void *aligned = ::operator new (100, std::align_val_t{kAlign});
   check(reinterpret_cast<std::uintptr_t>(aligned) % kAlign == 0, "aligned new is aligned");
-  ::operator delete(aligned, 100, std::align_val_t{kAlign});
+  ::operator delete (aligned, 100, std::align_val_t{kAlign});
   void *nothrow_aligned = ::operator new[](64, std::align_val_t{kAlign}, std::nothrow);
   check(nothrow_aligned != nullptr && reinterpret_cast<std::uintptr_t>(nothrow_aligned) % kAlign == 0,
         "aligned nothrow new[] is aligned");

@@ -149,8 +149,8 @@ static void model_mark(model_block_t *b, unsigned short owner, unsigned short ex
   unsigned r = region_number(b->d);
   size_t first = (size_t)(b->d - th.meta[r]->pages);
   for (size_t i = first; i < first + ((size_t)1 << b->order); i++) {
-    cr_assert_eq(page_owner[r][i], expect, "page %zu of region %u: owner %u, expected %u", i, r,
-                 page_owner[r][i], expect);
+    cr_assert_eq(page_owner[r][i], expect, "page %zu of region %u: owner %u, expected %u", i, r, page_owner[r][i],
+                 expect);
     page_owner[r][i] = owner;
   }
 }

@@ -40,8 +40,7 @@ Test(sizeclass, every_size_maps_to_the_smallest_class_that_fits) {
     cr_assert_eq(SIZE_CLASS_FIT(size), (int)c, "size %zu", size);
     if (size <= SIZE_CLASS_LOOKUP_MAX) /* malloc's fast path reads the table alone */
       cr_assert_eq(size_class_lookup[size], c, "size %zu", size);
-    else
-      cr_assert_eq(SIZE_CLASS_ARITHMETIC(size), c, "size %zu", size);
+    else cr_assert_eq(SIZE_CLASS_ARITHMETIC(size), c, "size %zu", size);
   }
   cr_assert_eq(SIZE_CLASS_FIT(SMALL_SIZE_MAX + 1), 0, "no class above SMALL_SIZE_MAX");
   cr_assert_eq(size_class_of(0), 1, "malloc(0) is class 1");
@@ -119,8 +118,8 @@ Test(sizeclass, object_test_by_address_ignores_the_slab_base) {
     size_t slab = PAGE_SIZE << size_class_slab_order[c];
     uintptr_t base = (uintptr_t)7 << 40; /* any slab-aligned address */
     for (size_t off = 0; off < slab; off += 8)
-      cr_assert_eq(size_class_is_object(c, (void *)(base + off)),
-                   size_class_is_object_start(c, off), "class %u off %zu", c, off);
+      cr_assert_eq(size_class_is_object(c, (void *)(base + off)), size_class_is_object_start(c, off),
+                   "class %u off %zu", c, off);
   }
 }
 

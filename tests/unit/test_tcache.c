@@ -19,19 +19,19 @@
 #include "buddymalloc.h"
 #include "core_util.h"
 
-#define SMALL_SIZE 64      /* class 4 */
-#define OTHER_SIZE 448     /* a class four doublings up */
-#define FILL_BLOCKS 4000   /* more than a bin holds: bins end up full */
+#define SMALL_SIZE 64    /* class 4 */
+#define OTHER_SIZE 448   /* a class four doublings up */
+#define FILL_BLOCKS 4000 /* more than a bin holds: bins end up full */
 #define RECLAIM_WAIT_MS 5000
 
 /* Checks in threads other than the test's own: report and abort (a crash
  * fails the test). */
-#define check(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      abort();                                                                 \
-    }                                                                          \
+#define check(cond)                                                                                                    \
+  do {                                                                                                                 \
+    if (!(cond)) {                                                                                                     \
+      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                                         \
+      abort();                                                                                                         \
+    }                                                                                                                  \
   } while (0)
 
 static buddy_stats_t stats_now(void) {
@@ -157,7 +157,7 @@ static void *worker_main(void *arg) {
   char c = 1;
   check(write(w->ready[1], &c, 1) == 1);
   check(read(w->wake[0], &c, 1) == 1); /* idle here, in a system call */
-  churn_and_check(20);                      /* takes its cache back and uses it */
+  churn_and_check(20);                 /* takes its cache back and uses it */
   fill_own_cache(0x6b);
   return NULL;
 }
@@ -314,8 +314,7 @@ Test(reclaim, idle_threads_caches_do_not_pin_memory, .timeout = 60) {
   test_sleep_ms(400); /* the purge delay, with the background thread's half-delay wakes */
   size_t left = test_rss_bytes() - start;
   fprintf(stderr, "pinned %zu KiB, left %zu KiB\n", pinned >> 10, left >> 10);
-  cr_assert_leq(left, pinned / 4, "after reclaim %zu KiB of %zu KiB pinned still resident", left >> 10,
-                pinned >> 10);
+  cr_assert_leq(left, pinned / 4, "after reclaim %zu KiB of %zu KiB pinned still resident", left >> 10, pinned >> 10);
   for (int t = 0; t < PIN_THREADS; t++) {
     cr_assert_eq(write(w[t].wake[1], &c, 1), 1);
     cr_assert_eq(pthread_join(w[t].thread, NULL), 0);
@@ -549,7 +548,8 @@ Test(bins, a_new_working_set_takes_the_budget_of_classes_no_longer_used) {
    * which only the budget the large classes give up allows. */
   const unsigned *middle = middle_classes;
   size_t middle_ceilings = 0;
-  for (unsigned i = 0; i < MIDDLE_CLASSES; i++) middle_ceilings += (size_t)bin_ceiling(middle[i]) * size_class_bytes[middle[i]];
+  for (unsigned i = 0; i < MIDDLE_CLASSES; i++)
+    middle_ceilings += (size_t)bin_ceiling(middle[i]) * size_class_bytes[middle[i]];
   cr_assert_gt(middle_ceilings, TCACHE_BYTES_MAX - check_own_budget(), "phase 2 needs budget from phase 1");
   for (int round = 0; round < 200; round++)
     for (unsigned i = 0; i < MIDDLE_CLASSES; i++) churn_class(middle[i], 2 * (int)bin_ceiling(middle[i]));
@@ -592,8 +592,8 @@ Test(bins, a_smaller_class_in_demand_takes_budget_from_larger_ones_still_in_use)
     cr_assert_geq(tc->bin_max[c], tcache_bin_start(c), "class %u went from %u to %u", c, large_max[c], tc->bin_max[c]);
     large_after += (size_t)tc->bin_max[c] * size_class_bytes[c];
   }
-  cr_assert_lt(large_after, large_before, "the larger classes gave up budget: %zu KiB, were %zu KiB",
-               large_after >> 10, large_before >> 10);
+  cr_assert_lt(large_after, large_before, "the larger classes gave up budget: %zu KiB, were %zu KiB", large_after >> 10,
+               large_before >> 10);
   check_own_budget();
   zone_verify_all();
 }
@@ -653,8 +653,8 @@ static int child_flushes_orphans(void) {
 
 Test(fork, the_child_gives_back_caches_of_threads_it_does_not_have, .timeout = 30) {
   skip_under_tsan();
-  options.reclaim_idle = 0; /* orphans are flushed whether or not idle caches are */
-  buddy_free(buddy_malloc(SMALL_SIZE)); /* the main thread has a cache too */
+  options.reclaim_idle = 0;              /* orphans are flushed whether or not idle caches are */
+  buddy_free(buddy_malloc(SMALL_SIZE));  /* the main thread has a cache too */
   void *keep = buddy_malloc(SMALL_SIZE); /* keeps the stray's slab in use */
   worker_t w = {.stray = orphan_stray = buddy_malloc(SMALL_SIZE)};
   worker_start(&w); /* the next thread: another zone than this one's */

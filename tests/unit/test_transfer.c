@@ -138,7 +138,7 @@ Test(transfer, a_write_to_a_waiting_block_is_reported_when_it_leaves, .init = cr
   zone_t *home = allocate_and_consume(blocks);
   unsigned count = home->transfer_count[CLASS_256];
   void **written = home->transfer[CLASS_256][count - 1]; /* the next out */
-  written[1] = NULL;                                    /* a write after free */
+  written[1] = NULL;                                     /* a write after free */
   for (unsigned i = 0; i < count; i++) cr_assert_neq(buddy_malloc(256), (void *)written, "malloc %u", i);
   cr_assert(!in_stack(home, CLASS_256, written));
   const char *text = redirected_stderr();
@@ -159,7 +159,7 @@ static void *first_consumer(void *arg) {
   for (int i = 0; i < TCACHE_REMOTE_MAX - 1; i++) buddy_free(t->first_blocks[i]); /* its batch: one short */
   char c = 1;
   cr_assert_eq(write(t->ready[1], &c, 1), 1);
-  cr_assert_eq(read(t->go[0], &c, 1), 1); /* until the second consumer is done */
+  cr_assert_eq(read(t->go[0], &c, 1), 1);   /* until the second consumer is done */
   if (t->last != NULL) buddy_free(t->last); /* the batch fills and goes home */
   return NULL;                              /* else its batch goes home at exit */
 }
@@ -185,8 +185,7 @@ static void two_consumers_free_one_block(bool first_fills) {
   void *second[TCACHE_REMOTE_MAX];
   for (int i = 0; i < TCACHE_REMOTE_MAX - 1; i++) second[i] = blocks[TCACHE_REMOTE_MAX + i];
   second[TCACHE_REMOTE_MAX - 1] = twice;
-  two_consumers_t t = {.first_blocks = blocks, .second_blocks = second,
-                       .last = first_fills ? blocks[N - 1] : NULL};
+  two_consumers_t t = {.first_blocks = blocks, .second_blocks = second, .last = first_fills ? blocks[N - 1] : NULL};
   cr_assert_eq(pipe(t.ready), 0);
   cr_assert_eq(pipe(t.go), 0);
   pthread_t a, b;
@@ -270,8 +269,8 @@ Test(transfer, a_block_free_in_its_slab_is_refused_there, .init = cr_redirect_st
   buddy_free(again);
   tcache_flush_current(); /* free in its slab */
   cr_assert(free_in_slab(again));
-  again[1] = NULL;               /* the program writes to it, */
-  consume(blocks, BATCH, home);  /* and frees it again, in a batch that fills */
+  again[1] = NULL;              /* the program writes to it, */
+  consume(blocks, BATCH, home); /* and frees it again, in a batch that fills */
   cr_assert(!in_stack(home, CLASS_256, again), "refused, not stacked");
   for (int i = 1; i < BATCH; i++) cr_assert(in_stack(home, CLASS_256, blocks[i]), "block %d stacked", i);
   cr_assert(free_in_slab(again), "still free in its slab");
@@ -423,7 +422,6 @@ Test(transfer, each_class_expires_on_its_own) {
 static void *waiting_block;
 static int waiter_ready[2], waiter_go[2];
 static unsigned waiter_zone, filler_zone; /* the consumers' home zones */
-
 
 /* Frees the block and TCACHE_REMOTE_MAX - 2 others (its batch: one short of
  * full), then waits, then exits: the batch goes home at exit. */

@@ -97,7 +97,8 @@ Test(zones, region_metadata_lies_just_below_its_pages) {
     cr_assert_eq((uintptr_t)r->base & (BUDDY_REGION_SIZE - 1), 0);
     unsigned cls = sizes[i] <= SMALL_SIZE_MAX ? size_class_of(sizes[i]) : 0;
     cr_assert_eq(page_class_at(r, p), cls, "size %zu", sizes[i]);
-    cr_assert_eq(small_map_at(p), cls == 0 ? 0 : small_map_bin_number(r->zone_index, cls), "free's bin, size %zu", sizes[i]);
+    cr_assert_eq(small_map_at(p), cls == 0 ? 0 : small_map_bin_number(r->zone_index, cls), "free's bin, size %zu",
+                 sizes[i]);
     buddy_free(p);
   }
   char *huge = buddy_malloc(MEDIUM_SIZE_MAX + 1);
@@ -133,8 +134,8 @@ Test(zones, small_map_marks_slab_pages_only) {
   region_t *r = pagemap_region_of(small);
   unsigned bin = small_map_bin_number(r->zone_index, size_class_of(64));
   cr_assert_eq(small_map_at(small), bin);
-  cr_assert_eq(small_map_at(big_small), small_map_bin_number(pagemap_region_of(big_small)->zone_index,
-                                                             SIZE_CLASS_COUNT - 1));
+  cr_assert_eq(small_map_at(big_small),
+               small_map_bin_number(pagemap_region_of(big_small)->zone_index, SIZE_CLASS_COUNT - 1));
   cr_assert_eq(small_map_at(big_small + SMALL_SIZE_MAX - 1), small_map_at(big_small), "every page of a slab");
   cr_assert_eq(small_map_at(static_buffer), 0);
   cr_assert_eq(small_map_at(&on_stack), 0);
