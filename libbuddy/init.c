@@ -19,7 +19,6 @@ void runtime_init(void) {
   if (!runtime_ready) {
     if (os_page_size() != PAGE_SIZE) error_fatal("unsupported system page size", NULL);
     options_init();
-    zone_init_locks();
     stats_init();
     free_key = ((uintptr_t)os_random_seed() | 16) & ~(uintptr_t)3; /* never 0: fresh blocks hold 0 */
     tcache_init();

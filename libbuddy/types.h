@@ -276,8 +276,9 @@ typedef struct slab_list {
 #define ZONE_TRANSFER_BYTES ((size_t)512 * 1024)
 _Static_assert(SIZE_CLASS_COUNT <= 64, "zone_t.transfer_taken has a bit per class");
 
+/* A zone's fields are guarded by its lock, which lives apart (zone.c:
+ * zone_locks), so that an unused zone is all zeros, in pages never touched. */
 typedef struct zone {
-  pthread_mutex_t lock; /* guards everything below; lock order: see zone.c */
   buddy_heap_t heap;
   slab_list_t slabs[SIZE_CLASS_COUNT];
   size_t empty_slab_bytes;    /* in the classes' empty slabs (slab_list_t) */

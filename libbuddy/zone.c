@@ -18,15 +18,23 @@
  * locked section is short, far shorter than a futex sleep and wake-up
  * (docs/benchmarks.md: what it saved on the xthread ring). */
 #ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+#define ZONE_LOCK_INITIALISER PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
 #define ZONE_LOCK_TYPE PTHREAD_MUTEX_ADAPTIVE_NP
 #else
+#define ZONE_LOCK_INITIALISER PTHREAD_MUTEX_INITIALIZER
 #define ZONE_LOCK_TYPE PTHREAD_MUTEX_DEFAULT
 #endif
-/* Zero-initialised, so that the zones (large: their transfer stacks) cost a
- * process nothing until it uses them: all-zero bytes are a default mutex
- * (glibc's PTHREAD_MUTEX_INITIALIZER), which zone_init_locks makes adaptive
- * at start-up, before any allocation. */
+/* The locks apart from the zones, in one small array: the zones (large:
+ * their transfer stacks) are zero-initialised, and cost a process nothing
+ * until it uses them. */
+static pthread_mutex_t zone_locks[ZONES_MAX] = {ZONE_LOCK_INITIALISER, ZONE_LOCK_INITIALISER, ZONE_LOCK_INITIALISER,
+                                                ZONE_LOCK_INITIALISER, ZONE_LOCK_INITIALISER, ZONE_LOCK_INITIALISER};
+_Static_assert(ZONES_MAX == 6, "one initialiser per zone lock");
 zone_t zones[ZONES_MAX];
+
+static pthread_mutex_t *zone_mutex(const zone_t *z) {
+  return &zone_locks[z - zones];
+}
 
 static unsigned zone_next_thread;
 
@@ -44,14 +52,14 @@ static void zone_init_locked(zone_t *z) {
 }
 
 void zone_lock(zone_t *z) {
-  lock_take(&z->lock);
+  lock_take(zone_mutex(z));
   if (unlikely(!z->initialised)) zone_init_locked(z);
 }
 
 /* Every locked section ends by purging what is due (Purge, below). */
 void zone_unlock(zone_t *z) {
   zone_purge_if_due_locked(z);
-  lock_release(&z->lock);
+  lock_release(zone_mutex(z));
 }
 
 zone_t *zone_for_new_thread(void) {
@@ -290,9 +298,9 @@ static void zone_transfer_flush_locked(zone_t *z) {
 void zone_transfer_expire(void) {
   for (unsigned i = 0; i < ZONES_MAX; i++) {
     zone_t *z = &zones[i];
-    if (!lock_try(&z->lock)) continue;
+    if (!lock_try(zone_mutex(z))) continue;
     if (!z->initialised) {
-      lock_release(&z->lock);
+      lock_release(zone_mutex(z));
       continue;
     }
     for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++)
@@ -424,13 +432,13 @@ size_t zone_verify_all(void) {
 /* ---- fork() -------------------------------------------------------------- */
 
 void zone_fork_prepare(void) {
-  for (unsigned i = 0; i < ZONES_MAX; i++) lock_take(&zones[i].lock);
+  for (unsigned i = 0; i < ZONES_MAX; i++) lock_take(&zone_locks[i]);
   pagemap_fork_prepare();
 }
 
 void zone_fork_parent(void) {
   pagemap_fork_parent();
-  for (unsigned i = ZONES_MAX; i-- > 0;) lock_release(&zones[i].lock);
+  for (unsigned i = ZONES_MAX; i-- > 0;) lock_release(&zone_locks[i]);
 }
 
 /* The child has one thread: the locks are re-made rather than unlocked. */
@@ -439,15 +447,6 @@ void zone_fork_child(void) {
   pthread_mutexattr_t attr;
   pthread_mutexattr_init(&attr);
   pthread_mutexattr_settype(&attr, ZONE_LOCK_TYPE);
-  for (unsigned i = 0; i < ZONES_MAX; i++) lock_reset(&zones[i].lock, &attr);
-  pthread_mutexattr_destroy(&attr);
-}
-
-/* At start-up, while no zone lock has been taken yet. */
-void zone_init_locks(void) {
-  pthread_mutexattr_t attr;
-  pthread_mutexattr_init(&attr);
-  pthread_mutexattr_settype(&attr, ZONE_LOCK_TYPE);
-  for (unsigned i = 0; i < ZONES_MAX; i++) pthread_mutex_init(&zones[i].lock, &attr);
+  for (unsigned i = 0; i < ZONES_MAX; i++) lock_reset(&zone_locks[i], &attr);
   pthread_mutexattr_destroy(&attr);
 }

@@ -63,8 +63,6 @@ size_t zone_verify_all(void);
 void zone_fork_prepare(void);
 void zone_fork_parent(void);
 void zone_fork_child(void);
-/* Makes the zone locks adaptive: once, at start-up, before any zone is used. */
-void zone_init_locks(void);
 
 /* ---- Within the zone layer ---------------------------------------------- */
 
