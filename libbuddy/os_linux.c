@@ -9,7 +9,13 @@
  * interpose those and call malloc from them, which would re-enter buddymalloc
  * while it holds a zone lock. Sanitizer builds use the libc symbols instead:
  * ASan and TSan must see mappings come and go to keep their shadow memory
- * right (unseen munmaps leave the shadow of freed ranges resident). */
+ * right (unseen munmaps leave the shadow of freed ranges resident).
+ *
+ * syscall(2) reads every argument as a long through varargs: each one is
+ * passed as a long (or a pointer or size_t) here. An int leaves the upper
+ * half of its slot undefined, and the kernel reads the whole of it where its
+ * parameter is a long: mmap's offset, the sixth argument, goes on the stack,
+ * where nothing clears that half (valgrind reports it). */
 #include "os.h"
 
 #include <errno.h>
@@ -53,7 +59,7 @@ static void *os_mmap(void *hint, size_t size, int prot) {
     void *p = mmap(hint, size, prot, flags, -1, 0);
     return p == MAP_FAILED ? NULL : p;
   }
-  long p = syscall(SYS_mmap, hint, size, prot, flags, -1, 0);
+  long p = syscall(SYS_mmap, hint, size, (long)prot, (long)flags, -1L, 0L);
   return p == -1 ? NULL : (void *)p;
 }
 
@@ -62,12 +68,12 @@ static int munmap_raw(void *addr, size_t size) {
 }
 
 static int madvise_raw(void *addr, size_t size, int advice) {
-  return os_via_libc ? madvise(addr, size, advice) : (int)syscall(SYS_madvise, addr, size, advice);
+  return os_via_libc ? madvise(addr, size, advice) : (int)syscall(SYS_madvise, addr, size, (long)advice);
 }
 
 static void *mremap_raw(void *addr, size_t old_size, size_t new_size, int flags, void *target) {
   if (os_via_libc) return mremap(addr, old_size, new_size, flags, target);
-  long p = syscall(SYS_mremap, addr, old_size, new_size, flags, target);
+  long p = syscall(SYS_mremap, addr, old_size, new_size, (long)flags, target);
   return p == -1 ? MAP_FAILED : (void *)p;
 }
 
@@ -111,7 +117,7 @@ void *os_map_readonly(size_t size) {
 
 static bool os_protect(void *addr, size_t size, int prot) {
   int saved = errno;
-  int r = os_via_libc ? mprotect(addr, size, prot) : (int)syscall(SYS_mprotect, addr, size, prot);
+  int r = os_via_libc ? mprotect(addr, size, prot) : (int)syscall(SYS_mprotect, addr, size, (long)prot);
   errno = saved;
   return r == 0;
 }
@@ -188,16 +194,16 @@ void os_write_stderr(const char *buf, size_t len) {
 /* open(2), read(2), write(2), close(2) without their cancellation points;
  * errno as the system call left it. */
 static int os_open_raw(const char *path, int flags, int mode) {
-  return (int)syscall(SYS_openat, AT_FDCWD, path, flags, mode);
+  return (int)syscall(SYS_openat, (long)AT_FDCWD, path, (long)flags, (long)mode);
 }
 static ssize_t os_read_raw(int fd, void *buf, size_t len) {
-  return (ssize_t)syscall(SYS_read, fd, buf, len);
+  return (ssize_t)syscall(SYS_read, (long)fd, buf, len);
 }
 static ssize_t os_write_raw(int fd, const void *buf, size_t len) {
-  return (ssize_t)syscall(SYS_write, fd, buf, len);
+  return (ssize_t)syscall(SYS_write, (long)fd, buf, len);
 }
 static void os_close_raw(int fd) {
-  syscall(SYS_close, fd);
+  syscall(SYS_close, (long)fd);
 }
 
 int os_create_file(const char *path) {
@@ -215,7 +221,7 @@ void os_close(int fd) {
 
 int os_dup_stderr(void) {
   int saved = errno;
-  int fd = (int)syscall(SYS_fcntl, STDERR_FILENO, F_DUPFD_CLOEXEC, OS_PRIVATE_FD_MIN);
+  int fd = (int)syscall(SYS_fcntl, (long)STDERR_FILENO, (long)F_DUPFD_CLOEXEC, (long)OS_PRIVATE_FD_MIN);
   errno = saved;
   return fd;
 }
