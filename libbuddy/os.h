@@ -66,6 +66,8 @@ void os_write_fd(int fd, const char *buf, size_t len);
 int os_dup_stderr(void);
 /* Creates (truncates) a file for writing, 0644; -1 on failure. */
 int os_create_file(const char *path);
+/* Opens a file for appending (created 0644 if missing); -1 on failure. */
+int os_append_file(const char *path);
 void os_close(int fd);
 
 /* Ends the process with SIGABRT, never returning, without allocating. */
@@ -90,6 +92,19 @@ int os_thread_id(void);
  * readings means it did not run in between. False when either file cannot be
  * read (the thread is gone, or /proc is missing). */
 bool os_thread_blocked(int tid, uint64_t *run_ns);
+
+/* The process's peak resident set in bytes (VmHWM of /proc/self/status:
+ * the whole process, its heap or not), 0 if it cannot be read. */
+size_t os_peak_resident(void);
+
+/* The process id (getpid), and the program's name (argv[0] without its
+ * directory, as glibc keeps it for error messages; "" if unknown). */
+int os_process_id(void);
+const char *os_program_name(void);
+
+/* The working directory's absolute path into buf, NUL-terminated; returns
+ * its length, 0 if it does not fit or is not reachable from the root. */
+size_t os_current_directory(char *buf, size_t size);
 
 /* Whether the process has never had a second thread (glibc's
  * __libc_single_threaded): no other thread can hold a lock then. */

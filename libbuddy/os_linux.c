@@ -206,6 +206,13 @@ static void os_close_raw(int fd) {
   syscall(SYS_close, (long)fd);
 }
 
+int os_append_file(const char *path) {
+  int saved = errno;
+  int fd = os_open_raw(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  errno = saved;
+  return fd;
+}
+
 int os_create_file(const char *path) {
   int saved = errno;
   int fd = os_open_raw(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -260,6 +267,20 @@ int os_thread_id(void) {
   return (int)syscall(SYS_gettid);
 }
 
+/* Reads the file at path into buf (NUL-terminated; what does not fit is
+ * left out); false on failure. One read: a /proc file is made whole by it. */
+static bool os_read_small_file(const char *path, char *buf, size_t size) {
+  int fd = os_open_raw(path, O_RDONLY | O_CLOEXEC, 0);
+  if (fd < 0) return false;
+  ssize_t n;
+  do n = os_read_raw(fd, buf, size - 1);
+  while (n < 0 && errno == EINTR);
+  os_close_raw(fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  return true;
+}
+
 /* Reads /proc/self/task/TID/NAME into buf (NUL-terminated); false on failure. */
 static bool os_read_task_file(int tid, const char *name, char *buf, size_t size) {
   char path[64] = "/proc/self/task/";
@@ -271,15 +292,7 @@ static bool os_read_task_file(int tid, const char *name, char *buf, size_t size)
   path[len++] = '/';
   size_t name_len = strlen(name);
   memcpy(path + len, name, name_len + 1);
-  int fd = os_open_raw(path, O_RDONLY | O_CLOEXEC, 0);
-  if (fd < 0) return false;
-  ssize_t n;
-  do n = os_read_raw(fd, buf, size - 1);
-  while (n < 0 && errno == EINTR);
-  os_close_raw(fd);
-  if (n <= 0) return false;
-  buf[n] = '\0';
-  return true;
+  return os_read_small_file(path, buf, size);
 }
 
 bool os_thread_blocked(int tid, uint64_t *run_ns) {
@@ -297,6 +310,40 @@ bool os_thread_blocked(int tid, uint64_t *run_ns) {
   }
   errno = saved;
   return blocked;
+}
+
+size_t os_peak_resident(void) {
+  int saved = errno;
+  char text[4096];
+  size_t kib = 0;
+  if (os_read_small_file("/proc/self/status", text, sizeof text)) {
+    const char *line = strstr(text, "\nVmHWM:");
+    if (line != NULL) {
+      const char *c = line + strlen("\nVmHWM:");
+      while (*c == ' ' || *c == '\t') c++;
+      for (; *c >= '0' && *c <= '9'; c++) kib = kib * 10 + (size_t)(*c - '0');
+    }
+  }
+  errno = saved;
+  return kib * 1024;
+}
+
+int os_process_id(void) {
+  return (int)syscall(SYS_getpid);
+}
+
+const char *os_program_name(void) {
+  return program_invocation_short_name != NULL ? program_invocation_short_name : "";
+}
+
+size_t os_current_directory(char *buf, size_t size) {
+  int saved = errno;
+  long n = syscall(SYS_getcwd, buf, size);
+  errno = saved;
+  /* The length with its NUL; "(unreachable)..." when the directory is not
+   * below the process's root. */
+  if (n <= 1 || buf[0] != '/') return 0;
+  return (size_t)n - 1;
 }
 
 bool os_single_threaded(void) {

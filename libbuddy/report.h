@@ -10,9 +10,15 @@
 
 /* ---- stats.c ------------------------------------------------------------ */
 
+/* What a report was made for; its first line says so, with the process. */
+typedef enum stats_when { STATS_AT_EXIT, STATS_ON_SIGNAL, STATS_ON_CALL } stats_when_t;
+
 void stats_collect(buddy_stats_t *s);
-void stats_print(bool json); /* to stderr */
-void stats_init(void);       /* keeps a descriptor for the report at exit */
+void stats_print(bool json); /* to stderr (malloc_stats) */
+/* A report as stats= and stats_file= ask (text unless stats=json), to the
+ * stats_file or else stderr. */
+void stats_report(stats_when_t when);
+void stats_init(void);       /* keeps a descriptor for the reports at exit and on a signal */
 void stats_fork_child(void); /* re-makes the report locks */
 /* The longest report stats_format_json and stats_print write. */
 #define STATS_TEXT_MAX 8192
