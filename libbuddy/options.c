@@ -13,6 +13,7 @@
  */
 #include "base.h"
 
+#include <signal.h>
 #include <string.h>
 
 buddy_options_t options = {
@@ -27,6 +28,7 @@ buddy_options_t options = {
     .debug = 0,
     .abort_on_error = 1,
     .reclaim_idle = 1,
+    .stats_signal = 0,
     .stats_file = NULL,
 };
 
@@ -37,6 +39,9 @@ typedef struct option_word {
 } option_word_t;
 
 static const option_word_t stats_words[] = {{"text", 1}, {"json", 2}, {NULL, 0}};
+static const option_word_t signal_words[] = {
+    {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"SIGUSR1", SIGUSR1}, {"SIGUSR2", SIGUSR2}, {NULL, 0}};
+
 /* Zero-initialised: its pages cost nothing unless stats_file is given. */
 static char options_stats_path[OPTIONS_PATH_MAX];
 
@@ -57,6 +62,8 @@ static const option_spec_t option_table[] = {
     {"stats", &options.stats, 0, 2, stats_words, NULL, "statistics at exit: 0 none, 1 or text, 2 or json"},
     {"stats_file", NULL, 0, 0, NULL, "a path (%p: the pid)",
      "write the statistics there, appended, instead of stderr (%p: the pid)"},
+    {"stats_signal", &options.stats_signal, 0, 64, signal_words, "0 (none), a signal number 1-64, USR1 or USR2",
+     "on this signal, write the statistics as at exit (0: none)"},
     {"verbose", &options.verbose, 0, 1, NULL, NULL, "print the options in force at start-up"},
     {"purge_madv_free", &options.purge_madv_free, 0, 1, NULL, NULL, "purge with MADV_FREE instead of MADV_DONTNEED"},
     {"background_purge", &options.background_purge, 0, 1, NULL, NULL, "a thread purges while the program is idle"},

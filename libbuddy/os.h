@@ -106,6 +106,16 @@ const char *os_program_name(void);
  * its length, 0 if it does not fit or is not reachable from the root. */
 size_t os_current_directory(char *buf, size_t size);
 
+/* Runs handler(sig) on signal sig (in whichever thread the kernel delivers it
+ * to; with SA_RESTART, every other signal blocked while it runs); false if
+ * the signal cannot be caught (SIGKILL, SIGSTOP, those libc keeps). */
+bool os_catch_signal(int sig, void (*handler)(int));
+
+/* Starts a detached thread running main(NULL) with every signal blocked, so
+ * that none meant for the program is delivered to it; false on failure.
+ * pthread_create allocates: never call it with an allocator lock held. */
+bool os_start_thread(void *(*main)(void *));
+
 /* Whether the process has never had a second thread (glibc's
  * __libc_single_threaded): no other thread can hold a lock then. */
 bool os_single_threaded(void);

@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -344,6 +345,34 @@ size_t os_current_directory(char *buf, size_t size) {
    * below the process's root. */
   if (n <= 1 || buf[0] != '/') return 0;
   return (size_t)n - 1;
+}
+
+bool os_catch_signal(int sig, void (*handler)(int)) {
+  int saved = errno;
+  struct sigaction action;
+  memset(&action, 0, sizeof action);
+  action.sa_handler = handler;
+  action.sa_flags = SA_RESTART;
+  sigfillset(&action.sa_mask); /* nothing else runs on top of the handler */
+  bool caught = sigaction(sig, &action, NULL) == 0;
+  errno = saved;
+  return caught;
+}
+
+bool os_start_thread(void *(*main)(void *)) {
+  int saved = errno;
+  sigset_t all, before;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &before); /* inherited by the new thread */
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_t thread;
+  bool started = pthread_create(&thread, &attr, main, NULL) == 0;
+  pthread_attr_destroy(&attr);
+  pthread_sigmask(SIG_SETMASK, &before, NULL);
+  errno = saved;
+  return started;
 }
 
 bool os_single_threaded(void) {

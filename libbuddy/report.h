@@ -31,6 +31,16 @@ void heapmap_init(void);  /* reads BUDDY_HEAPMAP */
 void heapmap_write(void); /* at exit: the region dump, if asked for */
 void huge_write_map(int fd);
 
+/* ---- snapshot.c: the statistics on a signal (stats_signal=) -------------- */
+
+/* Catches the signal, at start-up; warns if it cannot be caught. */
+void snapshot_init(void);
+/* The thread that writes the snapshots, started from the API's slow paths
+ * (runtime_enter) with no lock held; started again in a fork child. */
+extern bool snapshot_thread_running;
+void snapshot_start_thread(void);
+void snapshot_fork_child(void);
+
 #pragma GCC visibility pop
 
 #endif /* BUDDY_REPORT_H */

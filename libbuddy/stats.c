@@ -5,9 +5,10 @@
  * zone at the moment it is read (the zones and the thread caches are read one
  * after the other, not at one instant). BUDDY_STATS=1 (stats=text) prints
  * them at exit, as text, BUDDY_STATS=json (stats=json) as JSON; malloc_stats()
- * prints the text at any time. Each report names its process; stats_file=
- * sends them to a file (appended, %p standing for the pid) instead of stderr.
- * Output is formatted in a static buffer and written with write(2).
+ * prints the text at any time, and stats_signal= a snapshot (snapshot.c) on
+ * a signal. Each report names its process; stats_file= sends them to a file
+ * (appended, %p standing for the pid) instead of stderr. Output is formatted
+ * in a static buffer and written with write(2).
  */
 #include "report.h"
 
@@ -108,6 +109,7 @@ static size_t stats_class_out(const buddy_stats_t *s, unsigned c) {
 
 static void stats_text(out_t *o, const buddy_stats_t *s, stats_when_t when) {
   out_printf(o, "buddymalloc statistics: pid %d (%s), %s", os_process_id(), os_program_name(), stats_when_text[when]);
+  if (when == STATS_ON_SIGNAL) out_printf(o, " %ld", options.stats_signal);
   out_printf(o, "\n");
   out_printf(o, "  allocated           %zu KiB now, %zu KiB at peak: small blocks out of their slabs, page runs,\n",
              s->bytes_allocated >> 10, s->bytes_allocated_peak >> 10);
@@ -164,6 +166,7 @@ static void stats_json(out_t *o, const buddy_stats_t *s, stats_when_t when) {
   out_printf(o, "{\"allocator\":\"buddymalloc\",\"pid\":%d,\"program\":", os_process_id());
   out_json_string(o, os_program_name());
   out_printf(o, ",\"when\":\"%s\"", stats_when_json[when]);
+  if (when == STATS_ON_SIGNAL) out_printf(o, ",\"signal\":%ld", options.stats_signal);
   out_printf(
       o,
       ",\"regions\":%zu,\"pages_used\":%zu,\"pages_free\":%zu,"
@@ -209,7 +212,7 @@ void stats_fork_child(void) {
 /* A private copy of stderr, kept for the reports at exit and on a signal: a
  * program may close fd 2 first (coreutils do). */
 void stats_init(void) {
-  if (options.stats != 0) stats_stderr_fd = os_dup_stderr();
+  if (options.stats != 0 || options.stats_signal != 0) stats_stderr_fd = os_dup_stderr();
   heapmap_init();
 }
 

@@ -317,6 +317,7 @@ typedef struct buddy_options {
   long debug;            /* fill freed small blocks, check the fill on reuse */
   long abort_on_error;   /* misuse aborts (1) or warns and leaks the block (0) */
   long reclaim_idle;     /* empty the caches of threads idle for a purge period */
+  long stats_signal;     /* a snapshot of the statistics on this signal (0: none) */
   /* Where the reports go: a path, %p standing for the pid (NULL: stderr). */
   const char *stats_file;
 } buddy_options_t;

@@ -262,18 +262,22 @@ Test(options, unknown_stats_values_warn_in_both_places, .init = cr_redirect_stde
       "buddymalloc: warning: BUDDY_STATS=3: must be 0, 1 or text, 2 or json, keeping 0\n");
 }
 
-Test(options, stats_file_is_made_absolute, .init = cr_redirect_stderr) {
+Test(options, stats_file_is_made_absolute_and_stats_signal_takes_names, .init = cr_redirect_stderr) {
   char cwd[4096];
   cr_assert_not_null(getcwd(cwd, sizeof cwd));
-  run_options("stats_file=report.%p");
+  run_options("stats_file=report.%p,stats_signal=USR2");
   char expected[4200];
   snprintf(expected, sizeof expected, "%s%sreport.%%p", cwd, strcmp(cwd, "/") == 0 ? "" : "/");
   cr_assert_str_eq(options.stats_file, expected);
-  run_options("stats_file=/abs/x");
+  cr_assert_eq(options.stats_signal, SIGUSR2);
+  run_options("stats_signal=10,stats_file=/abs/x");
+  cr_assert_eq(options.stats_signal, 10);
   cr_assert_str_eq(options.stats_file, "/abs/x");
-  run_options("stats_file=");
+  run_options("stats_signal=99,stats_file=");
   fflush(stderr);
   cr_assert_stderr_eq_str(
+      "buddymalloc: warning: BUDDY_OPTIONS: stats_signal=99: must be 0 (none), a signal number 1-64, USR1 or USR2, "
+      "keeping 10\n"
       "buddymalloc: warning: BUDDY_OPTIONS: stats_file=: must be a path (%p: the pid), keeping /abs/x\n");
 }
 
@@ -450,6 +454,65 @@ Test(stats, stats_file_takes_each_report_of_the_process) {
   cr_assert_eq(count_of(text, "{\"allocator\":"), 1, "appended: %s", text);
   unlink(path);
   rmdir(dir);
+}
+
+/* stats_signal: a snapshot on the signal, from a thread of the allocator's,
+ * written like the report at exit. */
+Test(stats, a_signal_writes_a_snapshot) {
+  char dir[] = "/tmp/buddy-stats-XXXXXX", path[128];
+  cr_assert_not_null(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/snapshot", dir);
+  options.stats_file = path;
+  options.stats_signal = SIGUSR2;
+  snapshot_init();                        /* start-up ran at load, before these options */
+  buddy_free(buddy_malloc(MEDIUM_BLOCK)); /* a slow path: the thread starts */
+  cr_assert(snapshot_thread_running);
+  for (int tries = 0; tries < 1000 && count_of(file_text(path), "on signal 12") < 2; tries++) {
+    if (tries % 100 == 0) kill(getpid(), SIGUSR2);
+    usleep(10 * 1000);
+  }
+  const char *text = file_text(path);
+  cr_assert_geq(count_of(text, "on signal 12\n"), 2, "%s", text);
+  cr_assert_eq(count_of(text, "buddymalloc statistics: pid"), count_of(text, "(in caches)\n"), "whole reports: %s",
+               text);
+  unlink(path);
+  rmdir(dir);
+}
+
+/* A fork child has no snapshot thread of its parent's: its first slow path
+ * starts its own, and its reports name it. */
+Test(stats, a_fork_child_writes_its_own_snapshots) {
+  char dir[] = "/tmp/buddy-stats-XXXXXX", path[128], header[128];
+  cr_assert_not_null(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/snapshot", dir);
+  options.stats_file = path;
+  options.stats_signal = SIGUSR2;
+  snapshot_init();
+  buddy_free(buddy_malloc(MEDIUM_BLOCK));
+  pid_t child = fork();
+  cr_assert_geq(child, 0);
+  if (child == 0) {
+    buddy_free(buddy_malloc(MEDIUM_BLOCK)); /* its own thread starts */
+    snprintf(header, sizeof header, "statistics: pid %d (", (int)getpid());
+    for (int tries = 0; tries < 1000 && count_of(file_text(path), header) == 0; tries++) {
+      if (tries % 100 == 0) kill(getpid(), SIGUSR2);
+      usleep(10 * 1000);
+    }
+    _exit(count_of(file_text(path), header) >= 1 ? 0 : 1);
+  }
+  int status = 0;
+  cr_assert_eq(waitpid(child, &status, 0), child);
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child wrote no snapshot: %s", file_text(path));
+  unlink(path);
+  rmdir(dir);
+}
+
+Test(stats, a_signal_that_cannot_be_caught_is_said, .init = cr_redirect_stderr) {
+  options.stats_signal = SIGKILL;
+  snapshot_init();
+  options.stats_signal = 0;
+  const char *text = redirected_stderr();
+  cr_assert_not_null(strstr(text, "stats_signal: that signal cannot be caught"), "%s", text);
 }
 
 /* ---- debug=1: freed blocks are filled and checked on reuse ----------------- */
