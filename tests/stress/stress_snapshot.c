@@ -28,6 +28,9 @@
 #define SN_MAX_SIZE (96 * KIB) /* small blocks and page runs */
 #define SN_OPS 400000          /* per thread, nominal */
 #define SN_WAIT_MS 30000       /* for the last snapshot (a deadlock guard) */
+/* Between two signals: a snapshot walks every region, far slower under a
+ * sanitizer, and back-to-back snapshots would starve the threads. */
+#define SN_INTERVAL_MS (STRESS_SANITIZED ? 10 : 1)
 
 static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
 static stress_block shared_table[SN_SHARED];
@@ -116,7 +119,7 @@ static int run(const char *dir) {
     if (i % 16 == 15) kill(getpid(), SIGUSR2);
     else pthread_kill(th[i % SN_THREADS], SIGUSR2); /* may find it gone: ESRCH is fine */
     sent++;
-    sleep_ms(1);
+    sleep_ms(SN_INTERVAL_MS);
   }
   for (unsigned t = 0; t < SN_THREADS; t++) pthread_join(th[t], NULL);
   printf("%lu signals sent while %u threads allocated\n", sent, SN_THREADS);
