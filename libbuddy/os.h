@@ -1,8 +1,9 @@
 /* os.h: the whole contract between buddymalloc and the operating system.
  *
  * Nothing else in libbuddy includes <sys/mman.h> or makes a system call.
- * No function here allocates, takes a lock, or touches errno visibly: each
- * saves and restores errno, so that free() preserves it as glibc requires.
+ * No function here allocates (but os_start_thread, which says so), takes a
+ * lock (but stdio's, for fork), or touches errno visibly: each saves and
+ * restores errno, so that free() preserves it as glibc requires.
  */
 #ifndef BUDDY_OS_H
 #define BUDDY_OS_H
