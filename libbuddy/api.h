@@ -40,7 +40,7 @@ static inline void *alloc_fast(size_t size) {
   __asm__("" : "+m"(*top));
   (*top)--;
   /* Static caches never get here: their bins are empty. */
-  *tcache_tally_of(top) += TCACHE_TALLY_POP;
+  counter_add(*tcache_tally_of(top), TCACHE_TALLY_POP);
   p[1] = NULL;
   tcache_release();
   return p;

@@ -60,6 +60,26 @@ static inline bool free_key_matches(const void *word) {
   return (uintptr_t)word == free_key;
 }
 
+/* ---- Warnings (base.c) ----------------------------------------------------- */
+
+/* "buddymalloc: warning: " and the strings up to a NULL, then a newline, on
+ * stderr in one write (so that processes sharing stderr do not mix lines);
+ * never allocates. */
+void base_warning(const char *first, ...);
+
+/* ---- Bytes handed out, and their peak (base.c) --------------------------- */
+
+/* Small objects out of their slabs, page runs and huge blocks: the layers
+ * that hand them out add and subtract their bytes here where blocks leave
+ * and come back (a zone once its own count has moved by ZONE_OUT_GRAIN,
+ * huge.c at once), never on malloc's or free's fast path. The peak is the
+ * most this ever was, the statistics' "allocated at peak". */
+void heap_bytes_note(long delta);
+size_t heap_bytes_peak(void);
+/* In a fork child: its peak starts at what it has now, as the kernel's
+ * VmHWM does. */
+void heap_bytes_fork_child(void);
+
 /* ---- options.c ----------------------------------------------------------- */
 
 extern buddy_options_t options;

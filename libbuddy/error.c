@@ -64,8 +64,13 @@ _Noreturn void error_fatal(const char *what, const void *ptr) {
   os_abort();
 }
 
+/* The way to keep going is named where the program stops: a program that
+ * mixes allocators (one frees what another allocated) meets this first. */
 void error_misuse(const char *what, const void *ptr) {
-  if (options.abort_on_error) error_fatal(what, ptr);
+  if (options.abort_on_error) {
+    error_report("error: ", what, ptr, "; aborting (BUDDY_OPTIONS=abort_on_error=0 makes this a warning)");
+    os_abort();
+  }
   error_report("warning: ", what, ptr, "; left alone (abort_on_error=0)");
 }
 

@@ -78,6 +78,8 @@ static void fork_child(void) {
   }
   tcache_fork_child();
   maintain_fork_child(); /* the background thread, if any, is not here */
+  snapshot_fork_child(); /* nor the snapshot thread */
+  heap_bytes_fork_child();
 }
 
 void fork_install_handlers(void) {

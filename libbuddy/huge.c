@@ -52,13 +52,17 @@ static size_t huge_round(size_t size) {
   return size == 0 ? PAGE_SIZE : (size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
 }
 
+size_t huge_descriptors;
+
 static huge_t *huge_desc_alloc(void) {
   void *list = NULL;
-  if (zone_alloc_objects(&zones[0], size_class_of(sizeof(huge_t)), &list, 1) == 0) return NULL;
+  if (zone_alloc_objects(&zones[0], HUGE_DESC_CLASS, &list, 1) == 0) return NULL;
+  __atomic_add_fetch(&huge_descriptors, 1, __ATOMIC_RELAXED);
   return list;
 }
 
 static void huge_desc_free(huge_t *h) {
+  __atomic_sub_fetch(&huge_descriptors, 1, __ATOMIC_RELAXED);
   zone_free_small(h);
 }
 
@@ -72,6 +76,7 @@ static void huge_count(huge_t *h, bool live) {
   size_t blocks = live ? 1 : (size_t)-1, bytes = live ? h->size : 0 - h->size;
   __atomic_add_fetch(&huge_live_blocks, blocks, __ATOMIC_RELAXED);
   __atomic_add_fetch(&huge_live_bytes, bytes, __ATOMIC_RELAXED);
+  heap_bytes_note(live ? (long)h->size : -(long)h->size);
 }
 
 /* ---- The cache ----------------------------------------------------------- */
@@ -336,6 +341,7 @@ void *huge_realloc(huge_t *h, void *p, size_t size) {
   char *moved = os_remap_aligned(h->base, h->size, length, BUDDY_REGION_SIZE);
   if (moved != NULL) {
     __atomic_add_fetch(&huge_live_bytes, length - h->size, __ATOMIC_RELAXED);
+    heap_bytes_note((long)length - (long)h->size);
     if (moved != h->base) h->mapping = moved;
     h->base = moved;
     h->size = length;

@@ -19,6 +19,11 @@ void huge_expire(void);
 extern size_t huge_cached_bytes;
 extern size_t huge_live_blocks, huge_live_bytes; /* atomic */
 extern uint64_t huge_requests;                   /* atomic: blocks handed out */
+/* Descriptors (huge_t) in use, live blocks' and cached ones': small objects
+ * of class HUGE_DESC_CLASS that the allocator takes for itself, with no
+ * request (the statistics count them apart). Atomic. */
+extern size_t huge_descriptors;
+#define HUGE_DESC_CLASS size_class_of(sizeof(huge_t))
 void *huge_realloc(huge_t *h, void *p, size_t size);
 void huge_fork_prepare(void);
 void huge_fork_parent(void);

@@ -4,7 +4,8 @@
  * Start-up runs at load time (a constructor) or at the first allocation,
  * whichever comes first (another library's constructor may allocate before
  * ours runs). It reads the options, makes the free key, readies each layer
- * that needs it, and takes no lock that an allocation could need:
+ * that needs it (the signal for snapshots is caught here), and takes no
+ * lock that an allocation could need:
  * pthread_atfork, which may call malloc, runs after the state is published.
  */
 #include "runtime.h"
@@ -20,6 +21,7 @@ void runtime_init(void) {
     if (os_page_size() != PAGE_SIZE) error_fatal("unsupported system page size", NULL);
     options_init();
     stats_init();
+    snapshot_init();
     free_key = ((uintptr_t)os_random_seed() | 16) & ~(uintptr_t)3; /* never 0: fresh blocks hold 0 */
     tcache_init();
     __atomic_store_n(&runtime_ready, true, __ATOMIC_RELEASE);

@@ -1,8 +1,9 @@
 /* os.h: the whole contract between buddymalloc and the operating system.
  *
  * Nothing else in libbuddy includes <sys/mman.h> or makes a system call.
- * No function here allocates, takes a lock, or touches errno visibly: each
- * saves and restores errno, so that free() preserves it as glibc requires.
+ * No function here allocates (but os_start_thread, which says so), takes a
+ * lock (but stdio's, for fork), or touches errno visibly: each saves and
+ * restores errno, so that free() preserves it as glibc requires.
  */
 #ifndef BUDDY_OS_H
 #define BUDDY_OS_H
@@ -66,6 +67,8 @@ void os_write_fd(int fd, const char *buf, size_t len);
 int os_dup_stderr(void);
 /* Creates (truncates) a file for writing, 0644; -1 on failure. */
 int os_create_file(const char *path);
+/* Opens a file for appending (created 0644 if missing); -1 on failure. */
+int os_append_file(const char *path);
 void os_close(int fd);
 
 /* Ends the process with SIGABRT, never returning, without allocating. */
@@ -90,6 +93,29 @@ int os_thread_id(void);
  * readings means it did not run in between. False when either file cannot be
  * read (the thread is gone, or /proc is missing). */
 bool os_thread_blocked(int tid, uint64_t *run_ns);
+
+/* The process's peak resident set in bytes (VmHWM of /proc/self/status:
+ * the whole process, its heap or not), 0 if it cannot be read. */
+size_t os_peak_resident(void);
+
+/* The process id (getpid), and the program's name (argv[0] without its
+ * directory, as glibc keeps it for error messages; "" if unknown). */
+int os_process_id(void);
+const char *os_program_name(void);
+
+/* The working directory's absolute path into buf, NUL-terminated; returns
+ * its length, 0 if it does not fit or is not reachable from the root. */
+size_t os_current_directory(char *buf, size_t size);
+
+/* Runs handler(sig) on signal sig (in whichever thread the kernel delivers it
+ * to; with SA_RESTART, every other signal blocked while it runs); false if
+ * the signal cannot be caught (SIGKILL, SIGSTOP, those libc keeps). */
+bool os_catch_signal(int sig, void (*handler)(int));
+
+/* Starts a detached thread running main(NULL) with every signal blocked, so
+ * that none meant for the program is delivered to it; false on failure.
+ * pthread_create allocates: never call it with an allocator lock held. */
+bool os_start_thread(void *(*main)(void *));
 
 /* Whether the process has never had a second thread (glibc's
  * __libc_single_threaded): no other thread can hold a lock then. */

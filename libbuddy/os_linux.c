@@ -9,11 +9,18 @@
  * interpose those and call malloc from them, which would re-enter buddymalloc
  * while it holds a zone lock. Sanitizer builds use the libc symbols instead:
  * ASan and TSan must see mappings come and go to keep their shadow memory
- * right (unseen munmaps leave the shadow of freed ranges resident). */
+ * right (unseen munmaps leave the shadow of freed ranges resident).
+ *
+ * syscall(2) reads every argument as a long through varargs: each one is
+ * passed as a long (or a pointer or size_t) here. An int leaves the upper
+ * half of its slot undefined, and the kernel reads the whole of it where its
+ * parameter is a long: mmap's offset, the sixth argument, goes on the stack,
+ * where nothing clears that half (valgrind reports it). */
 #include "os.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -53,7 +60,7 @@ static void *os_mmap(void *hint, size_t size, int prot) {
     void *p = mmap(hint, size, prot, flags, -1, 0);
     return p == MAP_FAILED ? NULL : p;
   }
-  long p = syscall(SYS_mmap, hint, size, prot, flags, -1, 0);
+  long p = syscall(SYS_mmap, hint, size, (long)prot, (long)flags, -1L, 0L);
   return p == -1 ? NULL : (void *)p;
 }
 
@@ -62,12 +69,12 @@ static int munmap_raw(void *addr, size_t size) {
 }
 
 static int madvise_raw(void *addr, size_t size, int advice) {
-  return os_via_libc ? madvise(addr, size, advice) : (int)syscall(SYS_madvise, addr, size, advice);
+  return os_via_libc ? madvise(addr, size, advice) : (int)syscall(SYS_madvise, addr, size, (long)advice);
 }
 
 static void *mremap_raw(void *addr, size_t old_size, size_t new_size, int flags, void *target) {
   if (os_via_libc) return mremap(addr, old_size, new_size, flags, target);
-  long p = syscall(SYS_mremap, addr, old_size, new_size, flags, target);
+  long p = syscall(SYS_mremap, addr, old_size, new_size, (long)flags, target);
   return p == -1 ? MAP_FAILED : (void *)p;
 }
 
@@ -111,7 +118,7 @@ void *os_map_readonly(size_t size) {
 
 static bool os_protect(void *addr, size_t size, int prot) {
   int saved = errno;
-  int r = os_via_libc ? mprotect(addr, size, prot) : (int)syscall(SYS_mprotect, addr, size, prot);
+  int r = os_via_libc ? mprotect(addr, size, prot) : (int)syscall(SYS_mprotect, addr, size, (long)prot);
   errno = saved;
   return r == 0;
 }
@@ -188,16 +195,23 @@ void os_write_stderr(const char *buf, size_t len) {
 /* open(2), read(2), write(2), close(2) without their cancellation points;
  * errno as the system call left it. */
 static int os_open_raw(const char *path, int flags, int mode) {
-  return (int)syscall(SYS_openat, AT_FDCWD, path, flags, mode);
+  return (int)syscall(SYS_openat, (long)AT_FDCWD, path, (long)flags, (long)mode);
 }
 static ssize_t os_read_raw(int fd, void *buf, size_t len) {
-  return (ssize_t)syscall(SYS_read, fd, buf, len);
+  return (ssize_t)syscall(SYS_read, (long)fd, buf, len);
 }
 static ssize_t os_write_raw(int fd, const void *buf, size_t len) {
-  return (ssize_t)syscall(SYS_write, fd, buf, len);
+  return (ssize_t)syscall(SYS_write, (long)fd, buf, len);
 }
 static void os_close_raw(int fd) {
-  syscall(SYS_close, fd);
+  syscall(SYS_close, (long)fd);
+}
+
+int os_append_file(const char *path) {
+  int saved = errno;
+  int fd = os_open_raw(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  errno = saved;
+  return fd;
 }
 
 int os_create_file(const char *path) {
@@ -215,7 +229,7 @@ void os_close(int fd) {
 
 int os_dup_stderr(void) {
   int saved = errno;
-  int fd = (int)syscall(SYS_fcntl, STDERR_FILENO, F_DUPFD_CLOEXEC, OS_PRIVATE_FD_MIN);
+  int fd = (int)syscall(SYS_fcntl, (long)STDERR_FILENO, (long)F_DUPFD_CLOEXEC, (long)OS_PRIVATE_FD_MIN);
   errno = saved;
   return fd;
 }
@@ -254,6 +268,20 @@ int os_thread_id(void) {
   return (int)syscall(SYS_gettid);
 }
 
+/* Reads the file at path into buf (NUL-terminated; what does not fit is
+ * left out); false on failure. One read: a /proc file is made whole by it. */
+static bool os_read_small_file(const char *path, char *buf, size_t size) {
+  int fd = os_open_raw(path, O_RDONLY | O_CLOEXEC, 0);
+  if (fd < 0) return false;
+  ssize_t n;
+  do n = os_read_raw(fd, buf, size - 1);
+  while (n < 0 && errno == EINTR);
+  os_close_raw(fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  return true;
+}
+
 /* Reads /proc/self/task/TID/NAME into buf (NUL-terminated); false on failure. */
 static bool os_read_task_file(int tid, const char *name, char *buf, size_t size) {
   char path[64] = "/proc/self/task/";
@@ -265,15 +293,7 @@ static bool os_read_task_file(int tid, const char *name, char *buf, size_t size)
   path[len++] = '/';
   size_t name_len = strlen(name);
   memcpy(path + len, name, name_len + 1);
-  int fd = os_open_raw(path, O_RDONLY | O_CLOEXEC, 0);
-  if (fd < 0) return false;
-  ssize_t n;
-  do n = os_read_raw(fd, buf, size - 1);
-  while (n < 0 && errno == EINTR);
-  os_close_raw(fd);
-  if (n <= 0) return false;
-  buf[n] = '\0';
-  return true;
+  return os_read_small_file(path, buf, size);
 }
 
 bool os_thread_blocked(int tid, uint64_t *run_ns) {
@@ -291,6 +311,68 @@ bool os_thread_blocked(int tid, uint64_t *run_ns) {
   }
   errno = saved;
   return blocked;
+}
+
+size_t os_peak_resident(void) {
+  int saved = errno;
+  char text[4096];
+  size_t kib = 0;
+  if (os_read_small_file("/proc/self/status", text, sizeof text)) {
+    const char *line = strstr(text, "\nVmHWM:");
+    if (line != NULL) {
+      const char *c = line + strlen("\nVmHWM:");
+      while (*c == ' ' || *c == '\t') c++;
+      for (; *c >= '0' && *c <= '9'; c++) kib = kib * 10 + (size_t)(*c - '0');
+    }
+  }
+  errno = saved;
+  return kib * 1024;
+}
+
+int os_process_id(void) {
+  return (int)syscall(SYS_getpid);
+}
+
+const char *os_program_name(void) {
+  return program_invocation_short_name != NULL ? program_invocation_short_name : "";
+}
+
+size_t os_current_directory(char *buf, size_t size) {
+  int saved = errno;
+  long n = syscall(SYS_getcwd, buf, size);
+  errno = saved;
+  /* The length with its NUL; "(unreachable)..." when the directory is not
+   * below the process's root. */
+  if (n <= 1 || buf[0] != '/') return 0;
+  return (size_t)n - 1;
+}
+
+bool os_catch_signal(int sig, void (*handler)(int)) {
+  int saved = errno;
+  struct sigaction action;
+  memset(&action, 0, sizeof action);
+  action.sa_handler = handler;
+  action.sa_flags = SA_RESTART;
+  sigfillset(&action.sa_mask); /* nothing else runs on top of the handler */
+  bool caught = sigaction(sig, &action, NULL) == 0;
+  errno = saved;
+  return caught;
+}
+
+bool os_start_thread(void *(*main)(void *)) {
+  int saved = errno;
+  sigset_t all, before;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &before); /* inherited by the new thread */
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_t thread;
+  bool started = pthread_create(&thread, &attr, main, NULL) == 0;
+  pthread_attr_destroy(&attr);
+  pthread_sigmask(SIG_SETMASK, &before, NULL);
+  errno = saved;
+  return started;
 }
 
 bool os_single_threaded(void) {

@@ -8,12 +8,18 @@
 
 uint64_t zone_run_requests;
 
+/* The bytes of a run of the program's (not PAGE_META) count as handed out. */
+static long zone_run_bytes(unsigned order) {
+  return (long)(PAGE_SIZE << order);
+}
+
 static void *zone_alloc_run_flagged(zone_t *z, unsigned order, bool *zeroed, uint8_t flags) {
   zone_lock(z);
   page_desc_t *d = zone_alloc_block_locked(z, order, zeroed);
   if (d != NULL) {
     d->kind = PAGE_RUN;
     d->flags = flags;
+    if (!(flags & PAGE_META)) z->out_pending += zone_run_bytes(order);
   }
   zone_unlock(z);
   return d != NULL ? page_address_of(d) : NULL;
@@ -46,7 +52,10 @@ static void zone_free_run_flagged(region_t *r, void *p, uint8_t meta) {
   zone_t *z = r->zone;
   zone_lock(z);
   page_desc_t *d = zone_run_locked(r, p, meta);
-  if (d != NULL) zone_free_block_locked(z, d);
+  if (d != NULL) {
+    if (!meta) z->out_pending -= zone_run_bytes(d->order);
+    zone_free_block_locked(z, d);
+  }
   zone_unlock(z);
 }
 
@@ -62,7 +71,9 @@ bool zone_grow_run(region_t *r, void *p, unsigned order) {
   zone_t *z = r->zone;
   zone_lock(z);
   page_desc_t *d = zone_run_locked(r, p, 0);
+  unsigned old = d != NULL ? d->order : 0;
   bool grown = d != NULL && buddy_heap_grow(&z->heap, d, order);
+  if (grown) z->out_pending += zone_run_bytes(order) - zone_run_bytes(old);
   zone_unlock(z);
   return grown;
 }
@@ -73,6 +84,7 @@ void zone_shrink_run(region_t *r, void *p, unsigned order) {
   page_desc_t *d = zone_run_locked(r, p, 0);
   if (d != NULL) {
     zone_note_freed_locked(z, ((size_t)1 << d->order) - ((size_t)1 << order));
+    z->out_pending -= zone_run_bytes(d->order) - zone_run_bytes(order);
     buddy_heap_shrink(&z->heap, d, order);
   }
   zone_unlock(z);

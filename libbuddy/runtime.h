@@ -33,11 +33,14 @@ void fork_install_handlers(void); /* once, at global start-up */
 /* ---- The API's way in ---------------------------------------------------- */
 
 /* Every slow path of the API that may be the process's first allocation:
- * start-up, and the background thread if it is wanted and not running. */
+ * start-up, and the background threads (purge, snapshots) if they are wanted
+ * and not running. */
 static inline void runtime_enter(void) {
   if (unlikely(!__atomic_load_n(&runtime_ready, __ATOMIC_ACQUIRE))) runtime_init();
   if (unlikely(options.background_purge && !__atomic_load_n(&maintain_thread_running, __ATOMIC_ACQUIRE)))
     maintain_start_thread();
+  if (unlikely(options.stats_signal != 0 && !__atomic_load_n(&snapshot_thread_running, __ATOMIC_ACQUIRE)))
+    snapshot_start_thread();
 }
 /* The same, for a small allocation's slow path, which also counts towards
  * the periodic work. */

@@ -58,7 +58,7 @@ static void *tcache_refill_and_pop(tcache_t *tc, unsigned cls) {
     unsigned got = zone_alloc_objects(tc->zone, cls, tc->bin_top[bin], (max + 1) / 2);
     if (got == 0) return NULL;
     tc->bin_top[bin] += got;
-    tc->bin_tally[bin] -= got; /* room */
+    counter_sub(tc->bin_tally[bin], got); /* room */
   }
   return tcache_pop(tc, bin);
 }

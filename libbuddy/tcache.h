@@ -31,6 +31,16 @@ _Static_assert(TCACHE_TALLY_ROOM_BITS == 16 && __BYTE_ORDER__ == __ORDER_LITTLE_
 static inline uint32_t tcache_bin_room(uint64_t tally) {
   return (uint32_t)(tally & TCACHE_TALLY_ROOM_MASK);
 }
+/* The owner's own counters: plain increments, which other threads read with
+ * relaxed loads (TSan builds make the increment atomic too, to say so). */
+#ifdef __SANITIZE_THREAD__
+#define counter_add(x, n) __atomic_store_n(&(x), __atomic_load_n(&(x), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
+#define counter_sub(x, n) __atomic_store_n(&(x), __atomic_load_n(&(x), __ATOMIC_RELAXED) - (n), __ATOMIC_RELAXED)
+#else
+#define counter_add(x, n) ((x) += (n))
+#define counter_sub(x, n) ((x) -= (n))
+#endif
+
 /* A bin's tally, from its top's address: the tallies follow the tops. */
 _Static_assert(offsetof(tcache_t, bin_tally) == offsetof(tcache_t, bin_top) + TCACHE_BINS * sizeof(void *),
                "a bin's tally is TCACHE_BINS words after its top");
@@ -66,7 +76,7 @@ static inline void tcache_top_push(void ***top, void *p) {
   **top = p;
   (*top)++;
   ((void **)p)[1] = (void *)free_key;
-  (*tcache_tally_of(top))--;
+  counter_sub(*tcache_tally_of(top), 1); /* a tally: the statistics read it (tcache_sweep.c) */
 }
 static inline void tcache_bin_push(tcache_t *tc, size_t bin, void *p) {
   tcache_top_push(&tc->bin_top[bin], p);
@@ -124,14 +134,6 @@ void tcache_collect_stats(buddy_stats_t *s);
  * tcache_size.c (bin sizes), tcache_thread.c (a cache from thread start to
  * exit, the registry, fork), tcache.c (the slow paths), tcache_sweep.c
  * (orphans, idle caches, statistics). */
-
-/* The owner's own counters: plain increments, which other threads read with
- * relaxed loads (TSan builds make the increment atomic too, to say so). */
-#ifdef __SANITIZE_THREAD__
-#define counter_add(x, n) __atomic_store_n(&(x), __atomic_load_n(&(x), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
-#else
-#define counter_add(x, n) ((x) += (n))
-#endif
 
 /* The tally of the home bin of class cls (relaxed: other threads read it). */
 static inline uint64_t tcache_home_tally(const tcache_t *tc, unsigned cls) {

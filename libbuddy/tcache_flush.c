@@ -15,7 +15,7 @@ void tcache_flush_bin(tcache_t *tc, unsigned cls, uint32_t n) {
   zone_free_objects(bottom, n);
   memmove(bottom, bottom + n, (size_t)(top - bottom - n) * sizeof(void *));
   tc->bin_top[bin] = top - n;
-  tc->bin_tally[bin] += n; /* room */
+  counter_add(tc->bin_tally[bin], n); /* room */
 }
 
 void tcache_remote_flush(tcache_remote_t *rb) {

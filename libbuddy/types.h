@@ -275,6 +275,10 @@ typedef struct slab_list {
 #define ZONE_TRANSFER_CLASS_BYTES ((size_t)128 * 1024)
 #define ZONE_TRANSFER_BYTES ((size_t)512 * 1024)
 _Static_assert(SIZE_CLASS_COUNT <= 64, "zone_t.transfer_taken has a bit per class");
+/* A zone's count of bytes handed out reaches the global one in steps of at
+ * least this (zone_t.out_pending): a shared atomic written at every locked
+ * section would make threads of different zones share its cache line. */
+#define ZONE_OUT_GRAIN ((long)64 * 1024)
 
 /* A zone's fields are guarded by its lock, which lives apart (zone.c:
  * zone_locks), so that an unused zone is all zeros, in pages never touched. */
@@ -285,6 +289,11 @@ typedef struct zone {
   size_t dirty_pages;         /* freed to the heap since the last purge */
   uint64_t purge_deadline_ns; /* when they must be purged (valid if dirty) */
   size_t purged_pages;        /* statistics: pages given back so far */
+  /* Bytes handed out (objects out of their slabs, page runs) since the zone
+   * last added its count to heap_bytes_out (base.c): it does so in zone_unlock
+   * once this passes ZONE_OUT_GRAIN either way, so the global count and its
+   * peak are off by less than that grain per zone. */
+  long out_pending;
   bool initialised;
   uint64_t transfer_taken; /* bit c: a refill took from class c's stack since the last expiry */
   size_t transfer_bytes;   /* in all transfer stacks */
@@ -293,6 +302,9 @@ typedef struct zone {
 } zone_t;
 
 /* ---- Options (options.c): BUDDY_OPTIONS, fixed after start-up ------------ */
+
+/* The longest stats_file= path, its terminating NUL included (PATH_MAX). */
+#define OPTIONS_PATH_MAX 4096
 
 typedef struct buddy_options {
   long purge_delay_ms;   /* free pages are purged this long after freeing */
@@ -306,6 +318,9 @@ typedef struct buddy_options {
   long debug;            /* fill freed small blocks, check the fill on reuse */
   long abort_on_error;   /* misuse aborts (1) or warns and leaks the block (0) */
   long reclaim_idle;     /* empty the caches of threads idle for a purge period */
+  long stats_signal;     /* a snapshot of the statistics on this signal (0: none) */
+  /* Where the reports go: a path, %p standing for the pid (NULL: stderr). */
+  const char *stats_file;
 } buddy_options_t;
 
 /* ---- Thread caches ------------------------------------------------------- */
@@ -413,6 +428,7 @@ typedef struct buddy_stats {
   size_t class_live[SIZE_CLASS_COUNT]; /* objects out of their slabs (caches included) */
   size_t purged_pages;
   size_t huge_cached_bytes; /* freed huge blocks kept for reuse */
+  size_t huge_descriptors;  /* of class_live: huge blocks' descriptors (the allocator's own, no request) */
   /* Requests served since start: small ones per class (exited threads'
    * included), medium page runs, huge blocks. */
   uint64_t class_requests[SIZE_CLASS_COUNT];
@@ -425,6 +441,10 @@ typedef struct buddy_stats {
    * region metadata, huge blocks live and cached. */
   size_t bytes_allocated, bytes_resident;
   size_t caches_reclaimed, bytes_reclaimed; /* idle threads' caches emptied */
+  /* The most bytes_allocated ever was, counted where blocks leave and return
+   * to the zones and where huge blocks are mapped (heap_bytes_out, base.c);
+   * and the process's peak resident set (the kernel's VmHWM), 0 if unknown. */
+  size_t bytes_allocated_peak, process_peak_rss;
 } buddy_stats_t;
 
 #endif /* BUDDY_TYPES_H */

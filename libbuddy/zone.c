@@ -56,9 +56,15 @@ void zone_lock(zone_t *z) {
   if (unlikely(!z->initialised)) zone_init_locked(z);
 }
 
-/* Every locked section ends by purging what is due (Purge, below). */
+/* Every locked section ends by purging what is due (Purge, below), and by
+ * adding the bytes it handed out or took back to the global count once they
+ * make a grain (types.h: ZONE_OUT_GRAIN). */
 void zone_unlock(zone_t *z) {
   zone_purge_if_due_locked(z);
+  if (unlikely(z->out_pending >= ZONE_OUT_GRAIN || z->out_pending <= -ZONE_OUT_GRAIN)) {
+    heap_bytes_note(z->out_pending);
+    z->out_pending = 0;
+  }
   lock_release(zone_mutex(z));
 }
 
@@ -185,6 +191,7 @@ static inline __attribute__((always_inline)) void zone_give_locked(zone_t *z, pa
   slab_list_t *s = &z->slabs[cls];
   bool was_full = slab_free_objects(head, cls) == 0;
   if (!slab_give(head, p, cls)) return;
+  z->out_pending -= (long)size_class_bytes[cls];
   if (unlikely(was_full)) slab_list_push(&s->partial, head);
   if (likely(head->slab_used > 0)) return;
   slab_list_remove(head);
@@ -208,6 +215,7 @@ unsigned zone_alloc_objects(zone_t *z, unsigned cls, void **out, unsigned n) {
     if (head == NULL) break;
     unsigned taken = slab_take(head, out + got, n - got);
     if (taken == 0) error_fatal("heap corrupted: a slab with room gave no object", page_address_of(head));
+    z->out_pending += (long)(taken * size_class_bytes[cls]);
     got += taken;
     if (slab_free_objects(head, cls) == 0) slab_list_remove(head); /* full: on no list */
   }

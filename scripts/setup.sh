@@ -5,10 +5,13 @@ set -euo pipefail
 BUDDY_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 # Debian packages each command needs: "command-or-file:package".
-BUDDY_BUILD_NEEDS=(meson:meson ninja:ninja-build cc:gcc c++:g++ clang:clang pkg-config:pkg-config
+# scripts/run builds the library alone: meson wants a C++ compiler too (the
+# project's languages), not clang (used when there is one) nor Criterion.
+BUDDY_RUN_NEEDS=(meson:meson ninja:ninja-build cc:gcc c++:g++)
+BUDDY_BUILD_NEEDS=("${BUDDY_RUN_NEEDS[@]}" clang:clang pkg-config:pkg-config
   /usr/include/criterion/criterion.h:libcriterion-dev)
 BUDDY_TEST_NEEDS=(python3:python3 clang-format:clang-format sqlite3:sqlite3 redis-server:redis-server redis-benchmark:redis-tools
-  sort:coreutils gnuplot:gnuplot-nox /usr/lib/x86_64-linux-gnu/libtsan.so.2:libtsan2 /usr/lib/x86_64-linux-gnu/libasan.so.8:libasan8)
+  sort:coreutils valgrind:valgrind gnuplot:gnuplot-nox /usr/lib/x86_64-linux-gnu/libtsan.so.2:libtsan2 /usr/lib/x86_64-linux-gnu/libasan.so.8:libasan8)
 
 buddy_missing() {
   local need item pkg missing=()
@@ -35,15 +38,29 @@ buddy_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 }
 
-# buddy_configure DIR [meson options…]: sets DIR up once, then reconfigures.
-# The environment (CC, CXX) chooses the compilers when DIR is first set up.
+# buddy_configure DIR [meson options…]: sets DIR up once, then applies the
+# options again only when they changed: `meson configure` starts Python and
+# makes ninja regenerate the tree, a second or so, even with nothing new.
+# DIR/.buddy-configured records the options last applied and meson's own
+# record of them (meson-private/cmd_line.txt), so that a `meson configure`
+# by hand in between is seen too. The environment (CC, CXX) chooses the
+# compilers when DIR is first set up.
 buddy_configure() {
   local dir=$1; shift
+  local stamp=$dir/.buddy-configured
   if [[ -f $dir/build.ninja ]]; then
+    [[ -f $stamp && $(<"$stamp") == "$(buddy_configured_record "$dir" "$@")" ]] && return 0
     meson configure "$dir" "$@" >/dev/null
   else
     meson setup "$dir" "$BUDDY_ROOT" "$@" >/dev/null
   fi
+  buddy_configured_record "$dir" "$@" >"$stamp"
+}
+
+buddy_configured_record() {
+  local dir=$1; shift
+  printf '%s\n' "$*"
+  cat "$dir/meson-private/cmd_line.txt" 2>/dev/null || true
 }
 
 # The release library (scripts/run; scripts/bench does the same) is built with

@@ -211,6 +211,8 @@ Test(misuse, report_on_stderr_names_the_address) {
     cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "free(%p): child did not abort (status %#x)", bad[i],
               (unsigned)status);
     cr_assert(report_names(report, bad[i]), "free(%p): stderr does not name it: \"%s\"", bad[i], report);
+    cr_assert(strstr(report, "abort_on_error=0") != NULL, "free(%p): the report names no way to go on: \"%s\"", bad[i],
+              report);
   }
   buddy_free(small);
 }

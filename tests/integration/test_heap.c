@@ -210,14 +210,75 @@ Test(options, values_are_parsed, .init = cr_redirect_stderr) {
 }
 
 Test(options, unknown_key_warns_once_and_keeps_defaults, .init = cr_redirect_stderr) {
-  run_options("purge_delay=5,zones=99,zones=x,stats=1");
-  cr_assert_eq(options.zones, 4, "bad values keep the default");
+  run_options("purge_delay=5,zones=99,zones=x,stats=1,zones=2,zones=7,verbose=2,zones");
+  cr_assert_eq(options.zones, 2, "bad values keep what was in force");
   cr_assert_eq(options.stats, 1, "good keys after bad ones still apply");
   options.stats = 0; /* no report at exit: stderr is Criterion's pipe */
   fflush(stderr);
-  cr_assert_stderr_eq_str("buddymalloc: warning: BUDDY_OPTIONS: unknown option 'purge_delay', keeping the default\n"
-                          "buddymalloc: warning: BUDDY_OPTIONS: bad value for 'zones=99', keeping the default\n"
-                          "buddymalloc: warning: BUDDY_OPTIONS: bad value for 'zones=x', keeping the default\n");
+  cr_assert_stderr_eq_str(
+      "buddymalloc: warning: BUDDY_OPTIONS: unknown option 'purge_delay', ignored (verbose=1 lists the options)\n"
+      "buddymalloc: warning: BUDDY_OPTIONS: zones=99: must be 1-6, keeping 4\n"
+      "buddymalloc: warning: BUDDY_OPTIONS: zones=x: must be 1-6, keeping 4\n"
+      "buddymalloc: warning: BUDDY_OPTIONS: zones=7: must be 1-6, keeping 2\n"
+      "buddymalloc: warning: BUDDY_OPTIONS: verbose=2: must be 0 or 1, keeping 0\n"
+      "buddymalloc: warning: BUDDY_OPTIONS: zones: must be 1-6, keeping 2\n");
+}
+
+/* BUDDY_STATS and stats= take one set of values: 0, 1 or text, 2 or json. */
+static long stats_from(const char *variable, const char *option) {
+  options.stats = 0;
+  if (variable != NULL) setenv("BUDDY_STATS", variable, 1);
+  else unsetenv("BUDDY_STATS");
+  setenv("BUDDY_OPTIONS", option != NULL ? option : "", 1);
+  options_init();
+  long value = options.stats;
+  options.stats = 0; /* no report at exit */
+  return value;
+}
+
+Test(options, stats_values_are_the_same_in_both_places, .init = cr_redirect_stderr) {
+  const char *values[] = {"0", "1", "text", "2", "json"};
+  const long meaning[] = {0, 1, 1, 2, 2};
+  for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+    char option[32];
+    snprintf(option, sizeof option, "stats=%s", values[i]);
+    cr_assert_eq(stats_from(values[i], NULL), meaning[i], "BUDDY_STATS=%s", values[i]);
+    cr_assert_eq(stats_from(NULL, option), meaning[i], "BUDDY_OPTIONS=%s", option);
+  }
+  cr_assert_eq(stats_from("", NULL), 0, "an empty BUDDY_STATS is unset");
+  cr_assert_eq(stats_from("json", "stats=text"), 1, "stats= in BUDDY_OPTIONS wins");
+  fflush(stderr);
+  cr_assert_stderr_eq_str("", "no value above warns");
+}
+
+Test(options, unknown_stats_values_warn_in_both_places, .init = cr_redirect_stderr) {
+  cr_assert_eq(stats_from("yes", NULL), 0);
+  cr_assert_eq(stats_from(NULL, "stats=JSON"), 0);
+  cr_assert_eq(stats_from("3", NULL), 0);
+  fflush(stderr);
+  cr_assert_stderr_eq_str(
+      "buddymalloc: warning: BUDDY_STATS=yes: must be 0, 1 or text, 2 or json, keeping 0\n"
+      "buddymalloc: warning: BUDDY_OPTIONS: stats=JSON: must be 0, 1 or text, 2 or json, keeping 0\n"
+      "buddymalloc: warning: BUDDY_STATS=3: must be 0, 1 or text, 2 or json, keeping 0\n");
+}
+
+Test(options, stats_file_is_made_absolute_and_stats_signal_takes_names, .init = cr_redirect_stderr) {
+  char cwd[4096];
+  cr_assert_not_null(getcwd(cwd, sizeof cwd));
+  run_options("stats_file=report.%p,stats_signal=USR2");
+  char expected[4200];
+  snprintf(expected, sizeof expected, "%s%sreport.%%p", cwd, strcmp(cwd, "/") == 0 ? "" : "/");
+  cr_assert_str_eq(options.stats_file, expected);
+  cr_assert_eq(options.stats_signal, SIGUSR2);
+  run_options("stats_signal=10,stats_file=/abs/x");
+  cr_assert_eq(options.stats_signal, 10);
+  cr_assert_str_eq(options.stats_file, "/abs/x");
+  run_options("stats_signal=99,stats_file=");
+  fflush(stderr);
+  cr_assert_stderr_eq_str(
+      "buddymalloc: warning: BUDDY_OPTIONS: stats_signal=99: must be 0 (none), a signal number 1-64, USR1 or USR2, "
+      "keeping 10\n"
+      "buddymalloc: warning: BUDDY_OPTIONS: stats_file=: must be a path (%p: the pid), keeping /abs/x\n");
 }
 
 /* What the test wrote to stderr so far (with .init = cr_redirect_stderr). */
@@ -288,6 +349,170 @@ Test(stats, allocated_and_resident_bytes_follow_the_heap) {
   buddy_trim(0);
   stats_collect(&after);
   cr_assert_leq(after.bytes_resident, before.bytes_resident + 2 * MIB, "a trim purges them");
+}
+
+/* Every report says which process it is, and the peaks. */
+Test(stats, report_names_the_process_and_its_peaks, .init = cr_redirect_stderr) {
+  options.purge_delay_ms = 3600000;
+  enum { MEDIUM = 48 };
+  static void *medium[MEDIUM];
+  for (int i = 0; i < MEDIUM; i++) memset(medium[i] = buddy_malloc(MEDIUM_BLOCK), 1, MEDIUM_BLOCK);
+  void *huge = buddy_malloc(9 * MIB);
+  memset(huge, 1, 9 * MIB);
+  size_t held = (size_t)MEDIUM * MEDIUM_BLOCK + 9 * MIB;
+  buddy_stats_t during, after;
+  stats_collect(&during);
+  cr_assert_geq(during.bytes_allocated_peak, during.bytes_allocated);
+  cr_assert_geq(during.bytes_allocated_peak, held);
+  for (int i = 0; i < MEDIUM; i++) buddy_free(medium[i]);
+  buddy_free(huge);
+  stats_collect(&after);
+  cr_assert_lt(after.bytes_allocated + held / 2, during.bytes_allocated, "the blocks are gone");
+  cr_assert_geq(after.bytes_allocated_peak + ZONE_OUT_GRAIN * ZONES_MAX, during.bytes_allocated,
+                "the peak stays (to a grain per zone)");
+  if (!TEST_ASAN) cr_assert_geq(after.process_peak_rss, held, "VmHWM saw the blocks resident");
+  stats_print(false);
+  const char *text = redirected_stderr();
+  char first[128];
+  snprintf(first, sizeof first, "buddymalloc statistics: pid %d (%s), on request\n", (int)getpid(),
+           program_invocation_short_name);
+  cr_assert_eq(strncmp(text, first, strlen(first)), 0, "%s", text);
+  cr_assert_not_null(strstr(text, "KiB at peak"), "%s", text);
+  cr_assert_not_null(strstr(text, "peak RSS"), "%s", text);
+}
+
+/* No row of the class table says what cannot be: blocks out of their slabs
+ * with no request for them (a huge block's descriptor is the allocator's),
+ * or more in the caches than out. */
+Test(stats, the_class_table_has_no_impossible_rows, .init = cr_redirect_stderr) {
+  void *huge[3];
+  for (int i = 0; i < 3; i++) huge[i] = buddy_malloc((size_t)(5 + i) * MIB);
+  void *small = buddy_malloc(100);
+  buddy_stats_t s;
+  stats_collect(&s);
+  cr_assert_geq(s.huge_descriptors, 3);
+  stats_print(false);
+  const char *text = redirected_stderr();
+  const char *table = strstr(text, "  size class");
+  cr_assert_not_null(table, "%s", text);
+  int rows = 0;
+  for (const char *line = strchr(table, '\n') + 1; *line != '\0'; line = strchr(line, '\n') + 1) {
+    unsigned cls, bytes;
+    unsigned long long requests;
+    size_t slabs, out, cached;
+    cr_assert_eq(sscanf(line, "%u %u %llu %zu %zu %zu", &cls, &bytes, &requests, &slabs, &out, &cached), 6, "%s", line);
+    cr_assert(requests > 0 || out == 0, "class %u: %zu blocks out with no request\n%s", cls, out, text);
+    cr_assert_leq(cached, out, "class %u\n%s", cls, text);
+    rows++;
+  }
+  cr_assert_gt(rows, 0);
+  buddy_free(small);
+  for (int i = 0; i < 3; i++) buddy_free(huge[i]);
+}
+
+/* Reads the whole of a file (small) into a static buffer; "" if missing. */
+static const char *file_text(const char *path) {
+  static char text[65536];
+  FILE *f = fopen(path, "r");
+  size_t n = 0;
+  if (f != NULL) {
+    n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+  }
+  text[n] = '\0';
+  return text;
+}
+
+static size_t count_of(const char *text, const char *what) {
+  size_t n = 0;
+  for (const char *at = text; (at = strstr(at, what)) != NULL; at += strlen(what)) n++;
+  return n;
+}
+
+/* stats_file: %p is the pid; reports are appended; JSON with stats=json. */
+Test(stats, stats_file_takes_each_report_of_the_process) {
+  char dir[] = "/tmp/buddy-stats-XXXXXX", pattern[128], path[128];
+  cr_assert_not_null(mkdtemp(dir));
+  snprintf(pattern, sizeof pattern, "%s/report.%%p.txt", dir);
+  snprintf(path, sizeof path, "%s/report.%d.txt", dir, (int)getpid());
+  options.stats_file = pattern;
+  options.stats = 1;
+  stats_report(STATS_AT_EXIT);
+  options.stats = 2;
+  stats_report(STATS_AT_EXIT);
+  options.stats = 0;
+  const char *text = file_text(path);
+  char first[128], json[128];
+  snprintf(first, sizeof first, "buddymalloc statistics: pid %d (%s), at exit\n", (int)getpid(),
+           program_invocation_short_name);
+  snprintf(json, sizeof json, "{\"allocator\":\"buddymalloc\",\"pid\":%d,\"program\":\"%s\",\"when\":\"exit\",",
+           (int)getpid(), program_invocation_short_name);
+  cr_assert_eq(strncmp(text, first, strlen(first)), 0, "%s", text);
+  cr_assert_not_null(strstr(text, json), "%s", text);
+  cr_assert_not_null(strstr(text, "\"allocated_peak_bytes\":"), "%s", text);
+  cr_assert_eq(count_of(text, "buddymalloc statistics: pid"), 1, "appended: %s", text);
+  cr_assert_eq(count_of(text, "{\"allocator\":"), 1, "appended: %s", text);
+  unlink(path);
+  rmdir(dir);
+}
+
+/* stats_signal: a snapshot on the signal, from a thread of the allocator's,
+ * written like the report at exit. */
+Test(stats, a_signal_writes_a_snapshot) {
+  char dir[] = "/tmp/buddy-stats-XXXXXX", path[128];
+  cr_assert_not_null(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/snapshot", dir);
+  options.stats_file = path;
+  options.stats_signal = SIGUSR2;
+  snapshot_init();                        /* start-up ran at load, before these options */
+  buddy_free(buddy_malloc(MEDIUM_BLOCK)); /* a slow path: the thread starts */
+  cr_assert(snapshot_thread_running);
+  for (int tries = 0; tries < 1000 && count_of(file_text(path), "on signal 12") < 2; tries++) {
+    if (tries % 100 == 0) kill(getpid(), SIGUSR2);
+    usleep(10 * 1000);
+  }
+  const char *text = file_text(path);
+  cr_assert_geq(count_of(text, "on signal 12\n"), 2, "%s", text);
+  cr_assert_eq(count_of(text, "buddymalloc statistics: pid"), count_of(text, "(in caches)\n"), "whole reports: %s",
+               text);
+  unlink(path);
+  rmdir(dir);
+}
+
+/* A fork child has no snapshot thread of its parent's: its first slow path
+ * starts its own, and its reports name it. */
+Test(stats, a_fork_child_writes_its_own_snapshots) {
+  char dir[] = "/tmp/buddy-stats-XXXXXX", path[128], header[128];
+  cr_assert_not_null(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/snapshot", dir);
+  options.stats_file = path;
+  options.stats_signal = SIGUSR2;
+  snapshot_init();
+  buddy_free(buddy_malloc(MEDIUM_BLOCK));
+  pid_t child = fork();
+  cr_assert_geq(child, 0);
+  if (child == 0) {
+    buddy_free(buddy_malloc(MEDIUM_BLOCK)); /* its own thread starts */
+    snprintf(header, sizeof header, "statistics: pid %d (", (int)getpid());
+    for (int tries = 0; tries < 1000 && count_of(file_text(path), header) == 0; tries++) {
+      if (tries % 100 == 0) kill(getpid(), SIGUSR2);
+      usleep(10 * 1000);
+    }
+    _exit(count_of(file_text(path), header) >= 1 ? 0 : 1);
+  }
+  int status = 0;
+  cr_assert_eq(waitpid(child, &status, 0), child);
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child wrote no snapshot: %s", file_text(path));
+  unlink(path);
+  rmdir(dir);
+}
+
+Test(stats, a_signal_that_cannot_be_caught_is_said, .init = cr_redirect_stderr) {
+  options.stats_signal = SIGKILL;
+  snapshot_init();
+  options.stats_signal = 0;
+  const char *text = redirected_stderr();
+  cr_assert_not_null(strstr(text, "stats_signal: that signal cannot be caught"), "%s", text);
 }
 
 /* ---- debug=1: freed blocks are filled and checked on reuse ----------------- */
