@@ -1,10 +1,10 @@
-/* test_zone.c: the zones (zone.c) through the linked API: regions mapped on
+/* test_zones_heap.c: the zones (zone.c) through the linked API: regions mapped on
  * demand and given back (trim, purge delay), each region's metadata just
  * below its pages whatever the block kind, and the small map's bytes kept by
  * the slabs of each zone (set with a slab, cleared with it), on which free's
  * fast path relies, with the page map's fallback when they are missing. The
- * transfer stacks have test_transfer.c. Each test runs in a process of its
- * own. */
+ * transfer stacks have test_transfer_heap.c, the zone layer alone
+ * tests/unit/test_zone.c. Each test runs in a process of its own. */
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
 #include <signal.h>

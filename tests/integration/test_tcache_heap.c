@@ -1,8 +1,11 @@
-/* test_tcache.c: thread caches seen from outside their threads: the
- * per-class request counters, the idle-cache reclaim (tcache.c's header has
- * the protocol), and a fork child's orphaned caches. Linked to the static
- * library with internal.h, so a test can run a sweep itself and read every
- * counter; each Criterion test runs in a process of its own. */
+/* test_tcache_heap.c: thread caches seen from outside their threads, as
+ * malloc's and free's fast paths reach them: a thread without a cache, the
+ * per-class request counters, the bins' sizes within the budget, the
+ * idle-cache reclaim (tcache_sweep.c's header has the protocol), and a fork
+ * child's orphaned caches. Linked to the static library with internal.h, so
+ * a test can run a sweep itself and read every counter; each Criterion test
+ * runs in a process of its own. The layer alone (bins, budget, slow paths
+ * called directly) has tests/unit/test_tcache.c. */
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <signal.h>

@@ -1,10 +1,12 @@
-/* test_transfer.c: the zones' transfer stacks (zone.c). A consumer thread
+/* test_transfer_heap.c: the zones' transfer stacks (transfer.c, zone.c)
+ * fed by the thread caches' remote batches. A consumer thread
  * frees the main thread's blocks; what its bins do not adopt waits in the
  * main thread's zone: checked on the way in, found by the double-free check
  * while there, bounded, taken first by the main thread's refills, and given
  * back to the slabs when unused for a sweep period or on a trim. Linked to
  * the static library with internal.h; each test runs in a process of its
- * own, and zones=4 (the default) puts the consumer in another zone. */
+ * own, and zones=4 (the default) puts the consumer in another zone. The
+ * stacks driven by the zone layer alone have tests/unit/test_transfer.c. */
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
 #include <pthread.h>
