@@ -2,8 +2,8 @@
  *
  * The core takes its regions from the caller, so these tests give it memory
  * of their own (from the test binary's libc) and check, after every step,
- * the whole-heap invariant walker buddy_heap_verify(). The zones above it
- * have test_zone.c.
+ * the whole-heap invariant walker buddy_heap_verify(). The slabs above it
+ * have test_slab.c.
  */
 #include <criterion/criterion.h>
 #include <signal.h>

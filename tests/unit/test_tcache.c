@@ -1,28 +1,49 @@
-/* test_tcache.c: thread caches seen from outside their threads: the
- * per-class request counters, the idle-cache reclaim (tcache.c's header has
- * the protocol), and a fork child's orphaned caches. Linked to the static
- * library with internal.h, so a test can run a sweep itself and read every
- * counter; each Criterion test runs in a process of its own. */
+/* test_tcache.c: unit tests of the thread caches (tcache_*.c), linked to the
+ * tcache layer alone. malloc's and free's fast paths are the API's, so a
+ * test reaches the layer through tcache.h: the bins' sizes and the budget
+ * on caches it builds itself (tcache_bin_start, tcache_size,
+ * tcache_bin_grow), the tally helpers, flushes back to the zones, and the
+ * slow paths called directly, held as the fast paths call them
+ * (tcache_hold, then tcache_alloc_slow or tcache_free_slow) on the calling
+ * thread's own cache: its start, refills, full bins, remote batches, double
+ * frees, a thread's exit, a fork's orphans and an idle thread's reclaim.
+ * The caches as malloc and free drive them are in
+ * tests/integration/test_tcache_heap.c. Each test runs in a process of its
+ * own, whose first slow path makes its cache at home in zone 0. */
 #include <criterion/criterion.h>
+#include <criterion/redirect.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "buddymalloc.h"
-#include "core_util.h"
+#include "tcache.h"
+#include "heap_util.h"
 
-#define SMALL_SIZE 64    /* class 4 */
-#define OTHER_SIZE 448   /* a class four doublings up */
-#define FILL_BLOCKS 4000 /* more than a bin holds: bins end up full */
-#define RECLAIM_WAIT_MS 5000
+/* What start-up does for the caches (init.c): the key, and the pthread key
+ * whose destructor flushes a thread's cache at its exit. */
+static void setup(void) {
+  heap_test_set_free_key();
+  tcache_init();
+}
+
+static void setup_warnings(void) {
+  setup();
+  cr_redirect_stderr();
+  options.abort_on_error = 0;
+}
+
+TestSuite(sizes, .init = setup);
+TestSuite(tally, .init = setup);
+TestSuite(flush, .init = setup);
+TestSuite(slow, .init = setup);
+TestSuite(remote, .init = setup);
+TestSuite(threads, .init = setup);
+TestSuite(tcache_misuse, .init = setup_warnings);
+TestSuite(tcache_fatal, .init = setup);
 
 /* Checks in threads other than the test's own: report and abort (a crash
  * fails the test). */
@@ -34,137 +55,733 @@
     }                                                                                                                  \
   } while (0)
 
-static buddy_stats_t stats_now(void) {
+/* ---- Caches the test builds -------------------------------------------------- */
+
+/* A cache laid out as tcache_thread_init lays out a thread's (types.h), in
+ * the test's own memory, at home in zone zi. No thread owns it: only the
+ * functions handed a cache touch it, and its slow-path clock moves only
+ * when the test moves it. */
+static tcache_t *cache_build(unsigned zi) {
+  tcache_t *tc = calloc(1, tcache_size());
+  cr_assert_not_null(tc);
+  tc->zone = &zones[zi];
+  tc->state = TCACHE_LIVE;
+  tc->home_bins = small_map_bin_number(zi, 0);
+  void **slot = tc->slots;
+  for (unsigned c = 0; c < SIZE_CLASS_COUNT; c++) {
+    tc->bin_base[c] = slot;
+    tc->bin_top[tcache_home_bin(tc, c)] = slot + 1;
+    slot += 1 + tcache_bin_slots(c);
+  }
+  cr_assert_leq((char *)slot, (char *)tc + tcache_size(), "the slots fit tcache_size()");
+  return tc;
+}
+
+/* The most objects a bin of class cls may grow to with the options in force. */
+static uint32_t bin_ceiling(unsigned cls) {
+  size_t n = TCACHE_BIN_CEILING_BYTES / size_class_bytes[cls];
+  if (n > (size_t)options.tcache_max) n = (size_t)options.tcache_max;
+  return (uint32_t)(n < 1 ? 1 : n);
+}
+
+static uint32_t bin_count(const tcache_t *tc, unsigned cls) {
+  return tcache_bin_count(tc, cls, tcache_home_tally(tc, cls));
+}
+
+static uint32_t bin_room(const tcache_t *tc, unsigned cls) {
+  return tcache_bin_room(tcache_home_tally(tc, cls));
+}
+
+/* Checks a cache's bins and budget: each bin's room within its max, its max
+ * within its ceiling, its stack as the tally says, and the maxes' bytes
+ * adding up to budget_used, within TCACHE_BYTES_MAX. Returns budget_used. */
+static size_t check_budget(const tcache_t *tc) {
+  size_t sum = 0;
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
+    unsigned bin = tcache_home_bin(tc, c);
+    cr_assert_leq(bin_room(tc, c), tc->bin_max[c], "class %u", c);
+    cr_assert_leq(tc->bin_max[c], bin_ceiling(c), "class %u", c);
+    cr_assert_null(tc->bin_base[c][0]);
+    cr_assert_eq((size_t)(tc->bin_top[bin] - tc->bin_base[c] - 1), bin_count(tc, c), "class %u", c);
+    sum += (size_t)tc->bin_max[c] * size_class_bytes[c];
+  }
+  cr_assert_eq(sum, tc->budget_used);
+  cr_assert_leq(sum, TCACHE_BYTES_MAX);
+  return sum;
+}
+
+/* Objects served by a bin since the last rebalance, as the fast path counts
+ * them in the tally's upper bits. */
+static void serve(tcache_t *tc, unsigned cls, uint64_t requests) {
+  tc->bin_tally[tcache_home_bin(tc, cls)] += requests << TCACHE_TALLY_ROOM_BITS;
+}
+
+/* The slow-path clock passes a rebalance period. */
+static void rebalance_due(tcache_t *tc) {
+  tc->slow_paths += TCACHE_REBALANCE_SLOW_PATHS;
+}
+
+/* Objects from zone zi, pushed on tc's home bin of class cls (room for
+ * them made first). */
+static void bin_fill(tcache_t *tc, unsigned cls, void **objs, unsigned n, unsigned zi) {
+  cr_assert_eq(zone_alloc_objects(&zones[zi], cls, objs, n), n);
+  for (unsigned i = 0; i < n; i++) {
+    cr_assert_gt(bin_room(tc, cls), 0, "class %u: object %u", cls, i);
+    tcache_bin_push(tc, tcache_home_bin(tc, cls), objs[i]);
+  }
+}
+
+/* ---- Bin sizes and the budget ------------------------------------------------- */
+
+Test(sizes, the_starts_fit_the_budget) {
+  size_t starts = 0;
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
+    uint32_t start = tcache_bin_start(c);
+    size_t bytes = size_class_bytes[c];
+    cr_assert(start >= 1 && start <= TCACHE_BIN_START_MAX, "class %u: %u", c, start);
+    cr_assert(start == 1 || start * bytes <= TCACHE_BIN_START_BYTES, "class %u: about START_BYTES", c);
+    cr_assert_leq(start, tcache_bin_slots(c));
+    starts += start * bytes;
+  }
+  cr_assert_leq(starts, TCACHE_BYTES_MAX, "the starts need %zu KiB", starts >> 10);
+}
+
+/* A cache's size is its header and, per class, a NULL and room for the
+ * largest ceiling any tcache_max allows. */
+Test(sizes, a_caches_size_holds_every_bins_slots) {
+  size_t slots = 0;
+  cr_assert_eq(tcache_bin_slots(0), 0);
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
+    size_t n = TCACHE_BIN_CEILING_BYTES / size_class_bytes[c];
+    cr_assert_eq(tcache_bin_slots(c), n < 1 ? 1 : n > TCACHE_BIN_MAX ? TCACHE_BIN_MAX : n, "class %u", c);
+    slots += 1 + tcache_bin_slots(c);
+  }
+  cr_assert_eq(tcache_size(), sizeof(tcache_t) + (1 + slots) * sizeof(void *));
+  options.tcache_max = 8;
+  cr_assert_eq(tcache_bin_slots(1), TCACHE_BIN_MAX, "slots do not follow the option");
+}
+
+Test(sizes, a_built_cache_has_every_bin_empty_and_closed) {
+  tcache_t *tc = cache_build(2);
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
+    cr_assert_eq(tc->bin_max[c], 0);
+    cr_assert_eq(bin_count(tc, c), 0);
+    cr_assert(tcache_top_full(&tc->bin_top[tcache_home_bin(tc, c)]), "max 0: no room");
+    for (unsigned z = 0; z < ZONES_MAX; z++)
+      if (z != 2) cr_assert_null(tc->bin_top[small_map_bin_number(z, c)], "another zone's bin is never used");
+  }
+  check_budget(tc);
+  free(tc);
+}
+
+Test(sizes, a_bin_starts_then_doubles_up_to_its_ceiling) {
+  tcache_t *tc = cache_build(0);
+  unsigned cls = SIZE_CLASS_FOR_320;
+  uint32_t start = tcache_bin_start(cls), ceiling = bin_ceiling(cls);
+  cr_assert_eq(tcache_bin_grow(tc, cls), start);
+  cr_assert_eq(bin_room(tc, cls), start, "an empty bin's room is its max");
+  cr_assert_eq(tc->budget_used, (size_t)start * 320);
+  uint32_t max = start;
+  while (max < ceiling) {
+    uint32_t grown = tcache_bin_grow(tc, cls);
+    cr_assert_eq(grown, 2 * max < ceiling ? 2 * max : ceiling);
+    max = grown;
+    check_budget(tc);
+  }
+  cr_assert_eq(tcache_bin_grow(tc, cls), ceiling, "no further");
+  cr_assert_eq(tc->budget_used, (size_t)ceiling * 320);
+  free(tc);
+}
+
+Test(sizes, tcache_max_caps_every_bin) {
+  options.tcache_max = 16;
+  tcache_t *tc = cache_build(0);
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
+    cr_assert_leq(tcache_bin_start(c), 16);
+    for (int i = 0; i < 8; i++) tcache_bin_grow(tc, c);
+    cr_assert_leq(tc->bin_max[c], 16, "class %u", c);
+  }
+  check_budget(tc);
+  free(tc);
+}
+
+/* debug=1 caches nothing: every object goes through its slab (the fill). */
+Test(sizes, debug_gives_no_bin) {
+  options.debug = 1;
+  tcache_t *tc = cache_build(0);
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
+    cr_assert_eq(tcache_bin_start(c), 0);
+    cr_assert_eq(tcache_bin_grow(tc, c), 0);
+  }
+  cr_assert_eq(tc->budget_used, 0);
+  free(tc);
+}
+
+/* Every class asks for its ceiling, more than the budget: the bins take what
+ * fits, never more. */
+Test(sizes, every_class_in_demand_stays_within_the_budget) {
+  tcache_t *tc = cache_build(0);
+  size_t asked = 0, most = 0;
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) asked += (size_t)bin_ceiling(c) * size_class_bytes[c];
+  cr_assert_gt(asked, TCACHE_BYTES_MAX);
+  for (int round = 0; round < 12; round++) {
+    for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
+      serve(tc, c, 1); /* every class in use */
+      tcache_bin_grow(tc, c);
+      size_t held = check_budget(tc);
+      if (held > most) most = held;
+    }
+    rebalance_due(tc);
+  }
+  cr_assert_geq(most, TCACHE_BYTES_MAX * 3 / 4, "the budget is used: %zu KiB", most >> 10);
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++)
+    cr_assert_geq(tc->bin_max[c], tcache_bin_start(c), "class %u in use keeps its start", c);
+  free(tc);
+}
+
+/* The classes of 5 to 28 KiB fill the budget; 32 KiB stays out of it. The
+ * rest is less than any of them: the budget is spent. */
+static void fill_budget_with_large_classes(tcache_t *tc) {
+  for (int round = 0; round < 8; round++)
+    for (unsigned c = SIZE_CLASS_FOR_5120; c < SIZE_CLASS_FOR_32768; c++) tcache_bin_grow(tc, c);
+  size_t used = check_budget(tc);
+  cr_assert_lt(TCACHE_BYTES_MAX - used, size_class_bytes[SIZE_CLASS_FOR_28672], "%zu bytes left",
+               TCACHE_BYTES_MAX - used);
+}
+
+static const unsigned middle_classes[] = {SIZE_CLASS_FOR_320, SIZE_CLASS_FOR_384, SIZE_CLASS_FOR_448,
+                                          SIZE_CLASS_FOR_512};
+#define MIDDLE_CLASSES (sizeof middle_classes / sizeof middle_classes[0])
+
+Test(sizes, a_new_working_set_takes_the_budget_of_classes_no_longer_used) {
+  tcache_t *tc = cache_build(0);
+  fill_budget_with_large_classes(tc);
+  rebalance_due(tc);
+  /* The large classes served nothing since: they close, the middle ones
+   * grow to their ceilings. */
+  for (int round = 0; round < 12; round++)
+    for (unsigned i = 0; i < MIDDLE_CLASSES; i++) {
+      serve(tc, middle_classes[i], 1);
+      tcache_bin_grow(tc, middle_classes[i]);
+    }
+  for (unsigned i = 0; i < MIDDLE_CLASSES; i++)
+    cr_assert_eq(tc->bin_max[middle_classes[i]], bin_ceiling(middle_classes[i]), "class %u", middle_classes[i]);
+  for (unsigned c = SIZE_CLASS_FOR_5120; c < SIZE_CLASS_FOR_32768; c++)
+    cr_assert_eq(tc->bin_max[c], 0, "class %u, unused, closed", c);
+  check_budget(tc);
+  free(tc);
+}
+
+Test(sizes, a_smaller_class_in_demand_takes_budget_from_larger_ones_still_in_use) {
+  tcache_t *tc = cache_build(0);
+  fill_budget_with_large_classes(tc);
+  size_t large_before = tc->budget_used, middle_starts = 0;
+  for (int round = 0; round < 40; round++) {
+    for (unsigned c = SIZE_CLASS_FOR_5120; c < SIZE_CLASS_FOR_32768; c++) serve(tc, c, 100);
+    for (unsigned i = 0; i < MIDDLE_CLASSES; i++) serve(tc, middle_classes[i], 100);
+    rebalance_due(tc);
+    for (unsigned i = 0; i < MIDDLE_CLASSES; i++) tcache_bin_grow(tc, middle_classes[i]);
+    check_budget(tc);
+  }
+  size_t middle = 0, large = 0;
+  for (unsigned i = 0; i < MIDDLE_CLASSES; i++) {
+    middle += (size_t)tc->bin_max[middle_classes[i]] * size_class_bytes[middle_classes[i]];
+    middle_starts += (size_t)tcache_bin_start(middle_classes[i]) * size_class_bytes[middle_classes[i]];
+  }
+  for (unsigned c = SIZE_CLASS_FOR_5120; c < SIZE_CLASS_FOR_32768; c++) {
+    cr_assert_geq(tc->bin_max[c], tcache_bin_start(c), "class %u, in use, keeps its start", c);
+    large += (size_t)tc->bin_max[c] * size_class_bytes[c];
+  }
+  cr_assert_geq(middle, 2 * middle_starts, "the smaller classes grew: %zu KiB", middle >> 10);
+  cr_assert_lt(large, large_before, "the larger classes gave up budget");
+  free(tc);
+}
+
+/* A bin below its start takes budget from any class at once, due or not;
+ * one above its start waits for the period. */
+Test(sizes, a_starting_bin_takes_its_start_at_once) {
+  tcache_t *tc = cache_build(0);
+  fill_budget_with_large_classes(tc);
+  for (unsigned c = SIZE_CLASS_FOR_5120; c < SIZE_CLASS_FOR_32768; c++) serve(tc, c, 100);
+  uint32_t max_5120 = tc->bin_max[SIZE_CLASS_FOR_5120];
+  cr_assert_gt(max_5120, tcache_bin_start(SIZE_CLASS_FOR_5120));
+  cr_assert_lt(max_5120, bin_ceiling(SIZE_CLASS_FOR_5120));
+  cr_assert_eq(tcache_bin_grow(tc, SIZE_CLASS_FOR_5120), max_5120, "not due: no room to double");
+  cr_assert_eq(tcache_bin_grow(tc, SIZE_CLASS_FOR_32768), tcache_bin_start(SIZE_CLASS_FOR_32768), "its start");
+  check_budget(tc);
+  free(tc);
+}
+
+/* A bin that closes gives its objects back to their zones first. */
+Test(sizes, a_closing_bin_flushes_its_objects) {
+  tcache_t *tc = cache_build(0);
+  unsigned cls = SIZE_CLASS_FOR_64;
+  void *objs[50];
+  cr_assert_eq(tcache_bin_grow(tc, cls), tcache_bin_start(cls));
+  bin_fill(tc, cls, objs, 50, 0);
+  fill_budget_with_large_classes(tc);
+  rebalance_due(tc);
+  tcache_bin_grow(tc, SIZE_CLASS_FOR_320); /* class 64 served nothing: it closes */
+  cr_assert_eq(tc->bin_max[cls], 0);
+  cr_assert_eq(bin_count(tc, cls), 0);
+  cr_assert_eq(bin_room(tc, cls), 0);
+  for (int i = 0; i < 50; i++) cr_assert(free_in_slab(objs[i]), "object %d went home", i);
+  check_budget(tc);
+  zone_verify_all();
+  free(tc);
+}
+
+/* ---- The tally and the bin operations ----------------------------------------- */
+
+Test(tally, push_and_pop_keep_the_room_and_the_requests) {
+  tcache_t *tc = cache_build(1);
+  unsigned cls = SIZE_CLASS_FOR_96, bin = tcache_home_bin(tc, cls);
+  cr_assert_eq(bin, small_map_bin_number(1, cls));
+  cr_assert(tcache_zone_is_home(tc, 1));
+  cr_assert_not(tcache_zone_is_home(tc, 0));
+  cr_assert_eq(tcache_tally_of(&tc->bin_top[bin]), &tc->bin_tally[bin]);
+  uint32_t max = tcache_bin_grow(tc, cls);
+  void *objs[8];
+  cr_assert_eq(zone_alloc_objects(&zones[1], cls, objs, 8), 8);
+  for (int i = 0; i < 8; i++) {
+    ((void **)objs[i])[1] = NULL; /* as the program had it */
+    if (i % 2) tcache_bin_push(tc, bin, objs[i]);
+    else tcache_top_push(&tc->bin_top[bin], objs[i]); /* free's fast path, from the top */
+    cr_assert_eq(((void **)objs[i])[1], (void *)free_key, "a cached object holds the key");
+    cr_assert_eq(tc->bin_base[cls][1 + i], objs[i]);
+  }
+  uint64_t tally = tcache_home_tally(tc, cls);
+  cr_assert_eq(tcache_bin_count(tc, cls, tally), 8);
+  cr_assert_eq(tcache_bin_room(tally), max - 8);
+  cr_assert_eq(tcache_bin_requests(tally), 0);
+  cr_assert_eq(tcache_cached_bytes(tc), 8 * 96);
+  /* A pop, as malloc's fast path makes it: the top, then one add. */
+  void *p = *--tc->bin_top[bin];
+  tc->bin_tally[bin] += TCACHE_TALLY_POP;
+  cr_assert_eq(p, objs[7]);
+  tally = tcache_home_tally(tc, cls);
+  cr_assert_eq(tcache_bin_requests(tally), 1);
+  cr_assert_eq(tcache_bin_count(tc, cls, tally), 7);
+  /* A reader racing a shrink may see more room than max: never a count
+   * below 0. */
+  cr_assert_eq(tcache_bin_count(tc, cls, (uint64_t)max + 5), 0);
+  free(tc);
+}
+
+Test(tally, a_full_bin_shows_at_its_top) {
+  options.tcache_max = 4;
+  tcache_t *tc = cache_build(0);
+  unsigned cls = SIZE_CLASS_FOR_32, bin = tcache_home_bin(tc, cls);
+  cr_assert_eq(tcache_bin_grow(tc, cls), 4);
+  void *objs[4];
+  cr_assert_eq(zone_alloc_objects(&zones[0], cls, objs, 4), 4);
+  for (int i = 0; i < 4; i++) {
+    cr_assert_not(tcache_top_full(&tc->bin_top[bin]), "object %d", i);
+    tcache_bin_push(tc, bin, objs[i]);
+  }
+  cr_assert(tcache_top_full(&tc->bin_top[bin]));
+  free(tc);
+}
+
+/* ---- Flushes back to the zones ------------------------------------------------- */
+
+/* A flush takes a bin's oldest objects, at its bottom; the rest move down. */
+Test(flush, a_bin_flush_sends_its_oldest_objects_home) {
+  tcache_t *tc = cache_build(0);
+  unsigned cls = SIZE_CLASS_FOR_128;
+  tcache_bin_grow(tc, cls);
+  void *objs[20];
+  bin_fill(tc, cls, objs, 20, 0);
+  uint32_t room = bin_room(tc, cls);
+  tcache_flush_bin(tc, cls, 5);
+  cr_assert_eq(bin_count(tc, cls), 15);
+  cr_assert_eq(bin_room(tc, cls), room + 5);
+  for (int i = 0; i < 20; i++) cr_assert_eq(free_in_slab(objs[i]), i < 5, "object %d", i);
+  for (int i = 0; i < 15; i++) cr_assert_eq(tc->bin_base[cls][1 + i], objs[5 + i], "object %d moved down", 5 + i);
+  tcache_flush_bin(tc, cls, 0);
+  cr_assert_eq(bin_count(tc, cls), 15);
+  check_budget(tc);
+  zone_verify_all();
+  free(tc);
+}
+
+/* Everything a cache holds, in its bins (objects of any zone: a bin adopts
+ * remote objects) and its remote batches, goes back to its zones. */
+Test(flush, flush_all_empties_the_bins_and_the_batches) {
+  tcache_t *tc = cache_build(0);
+  static const unsigned classes[] = {SIZE_CLASS_FOR_16, SIZE_CLASS_FOR_1024, SIZE_CLASS_FOR_16384};
+  void *objs[3][6];
+  for (int k = 0; k < 3; k++) {
+    for (int i = 0; i < 3; i++) tcache_bin_grow(tc, classes[k]); /* room for 4 of 16 KiB */
+    bin_fill(tc, classes[k], objs[k], 3, 0);
+    bin_fill(tc, classes[k], objs[k] + 3, 1, 2); /* adopted from zone 2 */
+  }
+  void *stray[2];
+  cr_assert_eq(zone_alloc_objects(&zones[1], SIZE_CLASS_FOR_48, stray, 2), 2);
+  tcache_remote_t *rb = &tc->remote[1];
+  for (int i = 0; i < 2; i++) {
+    rb->objs[i] = stray[i];
+    rb->classes[i] = SIZE_CLASS_FOR_48;
+  }
+  rb->count = 2;
+  rb->bytes = 2 * 48;
+  cr_assert_gt(tcache_cached_bytes(tc), 0);
+  tcache_flush_all(tc);
+  cr_assert_eq(tcache_cached_bytes(tc), 0);
+  cr_assert_eq(rb->count, 0);
+  cr_assert_eq(rb->bytes, 0);
+  for (int k = 0; k < 3; k++)
+    for (int i = 0; i < 4; i++) cr_assert(free_in_slab(objs[k][i]), "class %u, object %d", classes[k], i);
+  for (int i = 0; i < 2; i++) cr_assert(free_in_slab(stray[i]), "a batch's object, to its slab");
+  check_budget(tc);
+  zone_verify_all();
+  free(tc);
+}
+
+/* ---- The slow paths, on the calling thread's own cache ------------------------- */
+
+static void *slow_alloc(unsigned cls) {
+  tcache_hold(); /* as malloc's fast path, which found the bin empty */
+  void *p = tcache_alloc_slow(cls);
+  cr_assert_not_null(p);
+  return p;
+}
+
+/* As free's fast path, which found p an object start of bin `small_map_at`
+ * with no room, or holding the key. */
+static void slow_free(void *p) {
+  size_t bin = small_map_at(p);
+  cr_assert_neq(bin, 0, "%p is in the small map", p);
+  tcache_hold();
+  tcache_free_slow(p, bin);
+}
+
+/* An object straight from a zone, as the program holds one (malloc wiped
+ * its second word). */
+static void *zone_object(unsigned zi, unsigned cls) {
+  void *p;
+  cr_assert_eq(zone_alloc_objects(&zones[zi], cls, &p, 1), 1);
+  ((void **)p)[1] = NULL;
+  return p;
+}
+
+Test(slow, the_first_allocation_makes_the_threads_cache) {
+  cr_assert_eq(tcache_get()->state, TCACHE_EMPTY, "a thread starts on the static empty cache");
+  unsigned cls = SIZE_CLASS_FOR_48;
+  void **p = slow_alloc(cls);
+  cr_assert_eq(tcache_tls.busy, 0, "the slow path released what the fast path held");
+  tcache_t *tc = tcache_get();
+  cr_assert_eq(tc->state, TCACHE_LIVE);
+  cr_assert_eq(tc, tcache_own);
+  cr_assert_eq(tcache_get_home(), &tc->bin_top[tc->home_bins], "malloc's fast path finds its home bins");
+  cr_assert_eq(tc->zone, &zones[0]);
+  cr_assert_eq(tcache_registry, tc);
+  cr_assert_eq(page_class_at(region_of_address(p), p), cls);
+  cr_assert(size_class_is_object(cls, p));
+  cr_assert_null(p[1], "handed out without the key");
+  uint32_t start = tcache_bin_start(cls);
+  cr_assert_eq(tc->bin_max[cls], start);
+  cr_assert_eq(bin_count(tc, cls), (start + 1) / 2 - 1, "half a bin refilled, one handed out");
+  cr_assert_eq(tcache_bin_requests(tcache_home_tally(tc, cls)), 1);
+  /* The cache is a page run of its home zone, the allocator's own. */
+  region_t *r = pagemap_region_of(tc);
+  page_desc_t *d = page_desc_of(r, tc);
+  cr_assert_eq(d->kind, PAGE_RUN);
+  cr_assert_eq(d->flags & PAGE_META, PAGE_META);
+  cr_assert_geq(PAGE_SIZE << d->order, tcache_size());
+  cr_assert_eq(r->zone, tc->zone);
+}
+
+Test(slow, an_empty_bin_doubles_and_refills_half) {
+  unsigned cls = SIZE_CLASS_FOR_256;
+  void *first = slow_alloc(cls);
+  tcache_t *tc = tcache_get();
+  uint32_t max = tc->bin_max[cls];
+  unsigned allocs = 1;
+  for (int refill = 0; refill < 3; refill++) {
+    while (bin_count(tc, cls) > 0) {
+      slow_alloc(cls); /* a pop */
+      allocs++;
+      cr_assert_eq(tc->bin_max[cls], max);
+    }
+    slow_alloc(cls); /* empty: grows, refills half */
+    allocs++;
+    uint32_t grown = 2 * max < bin_ceiling(cls) ? 2 * max : bin_ceiling(cls);
+    cr_assert_eq(tc->bin_max[cls], grown);
+    cr_assert_eq(bin_count(tc, cls), (grown + 1) / 2 - 1);
+    max = grown;
+  }
+  cr_assert_eq(tcache_bin_requests(tcache_home_tally(tc, cls)), allocs, "every object handed out is a request");
+  cr_assert_eq(tc->slow_paths, allocs);
+  (void)first;
+  zone_verify_all();
+}
+
+/* Frees into the home bin; a full bin first sends its oldest quarter home. */
+Test(slow, a_full_bin_flushes_a_quarter_then_takes_the_free) {
+  options.tcache_max = 16;
+  unsigned cls = SIZE_CLASS_FOR_64;
+  enum { N = 40 };
+  void *objs[N];
+  for (int i = 0; i < N; i++) objs[i] = slow_alloc(cls);
+  tcache_t *tc = tcache_get();
+  cr_assert_eq(tc->bin_max[cls], 16);
+  for (int i = 0; i < N && bin_room(tc, cls) > 0; i++) {
+    slow_free(objs[i]);
+    cr_assert_eq(tc->bin_top[tcache_home_bin(tc, cls)][-1], objs[i], "pushed on top");
+  }
+  cr_assert_eq(bin_count(tc, cls), 16);
+  void **bottom = tc->bin_base[cls] + 1, *oldest[16 / TCACHE_FLUSH_DIVISOR];
+  memcpy(oldest, bottom, sizeof oldest);
+  void *more = objs[N - 1];
+  slow_free(more);
+  cr_assert_eq(bin_count(tc, cls), 16 - 16 / TCACHE_FLUSH_DIVISOR + 1);
+  for (int i = 0; i < 16 / TCACHE_FLUSH_DIVISOR; i++) cr_assert(free_in_slab(oldest[i]), "oldest %d went home", i);
+  cr_assert_eq(tc->bin_top[tcache_home_bin(tc, cls)][-1], more);
+  cr_assert_eq(((void **)more)[1], (void *)free_key);
+  zone_verify_all();
+}
+
+Test(slow, flush_current_empties_the_threads_cache) {
+  void *objs[10];
+  for (int i = 0; i < 10; i++) objs[i] = slow_alloc(i % 2 ? SIZE_CLASS_FOR_32 : SIZE_CLASS_FOR_2048);
+  for (int i = 0; i < 10; i++) slow_free(objs[i]);
+  void *stray = zone_object(3, SIZE_CLASS_FOR_32);
+  slow_free(stray); /* into zone 3's batch */
+  tcache_t *tc = tcache_get();
+  cr_assert_eq(tc->remote[3].count, 1);
+  tcache_flush_current();
+  cr_assert_eq(tcache_tls.busy, 0);
+  cr_assert_eq(tcache_cached_bytes(tc), 0);
+  cr_assert_eq(tc->remote[3].count, 0);
+  for (int i = 0; i < 10; i++) cr_assert(free_in_slab(objs[i]), "object %d", i);
+  cr_assert(free_in_slab(stray));
+  zone_verify_all();
+}
+
+/* debug=1: no bin, every object straight from and to its slab (filled),
+ * counted as an uncached request. */
+Test(slow, debug_serves_every_object_uncached) {
+  options.debug = 1;
+  unsigned cls = SIZE_CLASS_FOR_112;
+  void *p = slow_alloc(cls);
+  tcache_t *tc = tcache_get();
+  cr_assert_eq(tc->bin_max[cls], 0);
+  cr_assert_eq(tcache_requests_uncached[cls], 1);
+  slow_free(p);
+  cr_assert(free_in_slab(p), "straight to its slab");
+  cr_assert_eq(tcache_cached_bytes(tc), 0);
+}
+
+/* ---- Remote frees ------------------------------------------------------------ */
+
+/* Objects of another zone wait in that zone's batch, never in a bin, until
+ * the batch is full. */
+Test(remote, another_zones_objects_wait_in_its_batch) {
+  slow_free(slow_alloc(SIZE_CLASS_FOR_64)); /* the thread's cache exists, at home in zone 0 */
+  tcache_t *tc = tcache_get();
+  unsigned cls = SIZE_CLASS_FOR_64;
+  uint32_t cached = bin_count(tc, cls);
+  void *objs[TCACHE_REMOTE_MAX - 1];
+  for (int i = 0; i < TCACHE_REMOTE_MAX - 1; i++) {
+    objs[i] = zone_object(1, cls);
+    slow_free(objs[i]);
+    cr_assert_eq(((void **)objs[i])[1], (void *)free_key);
+  }
+  cr_assert_eq(tc->remote[1].count, TCACHE_REMOTE_MAX - 1);
+  cr_assert_eq(tc->remote[1].bytes, (TCACHE_REMOTE_MAX - 1) * 64);
+  cr_assert_eq(memcmp(tc->remote[1].objs, objs, sizeof objs), 0);
+  cr_assert_eq(bin_count(tc, cls), cached, "no bin took them");
+  for (int i = 0; i < TCACHE_REMOTE_MAX - 1; i++) cr_assert(!free_in_slab(objs[i]));
+}
+
+/* A full batch shows a consumer of that zone's blocks: the bins adopt what
+ * they have room for; the rest goes home, to the zone's transfer stack. */
+Test(remote, a_full_batch_goes_to_the_bins_with_room_then_home) {
+  options.tcache_max = 32; /* a bin with room for part of a batch */
+  unsigned cls = SIZE_CLASS_FOR_64;
+  void *own = slow_alloc(cls); /* the home bin of class 64 starts */
+  tcache_t *tc = tcache_get();
+  uint32_t room = bin_room(tc, cls), count = bin_count(tc, cls);
+  cr_assert_lt(room, TCACHE_REMOTE_MAX, "room for part of a batch: %u", room);
+  void *objs[TCACHE_REMOTE_MAX];
+  for (int i = 0; i < TCACHE_REMOTE_MAX; i++) objs[i] = zone_object(1, cls);
+  for (int i = 0; i < TCACHE_REMOTE_MAX; i++) slow_free(objs[i]);
+  cr_assert_eq(tc->remote[1].count, 0, "the batch emptied");
+  cr_assert_eq(bin_count(tc, cls), count + room, "the bin adopted what fit");
+  cr_assert_eq(zones[1].transfer_count[cls], TCACHE_REMOTE_MAX - room, "the rest waits in zone 1's stack");
+  for (int i = 0; i < TCACHE_REMOTE_MAX; i++) {
+    bool stacked = pointers_hold(zones[1].transfer[cls], zones[1].transfer_count[cls], objs[i]);
+    bool binned = pointers_hold(tc->bin_base[cls] + 1, bin_count(tc, cls), objs[i]);
+    cr_assert(stacked != binned, "object %d in one place", i);
+  }
+  slow_free(own);
+  zone_verify_all();
+}
+
+/* Objects of a class whose bin has not started, in a batch full by its
+ * bytes: all go home. */
+Test(remote, a_batch_full_by_its_bytes_goes_home) {
+  slow_free(slow_alloc(SIZE_CLASS_FOR_16));
+  tcache_t *tc = tcache_get();
+  unsigned cls = SIZE_CLASS_FOR_1024;
+  enum { N = TCACHE_REMOTE_BYTES / 1024 };
+  void *objs[N];
+  for (int i = 0; i < N; i++) objs[i] = zone_object(2, cls);
+  for (int i = 0; i < N - 1; i++) slow_free(objs[i]);
+  cr_assert_eq(tc->remote[2].count, N - 1);
+  slow_free(objs[N - 1]);
+  cr_assert_eq(tc->remote[2].count, 0);
+  cr_assert_eq(tc->bin_max[cls], 0, "no bin for the class");
+  cr_assert_eq(zones[2].transfer_count[cls], N, "home, to the stack");
+  zone_verify_all();
+}
+
+/* ---- Double frees ---------------------------------------------------------- */
+
+Test(tcache_misuse, double_frees_are_found_in_the_bin_the_batch_and_the_slab) {
+  void *p = slow_alloc(SIZE_CLASS_FOR_48), *q = slow_alloc(SIZE_CLASS_FOR_48);
+  slow_free(p);
+  slow_free(p); /* in this thread's bin */
+  void *stray = zone_object(1, SIZE_CLASS_FOR_48);
+  slow_free(stray);
+  slow_free(stray); /* in its batch */
+  tcache_t *tc = tcache_get();
+  cr_assert_eq(tc->remote[1].count, 1, "not batched twice");
+  slow_free(q);
+  tcache_flush_current();
+  slow_free(q); /* free in its slab */
+  cr_assert_eq(bin_count(tc, SIZE_CLASS_FOR_48), 0, "none of them pushed again");
+  const char *text = redirected_stderr();
+  const char *at = text;
+  for (int i = 0; i < 3; i++) {
+    at = strstr(at, "double free of a small block");
+    cr_assert_not_null(at, "report %d missing from:\n%s", i, text);
+    at++;
+  }
+  zone_verify_all();
+}
+
+/* A thread's first call is a double free of a block free in its slab: it is
+ * found before the cache is made (making it could take the block from its
+ * slab and hide the double free). */
+Test(tcache_misuse, a_double_free_as_a_threads_first_call_is_found) {
+  void *p;
+  cr_assert_eq(zone_alloc_objects(&zones[0], SIZE_CLASS_FOR_64, &p, 1), 1);
+  zone_free_objects(&p, 1); /* free in its slab, with the key */
+  slow_free(p);
+  cr_assert_eq(tcache_get()->state, TCACHE_EMPTY, "no cache made for it");
+  const char *text = redirected_stderr();
+  cr_assert_not_null(strstr(text, "double free of a small block"), "got:\n%s", text);
+}
+
+Test(tcache_fatal, a_double_free_in_the_bin_aborts, .signal = SIGABRT) {
+  void *p = slow_alloc(SIZE_CLASS_FOR_48);
+  slow_free(p);
+  slow_free(p);
+}
+
+/* ---- A thread's cache, from its start to its exit ---------------------------- */
+
+static tcache_t *exited_cache;
+
+static void *allocate_and_exit(void *arg) {
+  void **objs = arg;
+  for (int i = 0; i < 30; i++) {
+    tcache_hold();
+    check((objs[i] = tcache_alloc_slow(SIZE_CLASS_FOR_80)) != NULL);
+  }
+  for (int i = 0; i < 20; i++) {
+    tcache_hold();
+    tcache_free_slow(objs[i], small_map_at(objs[i]));
+  }
+  check(tcache_get() == tcache_own && tcache_get()->state == TCACHE_LIVE);
+  exited_cache = tcache_own;
+  return NULL; /* its cache is flushed and freed by the key's destructor */
+}
+
+static buddy_stats_t caches_stats(void) {
   buddy_stats_t s;
-  stats_collect(&s);
+  memset(&s, 0, sizeof s);
+  tcache_collect_stats(&s);
   return s;
 }
 
-static void skip_under_tsan(void) {
-  if (TEST_TSAN) cr_skip_test("TSan builds do not reclaim idle caches (tcache.c)");
-}
-
-/* Allocates blocks of two classes, writes each, frees them all: the thread's
- * bins of both classes end up full. */
-static void fill_own_cache(unsigned char seed) {
-  void *blocks[FILL_BLOCKS];
-  for (int i = 0; i < FILL_BLOCKS; i++) {
-    size_t size = i % 2 ? OTHER_SIZE : SMALL_SIZE;
-    memset(blocks[i] = buddy_malloc(size), seed, size);
-  }
-  for (int i = 0; i < FILL_BLOCKS; i++) buddy_free(blocks[i]);
-}
-
-/* Allocates, fills and checks blocks of both classes: a corrupt cache (an
- * object handed out twice, a broken list) shows as a wrong byte or a crash. */
-static void churn_and_check(int rounds) {
-  enum { LIVE = 300 };
-  unsigned char *live[LIVE];
-  for (int r = 0; r < rounds; r++) {
-    for (int i = 0; i < LIVE; i++) {
-      size_t size = i % 2 ? OTHER_SIZE : SMALL_SIZE;
-      live[i] = buddy_malloc(size);
-      test_fill(live[i], size, (uint64_t)(i + r));
-    }
-    for (int i = 0; i < LIVE; i++) {
-      size_t size = i % 2 ? OTHER_SIZE : SMALL_SIZE;
-      check(test_check(live[i], size, (uint64_t)(i + r)) == size);
-      buddy_free(live[i]);
-    }
-  }
-}
-
-/* ---- A thread whose cache could not be made --------------------------------- */
-
-static void *no_cache_block; /* free in its slab: the thread frees it again */
-static int no_cache_go[2];
-
-/* Its first call finds no memory for a cache (its zone has no region yet,
- * and the address space is capped), so it runs on the static empty cache:
- * allocations are served uncached, and a double free is still reported. */
-static void *no_cache_main(void *arg) {
-  (void)arg;
-  char c;
-  if (read(no_cache_go[0], &c, 1) != 1) _exit(3);
-  void *q = buddy_malloc(48);
-  if (q == NULL) _exit(4); /* served by a zone that has room */
-  buddy_stats_t s;
-  stats_collect(&s);
-  if (s.thread_caches != 1) _exit(5); /* the main thread's alone */
-  buddy_free(q);
-  buddy_free(no_cache_block); /* double free: aborts */
-  _exit(6);
-}
-
-/* In a child, so that the test can be skipped under ASan. */
-static void no_cache_child(void) {
-  no_cache_block = buddy_malloc(48);
-  buddy_free(no_cache_block);
-  tcache_flush_current(); /* free in its slab, key and bit */
-  if (pipe(no_cache_go) != 0) _exit(8);
+Test(threads, an_exiting_thread_gives_its_cache_back) {
+  void *objs[30];
   pthread_t t;
-  if (pthread_create(&t, NULL, no_cache_main, NULL) != 0) _exit(9); /* its stack mapped before the cap */
-  size_t address_space = 0;
-  if (!test_statm_read(&address_space, NULL)) _exit(13); /* not an abort: the test expects one */
-  struct rlimit cap = {.rlim_cur = address_space + (1u << 20), .rlim_max = RLIM_INFINITY};
-  if (setrlimit(RLIMIT_AS, &cap) != 0) _exit(10);
-  if (write(no_cache_go[1], "x", 1) != 1) _exit(11);
-  pthread_join(t, NULL);
-  _exit(12);
+  cr_assert_eq(pthread_create(&t, NULL, allocate_and_exit, objs), 0);
+  cr_assert_eq(pthread_join(t, NULL), 0);
+  cr_assert_null(tcache_registry, "unregistered");
+  for (int i = 0; i < 20; i++) cr_assert(free_in_slab(objs[i]), "object %d: its bin went home", i);
+  for (int i = 20; i < 30; i++) cr_assert(!free_in_slab(objs[i]), "object %d: still the program's", i);
+  buddy_stats_t s = caches_stats();
+  cr_assert_eq(s.thread_caches, 0);
+  cr_assert_eq(s.bytes_cached, 0);
+  cr_assert_eq(s.class_requests[SIZE_CLASS_FOR_80], 30, "its requests are kept");
+  region_t *r = pagemap_region_of(exited_cache);
+  cr_assert_neq(page_desc_of(r, exited_cache)->kind, PAGE_RUN, "the cache's run went back to its zone");
+  zone_verify_all();
 }
 
-Test(no_cache, a_thread_without_a_cache_allocates_and_reports_a_double_free) {
-  if (TEST_ASAN) cr_skip_test("capping the address space starves AddressSanitizer itself; checked in the plain build");
-  pid_t pid = fork();
-  if (pid == 0) no_cache_child();
-  int status = 0;
-  cr_assert_eq(waitpid(pid, &status, 0), pid);
-  cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "the child's status: %#x", status);
-}
-
-/* A thread's first call is a double free of a small block in its own zone:
- * it is confirmed before the cache is made (making it, and pthread's own
- * allocation for the cache's key, could take the block from its slab and
- * hide the double free). */
-static void *free_first(void *p) {
-  buddy_free(p); /* aborts here, not later (its exit would flush a bin holding p) */
-  _exit(3);
-}
-
-Test(no_cache, a_double_free_as_a_threads_first_call_is_reported, .signal = SIGABRT) {
-  options.zones = 1; /* the thread's cache comes from the block's zone */
-  void *p = buddy_malloc(SMALL_SIZE);
-  buddy_free(p);
-  tcache_flush_current(); /* free in its slab */
+/* Requests per class: the live caches' tallies, the retired ones, and those
+ * served uncached. */
+Test(threads, requests_are_counted_per_class) {
+  void *objs[30];
   pthread_t t;
-  cr_assert_eq(pthread_create(&t, NULL, free_first, p), 0);
-  pthread_join(t, NULL);
+  cr_assert_eq(pthread_create(&t, NULL, allocate_and_exit, objs), 0);
+  cr_assert_eq(pthread_join(t, NULL), 0);
+  for (int i = 0; i < 7; i++) slow_alloc(SIZE_CLASS_FOR_80);
+  for (int i = 0; i < 3; i++) slow_alloc(SIZE_CLASS_FOR_512);
+  buddy_stats_t s = caches_stats();
+  cr_assert_eq(s.thread_caches, 1);
+  cr_assert_eq(s.class_requests[SIZE_CLASS_FOR_80], 37);
+  cr_assert_eq(s.class_requests[SIZE_CLASS_FOR_512], 3);
+  cr_assert_eq(s.class_cached[SIZE_CLASS_FOR_512], bin_count(tcache_get(), SIZE_CLASS_FOR_512));
+  cr_assert_eq(s.bytes_cached, tcache_cached_bytes(tcache_get()));
 }
 
-/* ---- A worker that fills its cache, then blocks reading a pipe ------------- */
+/* ---- A fork child's orphans, an idle thread's cache ---------------------------- */
 
 typedef struct worker {
   pthread_t thread;
-  int wake[2];  /* the worker blocks reading wake[0] */
-  int ready[2]; /* it writes one byte to ready[1] when its cache is full */
-  void *stray;  /* if set, a block of the main thread's zone it frees first */
+  int ready[2], wake[2];
+  void *objs[40];
+  void *stray; /* a block of zone 0, freed into the worker's batch */
 } worker_t;
 
+/* The second thread's cache is at home in zone 1: zone 0's stray waits in
+ * its batch. It fills its bins, says so, and blocks until woken; then its
+ * cache must still serve it. */
 static void *worker_main(void *arg) {
   worker_t *w = arg;
-  if (w->stray != NULL) buddy_free(w->stray); /* a remote free: into a batch */
-  fill_own_cache(0x5a);
+  for (int i = 0; i < 40; i++) {
+    tcache_hold();
+    check((w->objs[i] = tcache_alloc_slow(SIZE_CLASS_FOR_160)) != NULL);
+  }
+  for (int i = 0; i < 40; i++) {
+    tcache_hold();
+    tcache_free_slow(w->objs[i], small_map_at(w->objs[i]));
+  }
+  check(tcache_get()->zone == &zones[1]);
+  tcache_hold();
+  tcache_free_slow(w->stray, small_map_at(w->stray));
   char c = 1;
   check(write(w->ready[1], &c, 1) == 1);
-  check(read(w->wake[0], &c, 1) == 1); /* idle here, in a system call */
-  churn_and_check(20);                 /* takes its cache back and uses it */
-  fill_own_cache(0x6b);
+  check(read(w->wake[0], &c, 1) == 1); /* idle, in a system call */
+  tcache_hold();
+  void *p = tcache_alloc_slow(SIZE_CLASS_FOR_160);
+  check(p != NULL && tcache_get() == tcache_own && tcache_own->state == TCACHE_LIVE);
+  tcache_hold();
+  tcache_free_slow(p, small_map_at(p));
   return NULL;
 }
 
 static void worker_start(worker_t *w) {
-  cr_assert_eq(pipe(w->wake), 0);
+  slow_free(slow_alloc(SIZE_CLASS_FOR_16)); /* this thread's cache first: zone 0 */
+  w->stray = zone_object(0, SIZE_CLASS_FOR_32);
   cr_assert_eq(pipe(w->ready), 0);
+  cr_assert_eq(pipe(w->wake), 0);
   cr_assert_eq(pthread_create(&w->thread, NULL, worker_main, w), 0);
   char c;
   cr_assert_eq(read(w->ready[0], &c, 1), 1);
@@ -174,495 +791,92 @@ static void worker_finish(worker_t *w) {
   char c = 1;
   cr_assert_eq(write(w->wake[1], &c, 1), 1);
   cr_assert_eq(pthread_join(w->thread, NULL), 0);
-  for (int i = 0; i < 2; i++) {
-    close(w->wake[i]);
-    close(w->ready[i]);
-  }
 }
 
-/* Calls the allocator the way a busy program does (slow paths included: the
- * main thread's flushes), until a reclaim happened or RECLAIM_WAIT_MS passed. */
-static bool wait_for_reclaim(size_t reclaims_before, long wait_ms) {
-  for (long waited = 0; waited < wait_ms; waited += 5) {
-    churn_and_check(1);
-    tcache_flush_current();
-    if (stats_now().caches_reclaimed > reclaims_before) return true;
-    test_sleep_ms(5);
-  }
-  return false;
+/* The runtime's fork handlers (fork.c), for the layers up to this one. */
+static void fork_prepare(void) {
+  tcache_fork_prepare();
+  zone_fork_prepare();
+  huge_fork_prepare();
 }
 
-/* A worker idle with a full cache, reclaim periods of 100 ms, and the
- * calling thread's own cache empty. */
-static void idle_worker_start(worker_t *w) {
-  skip_under_tsan();
-  options.purge_delay_ms = 100;
-  worker_start(w);
-  tcache_flush_current();
+static void fork_parent(void) {
+  huge_fork_parent();
+  zone_fork_parent();
+  tcache_fork_parent();
 }
 
-Test(reclaim, an_idle_threads_cache_is_emptied_by_a_busy_thread, .timeout = 30) {
-  worker_t w = {.stray = NULL};
-  idle_worker_start(&w);
-  buddy_stats_t before = stats_now();
-  cr_assert_geq(before.bytes_cached, 8 * 1024, "the idle worker holds %zu bytes", before.bytes_cached);
-  cr_assert_eq(before.caches_reclaimed, 0);
-  cr_assert(wait_for_reclaim(0, RECLAIM_WAIT_MS), "no reclaim within %d ms", RECLAIM_WAIT_MS);
-  tcache_flush_current();
-  buddy_stats_t after = stats_now();
-  cr_assert_eq(after.bytes_cached, 0, "%zu bytes still cached", after.bytes_cached);
-  cr_assert_geq(after.bytes_reclaimed, before.bytes_cached);
-  worker_finish(&w); /* it wakes on tcache_reclaimed, takes its cache back, checks its blocks */
+/* In a fork child, the worker's cache is an orphan; the child's first sweep
+ * flushes it. */
+static int child_flushes_orphans(worker_t *w) {
+  huge_fork_child();
+  zone_fork_child();
+  tcache_fork_child_locked();
+  tcache_fork_child();
+  if (tcache_registry != tcache_own || tcache_own->next != NULL) return 1;
+  if (tcache_orphans == NULL) return 2;
+  buddy_stats_t s = caches_stats();
+  if (s.thread_caches != 1 || s.class_cached[SIZE_CLASS_FOR_160] == 0) return 3; /* orphans' objects count */
+  if (free_in_slab(w->stray)) return 4;
+  tcache_sweep();
+  if (tcache_orphans != NULL) return 5;
+  s = caches_stats();
+  if (s.class_cached[SIZE_CLASS_FOR_160] != 0) return 6;
+  for (int i = 0; i < 40; i++)
+    if (!free_in_slab(w->objs[i])) return 7;
+  if (!free_in_slab(w->stray)) return 8; /* the batch went home too */
   zone_verify_all();
-}
-
-Test(reclaim, the_background_thread_empties_caches_of_an_idle_program, .timeout = 30) {
-  options.background_purge = 1;
-  worker_t w = {.stray = NULL};
-  idle_worker_start(&w);
-  cr_assert_gt(stats_now().bytes_cached, 0);
-  /* The main thread makes no allocator call while it waits. */
-  size_t reclaims = 0;
-  for (long waited = 0; waited < RECLAIM_WAIT_MS && reclaims == 0; waited += 50) {
-    test_sleep_ms(50);
-    reclaims = stats_now().caches_reclaimed;
-  }
-  cr_assert_eq(reclaims, 1, "the background thread emptied the idle worker's cache");
-  worker_finish(&w);
-  zone_verify_all();
-}
-
-Test(reclaim, off_when_asked, .timeout = 30) {
-  options.reclaim_idle = 0;
-  worker_t w = {.stray = NULL};
-  idle_worker_start(&w);
-  size_t cached = stats_now().bytes_cached;
-  cr_assert_geq(cached, 8 * 1024);
-  /* Ten reclaim periods: the test above sees its reclaim within two or three. */
-  cr_assert(!wait_for_reclaim(0, 1000), "reclaim_idle=0 still reclaimed");
-  tcache_flush_current();
-  cr_assert_eq(stats_now().bytes_cached, cached, "the idle worker's cache is left alone");
-  worker_finish(&w);
-}
-
-/* ---- Idle caches and RSS --------------------------------------------------- */
-
-#define PIN_THREADS 8
-static const size_t pin_sizes[] = {64, 256, 1024, 4096, 16384};
-#define PIN_CLASSES (sizeof pin_sizes / sizeof pin_sizes[0])
-
-/* What one thread's bins pin below when each cached object sits on a slab
- * of its own: a whole slab per object, for bins of their starting size (they
- * may grow, which pins more). */
-static size_t pinned_per_thread(void) {
-  size_t bytes = 0;
-  for (size_t i = 0; i < PIN_CLASSES; i++) {
-    unsigned cls = size_class_of(pin_sizes[i]);
-    bytes += tcache_bin_start(cls) * (PAGE_SIZE << size_class_slab_order[cls]);
-  }
-  return bytes;
-}
-
-/* Fills slabs of several classes, frees every object but the first of each
- * slab, then the firsts: the bins end up holding one object on each of as
- * many slabs as they have room for, and those slabs stay resident. */
-static void *pin_worker(void *arg) {
-  worker_t *w = arg;
-  for (size_t i = 0; i < PIN_CLASSES; i++) {
-    unsigned cls = size_class_of(pin_sizes[i]);
-    size_t slab_bytes = PAGE_SIZE << size_class_slab_order[cls];
-    size_t n = 4 * TCACHE_BIN_MAX * (size_t)size_class_slab_count[cls];
-    if (n * pin_sizes[i] > (16u << 20)) n = (16u << 20) / pin_sizes[i];
-    /* Not libc's malloc: its per-thread arenas would keep RSS of their own. */
-    char **blocks = mmap(NULL, n * sizeof *blocks, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    check(blocks != MAP_FAILED);
-    for (size_t k = 0; k < n; k++) memset(blocks[k] = buddy_malloc(pin_sizes[i]), 7, pin_sizes[i]);
-    for (size_t k = 0; k < n; k++)
-      if ((uintptr_t)blocks[k] % slab_bytes != 0) buddy_free(blocks[k]);
-    for (size_t k = 0; k < n; k++)
-      if ((uintptr_t)blocks[k] % slab_bytes == 0) buddy_free(blocks[k]);
-    munmap(blocks, n * sizeof *blocks);
-  }
-  char c = 1;
-  check(write(w->ready[1], &c, 1) == 1);
-  check(read(w->wake[0], &c, 1) == 1);
-  return NULL;
-}
-
-Test(reclaim, idle_threads_caches_do_not_pin_memory, .timeout = 60) {
-  skip_under_tsan();
-  if (TEST_ASAN) cr_skip_test("the RSS is AddressSanitizer's own under ASan; checked in the plain build");
-  options.purge_delay_ms = 100;
-  options.background_purge = 1; /* purges every zone while the threads idle */
-  options.reclaim_idle = 0;     /* first: what the caches pin */
-  size_t start = test_rss_bytes();
-  worker_t w[PIN_THREADS];
-  for (int t = 0; t < PIN_THREADS; t++) {
-    cr_assert_eq(pipe(w[t].wake), 0);
-    cr_assert_eq(pipe(w[t].ready), 0);
-    cr_assert_eq(pthread_create(&w[t].thread, NULL, pin_worker, &w[t]), 0);
-  }
-  char c;
-  for (int t = 0; t < PIN_THREADS; t++) cr_assert_eq(read(w[t].ready[0], &c, 1), 1);
-  test_sleep_ms(500); /* everything not cached is purged by now */
-  size_t pinned = test_rss_bytes() - start, expected = PIN_THREADS * pinned_per_thread();
-  cr_assert_geq(pinned, expected / 2, "caches pin %zu KiB (expected about %zu KiB)", pinned >> 10, expected >> 10);
-  options.reclaim_idle = 1;
-  for (int waited = 0; waited < RECLAIM_WAIT_MS && stats_now().caches_reclaimed < PIN_THREADS; waited += 50)
-    test_sleep_ms(50);
-  cr_assert_eq(stats_now().caches_reclaimed, PIN_THREADS);
-  test_sleep_ms(400); /* the purge delay, with the background thread's half-delay wakes */
-  size_t left = test_rss_bytes() - start;
-  fprintf(stderr, "pinned %zu KiB, left %zu KiB\n", pinned >> 10, left >> 10);
-  cr_assert_leq(left, pinned / 4, "after reclaim %zu KiB of %zu KiB pinned still resident", left >> 10, pinned >> 10);
-  for (int t = 0; t < PIN_THREADS; t++) {
-    cr_assert_eq(write(w[t].wake[1], &c, 1), 1);
-    cr_assert_eq(pthread_join(w[t].thread, NULL), 0);
-  }
-}
-
-/* A thread that runs (or blocks only briefly) between sweeps is never
- * reclaimed, and one that sleeps long enough is reclaimed again and again
- * while the sweeps race with its waking: its blocks stay intact throughout.
- * A cache is emptied at the third sweep (one per RECLAIM_PERIOD_MIN_MS, 100)
- * after its last slow path, so a nap of 250 ms is reclaimed only when the
- * first sweep comes early in it: the naps lengthen from 200 to 550 ms, so
- * that sweeps land at every point of a wake-up, and the last ones leave
- * room for a loaded machine's late sweeps. */
-static bool napper_done;
-
-static void *napper_main(void *arg) {
-  (void)arg;
-  for (int i = 0; i < 16; i++) {
-    churn_and_check(10);
-    fill_own_cache((unsigned char)i);
-    test_sleep_ms(i % 2 ? 1 : 200 + 50 * (i / 2)); /* a short nap: busy; a long one: idle across sweeps */
-  }
-  __atomic_store_n(&napper_done, true, __ATOMIC_RELEASE);
-  return NULL;
-}
-
-Test(reclaim, races_with_waking_owners_lose_nothing, .timeout = 60) {
-  skip_under_tsan();
-  options.purge_delay_ms = 0; /* a sweep every RECLAIM_PERIOD_MIN_MS */
-  pthread_t thread;
-  cr_assert_eq(pthread_create(&thread, NULL, napper_main, NULL), 0);
-  while (!__atomic_load_n(&napper_done, __ATOMIC_ACQUIRE)) {
-    maintain_tick();
-    test_sleep_ms(1);
-  }
-  cr_assert_eq(pthread_join(thread, NULL), 0);
-  cr_assert_geq(stats_now().caches_reclaimed, 1, "the long naps were seen as idle");
-  churn_and_check(5);
-  zone_verify_all();
-}
-
-/* A signal handler that blocks while the thread it interrupted was in the
- * middle of a malloc or free: the thread looks idle (blocked in a system
- * call, CPU time unchanged), but its fast path holds bin pointers. */
-static bool signalled_stop;
-static long signal_hits;
-
-static void blocking_handler(int sig) {
-  (void)sig;
-  __atomic_add_fetch(&signal_hits, 1, __ATOMIC_RELAXED);
-  test_sleep_ms(350); /* three reclaim periods and more */
-}
-
-static void *interrupted_worker(void *arg) {
-  (void)arg;
-  enum { LIVE = 64, SIZE = 48 };
-  unsigned char *v[LIVE];
-  for (int i = 0; i < LIVE; i++) memset(v[i] = buddy_malloc(SIZE), i, SIZE);
-  for (unsigned k = 0; !__atomic_load_n(&signalled_stop, __ATOMIC_ACQUIRE); k++) {
-    unsigned i = k % LIVE;
-    check(v[i][0] == (unsigned char)i && v[i][SIZE - 1] == (unsigned char)i);
-    buddy_free(v[i]);
-    memset(v[i] = buddy_malloc(SIZE), i, SIZE);
-  }
-  for (int i = 0; i < LIVE; i++) buddy_free(v[i]);
-  return NULL;
-}
-
-Test(reclaim, a_blocking_signal_handler_inside_malloc_is_not_idle, .timeout = 60) {
-  skip_under_tsan();
-  options.purge_delay_ms = 0; /* a sweep every RECLAIM_PERIOD_MIN_MS */
-  struct sigaction sa = {.sa_handler = blocking_handler};
-  sigemptyset(&sa.sa_mask);
-  cr_assert_eq(sigaction(SIGUSR1, &sa, NULL), 0);
-  pthread_t thread;
-  cr_assert_eq(pthread_create(&thread, NULL, interrupted_worker, NULL), 0);
-  for (int round = 0; round < 12; round++) {
-    pthread_kill(thread, SIGUSR1);
-    for (int i = 0; i < 40; i++) { /* the handler's sleep, and the worker's run after it */
-      maintain_tick();
-      test_sleep_ms(10);
-    }
-  }
-  __atomic_store_n(&signalled_stop, true, __ATOMIC_RELEASE);
-  cr_assert_eq(pthread_join(thread, NULL), 0);
-  cr_assert_geq(__atomic_load_n(&signal_hits, __ATOMIC_RELAXED), 1);
-  zone_verify_all();
-}
-
-/* ---- Request counters ------------------------------------------------------ */
-
-#define COUNT_THREADS 6
-#define COUNT_PER_THREAD 5003
-
-static int threads_counted;
-static bool threads_released;
-
-/* Odd-numbered threads stay alive (their counters in their caches) until
- * released; even ones exit (their counters retired). */
-static void *count_requests(void *arg) {
-  int stay = (int)(intptr_t)arg % 2;
-  for (int i = 0; i < COUNT_PER_THREAD; i++) buddy_free(buddy_malloc(SMALL_SIZE));
-  __atomic_fetch_add(&threads_counted, 1, __ATOMIC_ACQ_REL);
-  while (stay && !__atomic_load_n(&threads_released, __ATOMIC_ACQUIRE)) test_sleep_ms(1);
-  return NULL;
-}
-
-/* ---- Bin sizes: adapting within the thread's budget ------------------------ */
-
-/* The most objects a bin of class cls may grow to (types.h). */
-static uint32_t bin_ceiling(unsigned cls) {
-  size_t n = TCACHE_BIN_CEILING_BYTES / size_class_bytes[cls];
-  return (uint32_t)(n < 1 ? 1 : n > TCACHE_BIN_MAX ? TCACHE_BIN_MAX : n);
-}
-
-/* Checks the calling thread's cache: each bin's count within its max, the
- * budget's sum right and within TCACHE_BYTES_MAX, the bytes cached too.
- * Returns the bytes its bins could hold. */
-static size_t check_own_budget(void) {
-  const tcache_t *tc = tcache_get();
-  check(tc->state == TCACHE_LIVE);
-  size_t sum = 0, cached = 0;
-  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
-    unsigned bin = tcache_home_bin(tc, c);
-    uint64_t tally = tc->bin_tally[bin];
-    check(tcache_bin_room(tally) <= tc->bin_max[c] && tc->bin_max[c] <= bin_ceiling(c));
-    /* The stack: a NULL below it, as many objects as the tally says, within
-     * its slots (which end where the next class's NULL is). */
-    check(tc->bin_base[c][0] == NULL && tc->bin_top[bin] > tc->bin_base[c]);
-    check((size_t)(tc->bin_top[bin] - tc->bin_base[c] - 1) == tcache_bin_count(tc, c, tally));
-    if (c + 1 < SIZE_CLASS_COUNT) check(tc->bin_base[c] + 1 + bin_ceiling(c) <= tc->bin_base[c + 1]);
-    sum += (size_t)tc->bin_max[c] * size_class_bytes[c];
-    cached += (size_t)tcache_bin_count(tc, c, tally) * size_class_bytes[c];
-  }
-  check(sum == tc->budget_used && sum <= TCACHE_BYTES_MAX && cached <= sum);
-  return sum;
-}
-
-/* Allocates `count` blocks of class cls, writes them, checks and frees them:
- * the bin runs empty (refills) and then full (flushes). */
-static void churn_class(unsigned cls, int count) {
-  size_t size = size_class_bytes[cls];
-  unsigned char **blocks = mmap(NULL, (size_t)count * sizeof *blocks, PROT_READ | PROT_WRITE,
-                                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  check(blocks != MAP_FAILED);
-  for (int i = 0; i < count; i++) {
-    check((blocks[i] = buddy_malloc(size)) != NULL);
-    memset(blocks[i], (unsigned char)(i + cls), size);
-  }
-  for (int i = 0; i < count; i++) {
-    check(blocks[i][0] == (unsigned char)(i + cls) && blocks[i][size - 1] == (unsigned char)(i + cls));
-    buddy_free(blocks[i]);
-  }
-  munmap(blocks, (size_t)count * sizeof *blocks);
-}
-
-Test(bins, the_starts_fit_the_budget_and_every_class_in_use_gets_its_start) {
-  size_t starts = 0;
-  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) starts += (size_t)tcache_bin_start(c) * size_class_bytes[c];
-  cr_assert_leq(starts, TCACHE_BYTES_MAX, "the starts need %zu KiB", starts >> 10);
-  for (int round = 0; round < 3; round++)
-    for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) churn_class(c, 2 * (int)tcache_bin_start(c) + 1);
-  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
-    churn_class(c, 2 * (int)tcache_bin_start(c) + 1);
-    cr_assert_geq(tcache_get()->bin_max[c], tcache_bin_start(c), "class %u has no bin", c);
-  }
-  check_own_budget();
-}
-
-/* A thread's cache is a page run of its home zone, as large as its slots
- * need (its pages are touched only as bins fill). */
-Test(bins, a_threads_cache_with_its_slots_is_a_page_run) {
-  buddy_free(buddy_malloc(SMALL_SIZE));
-  tcache_t *tc = tcache_get();
-  cr_assert_eq(tc->state, TCACHE_LIVE);
-  region_t *r = pagemap_region_of(tc);
-  page_desc_t *d = page_desc_of(r, tc);
-  cr_assert_eq(d->kind, PAGE_RUN);
-  cr_assert_eq((uintptr_t)tc & (PAGE_SIZE - 1), 0);
-  cr_assert_geq(PAGE_SIZE << d->order, tcache_size());
-  cr_assert_eq(r->zone, tc->zone, "from its home zone");
-}
-
-Test(bins, a_class_in_demand_grows_and_every_class_together_stays_within_the_budget) {
-  unsigned hot = size_class_of(320);
-  churn_class(hot, 1); /* the class's first slow path: its bin starts */
-  cr_assert_eq(tcache_get()->bin_max[hot], tcache_bin_start(hot));
-  for (int round = 0; round < 4; round++) churn_class(hot, 2 * TCACHE_BIN_MAX);
-  cr_assert_eq(tcache_get()->bin_max[hot], bin_ceiling(hot), "refills double the bin up to its ceiling");
-  cr_assert_gt(bin_ceiling(hot), tcache_bin_start(hot));
-  /* Every class in demand at once asks for more than the budget. */
-  size_t asked = 0;
-  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) asked += (size_t)bin_ceiling(c) * size_class_bytes[c];
-  cr_assert_gt(asked, TCACHE_BYTES_MAX);
-  size_t most = 0;
-  for (int round = 0; round < 6; round++) {
-    for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
-      churn_class(c, 3 * (int)bin_ceiling(c));
-      size_t held = check_own_budget();
-      if (held > most) most = held;
-    }
-  }
-  cr_assert_geq(most, TCACHE_BYTES_MAX * 3 / 4, "the budget is used: %zu KiB", most >> 10);
-  cr_assert_leq(stats_now().bytes_cached, TCACHE_BYTES_MAX);
-  zone_verify_all();
-}
-
-/* The classes above 4 KiB, which the helper below runs until they hold at
- * least 3/4 of the budget. */
-#define FIRST_LARGE_SIZE 5000
-static const unsigned middle_classes[] = {13, 14, 15, 16}; /* 320 .. 512 bytes */
-#define MIDDLE_CLASSES (sizeof middle_classes / sizeof middle_classes[0])
-
-static unsigned fill_budget_with_large_classes(void) {
-  unsigned first_large = size_class_of(FIRST_LARGE_SIZE);
-  for (int round = 0; round < 8; round++)
-    for (unsigned c = first_large; c < SIZE_CLASS_COUNT; c++) churn_class(c, 3 * (int)bin_ceiling(c));
-  cr_assert_geq(check_own_budget(), TCACHE_BYTES_MAX * 3 / 4);
-  return first_large;
-}
-
-Test(bins, the_middle_classes_are_320_to_512_bytes) {
-  for (unsigned i = 0; i < MIDDLE_CLASSES; i++) cr_assert_eq(size_class_bytes[middle_classes[i]], 320 + 64 * i);
-}
-
-Test(bins, a_new_working_set_takes_the_budget_of_classes_no_longer_used) {
-  /* Phase 1: the largest classes fill the budget. */
-  unsigned first_large = fill_budget_with_large_classes();
-  /* Phase 2: four middle classes only. Their bins must grow past their start,
-   * which only the budget the large classes give up allows. */
-  const unsigned *middle = middle_classes;
-  size_t middle_ceilings = 0;
-  for (unsigned i = 0; i < MIDDLE_CLASSES; i++)
-    middle_ceilings += (size_t)bin_ceiling(middle[i]) * size_class_bytes[middle[i]];
-  cr_assert_gt(middle_ceilings, TCACHE_BYTES_MAX - check_own_budget(), "phase 2 needs budget from phase 1");
-  for (int round = 0; round < 200; round++)
-    for (unsigned i = 0; i < MIDDLE_CLASSES; i++) churn_class(middle[i], 2 * (int)bin_ceiling(middle[i]));
-  const tcache_t *tc = tcache_get();
-  for (unsigned i = 0; i < MIDDLE_CLASSES; i++)
-    cr_assert_eq(tc->bin_max[middle[i]], bin_ceiling(middle[i]), "class %u: %u", middle[i], tc->bin_max[middle[i]]);
-  size_t large = 0, starts = 0;
-  for (unsigned c = first_large; c < SIZE_CLASS_COUNT; c++) {
-    large += (size_t)tc->bin_max[c] * size_class_bytes[c];
-    starts += (size_t)tcache_bin_start(c) * size_class_bytes[c];
-  }
-  cr_assert_leq(large, starts, "bins of unused classes gave up all but their start: %zu KiB left", large >> 10);
-  check_own_budget();
-  zone_verify_all();
-}
-
-Test(bins, a_smaller_class_in_demand_takes_budget_from_larger_ones_still_in_use) {
-  unsigned first_large = fill_budget_with_large_classes();
-  uint32_t large_max[SIZE_CLASS_COUNT];
-  for (unsigned c = first_large; c < SIZE_CLASS_COUNT; c++) large_max[c] = tcache_get()->bin_max[c];
-  /* The large classes stay in use (each serves more than its max between
-   * rebalances), so only the rule for larger classes frees budget. */
-  const unsigned *middle = middle_classes;
-  size_t large_before = 0, large_after = 0;
-  for (unsigned c = first_large; c < SIZE_CLASS_COUNT; c++) large_before += (size_t)large_max[c] * size_class_bytes[c];
-  for (int round = 0; round < 200; round++) {
-    for (unsigned c = first_large; c < SIZE_CLASS_COUNT; c++) churn_class(c, 3 * (int)bin_ceiling(c));
-    for (unsigned i = 0; i < MIDDLE_CLASSES; i++) churn_class(middle[i], 2 * (int)bin_ceiling(middle[i]));
-  }
-  const tcache_t *tc = tcache_get();
-  size_t middle_bytes = 0, middle_starts = 0;
-  for (unsigned i = 0; i < MIDDLE_CLASSES; i++) {
-    middle_bytes += (size_t)tc->bin_max[middle[i]] * size_class_bytes[middle[i]];
-    middle_starts += (size_t)tcache_bin_start(middle[i]) * size_class_bytes[middle[i]];
-  }
-  cr_assert_geq(middle_bytes, 2 * middle_starts, "the smaller classes grew: %zu KiB from %zu KiB", middle_bytes >> 10,
-                middle_starts >> 10);
-  for (unsigned c = first_large; c < SIZE_CLASS_COUNT; c++) {
-    /* In use every round: never below its start (a class below it takes budget from any other). */
-    cr_assert_geq(tc->bin_max[c], tcache_bin_start(c), "class %u went from %u to %u", c, large_max[c], tc->bin_max[c]);
-    large_after += (size_t)tc->bin_max[c] * size_class_bytes[c];
-  }
-  cr_assert_lt(large_after, large_before, "the larger classes gave up budget: %zu KiB, were %zu KiB", large_after >> 10,
-               large_before >> 10);
-  check_own_budget();
-  zone_verify_all();
-}
-
-Test(stats, requests_are_counted_exactly_per_class) {
-  unsigned cls = size_class_of(SMALL_SIZE), other = size_class_of(OTHER_SIZE);
-  buddy_stats_t before = stats_now();
-  pthread_t threads[COUNT_THREADS];
-  for (int t = 0; t < COUNT_THREADS; t++)
-    cr_assert_eq(pthread_create(&threads[t], NULL, count_requests, (void *)(intptr_t)t), 0);
-  for (int i = 0; i < 777; i++) buddy_free(buddy_malloc(OTHER_SIZE));
-  for (int i = 0; i < 3; i++) buddy_free(buddy_malloc(96 * 1024));
-  buddy_free(buddy_malloc(9u << 20));
-  while (__atomic_load_n(&threads_counted, __ATOMIC_ACQUIRE) < COUNT_THREADS) test_sleep_ms(1);
-  for (int t = 0; t < COUNT_THREADS; t += 2) pthread_join(threads[t], NULL);
-  buddy_stats_t during = stats_now(); /* three threads gone, three live */
-  __atomic_store_n(&threads_released, true, __ATOMIC_RELEASE);
-  for (int t = 1; t < COUNT_THREADS; t += 2) pthread_join(threads[t], NULL);
-  buddy_stats_t after = stats_now();
-  cr_assert_eq(during.class_requests[cls] - before.class_requests[cls], COUNT_THREADS * COUNT_PER_THREAD);
-  cr_assert_eq(after.class_requests[cls] - before.class_requests[cls], COUNT_THREADS * COUNT_PER_THREAD);
-  cr_assert_eq(after.class_requests[other] - before.class_requests[other], 777);
-  cr_assert_eq(after.medium_requests - before.medium_requests, 3);
-  cr_assert_eq(after.huge_requests - before.huge_requests, 1);
-}
-
-Test(stats, requests_appear_in_the_json_report) {
-  for (int i = 0; i < 1234; i++) buddy_free(buddy_malloc(OTHER_SIZE));
-  char *json = buddy_stats_json();
-  char pattern[64];
-  snprintf(pattern, sizeof pattern, "{\"class\":%u,\"bytes\":%u,\"requests\":", size_class_of(OTHER_SIZE),
-           (unsigned)size_class_bytes[size_class_of(OTHER_SIZE)]);
-  const char *at = strstr(json, pattern);
-  cr_assert_not_null(at, "%s in %s", pattern, json);
-  cr_assert_geq(strtoull(at + strlen(pattern), NULL, 10), 1234);
-  cr_assert_not_null(strstr(json, "\"caches_reclaimed\":"));
-  buddy_free(json);
-}
-
-/* ---- fork(): caches of threads the child does not have --------------------- */
-
-static void *orphan_stray; /* in the worker's remote batch at the fork */
-
-static int child_flushes_orphans(void) {
-  if (free_in_slab(orphan_stray)) return 3;
-  buddy_stats_t s = stats_now();
-  if (s.thread_caches != 1 || s.bytes_cached == 0) return 1; /* the worker's cache is an orphan */
-  tcache_flush_current();
-  maintain_tick(); /* the first sweep in a child is due at once */
-  s = stats_now();
-  if (s.bytes_cached != 0) return 2;
-  if (!free_in_slab(orphan_stray)) return 4; /* the batch went home too */
-  zone_verify_all();
-  churn_and_check(5);
   return 0;
 }
 
-Test(fork, the_child_gives_back_caches_of_threads_it_does_not_have, .timeout = 30) {
-  skip_under_tsan();
-  options.reclaim_idle = 0;              /* orphans are flushed whether or not idle caches are */
-  buddy_free(buddy_malloc(SMALL_SIZE));  /* the main thread has a cache too */
-  void *keep = buddy_malloc(SMALL_SIZE); /* keeps the stray's slab in use */
-  worker_t w = {.stray = orphan_stray = buddy_malloc(SMALL_SIZE)};
-  worker_start(&w); /* the next thread: another zone than this one's */
+Test(threads, a_fork_childs_first_sweep_flushes_the_caches_of_threads_it_does_not_have) {
+  options.reclaim_idle = 0; /* orphans are flushed whether or not idle caches are */
+  worker_t w;
+  worker_start(&w);
+  fork_prepare();
   pid_t pid = fork();
-  if (pid == 0) _exit(child_flushes_orphans());
+  if (pid == 0) _exit(child_flushes_orphans(&w));
+  fork_parent();
   int status = 0;
   cr_assert_eq(waitpid(pid, &status, 0), pid);
-  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", WEXITSTATUS(status));
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child's status %#x", status);
   worker_finish(&w);
-  buddy_free(keep);
+}
+
+/* An owner blocked in a system call at the sweeps that look, its CPU time
+ * unchanged: the third sweep that finds it idle empties its cache, and its
+ * next slow path takes the cache back. */
+Test(threads, an_idle_threads_cache_is_emptied_at_the_third_sweep, .timeout = 30) {
+  if (TEST_TSAN) cr_skip_test("TSan builds do not reclaim idle caches (tcache_sweep.c)");
+  worker_t w;
+  worker_start(&w);
+  cr_assert_gt(caches_stats().class_cached[SIZE_CLASS_FOR_160], 0);
+  int sweeps = 0;
+  while (caches_stats().caches_reclaimed == 0 && sweeps < 200) {
+    test_sleep_ms(10); /* the worker reaches its read */
+    tcache_sweep();
+    sweeps++;
+  }
+  buddy_stats_t s = caches_stats();
+  cr_assert_eq(s.caches_reclaimed, 1, "no reclaim in %d sweeps", sweeps);
+  cr_assert_geq(sweeps, 3, "not before the third sweep");
+  cr_assert_eq(s.class_cached[SIZE_CLASS_FOR_160], 0, "the cache was emptied");
+  cr_assert_gt(s.bytes_reclaimed, 0);
+  for (int i = 0; i < 40; i++) cr_assert(free_in_slab(w.objs[i]), "object %d went home", i);
+  worker_finish(&w); /* it takes its cache back and allocates */
+  zone_verify_all();
+}
+
+Test(threads, no_reclaim_when_turned_off, .timeout = 30) {
+  options.reclaim_idle = 0;
+  worker_t w;
+  worker_start(&w);
+  for (int i = 0; i < 10; i++) {
+    test_sleep_ms(10);
+    tcache_sweep();
+  }
+  buddy_stats_t s = caches_stats();
+  cr_assert_eq(s.caches_reclaimed, 0);
+  cr_assert_gt(s.class_cached[SIZE_CLASS_FOR_160], 0, "the idle worker's cache is left alone");
+  worker_finish(&w);
 }

@@ -1,0 +1,671 @@
+/* test_tcache_heap.c: thread caches seen from outside their threads, as
+ * malloc's and free's fast paths reach them: a thread without a cache, the
+ * per-class request counters, the bins' sizes within the budget, the
+ * idle-cache reclaim (tcache_sweep.c's header has the protocol), and a fork
+ * child's orphaned caches. Linked to the static library with internal.h, so
+ * a test can run a sweep itself and read every counter; each Criterion test
+ * runs in a process of its own. The layer alone (bins, budget, slow paths
+ * called directly) has tests/unit/test_tcache.c. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buddymalloc.h"
+#include "core_util.h"
+
+#define SMALL_SIZE 64    /* class 4 */
+#define OTHER_SIZE 448   /* a class four doublings up */
+#define FILL_BLOCKS 4000 /* more than a bin holds: bins end up full */
+#define RECLAIM_WAIT_MS 5000
+
+/* Checks in threads other than the test's own: report and abort (a crash
+ * fails the test). */
+#define check(cond)                                                                                                    \
+  do {                                                                                                                 \
+    if (!(cond)) {                                                                                                     \
+      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);                                         \
+      abort();                                                                                                         \
+    }                                                                                                                  \
+  } while (0)
+
+static buddy_stats_t stats_now(void) {
+  buddy_stats_t s;
+  stats_collect(&s);
+  return s;
+}
+
+static void skip_under_tsan(void) {
+  if (TEST_TSAN) cr_skip_test("TSan builds do not reclaim idle caches (tcache.c)");
+}
+
+/* Allocates blocks of two classes, writes each, frees them all: the thread's
+ * bins of both classes end up full. */
+static void fill_own_cache(unsigned char seed) {
+  void *blocks[FILL_BLOCKS];
+  for (int i = 0; i < FILL_BLOCKS; i++) {
+    size_t size = i % 2 ? OTHER_SIZE : SMALL_SIZE;
+    memset(blocks[i] = buddy_malloc(size), seed, size);
+  }
+  for (int i = 0; i < FILL_BLOCKS; i++) buddy_free(blocks[i]);
+}
+
+/* Allocates, fills and checks blocks of both classes: a corrupt cache (an
+ * object handed out twice, a broken list) shows as a wrong byte or a crash. */
+static void churn_and_check(int rounds) {
+  enum { LIVE = 300 };
+  unsigned char *live[LIVE];
+  for (int r = 0; r < rounds; r++) {
+    for (int i = 0; i < LIVE; i++) {
+      size_t size = i % 2 ? OTHER_SIZE : SMALL_SIZE;
+      live[i] = buddy_malloc(size);
+      test_fill(live[i], size, (uint64_t)(i + r));
+    }
+    for (int i = 0; i < LIVE; i++) {
+      size_t size = i % 2 ? OTHER_SIZE : SMALL_SIZE;
+      check(test_check(live[i], size, (uint64_t)(i + r)) == size);
+      buddy_free(live[i]);
+    }
+  }
+}
+
+/* ---- A thread whose cache could not be made --------------------------------- */
+
+static void *no_cache_block; /* free in its slab: the thread frees it again */
+static int no_cache_go[2];
+
+/* Its first call finds no memory for a cache (its zone has no region yet,
+ * and the address space is capped), so it runs on the static empty cache:
+ * allocations are served uncached, and a double free is still reported. */
+static void *no_cache_main(void *arg) {
+  (void)arg;
+  char c;
+  if (read(no_cache_go[0], &c, 1) != 1) _exit(3);
+  void *q = buddy_malloc(48);
+  if (q == NULL) _exit(4); /* served by a zone that has room */
+  buddy_stats_t s;
+  stats_collect(&s);
+  if (s.thread_caches != 1) _exit(5); /* the main thread's alone */
+  buddy_free(q);
+  buddy_free(no_cache_block); /* double free: aborts */
+  _exit(6);
+}
+
+/* In a child, so that the test can be skipped under ASan. */
+static void no_cache_child(void) {
+  no_cache_block = buddy_malloc(48);
+  buddy_free(no_cache_block);
+  tcache_flush_current(); /* free in its slab, key and bit */
+  if (pipe(no_cache_go) != 0) _exit(8);
+  pthread_t t;
+  if (pthread_create(&t, NULL, no_cache_main, NULL) != 0) _exit(9); /* its stack mapped before the cap */
+  size_t address_space = 0;
+  if (!test_statm_read(&address_space, NULL)) _exit(13); /* not an abort: the test expects one */
+  struct rlimit cap = {.rlim_cur = address_space + (1u << 20), .rlim_max = RLIM_INFINITY};
+  if (setrlimit(RLIMIT_AS, &cap) != 0) _exit(10);
+  if (write(no_cache_go[1], "x", 1) != 1) _exit(11);
+  pthread_join(t, NULL);
+  _exit(12);
+}
+
+Test(no_cache, a_thread_without_a_cache_allocates_and_reports_a_double_free) {
+  if (TEST_ASAN) cr_skip_test("capping the address space starves AddressSanitizer itself; checked in the plain build");
+  pid_t pid = fork();
+  if (pid == 0) no_cache_child();
+  int status = 0;
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "the child's status: %#x", status);
+}
+
+/* A thread's first call is a double free of a small block in its own zone:
+ * it is confirmed before the cache is made (making it, and pthread's own
+ * allocation for the cache's key, could take the block from its slab and
+ * hide the double free). */
+static void *free_first(void *p) {
+  buddy_free(p); /* aborts here, not later (its exit would flush a bin holding p) */
+  _exit(3);
+}
+
+Test(no_cache, a_double_free_as_a_threads_first_call_is_reported, .signal = SIGABRT) {
+  options.zones = 1; /* the thread's cache comes from the block's zone */
+  void *p = buddy_malloc(SMALL_SIZE);
+  buddy_free(p);
+  tcache_flush_current(); /* free in its slab */
+  pthread_t t;
+  cr_assert_eq(pthread_create(&t, NULL, free_first, p), 0);
+  pthread_join(t, NULL);
+}
+
+/* ---- A worker that fills its cache, then blocks reading a pipe ------------- */
+
+typedef struct worker {
+  pthread_t thread;
+  int wake[2];  /* the worker blocks reading wake[0] */
+  int ready[2]; /* it writes one byte to ready[1] when its cache is full */
+  void *stray;  /* if set, a block of the main thread's zone it frees first */
+} worker_t;
+
+static void *worker_main(void *arg) {
+  worker_t *w = arg;
+  if (w->stray != NULL) buddy_free(w->stray); /* a remote free: into a batch */
+  fill_own_cache(0x5a);
+  char c = 1;
+  check(write(w->ready[1], &c, 1) == 1);
+  check(read(w->wake[0], &c, 1) == 1); /* idle here, in a system call */
+  churn_and_check(20);                 /* takes its cache back and uses it */
+  fill_own_cache(0x6b);
+  return NULL;
+}
+
+static void worker_start(worker_t *w) {
+  cr_assert_eq(pipe(w->wake), 0);
+  cr_assert_eq(pipe(w->ready), 0);
+  cr_assert_eq(pthread_create(&w->thread, NULL, worker_main, w), 0);
+  char c;
+  cr_assert_eq(read(w->ready[0], &c, 1), 1);
+}
+
+static void worker_finish(worker_t *w) {
+  char c = 1;
+  cr_assert_eq(write(w->wake[1], &c, 1), 1);
+  cr_assert_eq(pthread_join(w->thread, NULL), 0);
+  for (int i = 0; i < 2; i++) {
+    close(w->wake[i]);
+    close(w->ready[i]);
+  }
+}
+
+/* Calls the allocator the way a busy program does (slow paths included: the
+ * main thread's flushes), until a reclaim happened or RECLAIM_WAIT_MS passed. */
+static bool wait_for_reclaim(size_t reclaims_before, long wait_ms) {
+  for (long waited = 0; waited < wait_ms; waited += 5) {
+    churn_and_check(1);
+    tcache_flush_current();
+    if (stats_now().caches_reclaimed > reclaims_before) return true;
+    test_sleep_ms(5);
+  }
+  return false;
+}
+
+/* A worker idle with a full cache, reclaim periods of 100 ms, and the
+ * calling thread's own cache empty. */
+static void idle_worker_start(worker_t *w) {
+  skip_under_tsan();
+  options.purge_delay_ms = 100;
+  worker_start(w);
+  tcache_flush_current();
+}
+
+Test(reclaim, an_idle_threads_cache_is_emptied_by_a_busy_thread, .timeout = 30) {
+  worker_t w = {.stray = NULL};
+  idle_worker_start(&w);
+  buddy_stats_t before = stats_now();
+  cr_assert_geq(before.bytes_cached, 8 * 1024, "the idle worker holds %zu bytes", before.bytes_cached);
+  cr_assert_eq(before.caches_reclaimed, 0);
+  cr_assert(wait_for_reclaim(0, RECLAIM_WAIT_MS), "no reclaim within %d ms", RECLAIM_WAIT_MS);
+  tcache_flush_current();
+  buddy_stats_t after = stats_now();
+  cr_assert_eq(after.bytes_cached, 0, "%zu bytes still cached", after.bytes_cached);
+  cr_assert_geq(after.bytes_reclaimed, before.bytes_cached);
+  worker_finish(&w); /* it wakes on tcache_reclaimed, takes its cache back, checks its blocks */
+  zone_verify_all();
+}
+
+Test(reclaim, the_background_thread_empties_caches_of_an_idle_program, .timeout = 30) {
+  options.background_purge = 1;
+  worker_t w = {.stray = NULL};
+  idle_worker_start(&w);
+  cr_assert_gt(stats_now().bytes_cached, 0);
+  /* The main thread makes no allocator call while it waits. */
+  size_t reclaims = 0;
+  for (long waited = 0; waited < RECLAIM_WAIT_MS && reclaims == 0; waited += 50) {
+    test_sleep_ms(50);
+    reclaims = stats_now().caches_reclaimed;
+  }
+  cr_assert_eq(reclaims, 1, "the background thread emptied the idle worker's cache");
+  worker_finish(&w);
+  zone_verify_all();
+}
+
+Test(reclaim, off_when_asked, .timeout = 30) {
+  options.reclaim_idle = 0;
+  worker_t w = {.stray = NULL};
+  idle_worker_start(&w);
+  size_t cached = stats_now().bytes_cached;
+  cr_assert_geq(cached, 8 * 1024);
+  /* Ten reclaim periods: the test above sees its reclaim within two or three. */
+  cr_assert(!wait_for_reclaim(0, 1000), "reclaim_idle=0 still reclaimed");
+  tcache_flush_current();
+  cr_assert_eq(stats_now().bytes_cached, cached, "the idle worker's cache is left alone");
+  worker_finish(&w);
+}
+
+/* ---- Idle caches and RSS --------------------------------------------------- */
+
+#define PIN_THREADS 8
+static const size_t pin_sizes[] = {64, 256, 1024, 4096, 16384};
+#define PIN_CLASSES (sizeof pin_sizes / sizeof pin_sizes[0])
+
+/* What one thread's bins pin below when each cached object sits on a slab
+ * of its own: a whole slab per object, for bins of their starting size (they
+ * may grow, which pins more). */
+static size_t pinned_per_thread(void) {
+  size_t bytes = 0;
+  for (size_t i = 0; i < PIN_CLASSES; i++) {
+    unsigned cls = size_class_of(pin_sizes[i]);
+    bytes += tcache_bin_start(cls) * (PAGE_SIZE << size_class_slab_order[cls]);
+  }
+  return bytes;
+}
+
+/* Fills slabs of several classes, frees every object but the first of each
+ * slab, then the firsts: the bins end up holding one object on each of as
+ * many slabs as they have room for, and those slabs stay resident. */
+static void *pin_worker(void *arg) {
+  worker_t *w = arg;
+  for (size_t i = 0; i < PIN_CLASSES; i++) {
+    unsigned cls = size_class_of(pin_sizes[i]);
+    size_t slab_bytes = PAGE_SIZE << size_class_slab_order[cls];
+    size_t n = 4 * TCACHE_BIN_MAX * (size_t)size_class_slab_count[cls];
+    if (n * pin_sizes[i] > (16u << 20)) n = (16u << 20) / pin_sizes[i];
+    /* Not libc's malloc: its per-thread arenas would keep RSS of their own. */
+    char **blocks = mmap(NULL, n * sizeof *blocks, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    check(blocks != MAP_FAILED);
+    for (size_t k = 0; k < n; k++) memset(blocks[k] = buddy_malloc(pin_sizes[i]), 7, pin_sizes[i]);
+    for (size_t k = 0; k < n; k++)
+      if ((uintptr_t)blocks[k] % slab_bytes != 0) buddy_free(blocks[k]);
+    for (size_t k = 0; k < n; k++)
+      if ((uintptr_t)blocks[k] % slab_bytes == 0) buddy_free(blocks[k]);
+    munmap(blocks, n * sizeof *blocks);
+  }
+  char c = 1;
+  check(write(w->ready[1], &c, 1) == 1);
+  check(read(w->wake[0], &c, 1) == 1);
+  return NULL;
+}
+
+Test(reclaim, idle_threads_caches_do_not_pin_memory, .timeout = 60) {
+  skip_under_tsan();
+  if (TEST_ASAN) cr_skip_test("the RSS is AddressSanitizer's own under ASan; checked in the plain build");
+  options.purge_delay_ms = 100;
+  options.background_purge = 1; /* purges every zone while the threads idle */
+  options.reclaim_idle = 0;     /* first: what the caches pin */
+  size_t start = test_rss_bytes();
+  worker_t w[PIN_THREADS];
+  for (int t = 0; t < PIN_THREADS; t++) {
+    cr_assert_eq(pipe(w[t].wake), 0);
+    cr_assert_eq(pipe(w[t].ready), 0);
+    cr_assert_eq(pthread_create(&w[t].thread, NULL, pin_worker, &w[t]), 0);
+  }
+  char c;
+  for (int t = 0; t < PIN_THREADS; t++) cr_assert_eq(read(w[t].ready[0], &c, 1), 1);
+  test_sleep_ms(500); /* everything not cached is purged by now */
+  size_t pinned = test_rss_bytes() - start, expected = PIN_THREADS * pinned_per_thread();
+  cr_assert_geq(pinned, expected / 2, "caches pin %zu KiB (expected about %zu KiB)", pinned >> 10, expected >> 10);
+  options.reclaim_idle = 1;
+  for (int waited = 0; waited < RECLAIM_WAIT_MS && stats_now().caches_reclaimed < PIN_THREADS; waited += 50)
+    test_sleep_ms(50);
+  cr_assert_eq(stats_now().caches_reclaimed, PIN_THREADS);
+  test_sleep_ms(400); /* the purge delay, with the background thread's half-delay wakes */
+  size_t left = test_rss_bytes() - start;
+  fprintf(stderr, "pinned %zu KiB, left %zu KiB\n", pinned >> 10, left >> 10);
+  cr_assert_leq(left, pinned / 4, "after reclaim %zu KiB of %zu KiB pinned still resident", left >> 10, pinned >> 10);
+  for (int t = 0; t < PIN_THREADS; t++) {
+    cr_assert_eq(write(w[t].wake[1], &c, 1), 1);
+    cr_assert_eq(pthread_join(w[t].thread, NULL), 0);
+  }
+}
+
+/* A thread that runs (or blocks only briefly) between sweeps is never
+ * reclaimed, and one that sleeps long enough is reclaimed again and again
+ * while the sweeps race with its waking: its blocks stay intact throughout.
+ * A cache is emptied at the third sweep (one per RECLAIM_PERIOD_MIN_MS, 100)
+ * after its last slow path, so a nap of 250 ms is reclaimed only when the
+ * first sweep comes early in it: the naps lengthen from 200 to 550 ms, so
+ * that sweeps land at every point of a wake-up, and the last ones leave
+ * room for a loaded machine's late sweeps. */
+static bool napper_done;
+
+static void *napper_main(void *arg) {
+  (void)arg;
+  for (int i = 0; i < 16; i++) {
+    churn_and_check(10);
+    fill_own_cache((unsigned char)i);
+    test_sleep_ms(i % 2 ? 1 : 200 + 50 * (i / 2)); /* a short nap: busy; a long one: idle across sweeps */
+  }
+  __atomic_store_n(&napper_done, true, __ATOMIC_RELEASE);
+  return NULL;
+}
+
+Test(reclaim, races_with_waking_owners_lose_nothing, .timeout = 60) {
+  skip_under_tsan();
+  options.purge_delay_ms = 0; /* a sweep every RECLAIM_PERIOD_MIN_MS */
+  pthread_t thread;
+  cr_assert_eq(pthread_create(&thread, NULL, napper_main, NULL), 0);
+  while (!__atomic_load_n(&napper_done, __ATOMIC_ACQUIRE)) {
+    maintain_tick();
+    test_sleep_ms(1);
+  }
+  cr_assert_eq(pthread_join(thread, NULL), 0);
+  cr_assert_geq(stats_now().caches_reclaimed, 1, "the long naps were seen as idle");
+  churn_and_check(5);
+  zone_verify_all();
+}
+
+/* A signal handler that blocks while the thread it interrupted was in the
+ * middle of a malloc or free: the thread looks idle (blocked in a system
+ * call, CPU time unchanged), but its fast path holds bin pointers. */
+static bool signalled_stop;
+static long signal_hits;
+
+static void blocking_handler(int sig) {
+  (void)sig;
+  __atomic_add_fetch(&signal_hits, 1, __ATOMIC_RELAXED);
+  test_sleep_ms(350); /* three reclaim periods and more */
+}
+
+static void *interrupted_worker(void *arg) {
+  (void)arg;
+  enum { LIVE = 64, SIZE = 48 };
+  unsigned char *v[LIVE];
+  for (int i = 0; i < LIVE; i++) memset(v[i] = buddy_malloc(SIZE), i, SIZE);
+  for (unsigned k = 0; !__atomic_load_n(&signalled_stop, __ATOMIC_ACQUIRE); k++) {
+    unsigned i = k % LIVE;
+    check(v[i][0] == (unsigned char)i && v[i][SIZE - 1] == (unsigned char)i);
+    buddy_free(v[i]);
+    memset(v[i] = buddy_malloc(SIZE), i, SIZE);
+  }
+  for (int i = 0; i < LIVE; i++) buddy_free(v[i]);
+  return NULL;
+}
+
+Test(reclaim, a_blocking_signal_handler_inside_malloc_is_not_idle, .timeout = 60) {
+  skip_under_tsan();
+  options.purge_delay_ms = 0; /* a sweep every RECLAIM_PERIOD_MIN_MS */
+  struct sigaction sa = {.sa_handler = blocking_handler};
+  sigemptyset(&sa.sa_mask);
+  cr_assert_eq(sigaction(SIGUSR1, &sa, NULL), 0);
+  pthread_t thread;
+  cr_assert_eq(pthread_create(&thread, NULL, interrupted_worker, NULL), 0);
+  for (int round = 0; round < 12; round++) {
+    pthread_kill(thread, SIGUSR1);
+    for (int i = 0; i < 40; i++) { /* the handler's sleep, and the worker's run after it */
+      maintain_tick();
+      test_sleep_ms(10);
+    }
+  }
+  __atomic_store_n(&signalled_stop, true, __ATOMIC_RELEASE);
+  cr_assert_eq(pthread_join(thread, NULL), 0);
+  cr_assert_geq(__atomic_load_n(&signal_hits, __ATOMIC_RELAXED), 1);
+  zone_verify_all();
+}
+
+/* ---- Request counters ------------------------------------------------------ */
+
+#define COUNT_THREADS 6
+#define COUNT_PER_THREAD 5003
+
+static int threads_counted;
+static bool threads_released;
+
+/* Odd-numbered threads stay alive (their counters in their caches) until
+ * released; even ones exit (their counters retired). */
+static void *count_requests(void *arg) {
+  int stay = (int)(intptr_t)arg % 2;
+  for (int i = 0; i < COUNT_PER_THREAD; i++) buddy_free(buddy_malloc(SMALL_SIZE));
+  __atomic_fetch_add(&threads_counted, 1, __ATOMIC_ACQ_REL);
+  while (stay && !__atomic_load_n(&threads_released, __ATOMIC_ACQUIRE)) test_sleep_ms(1);
+  return NULL;
+}
+
+/* ---- Bin sizes: adapting within the thread's budget ------------------------ */
+
+/* The most objects a bin of class cls may grow to (types.h). */
+static uint32_t bin_ceiling(unsigned cls) {
+  size_t n = TCACHE_BIN_CEILING_BYTES / size_class_bytes[cls];
+  return (uint32_t)(n < 1 ? 1 : n > TCACHE_BIN_MAX ? TCACHE_BIN_MAX : n);
+}
+
+/* Checks the calling thread's cache: each bin's count within its max, the
+ * budget's sum right and within TCACHE_BYTES_MAX, the bytes cached too.
+ * Returns the bytes its bins could hold. */
+static size_t check_own_budget(void) {
+  const tcache_t *tc = tcache_get();
+  check(tc->state == TCACHE_LIVE);
+  size_t sum = 0, cached = 0;
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
+    unsigned bin = tcache_home_bin(tc, c);
+    uint64_t tally = tc->bin_tally[bin];
+    check(tcache_bin_room(tally) <= tc->bin_max[c] && tc->bin_max[c] <= bin_ceiling(c));
+    /* The stack: a NULL below it, as many objects as the tally says, within
+     * its slots (which end where the next class's NULL is). */
+    check(tc->bin_base[c][0] == NULL && tc->bin_top[bin] > tc->bin_base[c]);
+    check((size_t)(tc->bin_top[bin] - tc->bin_base[c] - 1) == tcache_bin_count(tc, c, tally));
+    if (c + 1 < SIZE_CLASS_COUNT) check(tc->bin_base[c] + 1 + bin_ceiling(c) <= tc->bin_base[c + 1]);
+    sum += (size_t)tc->bin_max[c] * size_class_bytes[c];
+    cached += (size_t)tcache_bin_count(tc, c, tally) * size_class_bytes[c];
+  }
+  check(sum == tc->budget_used && sum <= TCACHE_BYTES_MAX && cached <= sum);
+  return sum;
+}
+
+/* Allocates `count` blocks of class cls, writes them, checks and frees them:
+ * the bin runs empty (refills) and then full (flushes). */
+static void churn_class(unsigned cls, int count) {
+  size_t size = size_class_bytes[cls];
+  unsigned char **blocks = mmap(NULL, (size_t)count * sizeof *blocks, PROT_READ | PROT_WRITE,
+                                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  check(blocks != MAP_FAILED);
+  for (int i = 0; i < count; i++) {
+    check((blocks[i] = buddy_malloc(size)) != NULL);
+    memset(blocks[i], (unsigned char)(i + cls), size);
+  }
+  for (int i = 0; i < count; i++) {
+    check(blocks[i][0] == (unsigned char)(i + cls) && blocks[i][size - 1] == (unsigned char)(i + cls));
+    buddy_free(blocks[i]);
+  }
+  munmap(blocks, (size_t)count * sizeof *blocks);
+}
+
+Test(bins, the_starts_fit_the_budget_and_every_class_in_use_gets_its_start) {
+  size_t starts = 0;
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) starts += (size_t)tcache_bin_start(c) * size_class_bytes[c];
+  cr_assert_leq(starts, TCACHE_BYTES_MAX, "the starts need %zu KiB", starts >> 10);
+  for (int round = 0; round < 3; round++)
+    for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) churn_class(c, 2 * (int)tcache_bin_start(c) + 1);
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
+    churn_class(c, 2 * (int)tcache_bin_start(c) + 1);
+    cr_assert_geq(tcache_get()->bin_max[c], tcache_bin_start(c), "class %u has no bin", c);
+  }
+  check_own_budget();
+}
+
+/* A thread's cache is a page run of its home zone, as large as its slots
+ * need (its pages are touched only as bins fill). */
+Test(bins, a_threads_cache_with_its_slots_is_a_page_run) {
+  buddy_free(buddy_malloc(SMALL_SIZE));
+  tcache_t *tc = tcache_get();
+  cr_assert_eq(tc->state, TCACHE_LIVE);
+  region_t *r = pagemap_region_of(tc);
+  page_desc_t *d = page_desc_of(r, tc);
+  cr_assert_eq(d->kind, PAGE_RUN);
+  cr_assert_eq((uintptr_t)tc & (PAGE_SIZE - 1), 0);
+  cr_assert_geq(PAGE_SIZE << d->order, tcache_size());
+  cr_assert_eq(r->zone, tc->zone, "from its home zone");
+}
+
+Test(bins, a_class_in_demand_grows_and_every_class_together_stays_within_the_budget) {
+  unsigned hot = size_class_of(320);
+  churn_class(hot, 1); /* the class's first slow path: its bin starts */
+  cr_assert_eq(tcache_get()->bin_max[hot], tcache_bin_start(hot));
+  for (int round = 0; round < 4; round++) churn_class(hot, 2 * TCACHE_BIN_MAX);
+  cr_assert_eq(tcache_get()->bin_max[hot], bin_ceiling(hot), "refills double the bin up to its ceiling");
+  cr_assert_gt(bin_ceiling(hot), tcache_bin_start(hot));
+  /* Every class in demand at once asks for more than the budget. */
+  size_t asked = 0;
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) asked += (size_t)bin_ceiling(c) * size_class_bytes[c];
+  cr_assert_gt(asked, TCACHE_BYTES_MAX);
+  size_t most = 0;
+  for (int round = 0; round < 6; round++) {
+    for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
+      churn_class(c, 3 * (int)bin_ceiling(c));
+      size_t held = check_own_budget();
+      if (held > most) most = held;
+    }
+  }
+  cr_assert_geq(most, TCACHE_BYTES_MAX * 3 / 4, "the budget is used: %zu KiB", most >> 10);
+  cr_assert_leq(stats_now().bytes_cached, TCACHE_BYTES_MAX);
+  zone_verify_all();
+}
+
+/* The classes above 4 KiB, which the helper below runs until they hold at
+ * least 3/4 of the budget. */
+#define FIRST_LARGE_SIZE 5000
+static const unsigned middle_classes[] = {13, 14, 15, 16}; /* 320 .. 512 bytes */
+#define MIDDLE_CLASSES (sizeof middle_classes / sizeof middle_classes[0])
+
+static unsigned fill_budget_with_large_classes(void) {
+  unsigned first_large = size_class_of(FIRST_LARGE_SIZE);
+  for (int round = 0; round < 8; round++)
+    for (unsigned c = first_large; c < SIZE_CLASS_COUNT; c++) churn_class(c, 3 * (int)bin_ceiling(c));
+  cr_assert_geq(check_own_budget(), TCACHE_BYTES_MAX * 3 / 4);
+  return first_large;
+}
+
+Test(bins, the_middle_classes_are_320_to_512_bytes) {
+  for (unsigned i = 0; i < MIDDLE_CLASSES; i++) cr_assert_eq(size_class_bytes[middle_classes[i]], 320 + 64 * i);
+}
+
+Test(bins, a_new_working_set_takes_the_budget_of_classes_no_longer_used) {
+  /* Phase 1: the largest classes fill the budget. */
+  unsigned first_large = fill_budget_with_large_classes();
+  /* Phase 2: four middle classes only. Their bins must grow past their start,
+   * which only the budget the large classes give up allows. */
+  const unsigned *middle = middle_classes;
+  size_t middle_ceilings = 0;
+  for (unsigned i = 0; i < MIDDLE_CLASSES; i++)
+    middle_ceilings += (size_t)bin_ceiling(middle[i]) * size_class_bytes[middle[i]];
+  cr_assert_gt(middle_ceilings, TCACHE_BYTES_MAX - check_own_budget(), "phase 2 needs budget from phase 1");
+  for (int round = 0; round < 200; round++)
+    for (unsigned i = 0; i < MIDDLE_CLASSES; i++) churn_class(middle[i], 2 * (int)bin_ceiling(middle[i]));
+  const tcache_t *tc = tcache_get();
+  for (unsigned i = 0; i < MIDDLE_CLASSES; i++)
+    cr_assert_eq(tc->bin_max[middle[i]], bin_ceiling(middle[i]), "class %u: %u", middle[i], tc->bin_max[middle[i]]);
+  size_t large = 0, starts = 0;
+  for (unsigned c = first_large; c < SIZE_CLASS_COUNT; c++) {
+    large += (size_t)tc->bin_max[c] * size_class_bytes[c];
+    starts += (size_t)tcache_bin_start(c) * size_class_bytes[c];
+  }
+  cr_assert_leq(large, starts, "bins of unused classes gave up all but their start: %zu KiB left", large >> 10);
+  check_own_budget();
+  zone_verify_all();
+}
+
+Test(bins, a_smaller_class_in_demand_takes_budget_from_larger_ones_still_in_use) {
+  unsigned first_large = fill_budget_with_large_classes();
+  uint32_t large_max[SIZE_CLASS_COUNT];
+  for (unsigned c = first_large; c < SIZE_CLASS_COUNT; c++) large_max[c] = tcache_get()->bin_max[c];
+  /* The large classes stay in use (each serves more than its max between
+   * rebalances), so only the rule for larger classes frees budget. */
+  const unsigned *middle = middle_classes;
+  size_t large_before = 0, large_after = 0;
+  for (unsigned c = first_large; c < SIZE_CLASS_COUNT; c++) large_before += (size_t)large_max[c] * size_class_bytes[c];
+  for (int round = 0; round < 200; round++) {
+    for (unsigned c = first_large; c < SIZE_CLASS_COUNT; c++) churn_class(c, 3 * (int)bin_ceiling(c));
+    for (unsigned i = 0; i < MIDDLE_CLASSES; i++) churn_class(middle[i], 2 * (int)bin_ceiling(middle[i]));
+  }
+  const tcache_t *tc = tcache_get();
+  size_t middle_bytes = 0, middle_starts = 0;
+  for (unsigned i = 0; i < MIDDLE_CLASSES; i++) {
+    middle_bytes += (size_t)tc->bin_max[middle[i]] * size_class_bytes[middle[i]];
+    middle_starts += (size_t)tcache_bin_start(middle[i]) * size_class_bytes[middle[i]];
+  }
+  cr_assert_geq(middle_bytes, 2 * middle_starts, "the smaller classes grew: %zu KiB from %zu KiB", middle_bytes >> 10,
+                middle_starts >> 10);
+  for (unsigned c = first_large; c < SIZE_CLASS_COUNT; c++) {
+    /* In use every round: never below its start (a class below it takes budget from any other). */
+    cr_assert_geq(tc->bin_max[c], tcache_bin_start(c), "class %u went from %u to %u", c, large_max[c], tc->bin_max[c]);
+    large_after += (size_t)tc->bin_max[c] * size_class_bytes[c];
+  }
+  cr_assert_lt(large_after, large_before, "the larger classes gave up budget: %zu KiB, were %zu KiB", large_after >> 10,
+               large_before >> 10);
+  check_own_budget();
+  zone_verify_all();
+}
+
+Test(stats, requests_are_counted_exactly_per_class) {
+  unsigned cls = size_class_of(SMALL_SIZE), other = size_class_of(OTHER_SIZE);
+  buddy_stats_t before = stats_now();
+  pthread_t threads[COUNT_THREADS];
+  for (int t = 0; t < COUNT_THREADS; t++)
+    cr_assert_eq(pthread_create(&threads[t], NULL, count_requests, (void *)(intptr_t)t), 0);
+  for (int i = 0; i < 777; i++) buddy_free(buddy_malloc(OTHER_SIZE));
+  for (int i = 0; i < 3; i++) buddy_free(buddy_malloc(96 * 1024));
+  buddy_free(buddy_malloc(9u << 20));
+  while (__atomic_load_n(&threads_counted, __ATOMIC_ACQUIRE) < COUNT_THREADS) test_sleep_ms(1);
+  for (int t = 0; t < COUNT_THREADS; t += 2) pthread_join(threads[t], NULL);
+  buddy_stats_t during = stats_now(); /* three threads gone, three live */
+  __atomic_store_n(&threads_released, true, __ATOMIC_RELEASE);
+  for (int t = 1; t < COUNT_THREADS; t += 2) pthread_join(threads[t], NULL);
+  buddy_stats_t after = stats_now();
+  cr_assert_eq(during.class_requests[cls] - before.class_requests[cls], COUNT_THREADS * COUNT_PER_THREAD);
+  cr_assert_eq(after.class_requests[cls] - before.class_requests[cls], COUNT_THREADS * COUNT_PER_THREAD);
+  cr_assert_eq(after.class_requests[other] - before.class_requests[other], 777);
+  cr_assert_eq(after.medium_requests - before.medium_requests, 3);
+  cr_assert_eq(after.huge_requests - before.huge_requests, 1);
+}
+
+Test(stats, requests_appear_in_the_json_report) {
+  for (int i = 0; i < 1234; i++) buddy_free(buddy_malloc(OTHER_SIZE));
+  char *json = buddy_stats_json();
+  char pattern[64];
+  snprintf(pattern, sizeof pattern, "{\"class\":%u,\"bytes\":%u,\"requests\":", size_class_of(OTHER_SIZE),
+           (unsigned)size_class_bytes[size_class_of(OTHER_SIZE)]);
+  const char *at = strstr(json, pattern);
+  cr_assert_not_null(at, "%s in %s", pattern, json);
+  cr_assert_geq(strtoull(at + strlen(pattern), NULL, 10), 1234);
+  cr_assert_not_null(strstr(json, "\"caches_reclaimed\":"));
+  buddy_free(json);
+}
+
+/* ---- fork(): caches of threads the child does not have --------------------- */
+
+static void *orphan_stray; /* in the worker's remote batch at the fork */
+
+static int child_flushes_orphans(void) {
+  if (free_in_slab(orphan_stray)) return 3;
+  buddy_stats_t s = stats_now();
+  if (s.thread_caches != 1 || s.bytes_cached == 0) return 1; /* the worker's cache is an orphan */
+  tcache_flush_current();
+  maintain_tick(); /* the first sweep in a child is due at once */
+  s = stats_now();
+  if (s.bytes_cached != 0) return 2;
+  if (!free_in_slab(orphan_stray)) return 4; /* the batch went home too */
+  zone_verify_all();
+  churn_and_check(5);
+  return 0;
+}
+
+Test(fork, the_child_gives_back_caches_of_threads_it_does_not_have, .timeout = 30) {
+  skip_under_tsan();
+  options.reclaim_idle = 0;              /* orphans are flushed whether or not idle caches are */
+  buddy_free(buddy_malloc(SMALL_SIZE));  /* the main thread has a cache too */
+  void *keep = buddy_malloc(SMALL_SIZE); /* keeps the stray's slab in use */
+  worker_t w = {.stray = orphan_stray = buddy_malloc(SMALL_SIZE)};
+  worker_start(&w); /* the next thread: another zone than this one's */
+  pid_t pid = fork();
+  if (pid == 0) _exit(child_flushes_orphans());
+  int status = 0;
+  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", WEXITSTATUS(status));
+  worker_finish(&w);
+  buddy_free(keep);
+}

@@ -1,0 +1,39 @@
+/* heap_util.h: helpers of the Criterion suites that see the slabs: a unit
+ * test linked to the slab layer or one above it (include the layer's header
+ * first), and, through core_util.h, the suites linked to the whole core. */
+#ifndef BUDDY_HEAP_UTIL_H
+#define BUDDY_HEAP_UTIL_H
+
+#ifndef BUDDY_SLAB_H
+#error "heap_util.h: include slab.h, or the header of a layer above it, first"
+#endif
+
+#include <criterion/criterion.h>
+#include <criterion/redirect.h>
+#include <stdio.h>
+
+#include "test_support.h"
+
+/* What the test wrote to stderr so far (the test's .init redirected it). */
+static inline const char *redirected_stderr(void) {
+  static char text[8192];
+  fflush(stderr);
+  size_t n = fread(text, 1, sizeof text - 1, cr_get_redirected_stderr());
+  text[n] = '\0';
+  return text;
+}
+
+/* Whether the small block p is free in its slab (its free bit). */
+static inline bool free_in_slab(const void *p) {
+  region_t *r = pagemap_region_of(p);
+  return slab_holds_free(slab_head_of(r, page_desc_of(r, p)), p);
+}
+
+/* The free key, made as start-up makes it (init.c: the runtime layer, which
+ * a test of a lower layer does not link). Left 0, it would match the zeros
+ * of every fresh block, and the zones would take each for a free one. */
+static inline void heap_test_set_free_key(void) {
+  free_key = ((uintptr_t)os_random_seed() | 16) & ~(uintptr_t)3;
+}
+
+#endif /* BUDDY_HEAP_UTIL_H */
