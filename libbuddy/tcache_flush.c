@@ -12,7 +12,7 @@ void tcache_flush_bin(tcache_t *tc, unsigned cls, uint32_t n) {
   if (n == 0) return;
   unsigned bin = tcache_home_bin(tc, cls);
   void **bottom = tc->bin_base[cls] + 1, **top = tc->bin_top[bin];
-  zone_free_objects(bottom, n);
+  zone_free_bin_objects(cls, bottom, n);
   memmove(bottom, bottom + n, (size_t)(top - bottom - n) * sizeof(void *));
   tc->bin_top[bin] = top - n;
   tc->bin_tally[bin] += n; /* room */

@@ -29,6 +29,8 @@ unsigned zone_alloc_objects(zone_t *z, unsigned cls, void **out, unsigned n);
 /* Returns objs[0..count), objects of any classes and zones from a thread's
  * bins or batches (each holds the key: one without it is reported). */
 void zone_free_objects(void *const *objs, unsigned count);
+/* The same for objects of one class cls, from a thread's bin. */
+void zone_free_bin_objects(unsigned cls, void *const *objs, unsigned count);
 /* Objects of zone z (classes[i] is objs[i]'s) that a consumer thread freed:
  * into the zone's transfer stacks while they have room, the rest to their
  * slabs. */

@@ -423,6 +423,58 @@ Test(misuse, a_flush_refuses_an_object_never_handed_out, .init = cr_redirect_std
   cr_assert_not_null(strstr(text, "free of a small block that was never allocated"), "got:\n%s", text);
 }
 
+/* A flush gives a bin's objects back slab by slab, in runs (zone.c): an
+ * object that needs a report in the middle of a run (freed twice with its key
+ * wiped in between, or never handed out) is reported and left alone, and the
+ * objects around it still reach their slab. The four objects below share one
+ * slab: bins of 8 blocks of 48 bytes, whose first refill carves 4 objects of
+ * a fresh slab. */
+static void flush_a_run_with(char *odd, bool twice, const char *report) {
+  options.abort_on_error = 0;
+  options.tcache_max = 8;
+  char *a = buddy_malloc(48), *b = buddy_malloc(48), *c = buddy_malloc(48);
+  char *slab = (char *)((uintptr_t)a & ~(uintptr_t)(PAGE_SIZE - 1));
+  cr_assert(((uintptr_t)b & ~(uintptr_t)(PAGE_SIZE - 1)) == (uintptr_t)slab &&
+            ((uintptr_t)c & ~(uintptr_t)(PAGE_SIZE - 1)) == (uintptr_t)slab, "one slab");
+  if (odd == NULL) odd = a;
+  buddy_free(a);
+  if (twice) {
+    ((void **)a)[1] = NULL; /* the program writes to it, */
+    buddy_free(a);          /* and frees it again: not suspected, into the bin */
+  } else {
+    buddy_free(odd);
+  }
+  buddy_free(b);
+  buddy_free(c);
+  tcache_flush_current(); /* one run: a, a (or odd), b, c */
+  const char *text = redirected_stderr();
+  cr_assert_not_null(strstr(text, report), "got:\n%s", text);
+  cr_assert(free_in_slab(a) && free_in_slab(b) && free_in_slab(c), "the others reached their slab");
+  if (!twice) cr_assert(!free_in_slab(odd), "the refused object is left alone");
+  zone_verify_all();
+  /* Each comes out once (slabs hand out their lowest free objects first, and
+   * 40 blocks carve none near the slab's end). */
+  int seen_a = 0, seen_odd = 0;
+  for (int i = 0; i < 40; i++) {
+    char *q = buddy_malloc(48);
+    seen_a += q == a;
+    seen_odd += q == odd;
+  }
+  cr_assert_eq(seen_a, 1);
+  if (!twice) cr_assert_eq(seen_odd, 0);
+}
+
+Test(misuse, a_flush_refuses_a_second_copy_within_a_run, .init = cr_redirect_stderr) {
+  flush_a_run_with(NULL, true, "double free of a small block");
+}
+
+Test(misuse, a_flush_refuses_an_object_never_handed_out_within_a_run, .init = cr_redirect_stderr) {
+  char *p = buddy_malloc(48); /* the slab the test's blocks come from */
+  char *never = (char *)((uintptr_t)p & ~(uintptr_t)(PAGE_SIZE - 1)) + 84 * 48; /* its last object */
+  buddy_free(p);
+  flush_a_run_with(never, false, "free of a small block that was never allocated");
+}
+
 /* ---- Regressions found in review -------------------------------------------- */
 
 Test(review, double_free_after_the_bin_flushed_aborts, .signal = SIGABRT) {
