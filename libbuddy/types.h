@@ -248,6 +248,14 @@ typedef struct buddy_heap {
   region_t *region_list;
 } buddy_heap_t;
 
+/* ---- Locks (lock.h) ------------------------------------------------------ */
+
+/* A lock of the allocator's own (the zones'): state 0 free, 1 held, 2 held
+ * and a thread may be asleep waiting for it. */
+typedef struct lock_word {
+  uint32_t state;
+} lock_word_t;
+
 /* ---- Zones --------------------------------------------------------------- */
 
 /* Slabs of one class in a zone. Full slabs are on no list.
@@ -277,7 +285,7 @@ typedef struct slab_list {
 _Static_assert(SIZE_CLASS_COUNT <= 64, "zone_t.transfer_taken has a bit per class");
 
 typedef struct zone {
-  pthread_mutex_t lock; /* guards everything below; lock order: see zone.c */
+  lock_word_t lock; /* guards everything below; lock order: see zone.c */
   buddy_heap_t heap;
   slab_list_t slabs[SIZE_CLASS_COUNT];
   size_t empty_slab_bytes;    /* in the classes' empty slabs (slab_list_t) */

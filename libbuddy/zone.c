@@ -14,18 +14,9 @@
 
 #include <string.h>
 
-/* Zone locks spin a little before they sleep (glibc's adaptive mutex): a
- * locked section is short, far shorter than a futex sleep and wake-up
- * (docs/benchmarks.md: what it saved on the xthread ring). */
-#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
-#define ZONE_LOCK_INITIALISER PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
-#define ZONE_LOCK_TYPE PTHREAD_MUTEX_ADAPTIVE_NP
-#else
-#define ZONE_LOCK_INITIALISER PTHREAD_MUTEX_INITIALIZER
-#define ZONE_LOCK_TYPE PTHREAD_MUTEX_DEFAULT
-#endif
+/* Zone locks are lock words (lock.h): free at start, and in a fork child. */
 #define ZONE_INITIALISER                                                                                               \
-  { .lock = ZONE_LOCK_INITIALISER }
+  { .lock = {0} }
 zone_t zones[ZONES_MAX] = {ZONE_INITIALISER, ZONE_INITIALISER, ZONE_INITIALISER,
                            ZONE_INITIALISER, ZONE_INITIALISER, ZONE_INITIALISER};
 _Static_assert(ZONES_MAX == 6, "one initialiser per zone");
@@ -46,14 +37,14 @@ static void zone_init_locked(zone_t *z) {
 }
 
 void zone_lock(zone_t *z) {
-  lock_take(&z->lock);
+  lock_word_take(&z->lock);
   if (unlikely(!z->initialised)) zone_init_locked(z);
 }
 
 /* Every locked section ends by purging what is due (Purge, below). */
 void zone_unlock(zone_t *z) {
   zone_purge_if_due_locked(z);
-  lock_release(&z->lock);
+  lock_word_release(&z->lock);
 }
 
 zone_t *zone_for_new_thread(void) {
@@ -419,9 +410,9 @@ static void zone_transfer_flush_locked(zone_t *z) {
 void zone_transfer_expire(void) {
   for (unsigned i = 0; i < ZONES_MAX; i++) {
     zone_t *z = &zones[i];
-    if (!lock_try(&z->lock)) continue;
+    if (!lock_word_try(&z->lock)) continue;
     if (!z->initialised) {
-      lock_release(&z->lock);
+      lock_word_release(&z->lock);
       continue;
     }
     for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++)
@@ -553,21 +544,17 @@ size_t zone_verify_all(void) {
 /* ---- fork() -------------------------------------------------------------- */
 
 void zone_fork_prepare(void) {
-  for (unsigned i = 0; i < ZONES_MAX; i++) lock_take(&zones[i].lock);
+  for (unsigned i = 0; i < ZONES_MAX; i++) lock_word_take(&zones[i].lock);
   pagemap_fork_prepare();
 }
 
 void zone_fork_parent(void) {
   pagemap_fork_parent();
-  for (unsigned i = ZONES_MAX; i-- > 0;) lock_release(&zones[i].lock);
+  for (unsigned i = ZONES_MAX; i-- > 0;) lock_word_release(&zones[i].lock);
 }
 
-/* The child has one thread: the locks are re-made rather than unlocked. */
+/* The child has one thread: the locks are made free rather than released. */
 void zone_fork_child(void) {
   pagemap_fork_child();
-  pthread_mutexattr_t attr;
-  pthread_mutexattr_init(&attr);
-  pthread_mutexattr_settype(&attr, ZONE_LOCK_TYPE);
-  for (unsigned i = 0; i < ZONES_MAX; i++) lock_reset(&zones[i].lock, &attr);
-  pthread_mutexattr_destroy(&attr);
+  for (unsigned i = 0; i < ZONES_MAX; i++) lock_word_reset(&zones[i].lock);
 }
