@@ -324,7 +324,10 @@ static noinline bool zone_run_check(zone_t *z, void *p, size_t offset, unsigned 
  * The loop makes slab_give's checks but one: every object in a bin passed
  * free's object-start test for the bin's class (the small map's, or the page
  * map's), and a run opens only on a slab of that class, so the test is made
- * again only when a closer look is due for another reason. */
+ * again only when a closer look is due for another reason. Its first test
+ * is all most objects cost: one compare says both "in the run's slab" and
+ * "carved" (carved objects lie below the slab's end); anything that fails
+ * it is looked at again one check at a time, below it. */
 void zone_free_bin_objects(unsigned cls, void *const *objs, unsigned count) {
   const uintptr_t key = free_key, slab_mask = size_class_info[cls].slab_mask;
   /* debug=1 fills each object: every object takes the closer look, as if
@@ -341,8 +344,17 @@ void zone_free_bin_objects(unsigned cls, void *const *objs, unsigned count) {
   unsigned used = 0, left = 0, scan = 0;
   for (void *const *it = objs, *const *end = objs + count; it != end; it++) {
     void **p = *it;
+    uintptr_t offset = (uintptr_t)p - slab;
+    size_t g = offset / SMALL_ALIGN;
+    if (likely(offset < carved_bytes && (uintptr_t)p[1] == key && (uintptr_t)p[0] != ~key &&
+               !(words[g / 64] & slab_free_mask(g)) && left != 0)) {
+      words[g / 64] |= slab_free_mask(g);
+      left--;
+      if (g / 64 < scan) scan = (unsigned)(g / 64);
+      continue;
+    }
     if (!zone_cached_key_intact(p)) continue;
-    if (unlikely(((uintptr_t)p & ~slab_mask) != slab)) {
+    if (((uintptr_t)p & ~slab_mask) != slab) {
       if (slab != 0) zone_run_close_locked(locked, head, cls, used, left, scan);
       slab = 0;
       region_t *r = region_of_address(p);
@@ -362,7 +374,8 @@ void zone_free_bin_objects(unsigned cls, void *const *objs, unsigned count) {
       used = left = head->slab_used;
       scan = head->slab_scan;
     }
-    size_t offset = (uintptr_t)p & slab_mask, g = offset / SMALL_ALIGN;
+    offset = (uintptr_t)p & slab_mask;
+    g = offset / SMALL_ALIGN;
     uint64_t mask = slab_free_mask(g);
     if (unlikely((uintptr_t)p[0] == ~key || offset >= carved_bytes || (words[g / 64] & mask) || left == 0) &&
         !zone_run_check(locked, p, offset, cls, words, (size_t)head->slab_carved * size_class_bytes[cls], left == 0))
