@@ -155,8 +155,9 @@ static inline uint64_t tcache_home_tally(const tcache_t *tc, unsigned cls) {
 }
 
 /* tcache_flush.c */
-/* Moves the n oldest objects of tc's home bin of class cls back to their zones. */
-void tcache_flush_bin(tcache_t *tc, unsigned cls, uint32_t n);
+/* Moves the n oldest objects of tc's home bin of class cls back to their
+ * zones (with `stack`, to their transfer stacks while they have room). */
+void tcache_flush_bin(tcache_t *tc, unsigned cls, uint32_t n, bool stack);
 void tcache_remote_flush(tcache_remote_t *rb);
 void tcache_flush_all(tcache_t *tc);
 size_t tcache_cached_bytes(const tcache_t *tc);

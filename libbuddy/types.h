@@ -268,10 +268,11 @@ typedef struct slab_list {
   uint32_t empty_count;
 } slab_list_t;
 
-/* A zone's transfer stacks (zone.c): objects of the zone that a consumer
- * thread freed and its bins had no room for, kept as pointers, one stack per
- * class, for the next refill at home in the zone, so that neither side
- * touches the objects' slabs. An object there still counts in its slab's
+/* A zone's transfer stacks (transfer.c): objects of the zone that a
+ * consumer thread freed and its bins had no room for, and those of a full
+ * bin's flush while there is room, kept as pointers, one stack per class,
+ * for the next refill at home in the zone, so that neither side touches the
+ * objects' slabs. An object there still counts in its slab's
  * slab_used, its free bit is clear, and it holds the key in its second word
  * and zone_transfer_mark() in its first (internal.h).
  * Invariants: transfer_count[c] <= ZONE_TRANSFER_MAX and, times the class's

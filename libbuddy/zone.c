@@ -328,7 +328,7 @@ static noinline bool zone_run_check(zone_t *z, void *p, size_t offset, unsigned 
  * is all most objects cost: one compare says both "in the run's slab" and
  * "carved" (carved objects lie below the slab's end); anything that fails
  * it is looked at again one check at a time, below it. */
-void zone_free_bin_objects(unsigned cls, void *const *objs, unsigned count) {
+void zone_free_bin_objects(unsigned cls, void *const *objs, unsigned count, bool stack) {
   const uintptr_t key = free_key, slab_mask = size_class_info[cls].slab_mask;
   /* debug=1 fills each object: every object takes the closer look, as if
    * none were carved. */
@@ -342,7 +342,15 @@ void zone_free_bin_objects(unsigned cls, void *const *objs, unsigned count) {
   uint64_t *words = NULL;
   size_t carved_bytes = 0;
   unsigned used = 0, left = 0, scan = 0;
-  for (void *const *it = objs, *const *end = objs + count; it != end; it++) {
+  void *const *it = objs, *const *end = objs + count;
+  if (stack && count > 0 && !options.debug) {
+    /* The objects of the first one's zone go to its stack first, while it
+     * has room (and they need no report: the first one that does stops
+     * them, and the loop below reports it). */
+    locked = zone_switch_lock(NULL, region_of_address(objs[0])->zone);
+    it += transfer_push_bin_locked(locked, cls, objs, count);
+  }
+  for (; it != end; it++) {
     void **p = *it;
     uintptr_t offset = (uintptr_t)p - slab;
     size_t g = offset / SMALL_ALIGN;
