@@ -59,6 +59,9 @@ static inline void lock_reset(pthread_mutex_t *m, const pthread_mutexattr_t *att
  * adaptive mutex spins for the same reason), then marks it 2 and sleeps on
  * it; the release wakes one sleeper when it finds 2 (Drepper, "Futexes Are
  * Tricky", mutex 3). The depth is kept as for the mutexes above. */
+/* A lock word that is free. */
+#define LOCK_WORD_INITIALISER                                                                                          \
+  { 0 }
 void lock_word_wait(lock_word_t *l); /* base.c: held by another thread */
 void lock_word_wake(lock_word_t *l);
 

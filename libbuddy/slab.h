@@ -47,8 +47,8 @@ void slab_verify(const page_desc_t *head);
 /* What is wrong with giving obj, at `offset` in its slab (class cls, headed
  * by head, in region r), back to that slab, or NULL. A multiply, not a
  * division, for "never handed out"; a bit, not a scan, for "already free". */
-static inline const char *slab_check_give_at(const region_t *r, const page_desc_t *head, const void *obj,
-                                             size_t offset, unsigned cls) {
+static inline const char *slab_check_give_at(const region_t *r, const page_desc_t *head, const void *obj, size_t offset,
+                                             unsigned cls) {
   if (!size_class_is_object_start(cls, offset)) return "free of a pointer inside a small block (not its start)";
   if (offset >= (size_t)head->slab_carved * size_class_bytes[cls])
     return "free of a small block that was never allocated";

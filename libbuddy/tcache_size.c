@@ -28,7 +28,7 @@ static void tcache_bin_resize(tcache_t *tc, unsigned cls, uint32_t max) {
   unsigned bin = tcache_home_bin(tc, cls);
   uint32_t old = tc->bin_max[cls], count = old - tcache_bin_room(tc->bin_tally[bin]);
   if (count > max) tcache_flush_bin(tc, cls, count - max, false); /* room is now >= old - max */
-  counter_add(tc->bin_tally[bin], (uint64_t)max - old);    /* modulo 2^64: the room stays >= 0 */
+  counter_add(tc->bin_tally[bin], (uint64_t)max - old);           /* modulo 2^64: the room stays >= 0 */
   tc->budget_used = tc->budget_used - (size_t)old * size_class_bytes[cls] + (size_t)max * size_class_bytes[cls];
   __atomic_store_n(&tc->bin_max[cls], max, __ATOMIC_RELAXED);
   assert_internal(tc->budget_used <= TCACHE_BYTES_MAX);

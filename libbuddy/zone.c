@@ -16,7 +16,7 @@
 
 /* Zone locks are lock words (lock.h): free at start, and in a fork child. */
 #define ZONE_INITIALISER                                                                                               \
-  { .lock = {0} }
+  { .lock = LOCK_WORD_INITIALISER }
 zone_t zones[ZONES_MAX] = {ZONE_INITIALISER, ZONE_INITIALISER, ZONE_INITIALISER,
                            ZONE_INITIALISER, ZONE_INITIALISER, ZONE_INITIALISER};
 _Static_assert(ZONES_MAX == 6, "one initialiser per zone");
