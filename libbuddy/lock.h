@@ -18,6 +18,8 @@
 #include <pthread.h>
 #include <stdbool.h>
 
+#include "types.h"
+
 extern __thread unsigned lock_depth __attribute__((tls_model("initial-exec")));
 
 static inline void lock_take(pthread_mutex_t *m) {
@@ -46,6 +48,52 @@ static inline void lock_release(pthread_mutex_t *m) {
  * re-made unlocked, and no longer counted. */
 static inline void lock_reset(pthread_mutex_t *m, const pthread_mutexattr_t *attr) {
   pthread_mutex_init(m, attr);
+  lock_depth--;
+}
+
+/* The zone locks are lock words (types.h), not pthread mutexes: a thread
+ * takes its zone's on every refill and every flush, and a free lock word is
+ * taken with one compare-and-swap and given back with one exchange, where
+ * glibc's mutex calls cost about thirty instructions each way. A thread that
+ * finds the word held spins a while (a zone's sections are short: glibc's
+ * adaptive mutex spins for the same reason), then marks it 2 and sleeps on
+ * it; the release wakes one sleeper when it finds 2 (Drepper, "Futexes Are
+ * Tricky", mutex 3). The depth is kept as for the mutexes above. */
+/* A lock word that is free. */
+#define LOCK_WORD_INITIALISER                                                                                          \
+  { 0 }
+void lock_word_wait(lock_word_t *l); /* base.c: held by another thread */
+void lock_word_wake(lock_word_t *l);
+
+static inline void lock_word_take(lock_word_t *l) {
+  lock_depth++;
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  uint32_t free_state = 0;
+  if (!__atomic_compare_exchange_n(&l->state, &free_state, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+    lock_word_wait(l);
+}
+
+/* False, with nothing held, if another thread has it. */
+static inline bool lock_word_try(lock_word_t *l) {
+  lock_depth++;
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  uint32_t free_state = 0;
+  if (__atomic_compare_exchange_n(&l->state, &free_state, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) return true;
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  lock_depth--;
+  return false;
+}
+
+static inline void lock_word_release(lock_word_t *l) {
+  if (__atomic_exchange_n(&l->state, 0, __ATOMIC_RELEASE) == 2) lock_word_wake(l);
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+  lock_depth--;
+}
+
+/* In a fork child, for a lock its only thread took in the prepare handler:
+ * free again (no thread of the child sleeps on it), and no longer counted. */
+static inline void lock_word_reset(lock_word_t *l) {
+  __atomic_store_n(&l->state, 0, __ATOMIC_RELAXED);
   lock_depth--;
 }
 

@@ -83,6 +83,13 @@ _Noreturn void os_abort(void);
 uint64_t os_now_ns(void);
 void os_sleep_ms(long ms);
 
+/* Sleeps while *word == expected, a word its process's threads share (the
+ * zone locks': lock.h); returns at once if it differs, and also on a signal
+ * or a spurious wake-up: the caller looks again. Wakes one thread asleep on
+ * word. Raw system calls: not cancellation points. */
+void os_futex_wait(uint32_t *word, uint32_t expected);
+void os_futex_wake(uint32_t *word);
+
 /* The calling thread's kernel id (gettid). */
 int os_thread_id(void);
 

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <linux/futex.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -261,6 +262,18 @@ void os_sleep_ms(long ms) {
   struct timespec pause = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
   while (syscall(SYS_nanosleep, &pause, &pause) != 0 && errno == EINTR) {
   }
+  errno = saved;
+}
+
+void os_futex_wait(uint32_t *word, uint32_t expected) {
+  int saved = errno;
+  syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+  errno = saved;
+}
+
+void os_futex_wake(uint32_t *word) {
+  int saved = errno;
+  syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
   errno = saved;
 }
 

@@ -18,9 +18,10 @@
  * each missing on a line the freeing core holds. Taking objects from the bits
  * reads none of them; it writes the key into each (stores that miss
  * overlap, and malloc writes the same line when it hands the object out).
- * The key is already there from slab_give unless a write after free wiped
- * it, and a bin must not hold an object without it: free's fast path would
- * not suspect a double free of it, and a stack bin would hand it out twice.
+ * The key is already there from the cache that gave it back unless a write
+ * after free wiped it, and a bin must not hold an object without it: free's
+ * fast path would not suspect a double free of it, and a stack bin would
+ * hand it out twice.
  * The caller holds the zone lock for every function here.
  */
 #include "slab.h"
@@ -48,6 +49,7 @@ void slab_init(page_desc_t *head, unsigned cls) {
 
 void slab_debug_fill(void *obj, size_t bytes) {
   memset(obj, DEBUG_FILL, bytes);
+  ((void **)obj)[DEBUG_KEY_WORD] = (void *)free_key;
 }
 
 static void slab_debug_check(void *obj, size_t bytes) {
@@ -57,23 +59,26 @@ static void slab_debug_check(void *obj, size_t bytes) {
       error_fatal("use after free: a freed block was written to", p + i);
 }
 
-/* The object leaves the slab for a cache: it gets the key again (a write
- * after free may have wiped it), after the fill check with debug=1. */
-static void *slab_hand_out(void **obj, unsigned cls) {
-  if (options.debug) slab_debug_check(obj, size_class_bytes[cls]);
-  obj[1] = (void *)free_key;
-  return obj;
+/* debug=1: objects that were free in their slab leave it after the fill
+ * check (which skips the key word, already written). */
+static void slab_debug_hand_out(void **out, unsigned n, unsigned cls) {
+  for (unsigned i = 0; i < n; i++) slab_debug_check(out[i], size_class_bytes[cls]);
 }
+
+/* Objects leave the slab for a cache with the key in their second word
+ * again (a write after free may have wiped it). The walks below write it as
+ * they go, with the key and the class's constants in registers: a refill's
+ * cost per object is the walk itself. */
 
 /* slab_take_free for classes of at least SLAB_STRIDE_MIN_BYTES: a bitmap
  * word holds at most one object's bit, so the walk steps from object to
  * object rather than over the words between them (an 8 KiB object spans
  * eight words). */
 #define SLAB_STRIDE_MIN_BYTES (64 * SMALL_ALIGN)
-static unsigned slab_take_free_strided(page_desc_t *head, void **out, unsigned n, unsigned cls) {
+static unsigned slab_take_free_strided(page_desc_t *head, char *start, uint64_t *words, void **out, unsigned n,
+                                       unsigned cls) {
+  const uintptr_t key = free_key;
   size_t bytes = size_class_bytes[cls], stride = bytes / SMALL_ALIGN, carved = head->slab_carved;
-  char *start = page_address_of(head);
-  uint64_t *words = slab_free_words(head);
   size_t index = ((size_t)head->slab_scan * 64 + stride - 1) / stride; /* the first object not below slab_scan */
   unsigned taken = 0;
   for (; taken < n; index++) {
@@ -82,49 +87,68 @@ static unsigned slab_take_free_strided(page_desc_t *head, void **out, unsigned n
     uint64_t mask = slab_free_mask(g);
     if (!(words[g / 64] & mask)) continue;
     words[g / 64] &= ~mask;
-    out[taken++] = slab_hand_out((void **)(start + index * bytes), cls);
+    void **obj = (void **)(start + index * bytes);
+    obj[1] = (void *)key;
+    out[taken++] = obj;
   }
   /* Every object below `index` is out: the words below its bit's are clear. */
   head->slab_scan = (uint16_t)(index * stride / 64);
   return taken;
 }
 
-/* Moves up to n of the slab's free objects, lowest address first, from its
- * bits into out[0..n); returns how many. */
-static unsigned slab_take_free(page_desc_t *head, void **out, unsigned n) {
-  unsigned cls = page_class_of_desc(head), taken = 0;
-  unsigned free_count = (unsigned)head->slab_carved - head->slab_used;
-  if (n > free_count) n = free_count;
-  if (n == 0) return 0;
-  if (size_class_bytes[cls] >= SLAB_STRIDE_MIN_BYTES) return slab_take_free_strided(head, out, n, cls);
-  char *start = page_address_of(head);
-  uint64_t *words = slab_free_words(head);
+/* Moves n of the slab's free objects (it has as many), lowest address
+ * first, from its bits into out[0..n). */
+static void slab_take_free(page_desc_t *head, char *start, uint64_t *words, void **out, unsigned n, unsigned cls) {
+  if (size_class_bytes[cls] >= SLAB_STRIDE_MIN_BYTES) {
+    slab_take_free_strided(head, start, words, out, n, cls);
+    return;
+  }
+  const uintptr_t key = free_key;
   size_t w = head->slab_scan, word_count = slab_free_word_count(head);
-  while (taken < n) {
+  unsigned taken = 0;
+  for (;; w++) {
     if (w >= word_count) error_fatal("heap corrupted: a slab has fewer free bits than free objects", start);
     uint64_t bits = words[w];
-    while (bits != 0 && taken < n) {
-      void **obj = (void **)(start + (w * 64 + (size_t)__builtin_ctzll(bits)) * SMALL_ALIGN);
-      bits &= bits - 1;
-      out[taken++] = slab_hand_out(obj, cls);
+    char *base = start + w * 64 * SMALL_ALIGN; /* the bytes word w covers */
+    for (; bits != 0 && taken < n; bits &= bits - 1) {
+      void **obj = (void **)(base + (size_t)__builtin_ctzll(bits) * SMALL_ALIGN);
+      obj[1] = (void *)key;
+      out[taken++] = obj;
     }
     words[w] = bits;
-    if (bits == 0) w++;
+    if (taken == n) {
+      head->slab_scan = (uint16_t)(bits == 0 ? w + 1 : w);
+      return;
+    }
   }
-  head->slab_scan = (uint16_t)w;
-  return taken;
 }
 
-unsigned slab_take(page_desc_t *head, void **out, unsigned n) {
-  unsigned cls = page_class_of_desc(head), taken = slab_take_free(head, out, n);
-  size_t bytes = size_class_bytes[cls];
-  char *start = page_address_of(head);
-  while (taken < n && head->slab_carved < size_class_slab_count[cls]) {
-    void **obj = (void **)(start + head->slab_carved++ * bytes);
-    obj[1] = (void *)free_key;
-    out[taken++] = obj;
+/* Free objects first (they are the ones a slab of the partial list was
+ * chosen for), lowest address first, then objects never handed out. */
+unsigned slab_take(page_desc_t *head, unsigned cls, void **out, unsigned n) {
+  region_t *r = region_of_desc(head);
+  size_t page = (size_t)(head - r->pages);
+  char *start = r->base + (page << PAGE_SHIFT);
+  uint64_t *words = &r->slab_free_bits[page * (PAGE_SIZE / SMALL_ALIGN / 64)];
+  unsigned used = head->slab_used, carved = head->slab_carved, taken = carved - used;
+  if (taken > n) taken = n;
+  if (taken > 0) slab_take_free(head, start, words, out, taken, cls);
+  /* Then objects never handed out, from the slab's untouched end. */
+  unsigned fresh = n - taken, left = (unsigned)size_class_slab_count[cls] - carved;
+  if (fresh > left) fresh = left;
+  if (fresh > 0) {
+    const uintptr_t key = free_key;
+    size_t bytes = size_class_bytes[cls];
+    char *obj = start + carved * bytes;
+    for (unsigned i = 0; i < fresh; i++, obj += bytes) {
+      ((void **)obj)[1] = (void *)key;
+      out[taken + i] = obj;
+    }
+    head->slab_carved = (uint16_t)(carved + fresh);
   }
-  head->slab_used = (uint16_t)(head->slab_used + taken);
+  if (unlikely(options.debug)) slab_debug_hand_out(out, taken, cls); /* carved ones were never written */
+  taken += fresh;
+  head->slab_used = (uint16_t)(used + taken);
   return taken;
 }
 

@@ -29,9 +29,9 @@ static inline size_t slab_free_word_count(const page_desc_t *head) {
 }
 
 void slab_init(page_desc_t *head, unsigned cls);
-/* Takes up to n objects into out[0..n), each with free_key in its second
- * word; returns the count. */
-unsigned slab_take(page_desc_t *head, void **out, unsigned n);
+/* Takes up to n objects of the slab (of class cls) into out[0..n), each with
+ * free_key in its second word; returns the count. */
+unsigned slab_take(page_desc_t *head, unsigned cls, void **out, unsigned n);
 /* Whether obj is free in its slab (its free bit). */
 static inline bool slab_holds_free(const page_desc_t *head, const void *obj) {
   size_t g = slab_free_granule(obj);
@@ -40,39 +40,50 @@ static inline bool slab_holds_free(const page_desc_t *head, const void *obj) {
 /* Clears the free bits of a slab going back to the core (set for its free
  * objects, which is all it carved). */
 void slab_clear_free_bits(page_desc_t *head);
+/* debug=1: fills a freed object (all but its key word, which it sets). */
 void slab_debug_fill(void *obj, size_t bytes);
 /* Checks a slab's counts against its free bits (zone_verify_all). */
 void slab_verify(const page_desc_t *head);
-/* What is wrong with giving obj (of class cls) back to its slab, or NULL.
- * A multiply, not a division, for "never handed out"; a bit, not a scan, for
- * "already free". */
-static inline const char *slab_check_give(const page_desc_t *head, const void *obj, unsigned cls) {
-  /* Slabs are aligned to their size: the offset is in the address bits. */
-  size_t offset = (uintptr_t)obj & size_class_info[cls].slab_mask;
+/* What is wrong with giving obj, at `offset` in its slab (class cls, headed
+ * by head, in region r), back to that slab, or NULL. A multiply, not a
+ * division, for "never handed out"; a bit, not a scan, for "already free". */
+static inline const char *slab_check_give_at(const region_t *r, const page_desc_t *head, const void *obj, size_t offset,
+                                             unsigned cls) {
   if (!size_class_is_object_start(cls, offset)) return "free of a pointer inside a small block (not its start)";
   if (offset >= (size_t)head->slab_carved * size_class_bytes[cls])
     return "free of a small block that was never allocated";
-  if (slab_holds_free(head, obj)) return "double free of a small block";
+  size_t g = slab_free_granule(obj);
+  if (r->slab_free_bits[g / 64] & slab_free_mask(g)) return "double free of a small block";
   if (head->slab_used == 0) return "double free of a small block (slab already empty)";
   return NULL;
 }
-/* Returns one object of class cls (its slab's), under the zone lock; checks it
- * is an object start not already free (false, after reporting misuse, if not:
- * the object is left alone). Inline: every object a flush or a remote batch
- * sends home comes through here. */
-static inline bool slab_give(page_desc_t *head, void *obj, unsigned cls) {
-  const char *wrong = slab_check_give(head, obj, cls);
+/* The same, from the slab's head alone. Slabs are aligned to their size: the
+ * offset is in the address bits. */
+static inline const char *slab_check_give(const page_desc_t *head, const void *obj, unsigned cls) {
+  return slab_check_give_at(region_of_desc(head), head, obj, (uintptr_t)obj & size_class_info[cls].slab_mask, cls);
+}
+/* Returns one object of class cls to its slab (head, in region r), under the
+ * zone lock; checks it is an object start handed out and not already free
+ * (false, after reporting misuse, if not: the object is left alone). The
+ * object must already hold the key in its second word: every caller either
+ * checked it there (a bin, a batch, a transfer stack) or writes it once the
+ * give succeeded (a block freed straight to its zone); so the objects a
+ * flush sends home are not written here. Inline: every object a flush or a
+ * remote batch sends to its slab comes through here. */
+static inline bool slab_give(region_t *r, page_desc_t *head, void *obj, unsigned cls) {
+  size_t offset = (uintptr_t)obj & size_class_info[cls].slab_mask;
+  const char *wrong = slab_check_give_at(r, head, obj, offset, cls);
   if (unlikely(wrong != NULL)) {
     error_misuse(wrong, obj);
     return false;
   }
   if (unlikely(options.debug)) slab_debug_fill(obj, size_class_bytes[cls]);
-  ((void **)obj)[1] = (void *)free_key;
   head->slab_used--;
   size_t g = slab_free_granule(obj);
-  uint64_t *word = &region_of_desc(head)->slab_free_bits[g / 64];
-  *word |= slab_free_mask(g);
-  size_t scan = (size_t)(word - slab_free_words(head));
+  r->slab_free_bits[g / 64] |= slab_free_mask(g);
+  /* The slab starts on a bitmap word (it spans whole pages), so its word
+   * holding obj's bit is the offset's. */
+  size_t scan = offset / SMALL_ALIGN / 64;
   if (scan < head->slab_scan) head->slab_scan = (uint16_t)scan;
   return true;
 }

@@ -6,7 +6,8 @@
  * path never asks "initialised?"). A bin is a stack of pointers in the cache's own slots
  * (types.h), so that neither malloc nor free reads an object that another
  * core wrote last. Refills take half a bin from the home zone in one lock;
- * a full bin flushes its older half, each object to the zone of its region.
+ * a full bin flushes its oldest quarter, each object to the zone of its
+ * region (its transfer stack first, while that has room: transfer.c).
  * Bin sizes adapt to demand within a budget per thread (tcache_size.c).
  * A freed object of another zone than the home zone is a remote free and
  * waits in that zone's batch (tcache_remote_t) instead of a bin, so a stray
@@ -134,7 +135,7 @@ static void tcache_push(tcache_t *tc, void *p, unsigned cls, unsigned zone_index
   uint32_t max = tc->bin_max[cls];
   if (max == 0 && (max = tcache_bin_grow(tc, cls)) == 0) return zone_free_small(p); /* no budget */
   if (tcache_bin_room(tc->bin_tally[bin]) == 0)
-    tcache_flush_bin(tc, cls, (max + TCACHE_FLUSH_DIVISOR - 1) / TCACHE_FLUSH_DIVISOR);
+    tcache_flush_bin(tc, cls, (max + TCACHE_FLUSH_DIVISOR - 1) / TCACHE_FLUSH_DIVISOR, true);
   tcache_bin_push(tc, bin, p);
 }
 

@@ -118,8 +118,24 @@ static inline tcache_t *tcache_get(void) {
 static inline void ***tcache_get_home(void) {
   return __atomic_load_n(&tcache_tls.home, __ATOMIC_RELAXED);
 }
-/* The max a home bin of class cls starts at (tcache.c: bins adapt). */
-uint32_t tcache_bin_start(unsigned cls);
+/* Objects of class cls in about `bytes`: at least 1, at most `most`. */
+static inline uint32_t tcache_objects_in(unsigned cls, size_t bytes, size_t most) {
+  size_t n = bytes / size_class_bytes[cls];
+  return (uint32_t)(n < 1 ? 1 : n > most ? most : n);
+}
+/* With debug=1 nothing is cached: every block goes through its slab, where
+ * the fill is written and checked (slab.c). */
+static inline uint32_t tcache_bin_objects(unsigned cls, size_t bytes) {
+  return options.debug ? 0 : tcache_objects_in(cls, bytes, (size_t)options.tcache_max);
+}
+/* The max a home bin of class cls starts at (tcache_size.c: bins adapt). At
+ * most TCACHE_BIN_START_MAX objects: a thread's first small malloc takes half
+ * of that from its zone, and the starts of all classes together fit the
+ * budget; a class in demand doubles from there. */
+static inline uint32_t tcache_bin_start(unsigned cls) {
+  uint32_t n = tcache_bin_objects(cls, TCACHE_BIN_START_BYTES);
+  return n < TCACHE_BIN_START_MAX ? n : TCACHE_BIN_START_MAX;
+}
 /* Bytes of a thread's cache with its bins' slots (a small block). */
 size_t tcache_size(void);
 /* Flushes caches orphaned by a fork and empties idle threads' caches
@@ -141,8 +157,9 @@ static inline uint64_t tcache_home_tally(const tcache_t *tc, unsigned cls) {
 }
 
 /* tcache_flush.c */
-/* Moves the n oldest objects of tc's home bin of class cls back to their zones. */
-void tcache_flush_bin(tcache_t *tc, unsigned cls, uint32_t n);
+/* Moves the n oldest objects of tc's home bin of class cls back to their
+ * zones (with `stack`, to their transfer stacks while they have room). */
+void tcache_flush_bin(tcache_t *tc, unsigned cls, uint32_t n, bool stack);
 void tcache_remote_flush(tcache_remote_t *rb);
 void tcache_flush_all(tcache_t *tc);
 size_t tcache_cached_bytes(const tcache_t *tc);
@@ -150,9 +167,20 @@ size_t tcache_cached_bytes(const tcache_t *tc);
 /* tcache_size.c */
 /* The slots of a bin of class cls above its NULL (its largest ceiling). */
 size_t tcache_bin_slots(unsigned cls);
-/* The class is in demand: its bin starts or doubles, within its ceiling and
- * the budget; returns the bin's max (0: still none). */
-uint32_t tcache_bin_grow(tcache_t *tc, unsigned cls);
+uint32_t tcache_bin_grow_slow(tcache_t *tc, unsigned cls);
+/* The class is in demand (its bin ran empty, or its first slow path): its
+ * bin starts, or doubles, within its ceiling and the budget (tcache_size.c).
+ * Returns the bin's max: 0 if it still has none (debug=1, or no budget
+ * left). Inline, the case of a thread whose budget is spent, which asks on
+ * every refill: no room for one more object, no rebalance due, and the bin
+ * past its start, so tcache_rebalance would give it nothing: it stays. */
+static inline uint32_t tcache_bin_grow(tcache_t *tc, unsigned cls) {
+  uint32_t max = tc->bin_max[cls];
+  if (max != 0 && tc->budget_used + size_class_bytes[cls] > TCACHE_BYTES_MAX &&
+      tc->slow_paths - tc->rebalanced_at < TCACHE_REBALANCE_SLOW_PATHS && max >= tcache_bin_start(cls))
+    return max;
+  return tcache_bin_grow_slow(tc, cls);
+}
 
 /* tcache_thread.c */
 /* The thread's own live cache, also while tcache_reclaimed stands in for it. */

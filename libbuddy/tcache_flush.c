@@ -7,12 +7,15 @@
 #include <string.h>
 
 /* Moves the n oldest objects of tc's home bin of class cls (the bottom of
- * its stack, the coldest) back to their zones. */
-void tcache_flush_bin(tcache_t *tc, unsigned cls, uint32_t n) {
+ * its stack, the coldest) back to their zones: with `stack` (a full bin,
+ * whose thread will likely refill it soon), to their zones' transfer stacks
+ * while those have room; else (exit, reclaim, a bin shrinking) to their
+ * slabs. */
+void tcache_flush_bin(tcache_t *tc, unsigned cls, uint32_t n, bool stack) {
   if (n == 0) return;
   unsigned bin = tcache_home_bin(tc, cls);
   void **bottom = tc->bin_base[cls] + 1, **top = tc->bin_top[bin];
-  zone_free_objects(bottom, n);
+  zone_free_bin_objects(cls, bottom, n, stack);
   memmove(bottom, bottom + n, (size_t)(top - bottom - n) * sizeof(void *));
   tc->bin_top[bin] = top - n;
   counter_add(tc->bin_tally[bin], n); /* room */
@@ -25,7 +28,7 @@ void tcache_remote_flush(tcache_remote_t *rb) {
 
 void tcache_flush_all(tcache_t *tc) {
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++)
-    tcache_flush_bin(tc, c, tcache_bin_count(tc, c, tcache_home_tally(tc, c)));
+    tcache_flush_bin(tc, c, tcache_bin_count(tc, c, tcache_home_tally(tc, c)), false);
   for (unsigned z = 0; z < ZONES_MAX; z++) tcache_remote_flush(&tc->remote[z]);
 }
 

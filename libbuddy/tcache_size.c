@@ -10,26 +10,6 @@
  */
 #include "tcache.h"
 
-/* Objects of class cls in about `bytes`: at least 1, at most `most`. */
-static uint32_t tcache_objects_in(unsigned cls, size_t bytes, size_t most) {
-  size_t n = bytes / size_class_bytes[cls];
-  return (uint32_t)(n < 1 ? 1 : n > most ? most : n);
-}
-
-/* With debug=1 nothing is cached: every block goes through its slab, where
- * the fill is written and checked (slab.c). */
-static uint32_t tcache_bin_objects(unsigned cls, size_t bytes) {
-  return options.debug ? 0 : tcache_objects_in(cls, bytes, (size_t)options.tcache_max);
-}
-
-/* At most TCACHE_BIN_START_MAX objects: a thread's first small malloc
- * takes half of that from its zone, and the starts of all classes together
- * fit the budget; a class in demand doubles from there. */
-uint32_t tcache_bin_start(unsigned cls) {
-  uint32_t n = tcache_bin_objects(cls, TCACHE_BIN_START_BYTES);
-  return n < TCACHE_BIN_START_MAX ? n : TCACHE_BIN_START_MAX;
-}
-
 /* The slots of a bin of class cls above its NULL: its ceiling with the
  * largest tcache_max, so that no option makes a bin outgrow them. */
 size_t tcache_bin_slots(unsigned cls) {
@@ -47,8 +27,8 @@ size_t tcache_size(void) {
 static void tcache_bin_resize(tcache_t *tc, unsigned cls, uint32_t max) {
   unsigned bin = tcache_home_bin(tc, cls);
   uint32_t old = tc->bin_max[cls], count = old - tcache_bin_room(tc->bin_tally[bin]);
-  if (count > max) tcache_flush_bin(tc, cls, count - max); /* room is now >= old - max */
-  counter_add(tc->bin_tally[bin], (uint64_t)max - old);    /* modulo 2^64: the room stays >= 0 */
+  if (count > max) tcache_flush_bin(tc, cls, count - max, false); /* room is now >= old - max */
+  counter_add(tc->bin_tally[bin], (uint64_t)max - old);           /* modulo 2^64: the room stays >= 0 */
   tc->budget_used = tc->budget_used - (size_t)old * size_class_bytes[cls] + (size_t)max * size_class_bytes[cls];
   __atomic_store_n(&tc->bin_max[cls], max, __ATOMIC_RELAXED);
   assert_internal(tc->budget_used <= TCACHE_BYTES_MAX);
@@ -91,10 +71,8 @@ static void tcache_rebalance(tcache_t *tc, unsigned wanting, size_t need) {
   }
 }
 
-/* The class cls is in demand (its bin ran empty, or its first slow path):
- * its bin starts, or doubles, within its ceiling and the budget. Returns the
- * bin's max: 0 if it still has none (debug=1, or no budget left). */
-uint32_t tcache_bin_grow(tcache_t *tc, unsigned cls) {
+/* tcache_bin_grow when the bin may change. */
+uint32_t tcache_bin_grow_slow(tcache_t *tc, unsigned cls) {
   uint32_t max = tc->bin_max[cls], ceiling = tcache_bin_objects(cls, TCACHE_BIN_CEILING_BYTES);
   uint32_t want = max == 0 ? tcache_bin_start(cls) : 2 * max;
   if (want > ceiling) want = ceiling;

@@ -64,7 +64,7 @@ static void tcache_flush_orphans_locked(void) {
       size_t n = (size_t)(tc->bin_top[bin] - (tc->bin_base[c] + 1));
       if (n <= tc->bin_max[c]) {
         tc->bin_tally[bin] = (tc->bin_tally[bin] & ~TCACHE_TALLY_ROOM_MASK) | (tc->bin_max[c] - n);
-        tcache_flush_bin(tc, c, (uint32_t)n);
+        tcache_flush_bin(tc, c, (uint32_t)n, false);
       }
     }
     for (unsigned z = 0; z < ZONES_MAX; z++)

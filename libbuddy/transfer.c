@@ -7,7 +7,10 @@
  * stack, and the next refill of a thread at home in the zone takes it from
  * there before any slab. So a block that goes round a producer and a
  * consumer costs neither of them a write to its slab's bits and counts,
- * which two cores would otherwise write in turn.
+ * which two cores would otherwise write in turn. A full bin's flush comes
+ * here too, while there is room (transfer_push_bin_locked): its objects
+ * come back to the next refill as pointers, where a slab would have them
+ * walk its bits, and the give costs the checks alone.
  * Misuse is caught as a slab would catch it, and more:
  *  - a block enters a stack after its slab's checks (an object start, handed
  *    out before, not free in its slab), and gets a mark in its first word
@@ -44,6 +47,45 @@ void transfer_push_locked(zone_t *z, page_desc_t *head, void **p, unsigned cls) 
   p[0] = (void *)zone_transfer_mark();
   z->transfer[cls][z->transfer_count[cls]++] = p;
   z->transfer_bytes += size_class_bytes[cls];
+}
+
+/* How many more objects of class cls the stack has room for. */
+static unsigned transfer_room_locked(const zone_t *z, unsigned cls) {
+  size_t bytes = size_class_bytes[cls], count = z->transfer_count[cls];
+  size_t room = ZONE_TRANSFER_MAX - count, by_class = ZONE_TRANSFER_CLASS_BYTES / bytes;
+  if (by_class < count + room) room = by_class > count ? by_class - count : 0;
+  size_t by_zone = (ZONE_TRANSFER_BYTES - z->transfer_bytes) / bytes;
+  return (unsigned)(room < by_zone ? room : by_zone);
+}
+
+/* transfer_push_locked's checks on each object, those of slab_give but the
+ * object-start test, which free made for the bin's class (a bin holds
+ * nothing else): the object is of zone z and in a slab of the class, holds
+ * the key and no mark, was handed out by its slab and is not free there.
+ * The first that fails stops the push, and the caller's flush reports it
+ * (the mark of a copy pushed earlier in this flush stops the second copy:
+ * it is on the stack by then, where the caller's look finds it). */
+unsigned transfer_push_bin_locked(zone_t *z, unsigned cls, void *const *objs, unsigned count) {
+  const uintptr_t key = free_key, slab_mask = size_class_info[cls].slab_mask;
+  const size_t bytes = size_class_bytes[cls], head_mask = ~(((size_t)1 << size_class_slab_order[cls]) - 1);
+  unsigned room = transfer_room_locked(z, cls), pushed = 0;
+  if (count < room) room = count;
+  void **stack = &z->transfer[cls][z->transfer_count[cls]];
+  for (; pushed < room; pushed++) {
+    void **p = objs[pushed];
+    region_t *r = region_of_address(p);
+    size_t page = page_index_of(r, p), offset = (uintptr_t)p & slab_mask, g = slab_free_granule(p);
+    if (r->zone != z || r->page_class[page] != cls || (uintptr_t)p[1] != key || (uintptr_t)p[0] == ~key) break;
+    const page_desc_t *head = &r->pages[page & head_mask];
+    if (offset >= (size_t)head->slab_carved * bytes || (r->slab_free_bits[g / 64] & slab_free_mask(g)) ||
+        head->slab_used == 0)
+      break;
+    p[0] = (void *)zone_transfer_mark();
+    stack[pushed] = p;
+  }
+  z->transfer_count[cls] = (uint16_t)(z->transfer_count[cls] + pushed);
+  z->transfer_bytes += pushed * bytes;
+  return pushed;
 }
 
 /* p leaves its stack: it must still hold the mark and the key, which it

@@ -248,6 +248,14 @@ typedef struct buddy_heap {
   region_t *region_list;
 } buddy_heap_t;
 
+/* ---- Locks (lock.h) ------------------------------------------------------ */
+
+/* A lock of the allocator's own (the zones'): state 0 free, 1 held, 2 held
+ * and a thread may be asleep waiting for it. */
+typedef struct lock_word {
+  uint32_t state;
+} lock_word_t;
+
 /* ---- Zones --------------------------------------------------------------- */
 
 /* Slabs of one class in a zone. Full slabs are on no list.
@@ -260,10 +268,11 @@ typedef struct slab_list {
   uint32_t empty_count;
 } slab_list_t;
 
-/* A zone's transfer stacks (zone.c): objects of the zone that a consumer
- * thread freed and its bins had no room for, kept as pointers, one stack per
- * class, for the next refill at home in the zone, so that neither side
- * touches the objects' slabs. An object there still counts in its slab's
+/* A zone's transfer stacks (transfer.c): objects of the zone that a
+ * consumer thread freed and its bins had no room for, and those of a full
+ * bin's flush while there is room, kept as pointers, one stack per class,
+ * for the next refill at home in the zone, so that neither side touches the
+ * objects' slabs. An object there still counts in its slab's
  * slab_used, its free bit is clear, and it holds the key in its second word
  * and zone_transfer_mark() in its first (zone.h).
  * Invariants: transfer_count[c] <= ZONE_TRANSFER_MAX and, times the class's
@@ -283,6 +292,7 @@ _Static_assert(SIZE_CLASS_COUNT <= 64, "zone_t.transfer_taken has a bit per clas
 /* A zone's fields are guarded by its lock, which lives apart (zone.c:
  * zone_locks), so that an unused zone is all zeros, in pages never touched. */
 typedef struct zone {
+  lock_word_t lock; /* guards everything below; lock order: see zone.c */
   buddy_heap_t heap;
   slab_list_t slabs[SIZE_CLASS_COUNT];
   size_t empty_slab_bytes;    /* in the classes' empty slabs (slab_list_t) */

@@ -14,27 +14,10 @@
 
 #include <string.h>
 
-/* Zone locks spin a little before they sleep (glibc's adaptive mutex): a
- * locked section is short, far shorter than a futex sleep and wake-up
- * (docs/benchmarks.md: what it saved on the xthread ring). */
-#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
-#define ZONE_LOCK_INITIALISER PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
-#define ZONE_LOCK_TYPE PTHREAD_MUTEX_ADAPTIVE_NP
-#else
-#define ZONE_LOCK_INITIALISER PTHREAD_MUTEX_INITIALIZER
-#define ZONE_LOCK_TYPE PTHREAD_MUTEX_DEFAULT
-#endif
-/* The locks apart from the zones, in one small array: the zones (large:
- * their transfer stacks) are zero-initialised, and cost a process nothing
- * until it uses them. */
-static pthread_mutex_t zone_locks[ZONES_MAX] = {ZONE_LOCK_INITIALISER, ZONE_LOCK_INITIALISER, ZONE_LOCK_INITIALISER,
-                                                ZONE_LOCK_INITIALISER, ZONE_LOCK_INITIALISER, ZONE_LOCK_INITIALISER};
-_Static_assert(ZONES_MAX == 6, "one initialiser per zone lock");
+/* Zone locks are lock words (lock.h), free when zero: the zones are
+ * zero-initialised, so that the zones (large: their transfer stacks) cost a
+ * process nothing until it uses them. */
 zone_t zones[ZONES_MAX];
-
-static pthread_mutex_t *zone_mutex(const zone_t *z) {
-  return &zone_locks[z - zones];
-}
 
 static unsigned zone_next_thread;
 
@@ -52,7 +35,7 @@ static void zone_init_locked(zone_t *z) {
 }
 
 void zone_lock(zone_t *z) {
-  lock_take(zone_mutex(z));
+  lock_word_take(&z->lock);
   if (unlikely(!z->initialised)) zone_init_locked(z);
 }
 
@@ -65,7 +48,7 @@ void zone_unlock(zone_t *z) {
     heap_bytes_note(z->out_pending);
     z->out_pending = 0;
   }
-  lock_release(zone_mutex(z));
+  lock_word_release(&z->lock);
 }
 
 zone_t *zone_for_new_thread(void) {
@@ -164,35 +147,24 @@ static page_desc_t *zone_reserve_pop_locked(zone_t *z, slab_list_t *s) {
   return head;
 }
 
-/* A slab of class cls with free objects: partial first, then the reserve,
- * then a new one. Returns NULL when memory is exhausted. */
-static page_desc_t *zone_slab_with_room_locked(zone_t *z, unsigned cls) {
+/* A slab of class cls with free objects that is on no list: one of the
+ * reserve, else a new one. Returns NULL when memory is exhausted. */
+static page_desc_t *zone_slab_off_list_locked(zone_t *z, unsigned cls) {
   slab_list_t *s = &z->slabs[cls];
-  if (s->partial.next != &s->partial) return s->partial.next;
-  page_desc_t *head;
-  if (s->empty.next != &s->empty) {
-    head = zone_reserve_pop_locked(z, s);
-  } else {
-    head = zone_alloc_block_locked(z, size_class_slab_order[cls], NULL);
-    if (head == NULL) return NULL;
-    slab_init(head, cls);
-  }
-  slab_list_push(&s->partial, head);
+  if (s->empty.next != &s->empty) return zone_reserve_pop_locked(z, s);
+  page_desc_t *head = zone_alloc_block_locked(z, size_class_slab_order[cls], NULL);
+  if (head != NULL) slab_init(head, cls);
   return head;
 }
 
-/* Returns one object of class cls to its slab; moves the slab between lists.
- * One waiting in the zone's transfer stack is a double free (the free that
- * sent it here did not see it: it was in another thread's batch). */
-static inline __attribute__((always_inline)) void zone_give_locked(zone_t *z, page_desc_t *head, void *p,
-                                                                   unsigned cls) {
-  if (unlikely((uintptr_t)((void **)p)[0] == zone_transfer_mark()) && transfer_holds_locked(z, cls, p))
-    return error_misuse("double free of a small block", p);
+/* The slab headed by head, of class cls, had `used` objects out and got some
+ * back: it moves from no list (it was full) to the partial ones, and from
+ * those to the reserve of empty slabs, or back to the core, once empty. */
+static inline __attribute__((always_inline)) void zone_slab_given_locked(zone_t *z, page_desc_t *head, unsigned cls,
+                                                                         unsigned used) {
   slab_list_t *s = &z->slabs[cls];
-  bool was_full = slab_free_objects(head, cls) == 0;
-  if (!slab_give(head, p, cls)) return;
-  z->out_pending -= (long)size_class_bytes[cls];
-  if (unlikely(was_full)) slab_list_push(&s->partial, head);
+  z->out_pending -= (long)((used - head->slab_used) * size_class_bytes[cls]);
+  if (unlikely(used == size_class_slab_count[cls])) slab_list_push(&s->partial, head);
   if (likely(head->slab_used > 0)) return;
   slab_list_remove(head);
   size_t bytes = PAGE_SIZE << head->order;
@@ -205,19 +177,48 @@ static inline __attribute__((always_inline)) void zone_give_locked(zone_t *z, pa
   }
 }
 
+/* A double free that the free itself could not see (the first copy was in
+ * another thread's batch): the object waits in the zone's transfer stack.
+ * The mark in its first word is the cheap test; the scan confirms. */
+static inline bool zone_object_stacked_locked(const zone_t *z, const void *p, unsigned cls) {
+  return unlikely((uintptr_t)((void *const *)p)[0] == zone_transfer_mark()) && transfer_holds_locked(z, cls, p);
+}
+
+/* Returns one object of class cls to its slab (head, in region r); moves the
+ * slab between lists. The object holds the key (slab_give). False if
+ * refused (reported, left alone). */
+static inline __attribute__((always_inline)) bool zone_give_locked(zone_t *z, region_t *r, page_desc_t *head, void *p,
+                                                                   unsigned cls) {
+  if (zone_object_stacked_locked(z, p, cls)) {
+    error_misuse("double free of a small block", p);
+    return false;
+  }
+  unsigned used = head->slab_used;
+  if (!slab_give(r, head, p, cls)) return false;
+  zone_slab_given_locked(z, head, cls, used);
+  return true;
+}
+
 /* ---- Objects ------------------------------------------------------------- */
 
 unsigned zone_alloc_objects(zone_t *z, unsigned cls, void **out, unsigned n) {
   zone_lock(z);
-  unsigned got = transfer_take_locked(z, cls, out, n);
+  unsigned got = z->transfer_count[cls] > 0 ? transfer_take_locked(z, cls, out, n) : 0;
+  slab_list_t *s = &z->slabs[cls];
+  /* Partial slabs first, then the reserve, then new ones. A slab taken off
+   * the reserve or new joins the partial list only if it is not full after
+   * the take; a partial one leaves it when it is. */
   while (got < n) {
-    page_desc_t *head = zone_slab_with_room_locked(z, cls);
-    if (head == NULL) break;
-    unsigned taken = slab_take(head, out + got, n - got);
+    page_desc_t *head = s->partial.next;
+    bool listed = head != &s->partial;
+    if (!listed && (head = zone_slab_off_list_locked(z, cls)) == NULL) break;
+    unsigned taken = slab_take(head, cls, out + got, n - got);
     if (taken == 0) error_fatal("heap corrupted: a slab with room gave no object", page_address_of(head));
     z->out_pending += (long)(taken * size_class_bytes[cls]);
     got += taken;
-    if (slab_free_objects(head, cls) == 0) slab_list_remove(head); /* full: on no list */
+    bool full = head->slab_used == size_class_slab_count[cls];
+    if (listed && full) slab_list_remove(head);
+    else if (!listed && !full) slab_list_push(&s->partial, head);
   }
   zone_unlock(z);
   return got;
@@ -238,10 +239,12 @@ bool zone_holds_free_object(region_t *r, void *p) {
   return held;
 }
 
+/* A block freed straight to its zone (no cache took it) gets the key that
+ * marks it free once its slab took it. */
 void zone_free_object(region_t *r, page_desc_t *d, void *p) {
   zone_t *z = r->zone;
   zone_lock(z);
-  zone_give_locked(z, slab_head_of(r, d), p, page_class_of_desc(d));
+  if (zone_give_locked(z, r, slab_head_of(r, d), p, page_class_of_desc(d))) ((void **)p)[1] = (void *)free_key;
   zone_unlock(z);
 }
 
@@ -255,6 +258,15 @@ static bool zone_cached_key_intact(const void *p) {
   return false;
 }
 
+/* A flush of objects that may belong to several zones holds the lock of
+ * one at a time: unlocks `held` (if any) and locks z. Apart, so that the
+ * loops that call it keep their registers. */
+static noinline zone_t *zone_switch_lock(zone_t *held, zone_t *z) {
+  if (held != NULL) zone_unlock(held);
+  zone_lock(z);
+  return z;
+}
+
 /* Every object here was found in a zone region by free (the small map or
  * the page map) or came from a slab, so its region is found from its
  * address, and its slab's head from its class's slab order. */
@@ -264,15 +276,132 @@ void zone_free_objects(void *const *objs, unsigned count) {
     void *p = objs[i];
     if (!zone_cached_key_intact(p)) continue;
     region_t *r = region_of_address(p);
-    if (r->zone != locked) {
-      if (locked != NULL) zone_unlock(locked);
-      locked = r->zone;
-      zone_lock(locked);
-    }
+    if (r->zone != locked) locked = zone_switch_lock(locked, r->zone);
     unsigned cls = page_class_at(r, p);
-    zone_give_locked(locked, slab_head_at(r, p, cls), p, cls);
+    zone_give_locked(locked, r, slab_head_at(r, p, cls), p, cls);
   }
   if (locked != NULL) zone_unlock(locked);
+}
+
+/* A bin's flush closes a run of objects it gave back to one slab: the
+ * slab's count and scan start, written once for the run, and its lists
+ * (`used` was its count when the run opened). */
+static inline void zone_run_close_locked(zone_t *z, page_desc_t *head, unsigned cls, unsigned used, unsigned left,
+                                         unsigned scan) {
+  if (left == used) return;
+  head->slab_used = (uint16_t)left;
+  head->slab_scan = (uint16_t)scan;
+  zone_slab_given_locked(z, head, cls, used);
+}
+
+/* p, in a slab of class cls (its free-bit words and carved bytes; `empty`:
+ * the run has given back every object the slab counted as used), which the
+ * flush's loop would not give without a closer look: it may wait in the
+ * transfer stack, or not be an object the slab handed out and holds, or
+ * need the debug fill. Reports what is wrong, one check at a time (those of
+ * slab_give): false, leave p alone. */
+static noinline bool zone_run_check(zone_t *z, void *p, size_t offset, unsigned cls, const uint64_t *words,
+                                    size_t carved_bytes, bool empty) {
+  if (zone_object_stacked_locked(z, p, cls)) {
+    error_misuse("double free of a small block", p);
+    return false;
+  }
+  size_t g = offset / SMALL_ALIGN;
+  const char *wrong = NULL;
+  if (!size_class_is_object_start(cls, offset)) wrong = "free of a pointer inside a small block (not its start)";
+  else if (offset >= carved_bytes) wrong = "free of a small block that was never allocated";
+  else if (words[g / 64] & slab_free_mask(g)) wrong = "double free of a small block";
+  else if (empty) wrong = "double free of a small block (slab already empty)";
+  if (unlikely(wrong != NULL)) {
+    error_misuse(wrong, p);
+    return false;
+  }
+  if (unlikely(options.debug)) slab_debug_fill(p, size_class_bytes[cls]);
+  return true;
+}
+
+/* A bin's objects are of one class; mostly of the home zone, and of one
+ * slab for a few in a row (a refill took them from one slab, and frees give
+ * them back in about the order malloc handed them out), so they go back run
+ * by run: the slab's count, scan start and lists are written once for the
+ * run, its free bits as each object comes (so an object twice in a run is
+ * seen at its second copy). Objects of other zones (a bin adopts remote
+ * frees) lock their zone in turn, as zone_free_objects does.
+ * The loop makes slab_give's checks but one: every object in a bin passed
+ * free's object-start test for the bin's class (the small map's, or the page
+ * map's), and a run opens only on a slab of that class, so the test is made
+ * again only when a closer look is due for another reason. Its first test
+ * is all most objects cost: one compare says both "in the run's slab" and
+ * "carved" (carved objects lie below the slab's end); anything that fails
+ * it is looked at again one check at a time, below it. */
+void zone_free_bin_objects(unsigned cls, void *const *objs, unsigned count, bool stack) {
+  const uintptr_t key = free_key, slab_mask = size_class_info[cls].slab_mask;
+  /* debug=1 fills each object: every object takes the closer look, as if
+   * none were carved. */
+  const size_t bytes = options.debug ? 0 : size_class_bytes[cls];
+  zone_t *locked = NULL;
+  /* The run: its slab (0: none), head, free-bit words, carved bytes,
+   * slab_used when it opened and what is left of it, lowest word given a
+   * bit (or slab_scan). */
+  uintptr_t slab = 0;
+  page_desc_t *head = NULL;
+  uint64_t *words = NULL;
+  size_t carved_bytes = 0;
+  unsigned used = 0, left = 0, scan = 0;
+  void *const *it = objs, *const *end = objs + count;
+  if (stack && count > 0 && !options.debug) {
+    /* The objects of the first one's zone go to its stack first, while it
+     * has room (and they need no report: the first one that does stops
+     * them, and the loop below reports it). */
+    locked = zone_switch_lock(NULL, region_of_address(objs[0])->zone);
+    it += transfer_push_bin_locked(locked, cls, objs, count);
+  }
+  for (; it != end; it++) {
+    void **p = *it;
+    uintptr_t offset = (uintptr_t)p - slab;
+    size_t g = offset / SMALL_ALIGN;
+    if (likely(offset < carved_bytes && (uintptr_t)p[1] == key && (uintptr_t)p[0] != ~key &&
+               !(words[g / 64] & slab_free_mask(g)) && left != 0)) {
+      words[g / 64] |= slab_free_mask(g);
+      left--;
+      if (g / 64 < scan) scan = (unsigned)(g / 64);
+      continue;
+    }
+    if (!zone_cached_key_intact(p)) continue;
+    if (((uintptr_t)p & ~slab_mask) != slab) {
+      if (slab != 0) zone_run_close_locked(locked, head, cls, used, left, scan);
+      slab = 0;
+      region_t *r = region_of_address(p);
+      if (r->zone != locked) locked = zone_switch_lock(locked, r->zone);
+      unsigned page_cls = page_class_at(r, p);
+      if (unlikely(page_cls != cls)) {
+        /* Not in a slab of the bin's class any more: only after a misuse
+         * (its slab emptied and went back to the core while it was cached).
+         * Its page's own checks report it. */
+        zone_give_locked(locked, r, slab_head_at(r, p, page_cls), p, page_cls);
+        continue;
+      }
+      slab = (uintptr_t)p & ~slab_mask;
+      head = slab_head_at(r, p, cls);
+      words = &r->slab_free_bits[slab_free_granule((void *)slab) / 64];
+      carved_bytes = (size_t)head->slab_carved * bytes;
+      used = left = head->slab_used;
+      scan = head->slab_scan;
+    }
+    offset = (uintptr_t)p & slab_mask;
+    g = offset / SMALL_ALIGN;
+    uint64_t mask = slab_free_mask(g);
+    if (unlikely((uintptr_t)p[0] == ~key || offset >= carved_bytes || (words[g / 64] & mask) || left == 0) &&
+        !zone_run_check(locked, p, offset, cls, words, (size_t)head->slab_carved * size_class_bytes[cls], left == 0))
+      continue;
+    words[g / 64] |= mask;
+    left--;
+    if (g / 64 < scan) scan = (unsigned)(g / 64);
+  }
+  if (locked != NULL) {
+    if (slab != 0) zone_run_close_locked(locked, head, cls, used, left, scan);
+    zone_unlock(locked);
+  }
 }
 
 void zone_free_remote_objects(zone_t *z, void *const *objs, const uint8_t *classes, unsigned count) {
@@ -286,7 +415,7 @@ void zone_free_remote_objects(zone_t *z, void *const *objs, const uint8_t *class
     assert_internal(r->zone == z && page_class_at(r, p) == cls);
     page_desc_t *head = slab_head_at(r, p, cls);
     if (transfer_has_room_locked(z, cls)) transfer_push_locked(z, head, p, cls);
-    else zone_give_locked(z, head, p, cls);
+    else zone_give_locked(z, r, head, p, cls);
   }
   zone_unlock(z);
 }
@@ -294,8 +423,10 @@ void zone_free_remote_objects(zone_t *z, void *const *objs, const uint8_t *class
 /* ---- Transfer stacks back to their slabs --------------------------------- */
 
 static void zone_transfer_flush_class_locked(zone_t *z, unsigned cls) {
-  for (void **p; (p = transfer_pop_locked(z, cls)) != NULL;)
-    zone_give_locked(z, slab_head_at(region_of_address(p), p, cls), p, cls);
+  for (void **p; (p = transfer_pop_locked(z, cls)) != NULL;) {
+    region_t *r = region_of_address(p);
+    zone_give_locked(z, r, slab_head_at(r, p, cls), p, cls);
+  }
 }
 
 static void zone_transfer_flush_locked(zone_t *z) {
@@ -306,9 +437,9 @@ static void zone_transfer_flush_locked(zone_t *z) {
 void zone_transfer_expire(void) {
   for (unsigned i = 0; i < ZONES_MAX; i++) {
     zone_t *z = &zones[i];
-    if (!lock_try(zone_mutex(z))) continue;
+    if (!lock_word_try(&z->lock)) continue;
     if (!z->initialised) {
-      lock_release(zone_mutex(z));
+      lock_word_release(&z->lock);
       continue;
     }
     for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++)
@@ -407,21 +538,17 @@ int zone_trim_all(void) {
 /* ---- fork() -------------------------------------------------------------- */
 
 void zone_fork_prepare(void) {
-  for (unsigned i = 0; i < ZONES_MAX; i++) lock_take(&zone_locks[i]);
+  for (unsigned i = 0; i < ZONES_MAX; i++) lock_word_take(&zones[i].lock);
   pagemap_fork_prepare();
 }
 
 void zone_fork_parent(void) {
   pagemap_fork_parent();
-  for (unsigned i = ZONES_MAX; i-- > 0;) lock_release(&zone_locks[i]);
+  for (unsigned i = ZONES_MAX; i-- > 0;) lock_word_release(&zones[i].lock);
 }
 
-/* The child has one thread: the locks are re-made rather than unlocked. */
+/* The child has one thread: the locks are made free rather than released. */
 void zone_fork_child(void) {
   pagemap_fork_child();
-  pthread_mutexattr_t attr;
-  pthread_mutexattr_init(&attr);
-  pthread_mutexattr_settype(&attr, ZONE_LOCK_TYPE);
-  for (unsigned i = 0; i < ZONES_MAX; i++) lock_reset(&zone_locks[i], &attr);
-  pthread_mutexattr_destroy(&attr);
+  for (unsigned i = 0; i < ZONES_MAX; i++) lock_word_reset(&zones[i].lock);
 }

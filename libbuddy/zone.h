@@ -29,6 +29,10 @@ unsigned zone_alloc_objects(zone_t *z, unsigned cls, void **out, unsigned n);
 /* Returns objs[0..count), objects of any classes and zones from a thread's
  * bins or batches (each holds the key: one without it is reported). */
 void zone_free_objects(void *const *objs, unsigned count);
+/* The same for objects of one class cls, from a thread's bin; with `stack`
+ * (a full bin's flush), into their zone's transfer stack first, while it
+ * has room, so that the next refill takes them back as pointers. */
+void zone_free_bin_objects(unsigned cls, void *const *objs, unsigned count, bool stack);
 /* Objects of zone z (classes[i] is objs[i]'s) that a consumer thread freed:
  * into the zone's transfer stacks while they have room, the rest to their
  * slabs. */
@@ -84,6 +88,10 @@ static inline bool transfer_has_room_locked(const zone_t *z, unsigned cls) {
          z->transfer_bytes + bytes <= ZONE_TRANSFER_BYTES;
 }
 void transfer_push_locked(zone_t *z, page_desc_t *head, void **p, unsigned cls);
+/* The leading objects of objs[0..count) (a bin's flush, of class cls) that
+ * are of zone z and pass transfer_push_locked's checks, pushed while the
+ * stack has room; returns how many. */
+unsigned transfer_push_bin_locked(zone_t *z, unsigned cls, void *const *objs, unsigned count);
 /* Up to n objects off class cls's stack into out (a refill: marks the class
  * taken from); returns how many. */
 unsigned transfer_take_locked(zone_t *z, unsigned cls, void **out, unsigned n);

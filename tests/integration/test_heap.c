@@ -634,6 +634,59 @@ Test(misuse, a_flush_refuses_an_object_never_handed_out, .init = cr_redirect_std
   cr_assert_not_null(strstr(text, "free of a small block that was never allocated"), "got:\n%s", text);
 }
 
+/* A flush gives a bin's objects back slab by slab, in runs (zone.c): an
+ * object that needs a report in the middle of a run (freed twice with its key
+ * wiped in between, or never handed out) is reported and left alone, and the
+ * objects around it still reach their slab. The four objects below share one
+ * slab: bins of 8 blocks of 48 bytes, whose first refill carves 4 objects of
+ * a fresh slab. */
+static void flush_a_run_with(char *odd, bool twice, const char *report) {
+  options.abort_on_error = 0;
+  options.tcache_max = 8;
+  char *a = buddy_malloc(48), *b = buddy_malloc(48), *c = buddy_malloc(48);
+  char *slab = (char *)((uintptr_t)a & ~(uintptr_t)(PAGE_SIZE - 1));
+  cr_assert(((uintptr_t)b & ~(uintptr_t)(PAGE_SIZE - 1)) == (uintptr_t)slab &&
+                ((uintptr_t)c & ~(uintptr_t)(PAGE_SIZE - 1)) == (uintptr_t)slab,
+            "one slab");
+  if (odd == NULL) odd = a;
+  buddy_free(a);
+  if (twice) {
+    ((void **)a)[1] = NULL; /* the program writes to it, */
+    buddy_free(a);          /* and frees it again: not suspected, into the bin */
+  } else {
+    buddy_free(odd);
+  }
+  buddy_free(b);
+  buddy_free(c);
+  tcache_flush_current(); /* one run: a, a (or odd), b, c */
+  const char *text = redirected_stderr();
+  cr_assert_not_null(strstr(text, report), "got:\n%s", text);
+  cr_assert(free_in_slab(a) && free_in_slab(b) && free_in_slab(c), "the others reached their slab");
+  if (!twice) cr_assert(!free_in_slab(odd), "the refused object is left alone");
+  zone_verify_all();
+  /* Each comes out once (slabs hand out their lowest free objects first, and
+   * 40 blocks carve none near the slab's end). */
+  int seen_a = 0, seen_odd = 0;
+  for (int i = 0; i < 40; i++) {
+    char *q = buddy_malloc(48);
+    seen_a += q == a;
+    seen_odd += q == odd;
+  }
+  cr_assert_eq(seen_a, 1);
+  if (!twice) cr_assert_eq(seen_odd, 0);
+}
+
+Test(misuse, a_flush_refuses_a_second_copy_within_a_run, .init = cr_redirect_stderr) {
+  flush_a_run_with(NULL, true, "double free of a small block");
+}
+
+Test(misuse, a_flush_refuses_an_object_never_handed_out_within_a_run, .init = cr_redirect_stderr) {
+  char *p = buddy_malloc(48); /* the slab the test's blocks come from */
+  char *never = (char *)((uintptr_t)p & ~(uintptr_t)(PAGE_SIZE - 1)) + 84 * 48; /* its last object */
+  buddy_free(p);
+  flush_a_run_with(never, false, "free of a small block that was never allocated");
+}
+
 /* ---- Regressions found in review -------------------------------------------- */
 
 Test(review, double_free_after_the_bin_flushed_aborts, .signal = SIGABRT) {
@@ -671,20 +724,30 @@ Test(review, a_double_free_with_the_key_overwritten_aborts_at_the_slab, .signal 
 }
 
 /* A slab's free bits are set exactly for its free objects. */
+/* What this thread freed, back in its slabs: its bins, and its zone's
+ * transfer stacks, where a full bin's flush goes first while they have room
+ * (zone_transfer_expire sends a class's stack to its slabs when no refill
+ * took from it since the call before: the second call does). */
+static void freed_blocks_to_their_slabs(void) {
+  tcache_flush_current();
+  zone_transfer_expire();
+  zone_transfer_expire();
+}
+
 Test(review, free_bits_follow_the_slabs_free_objects) {
-  options.tcache_max = 1; /* frees reach the slab at once, or nearly */
+  options.tcache_max = 1; /* frees reach the zone at once, or nearly */
   enum { N = 64 };
   char *blocks[N];
   for (int i = 0; i < N; i++) blocks[i] = buddy_malloc(96);
   for (int i = 0; i < N; i += 2) buddy_free(blocks[i]);
-  tcache_flush_current();
+  freed_blocks_to_their_slabs();
   for (int i = 0; i < N; i++) {
     region_t *r = pagemap_region_of(blocks[i]);
     page_desc_t *head = slab_head_of(r, page_desc_of(r, blocks[i]));
     cr_assert_eq(slab_holds_free(head, blocks[i]), i % 2 == 0, "block %d", i);
   }
   for (int i = 1; i < N; i += 2) buddy_free(blocks[i]);
-  tcache_flush_current();
+  freed_blocks_to_their_slabs();
   /* Handed out again: the new blocks' bits are clear, and each old block
    * that none of them is still has its bit (its slab kept in reserve). */
   char *again[N];

@@ -6,7 +6,9 @@
  * back to the slabs when unused for a sweep period or on a trim. Linked to
  * the static library with internal.h; each test runs in a process of its
  * own, and zones=4 (the default) puts the consumer in another zone. The
- * stacks driven by the zone layer alone have tests/unit/test_transfer.c. */
+ * stacks driven by the zone layer alone have tests/unit/test_transfer.c.
+ * A full bin's flush waits there too, checked the same way (the last
+ * tests). */
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
 #include <pthread.h>
@@ -477,5 +479,98 @@ Test(transfer, a_copy_coming_home_after_the_other_was_handed_out_is_refused, .in
   cr_assert_not_null(strstr(text, "double free of a small block (or a write"), "got:\n%s", text);
   cr_assert(!free_in_slab(waiting_block), "not free in its slab while handed out");
   cr_assert(!in_stack(home, CLASS_256, waiting_block));
+  zone_verify_all();
+}
+
+/* ---- A full bin's flush (the thread's own zone) -------------------------- */
+
+/* Bins of 8 blocks: each free into a full bin flushes its 2 oldest. */
+#define HOME_TEST_BIN_MAX 8
+
+/* N blocks of 256 bytes, the thread's bin emptied into the slabs after, so
+ * that the frees that follow fill it from the bottom. */
+static zone_t *allocate_with_small_bins(void **blocks, int n) {
+  quiet_sweeps();
+  options.tcache_max = HOME_TEST_BIN_MAX;
+  for (int i = 0; i < n; i++) cr_assert_not_null(blocks[i] = buddy_malloc(256));
+  tcache_flush_current();
+  return zone_of(blocks[0]);
+}
+
+static bool among(void *const *blocks, int n, const void *p) {
+  return pointers_hold(blocks, (size_t)n, p);
+}
+
+Test(transfer, a_full_bins_flush_waits_in_its_zones_stack_for_the_next_refill) {
+  enum { N = 64 };
+  void *blocks[N];
+  zone_t *home = allocate_with_small_bins(blocks, N);
+  cr_assert_eq(home->transfer_count[CLASS_256], 0);
+  for (int i = 0; i < N; i++) buddy_free(blocks[i]);
+  unsigned count = home->transfer_count[CLASS_256];
+  uint32_t cached = tcache_bin_count(tcache_get(), CLASS_256, tcache_home_tally(tcache_get(), CLASS_256));
+  cr_assert_eq(count + cached, N, "%u stacked, %u in the bin", count, cached);
+  for (unsigned i = 0; i < count; i++) {
+    void *p = home->transfer[CLASS_256][i];
+    cr_assert(among(blocks, N, p), "object %u of the stack is one the thread freed", i);
+    cr_assert(!free_in_slab(p), "object %u is not free in its slab as well", i);
+  }
+  zone_verify_all();
+  /* The next refill takes its objects from the top of the stack. */
+  void *top[4];
+  memcpy(top, &home->transfer[CLASS_256][count - 4], sizeof top);
+  tcache_flush_current();
+  void *p = buddy_malloc(256);
+  cr_assert(among(top, 4, p), "the refill came from the top of the stack");
+  cr_assert_eq(home->transfer_count[CLASS_256], count - HOME_TEST_BIN_MAX / 2);
+  buddy_free(p);
+  zone_verify_all();
+}
+
+/* A block freed, written to (its key wiped) and freed again sits twice in
+ * the bin; a full bin's flush pushes the first copy, and the second is
+ * refused: its mark sends it to a scan of the stack, which finds the first.
+ * The block stays in the stack once and comes out once. */
+Test(transfer, a_second_copy_in_a_full_bins_flush_is_refused, .init = cr_redirect_stderr) {
+  options.abort_on_error = 0;
+  enum { N = 16 };
+  void *blocks[N];
+  zone_t *home = allocate_with_small_bins(blocks, N);
+  void **twice = blocks[0];
+  buddy_free(twice);
+  twice[1] = NULL;   /* the program writes to it, */
+  buddy_free(twice); /* and frees it again: not suspected, into the bin */
+  for (int i = 1; i < HOME_TEST_BIN_MAX; i++) buddy_free(blocks[i]); /* the bin is full */
+  buddy_free(blocks[HOME_TEST_BIN_MAX]);                             /* its 2 oldest go home: both copies */
+  const char *text = redirected_stderr();
+  cr_assert_not_null(strstr(text, "double free of a small block"), "got:\n%s", text);
+  unsigned copies = 0;
+  for (unsigned i = 0; i < home->transfer_count[CLASS_256]; i++) copies += home->transfer[CLASS_256][i] == twice;
+  cr_assert_eq(copies, 1, "in the stack once");
+  cr_assert(!free_in_slab(twice), "not free in its slab as well");
+  zone_verify_all();
+  tcache_flush_current();
+  int seen = 0;
+  for (int i = 0; i < 4 * N; i++) seen += buddy_malloc(256) == (void *)twice;
+  cr_assert_eq(seen, 1, "handed out once");
+}
+
+/* An object start of a slab that never handed it out, at the bottom of a
+ * full bin: the flush does not stack it, reports it and leaves it alone. */
+Test(transfer, a_block_never_handed_out_in_a_full_bins_flush_is_refused, .init = cr_redirect_stderr) {
+  options.abort_on_error = 0;
+  enum { N = HOME_TEST_BIN_MAX + 1 }; /* refills of 4 carve 12 of the slab's objects */
+  void *blocks[N];
+  zone_t *home = allocate_with_small_bins(blocks, N);
+  char *slab = (char *)((uintptr_t)blocks[0] & ~(uintptr_t)(PAGE_SIZE - 1));
+  void *never = slab + 15 * 256; /* class 256: the last of a slab's 16 objects */
+  region_t *r = pagemap_region_of(never);
+  cr_assert_leq(slab_head_of(r, page_desc_of(r, never))->slab_carved, 15, "the slab has not carved it yet");
+  buddy_free(never);                                                 /* an object start: into the bin */
+  for (int i = 0; i < HOME_TEST_BIN_MAX; i++) buddy_free(blocks[i]); /* the last one flushes `never` */
+  cr_assert(!in_stack(home, CLASS_256, never), "refused, not stacked");
+  cr_assert(!free_in_slab(never), "not free in its slab either");
+  const char *text = redirected_stderr();
+  cr_assert_not_null(strstr(text, "free of a small block that was never allocated"), "got:\n%s", text);
   zone_verify_all();
 }

@@ -146,16 +146,16 @@ Test(slab, a_fresh_slab_is_carved_as_it_is_taken) {
   unsigned cls = SIZE_CLASS_FOR_48;
   page_desc_t *head = slab_new(cls);
   char *start = page_address_of(head);
-  cr_assert_eq(slab_take(head, objs, 1), 1);
+  cr_assert_eq(slab_take(head, page_class_of_desc(head), objs, 1), 1);
   cr_assert_eq(objs[0], (void *)start, "the first object is the slab's start");
   cr_assert_eq(head->slab_carved, 1);
-  cr_assert_eq(slab_take(head, objs + 1, 5), 5);
+  cr_assert_eq(slab_take(head, page_class_of_desc(head), objs + 1, 5), 5);
   cr_assert_eq(head->slab_carved, 6);
   cr_assert_eq(head->slab_used, 6);
   for (int i = 0; i < 6; i++) cr_assert_eq(objs[i], (void *)(start + (size_t)i * 48));
   cr_assert_eq(test_first_nonzero(start + 6 * 48, PAGE_SIZE - 6 * 48), PAGE_SIZE - 6 * 48, "the rest is untouched");
-  cr_assert(slab_give(head, objs[2], cls));
-  cr_assert_eq(slab_take(head, again, 1), 1);
+  cr_assert(slab_give(region_of_desc(head), head, objs[2], cls));
+  cr_assert_eq(slab_take(head, page_class_of_desc(head), again, 1), 1);
   cr_assert_eq(again[0], objs[2], "a free object before a new one");
   cr_assert_eq(head->slab_carved, 6);
   slab_verify(head);
@@ -173,7 +173,7 @@ Test(slab, every_class_hands_out_each_object_once_and_takes_it_back) {
     memset(seen, 0, sizeof seen);
     unsigned taken = 0;
     for (unsigned batch = 1; taken < count; batch++) {
-      unsigned got = slab_take(head, objs + taken, batch);
+      unsigned got = slab_take(head, page_class_of_desc(head), objs + taken, batch);
       cr_assert_eq(got, batch < count - taken ? batch : count - taken, "class %u", cls);
       for (unsigned i = taken; i < taken + got; i++) {
         size_t index = check_taken(head, cls, objs[i]);
@@ -184,12 +184,13 @@ Test(slab, every_class_hands_out_each_object_once_and_takes_it_back) {
       cr_assert_eq(head->slab_used, taken);
       slab_verify(head);
     }
-    cr_assert_eq(slab_take(head, again, 1), 0, "class %u: a full slab hands out nothing", cls);
+    cr_assert_eq(slab_take(head, page_class_of_desc(head), again, 1), 0, "class %u: a full slab hands out nothing",
+                 cls);
     cr_assert_eq(slab_free_objects(head, cls), 0);
     shuffle(objs, count, cls);
     for (unsigned i = 0; i < count; i++) {
       cr_assert_null(slab_check_give(head, objs[i], cls));
-      cr_assert(slab_give(head, objs[i], cls));
+      cr_assert(slab_give(region_of_desc(head), head, objs[i], cls));
       cr_assert(slab_holds_free(head, objs[i]));
       cr_assert_eq(((void **)objs[i])[1], (void *)free_key, "a free object holds the key");
       cr_assert_eq(head->slab_used, count - 1 - i);
@@ -197,12 +198,12 @@ Test(slab, every_class_hands_out_each_object_once_and_takes_it_back) {
     }
     slab_verify(head);
     cr_assert_eq(slab_free_objects(head, cls), count);
-    cr_assert_eq(slab_take(head, again, count), count);
+    cr_assert_eq(slab_take(head, page_class_of_desc(head), again, count), count);
     for (unsigned i = 0; i < count; i++) {
       cr_assert_eq(check_taken(head, cls, again[i]), i, "class %u: lowest address first", cls);
     }
     cr_assert_eq(free_bits(head), 0);
-    for (unsigned i = 0; i < count; i++) cr_assert(slab_give(head, again[i], cls));
+    for (unsigned i = 0; i < count; i++) cr_assert(slab_give(region_of_desc(head), head, again[i], cls));
     slab_verify(head);
     slab_release(head);
   }
@@ -219,9 +220,9 @@ Test(slab, the_free_bits_are_the_objects_given_back) {
   for (size_t k = 0; k < sizeof classes / sizeof classes[0]; k++) {
     unsigned cls = classes[k], count = size_class_slab_count[cls];
     page_desc_t *head = slab_new(cls);
-    cr_assert_eq(slab_take(head, objs, count), count);
+    cr_assert_eq(slab_take(head, page_class_of_desc(head), objs, count), count);
     unsigned given = 0;
-    for (unsigned i = 1; i < count; i += 2, given++) cr_assert(slab_give(head, objs[i], cls));
+    for (unsigned i = 1; i < count; i += 2, given++) cr_assert(slab_give(region_of_desc(head), head, objs[i], cls));
     for (unsigned i = 0; i < count; i++)
       cr_assert_eq(slab_holds_free(head, objs[i]), i % 2 == 1, "class %u, object %u", cls, i);
     cr_assert_eq(free_bits(head), given);
@@ -229,12 +230,12 @@ Test(slab, the_free_bits_are_the_objects_given_back) {
     cr_assert_eq(slab_free_objects(head, cls), given);
     slab_verify(head);
     /* A take of one more than is free hands out only the free ones. */
-    cr_assert_eq(slab_take(head, again, given + 1), given, "class %u", cls);
+    cr_assert_eq(slab_take(head, page_class_of_desc(head), again, given + 1), given, "class %u", cls);
     for (unsigned i = 0; i < given; i++) cr_assert_eq(again[i], objs[2 * i + 1], "class %u, object %u", cls, i);
     cr_assert_eq(free_bits(head), 0);
     cr_assert_eq(head->slab_used, count);
     slab_verify(head);
-    for (unsigned i = 0; i < count; i++) cr_assert(slab_give(head, objs[i], cls));
+    for (unsigned i = 0; i < count; i++) cr_assert(slab_give(region_of_desc(head), head, objs[i], cls));
     cr_assert_eq(head->slab_used, 0);
     slab_verify(head);
     slab_release(head);
@@ -246,10 +247,10 @@ Test(slab, the_free_bits_are_the_objects_given_back) {
 Test(slab, a_take_writes_the_key_again) {
   unsigned cls = SIZE_CLASS_FOR_64;
   page_desc_t *head = slab_new(cls);
-  cr_assert_eq(slab_take(head, objs, 2), 2);
-  cr_assert(slab_give(head, objs[0], cls));
+  cr_assert_eq(slab_take(head, page_class_of_desc(head), objs, 2), 2);
+  cr_assert(slab_give(region_of_desc(head), head, objs[0], cls));
   ((void **)objs[0])[1] = NULL;
-  cr_assert_eq(slab_take(head, again, 1), 1);
+  cr_assert_eq(slab_take(head, page_class_of_desc(head), again, 1), 1);
   cr_assert_eq(again[0], objs[0]);
   cr_assert_eq(((void **)again[0])[1], (void *)free_key);
 }
@@ -259,9 +260,9 @@ Test(slab, neighbouring_slabs_keep_their_own_bits) {
   unsigned cls = SIZE_CLASS_FOR_32;
   page_desc_t *a = slab_new(cls), *b = slab_new(cls);
   unsigned count = size_class_slab_count[cls];
-  cr_assert_eq(slab_take(a, objs, count), count);
-  cr_assert_eq(slab_take(b, again, count), count);
-  for (unsigned i = 0; i < count; i++) cr_assert(slab_give(b, again[i], cls));
+  cr_assert_eq(slab_take(a, page_class_of_desc(a), objs, count), count);
+  cr_assert_eq(slab_take(b, page_class_of_desc(b), again, count), count);
+  for (unsigned i = 0; i < count; i++) cr_assert(slab_give(region_of_desc(b), b, again[i], cls));
   cr_assert_eq(free_bits(a), 0);
   cr_assert_eq(free_bits(b), count);
   for (unsigned i = 0; i < count; i++) cr_assert(!slab_holds_free(a, objs[i]));
@@ -282,8 +283,8 @@ Test(slab, neighbouring_slabs_keep_their_own_bits) {
 /* A slab of class 48 with objects 0, 1 and 2 carved and out, 1 given back. */
 static page_desc_t *slab_of_three(void) {
   page_desc_t *head = slab_new(SIZE_CLASS_FOR_48);
-  cr_assert_eq(slab_take(head, objs, 3), 3);
-  cr_assert(slab_give(head, objs[1], SIZE_CLASS_FOR_48));
+  cr_assert_eq(slab_take(head, page_class_of_desc(head), objs, 3), 3);
+  cr_assert(slab_give(region_of_desc(head), head, objs[1], SIZE_CLASS_FOR_48));
   return head;
 }
 
@@ -314,8 +315,8 @@ Test(slab, check_give_names_each_misuse_and_changes_nothing) {
 Test(slab, check_give_catches_a_double_free_into_an_empty_slab) {
   unsigned cls = SIZE_CLASS_FOR_48;
   page_desc_t *head = slab_new(cls);
-  cr_assert_eq(slab_take(head, objs, 1), 1);
-  cr_assert(slab_give(head, objs[0], cls));
+  cr_assert_eq(slab_take(head, page_class_of_desc(head), objs, 1), 1);
+  cr_assert(slab_give(region_of_desc(head), head, objs[0], cls));
   slab_clear_free_bits(head);
   cr_assert_str_eq(slab_check_give(head, objs[0], cls), TWICE_EMPTY);
 }
@@ -327,9 +328,9 @@ Test(slab_misuse, give_refuses_each_misuse_and_leaves_the_slab_alone) {
   page_desc_t *head = slab_of_three();
   char *start = page_address_of(head);
   void *never = start + 10 * 48;
-  cr_assert_not(slab_give(head, (char *)objs[0] + 16, cls));
-  cr_assert_not(slab_give(head, never, cls));
-  cr_assert_not(slab_give(head, objs[1], cls));
+  cr_assert_not(slab_give(region_of_desc(head), head, (char *)objs[0] + 16, cls));
+  cr_assert_not(slab_give(region_of_desc(head), head, never, cls));
+  cr_assert_not(slab_give(region_of_desc(head), head, objs[1], cls));
   check_unchanged(head, 2, 3, 1);
   cr_assert_eq(test_first_nonzero(never, 48), 48, "a refused object is not written");
   const char *text = redirected_stderr();
@@ -338,25 +339,25 @@ Test(slab_misuse, give_refuses_each_misuse_and_leaves_the_slab_alone) {
     cr_assert_not_null(strstr(text, expected[i]), "'%s' missing from:\n%s", expected[i], text);
   cr_assert_null(strstr(text, "error:"), "nothing was fatal:\n%s", text);
   /* The slab still works. */
-  cr_assert(slab_give(head, objs[0], cls));
-  cr_assert(slab_give(head, objs[2], cls));
+  cr_assert(slab_give(region_of_desc(head), head, objs[0], cls));
+  cr_assert(slab_give(region_of_desc(head), head, objs[2], cls));
   check_unchanged(head, 0, 3, 3);
 }
 
 /* With abort_on_error=1 (the default) misuse aborts. */
 Test(slab_fatal, a_double_give_aborts, .signal = SIGABRT) {
   page_desc_t *head = slab_of_three();
-  slab_give(head, objs[1], SIZE_CLASS_FOR_48);
+  slab_give(region_of_desc(head), head, objs[1], SIZE_CLASS_FOR_48);
 }
 
 Test(slab_fatal, a_give_of_an_inner_pointer_aborts, .signal = SIGABRT) {
   page_desc_t *head = slab_of_three();
-  slab_give(head, (char *)objs[0] + 32, SIZE_CLASS_FOR_48);
+  slab_give(region_of_desc(head), head, (char *)objs[0] + 32, SIZE_CLASS_FOR_48);
 }
 
 Test(slab_fatal, a_give_of_an_object_never_handed_out_aborts, .signal = SIGABRT) {
   page_desc_t *head = slab_of_three();
-  slab_give(head, page_address_of(head) + 3 * 48, SIZE_CLASS_FOR_48);
+  slab_give(region_of_desc(head), head, page_address_of(head) + 3 * 48, SIZE_CLASS_FOR_48);
 }
 
 /* ---- debug=1: the fill ---------------------------------------------------- */
@@ -367,15 +368,15 @@ Test(slab, debug_fills_a_given_object_and_takes_it_back_intact) {
   options.debug = 1;
   unsigned cls = SIZE_CLASS_FOR_80;
   page_desc_t *head = slab_new(cls);
-  cr_assert_eq(slab_take(head, objs, 2), 2);
+  cr_assert_eq(slab_take(head, page_class_of_desc(head), objs, 2), 2);
   memset(objs[0], 0x11, 80);
-  cr_assert(slab_give(head, objs[0], cls));
+  cr_assert(slab_give(region_of_desc(head), head, objs[0], cls));
   const unsigned char *bytes = objs[0];
   cr_assert_neq(bytes[0], 0x11);
   for (size_t i = 0; i < 80; i++)
     if (i / sizeof(void *) != 1) cr_assert_eq(bytes[i], bytes[0], "byte %zu holds the fill", i);
   cr_assert_eq(((void **)objs[0])[1], (void *)free_key);
-  cr_assert_eq(slab_take(head, again, 1), 1);
+  cr_assert_eq(slab_take(head, page_class_of_desc(head), again, 1), 1);
   cr_assert_eq(again[0], objs[0]);
 }
 
@@ -383,20 +384,20 @@ Test(slab_fatal, debug_reports_a_write_after_the_give, .signal = SIGABRT) {
   options.debug = 1;
   unsigned cls = SIZE_CLASS_FOR_80;
   page_desc_t *head = slab_new(cls);
-  cr_assert_eq(slab_take(head, objs, 1), 1);
-  cr_assert(slab_give(head, objs[0], cls));
+  cr_assert_eq(slab_take(head, page_class_of_desc(head), objs, 1), 1);
+  cr_assert(slab_give(region_of_desc(head), head, objs[0], cls));
   ((char *)objs[0])[40] = 7; /* a use after free */
-  slab_take(head, again, 1);
+  slab_take(head, page_class_of_desc(head), again, 1);
 }
 
 Test(slab_fatal, debug_reports_a_write_to_the_first_word, .signal = SIGABRT) {
   options.debug = 1;
   unsigned cls = SIZE_CLASS_FOR_16;
   page_desc_t *head = slab_new(cls);
-  cr_assert_eq(slab_take(head, objs, 1), 1);
-  cr_assert(slab_give(head, objs[0], cls));
+  cr_assert_eq(slab_take(head, page_class_of_desc(head), objs, 1), 1);
+  cr_assert(slab_give(region_of_desc(head), head, objs[0], cls));
   ((char *)objs[0])[0] = 7;
-  slab_take(head, again, 1);
+  slab_take(head, page_class_of_desc(head), again, 1);
 }
 
 /* ---- slab_verify catches what does not add up ------------------------------ */
@@ -426,8 +427,8 @@ Test(slab_fatal, verify_catches_a_free_bit_below_the_scan_start, .signal = SIGAB
   unsigned cls = SIZE_CLASS_FOR_16; /* four objects to a bitmap word */
   page_desc_t *head = slab_new(cls);
   unsigned count = size_class_slab_count[cls];
-  cr_assert_eq(slab_take(head, objs, count), count);
-  cr_assert(slab_give(head, objs[0], cls));
+  cr_assert_eq(slab_take(head, page_class_of_desc(head), objs, count), count);
+  cr_assert(slab_give(region_of_desc(head), head, objs[0], cls));
   head->slab_scan = 1; /* a take would start past object 0's word */
   slab_verify(head);
 }

@@ -393,12 +393,12 @@ Test(flush, a_bin_flush_sends_its_oldest_objects_home) {
   void *objs[20];
   bin_fill(tc, cls, objs, 20, 0);
   uint32_t room = bin_room(tc, cls);
-  tcache_flush_bin(tc, cls, 5);
+  tcache_flush_bin(tc, cls, 5, false);
   cr_assert_eq(bin_count(tc, cls), 15);
   cr_assert_eq(bin_room(tc, cls), room + 5);
   for (int i = 0; i < 20; i++) cr_assert_eq(free_in_slab(objs[i]), i < 5, "object %d", i);
   for (int i = 0; i < 15; i++) cr_assert_eq(tc->bin_base[cls][1 + i], objs[5 + i], "object %d moved down", 5 + i);
-  tcache_flush_bin(tc, cls, 0);
+  tcache_flush_bin(tc, cls, 0, false);
   cr_assert_eq(bin_count(tc, cls), 15);
   check_budget(tc);
   zone_verify_all();
@@ -517,7 +517,8 @@ Test(slow, an_empty_bin_doubles_and_refills_half) {
   zone_verify_all();
 }
 
-/* Frees into the home bin; a full bin first sends its oldest quarter home. */
+/* Frees into the home bin; a full bin first sends its oldest quarter home,
+ * to its zone's transfer stack. */
 Test(slow, a_full_bin_flushes_a_quarter_then_takes_the_free) {
   options.tcache_max = 16;
   unsigned cls = SIZE_CLASS_FOR_64;
@@ -536,7 +537,13 @@ Test(slow, a_full_bin_flushes_a_quarter_then_takes_the_free) {
   void *more = objs[N - 1];
   slow_free(more);
   cr_assert_eq(bin_count(tc, cls), 16 - 16 / TCACHE_FLUSH_DIVISOR + 1);
-  for (int i = 0; i < 16 / TCACHE_FLUSH_DIVISOR; i++) cr_assert(free_in_slab(oldest[i]), "oldest %d went home", i);
+  /* Home: to the zone's transfer stack, which has room (a flush stacks
+   * before it gives objects back to their slabs). */
+  zone_t *home = tc->zone;
+  for (int i = 0; i < 16 / TCACHE_FLUSH_DIVISOR; i++) {
+    cr_assert(pointers_hold(home->transfer[cls], home->transfer_count[cls], oldest[i]), "oldest %d went home", i);
+    cr_assert(!free_in_slab(oldest[i]), "oldest %d is stacked, not free in its slab as well", i);
+  }
   cr_assert_eq(tc->bin_top[tcache_home_bin(tc, cls)][-1], more);
   cr_assert_eq(((void **)more)[1], (void *)free_key);
   zone_verify_all();

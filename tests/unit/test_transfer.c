@@ -462,7 +462,8 @@ Test(transfer_fatal, the_heap_walker_finds_an_object_free_in_its_slab, .signal =
   objects_alloc(CLASS_256, p, 2);
   remote_free(p, CLASS_256, 1);
   zone_lock(home);
-  slab_give(slab_head_at(region_of_address(p[0]), p[0], CLASS_256), p[0], CLASS_256); /* forged: in both */
+  slab_give(region_of_address(p[0]), slab_head_at(region_of_address(p[0]), p[0], CLASS_256), p[0],
+            CLASS_256); /* forged: in both */
   zone_unlock(home);
   zone_verify_all();
 }
