@@ -267,13 +267,13 @@ void os_sleep_ms(long ms) {
 
 void os_futex_wait(uint32_t *word, uint32_t expected) {
   int saved = errno;
-  syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+  syscall(SYS_futex, word, (long)FUTEX_WAIT_PRIVATE, (long)expected, NULL, NULL, 0L);
   errno = saved;
 }
 
 void os_futex_wake(uint32_t *word) {
   int saved = errno;
-  syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+  syscall(SYS_futex, word, (long)FUTEX_WAKE_PRIVATE, 1L, NULL, NULL, 0L);
   errno = saved;
 }
 
