@@ -53,8 +53,8 @@ static inline void lock_reset(pthread_mutex_t *m, const pthread_mutexattr_t *att
 
 /* The zone locks are lock words (types.h), not pthread mutexes: a thread
  * takes its zone's on every refill and every flush, and a free lock word is
- * taken with one compare-and-swap and given back with one exchange, where
- * glibc's mutex calls cost about thirty instructions each way. A thread that
+ * taken with one compare-and-swap and given back with one exchange, far
+ * fewer instructions than glibc's mutex calls (docs/benchmarks.md). A thread that
  * finds the word held spins a while (a zone's sections are short: glibc's
  * adaptive mutex spins for the same reason), then marks it 2 and sleeps on
  * it; the release wakes one sleeper when it finds 2 (Drepper, "Futexes Are

@@ -114,21 +114,8 @@ size_t zone_release_free_regions_locked(zone_t *z, size_t keep) {
 
 /* ---- Slabs --------------------------------------------------------------- */
 
-static void slab_list_push(page_desc_t *sentinel, page_desc_t *head) {
-  head->next = sentinel->next;
-  head->prev = sentinel;
-  sentinel->next->prev = head;
-  sentinel->next = head;
-}
-
-static void slab_list_remove(page_desc_t *head) {
-  head->prev->next = head->next;
-  head->next->prev = head->prev;
-  head->next = head->prev = NULL;
-}
-
 /* Gives an empty slab's block back to the buddy core. */
-static void zone_release_slab_locked(zone_t *z, page_desc_t *head) {
+void zone_release_slab_locked(zone_t *z, page_desc_t *head) {
   if (z->transfer_count[page_class_of_desc(head)] > 0)
     transfer_drop_range_locked(z, page_class_of_desc(head), page_address_of(head), PAGE_SIZE << head->order);
   for (size_t i = 0; i < ((size_t)1 << head->order); i++) head[i].kind = PAGE_INNER;
@@ -141,7 +128,7 @@ static void zone_release_slab_locked(zone_t *z, page_desc_t *head) {
 /* Takes the first empty slab of s, which has one, off the zone's reserve. */
 static page_desc_t *zone_reserve_pop_locked(zone_t *z, slab_list_t *s) {
   page_desc_t *head = s->empty.next;
-  slab_list_remove(head);
+  zone_slab_list_remove(head);
   s->empty_count--;
   z->empty_slab_bytes -= PAGE_SIZE << head->order;
   return head;
@@ -155,48 +142,6 @@ static page_desc_t *zone_slab_off_list_locked(zone_t *z, unsigned cls) {
   page_desc_t *head = zone_alloc_block_locked(z, size_class_slab_order[cls], NULL);
   if (head != NULL) slab_init(head, cls);
   return head;
-}
-
-/* The slab headed by head, of class cls, had `used` objects out and got some
- * back: it moves from no list (it was full) to the partial ones, and from
- * those to the reserve of empty slabs, or back to the core, once empty. */
-static inline __attribute__((always_inline)) void zone_slab_given_locked(zone_t *z, page_desc_t *head, unsigned cls,
-                                                                         unsigned used) {
-  slab_list_t *s = &z->slabs[cls];
-  z->out_pending -= (long)((used - head->slab_used) * size_class_bytes[cls]);
-  if (unlikely(used == size_class_slab_count[cls])) slab_list_push(&s->partial, head);
-  if (likely(head->slab_used > 0)) return;
-  slab_list_remove(head);
-  size_t bytes = PAGE_SIZE << head->order;
-  if (s->empty_count < SLAB_EMPTY_RESERVE || z->empty_slab_bytes + bytes <= ZONE_EMPTY_SLAB_BYTES) {
-    slab_list_push(&s->empty, head);
-    s->empty_count++;
-    z->empty_slab_bytes += bytes;
-  } else {
-    zone_release_slab_locked(z, head);
-  }
-}
-
-/* A double free that the free itself could not see (the first copy was in
- * another thread's batch): the object waits in the zone's transfer stack.
- * The mark in its first word is the cheap test; the scan confirms. */
-static inline bool zone_object_stacked_locked(const zone_t *z, const void *p, unsigned cls) {
-  return unlikely((uintptr_t)((void *const *)p)[0] == zone_transfer_mark()) && transfer_holds_locked(z, cls, p);
-}
-
-/* Returns one object of class cls to its slab (head, in region r); moves the
- * slab between lists. The object holds the key (slab_give). False if
- * refused (reported, left alone). */
-static inline __attribute__((always_inline)) bool zone_give_locked(zone_t *z, region_t *r, page_desc_t *head, void *p,
-                                                                   unsigned cls) {
-  if (zone_object_stacked_locked(z, p, cls)) {
-    error_misuse("double free of a small block", p);
-    return false;
-  }
-  unsigned used = head->slab_used;
-  if (!slab_give(r, head, p, cls)) return false;
-  zone_slab_given_locked(z, head, cls, used);
-  return true;
 }
 
 /* ---- Objects ------------------------------------------------------------- */
@@ -217,207 +162,11 @@ unsigned zone_alloc_objects(zone_t *z, unsigned cls, void **out, unsigned n) {
     z->out_pending += (long)(taken * size_class_bytes[cls]);
     got += taken;
     bool full = head->slab_used == size_class_slab_count[cls];
-    if (listed && full) slab_list_remove(head);
-    else if (!listed && !full) slab_list_push(&s->partial, head);
+    if (listed && full) zone_slab_list_remove(head);
+    else if (!listed && !full) zone_slab_list_push(&s->partial, head);
   }
   zone_unlock(z);
   return got;
-}
-
-void zone_free_small(void *p) {
-  region_t *r = pagemap_region_of(p);
-  zone_free_object(r, page_desc_of(r, p), p);
-}
-
-bool zone_holds_free_object(region_t *r, void *p) {
-  zone_t *z = r->zone;
-  zone_lock(z);
-  page_desc_t *d = page_desc_of(r, p);
-  bool held = d->kind == PAGE_SLAB &&
-              (slab_holds_free(slab_head_of(r, d), p) || transfer_holds_locked(z, page_class_of_desc(d), p));
-  zone_unlock(z);
-  return held;
-}
-
-/* A block freed straight to its zone (no cache took it) gets the key that
- * marks it free once its slab took it. */
-void zone_free_object(region_t *r, page_desc_t *d, void *p) {
-  zone_t *z = r->zone;
-  zone_lock(z);
-  if (zone_give_locked(z, r, slab_head_of(r, d), p, page_class_of_desc(d))) ((void **)p)[1] = (void *)free_key;
-  zone_unlock(z);
-}
-
-/* An object from a thread's bin or batch holds the key, which its push
- * wrote. Without it, malloc handed it out since (it was freed twice, and
- * went on with another copy: into a bin, a stack or the program) or the
- * program wrote to it after its free. Reports; false: leave it alone. */
-static bool zone_cached_key_intact(const void *p) {
-  if (likely(free_key_matches(((void *const *)p)[1]))) return true;
-  error_misuse("double free of a small block (or a write to it after its free)", p);
-  return false;
-}
-
-/* A flush of objects that may belong to several zones holds the lock of
- * one at a time: unlocks `held` (if any) and locks z. Apart, so that the
- * loops that call it keep their registers. */
-static noinline zone_t *zone_switch_lock(zone_t *held, zone_t *z) {
-  if (held != NULL) zone_unlock(held);
-  zone_lock(z);
-  return z;
-}
-
-/* Every object here was found in a zone region by free (the small map or
- * the page map) or came from a slab, so its region is found from its
- * address, and its slab's head from its class's slab order. */
-void zone_free_objects(void *const *objs, unsigned count) {
-  zone_t *locked = NULL;
-  for (unsigned i = 0; i < count; i++) {
-    void *p = objs[i];
-    if (!zone_cached_key_intact(p)) continue;
-    region_t *r = region_of_address(p);
-    if (r->zone != locked) locked = zone_switch_lock(locked, r->zone);
-    unsigned cls = page_class_at(r, p);
-    zone_give_locked(locked, r, slab_head_at(r, p, cls), p, cls);
-  }
-  if (locked != NULL) zone_unlock(locked);
-}
-
-/* A bin's flush closes a run of objects it gave back to one slab: the
- * slab's count and scan start, written once for the run, and its lists
- * (`used` was its count when the run opened). */
-static inline void zone_run_close_locked(zone_t *z, page_desc_t *head, unsigned cls, unsigned used, unsigned left,
-                                         unsigned scan) {
-  if (left == used) return;
-  head->slab_used = (uint16_t)left;
-  head->slab_scan = (uint16_t)scan;
-  zone_slab_given_locked(z, head, cls, used);
-}
-
-/* p, in a slab of class cls (its free-bit words and carved bytes; `empty`:
- * the run has given back every object the slab counted as used), which the
- * flush's loop would not give without a closer look: it may wait in the
- * transfer stack, or not be an object the slab handed out and holds, or
- * need the debug fill. Reports what is wrong, one check at a time (those of
- * slab_give): false, leave p alone. */
-static noinline bool zone_run_check(zone_t *z, void *p, size_t offset, unsigned cls, const uint64_t *words,
-                                    size_t carved_bytes, bool empty) {
-  if (zone_object_stacked_locked(z, p, cls)) {
-    error_misuse("double free of a small block", p);
-    return false;
-  }
-  size_t g = offset / SMALL_ALIGN;
-  const char *wrong = NULL;
-  if (!size_class_is_object_start(cls, offset)) wrong = "free of a pointer inside a small block (not its start)";
-  else if (offset >= carved_bytes) wrong = "free of a small block that was never allocated";
-  else if (words[g / 64] & slab_free_mask(g)) wrong = "double free of a small block";
-  else if (empty) wrong = "double free of a small block (slab already empty)";
-  if (unlikely(wrong != NULL)) {
-    error_misuse(wrong, p);
-    return false;
-  }
-  if (unlikely(options.debug)) slab_debug_fill(p, size_class_bytes[cls]);
-  return true;
-}
-
-/* A bin's objects are of one class; mostly of the home zone, and of one
- * slab for a few in a row (a refill took them from one slab, and frees give
- * them back in about the order malloc handed them out), so they go back run
- * by run: the slab's count, scan start and lists are written once for the
- * run, its free bits as each object comes (so an object twice in a run is
- * seen at its second copy). Objects of other zones (a bin adopts remote
- * frees) lock their zone in turn, as zone_free_objects does.
- * The loop makes slab_give's checks but one: every object in a bin passed
- * free's object-start test for the bin's class (the small map's, or the page
- * map's), and a run opens only on a slab of that class, so the test is made
- * again only when a closer look is due for another reason. Its first test
- * is all most objects cost: one compare says both "in the run's slab" and
- * "carved" (carved objects lie below the slab's end); anything that fails
- * it is looked at again one check at a time, below it. */
-void zone_free_bin_objects(unsigned cls, void *const *objs, unsigned count, bool stack) {
-  const uintptr_t key = free_key, slab_mask = size_class_info[cls].slab_mask;
-  /* debug=1 fills each object: every object takes the closer look, as if
-   * none were carved. */
-  const size_t bytes = options.debug ? 0 : size_class_bytes[cls];
-  zone_t *locked = NULL;
-  /* The run: its slab (0: none), head, free-bit words, carved bytes,
-   * slab_used when it opened and what is left of it, lowest word given a
-   * bit (or slab_scan). */
-  uintptr_t slab = 0;
-  page_desc_t *head = NULL;
-  uint64_t *words = NULL;
-  size_t carved_bytes = 0;
-  unsigned used = 0, left = 0, scan = 0;
-  void *const *it = objs, *const *end = objs + count;
-  if (stack && count > 0 && !options.debug) {
-    /* The objects of the first one's zone go to its stack first, while it
-     * has room (and they need no report: the first one that does stops
-     * them, and the loop below reports it). */
-    locked = zone_switch_lock(NULL, region_of_address(objs[0])->zone);
-    it += transfer_push_bin_locked(locked, cls, objs, count);
-  }
-  for (; it != end; it++) {
-    void **p = *it;
-    uintptr_t offset = (uintptr_t)p - slab;
-    size_t g = offset / SMALL_ALIGN;
-    if (likely(offset < carved_bytes && (uintptr_t)p[1] == key && (uintptr_t)p[0] != ~key &&
-               !(words[g / 64] & slab_free_mask(g)) && left != 0)) {
-      words[g / 64] |= slab_free_mask(g);
-      left--;
-      if (g / 64 < scan) scan = (unsigned)(g / 64);
-      continue;
-    }
-    if (!zone_cached_key_intact(p)) continue;
-    if (((uintptr_t)p & ~slab_mask) != slab) {
-      if (slab != 0) zone_run_close_locked(locked, head, cls, used, left, scan);
-      slab = 0;
-      region_t *r = region_of_address(p);
-      if (r->zone != locked) locked = zone_switch_lock(locked, r->zone);
-      unsigned page_cls = page_class_at(r, p);
-      if (unlikely(page_cls != cls)) {
-        /* Not in a slab of the bin's class any more: only after a misuse
-         * (its slab emptied and went back to the core while it was cached).
-         * Its page's own checks report it. */
-        zone_give_locked(locked, r, slab_head_at(r, p, page_cls), p, page_cls);
-        continue;
-      }
-      slab = (uintptr_t)p & ~slab_mask;
-      head = slab_head_at(r, p, cls);
-      words = &r->slab_free_bits[slab_free_granule((void *)slab) / 64];
-      carved_bytes = (size_t)head->slab_carved * bytes;
-      used = left = head->slab_used;
-      scan = head->slab_scan;
-    }
-    offset = (uintptr_t)p & slab_mask;
-    g = offset / SMALL_ALIGN;
-    uint64_t mask = slab_free_mask(g);
-    if (unlikely((uintptr_t)p[0] == ~key || offset >= carved_bytes || (words[g / 64] & mask) || left == 0) &&
-        !zone_run_check(locked, p, offset, cls, words, (size_t)head->slab_carved * size_class_bytes[cls], left == 0))
-      continue;
-    words[g / 64] |= mask;
-    left--;
-    if (g / 64 < scan) scan = (unsigned)(g / 64);
-  }
-  if (locked != NULL) {
-    if (slab != 0) zone_run_close_locked(locked, head, cls, used, left, scan);
-    zone_unlock(locked);
-  }
-}
-
-void zone_free_remote_objects(zone_t *z, void *const *objs, const uint8_t *classes, unsigned count) {
-  assert_internal(!options.debug); /* debug=1 sends remote frees to their slabs, to be filled */
-  zone_lock(z);
-  for (unsigned i = 0; i < count; i++) {
-    void *p = objs[i];
-    unsigned cls = classes[i];
-    if (!zone_cached_key_intact(p)) continue;
-    region_t *r = region_of_address(p);
-    assert_internal(r->zone == z && page_class_at(r, p) == cls);
-    page_desc_t *head = slab_head_at(r, p, cls);
-    if (transfer_has_room_locked(z, cls)) transfer_push_locked(z, head, p, cls);
-    else zone_give_locked(z, r, head, p, cls);
-  }
-  zone_unlock(z);
 }
 
 /* ---- Transfer stacks back to their slabs --------------------------------- */

@@ -102,6 +102,64 @@ bool transfer_holds_locked(const zone_t *z, unsigned cls, const void *p);
 void transfer_drop_range_locked(zone_t *z, unsigned cls, const char *start, size_t bytes);
 void transfer_verify_locked(const zone_t *z);
 
+/* zone.c, for zone_free.c: the slab lists, and a slab's way back. */
+static inline void zone_slab_list_push(page_desc_t *sentinel, page_desc_t *head) {
+  head->next = sentinel->next;
+  head->prev = sentinel;
+  sentinel->next->prev = head;
+  sentinel->next = head;
+}
+
+static inline void zone_slab_list_remove(page_desc_t *head) {
+  head->prev->next = head->next;
+  head->next->prev = head->prev;
+  head->next = head->prev = NULL;
+}
+/* Gives an empty slab's block back to the buddy core. */
+void zone_release_slab_locked(zone_t *z, page_desc_t *head);
+
+/* The slab headed by head, of class cls, had `used` objects out and got some
+ * back: it moves from no list (it was full) to the partial ones, and from
+ * those to the reserve of empty slabs, or back to the core, once empty. */
+static inline __attribute__((always_inline)) void zone_slab_given_locked(zone_t *z, page_desc_t *head, unsigned cls,
+                                                                         unsigned used) {
+  slab_list_t *s = &z->slabs[cls];
+  z->out_pending -= (long)((used - head->slab_used) * size_class_bytes[cls]);
+  if (unlikely(used == size_class_slab_count[cls])) zone_slab_list_push(&s->partial, head);
+  if (likely(head->slab_used > 0)) return;
+  zone_slab_list_remove(head);
+  size_t bytes = PAGE_SIZE << head->order;
+  if (s->empty_count < SLAB_EMPTY_RESERVE || z->empty_slab_bytes + bytes <= ZONE_EMPTY_SLAB_BYTES) {
+    zone_slab_list_push(&s->empty, head);
+    s->empty_count++;
+    z->empty_slab_bytes += bytes;
+  } else {
+    zone_release_slab_locked(z, head);
+  }
+}
+
+/* A double free that the free itself could not see (the first copy was in
+ * another thread's batch): the object waits in the zone's transfer stack.
+ * The mark in its first word is the cheap test; the scan confirms. */
+static inline bool zone_object_stacked_locked(const zone_t *z, const void *p, unsigned cls) {
+  return unlikely((uintptr_t)((void *const *)p)[0] == zone_transfer_mark()) && transfer_holds_locked(z, cls, p);
+}
+
+/* Returns one object of class cls to its slab (head, in region r); moves the
+ * slab between lists. The object holds the key (slab_give). False if
+ * refused (reported, left alone). */
+static inline __attribute__((always_inline)) bool zone_give_locked(zone_t *z, region_t *r, page_desc_t *head, void *p,
+                                                                   unsigned cls) {
+  if (zone_object_stacked_locked(z, p, cls)) {
+    error_misuse("double free of a small block", p);
+    return false;
+  }
+  unsigned used = head->slab_used;
+  if (!slab_give(r, head, p, cls)) return false;
+  zone_slab_given_locked(z, head, cls, used);
+  return true;
+}
+
 #pragma GCC visibility pop
 
 #endif /* BUDDY_ZONE_H */
