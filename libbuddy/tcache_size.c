@@ -40,34 +40,68 @@ static void tcache_bin_resize(tcache_t *tc, unsigned cls, uint32_t max) {
  *     TCACHE_REBALANCE_SLOW_PATHS slow paths: a thread whose classes all run
  *     hot does not scan on every refill, and a class used once in a while
  *     is not taken for unused.
- *  2. If that is not enough, bins above their start size give up what is
- *     missing, down to their start, largest class first. A bin growing past
- *     its own start takes only from larger classes, in the same rate-limited
- *     pass: a refill or a flush costs about the same per object whatever its
- *     size, so a byte of budget saves the most zone traffic in the smallest
- *     class that wants it. A bin below its start (starting, or started
- *     again) takes from any class, at once: the starts of all classes fit the
- *     budget together (tested), so no class in use is left without a bin. */
+ *  2. If that is not enough, a bin below its start (starting, or started
+ *     again) takes from any class at once, largest first, down to their
+ *     starts: the starts of all classes fit the budget together (tested), so
+ *     no class in use is left without a bin.
+ *  3. A bin growing past its start takes, in the same rate-limited pass, from
+ *     the bins that need their bytes least, down to their starts. A bin of
+ *     max objects that served r requests in the period refills about
+ *     2r / max times, so a byte of its budget saves it about r / (max^2 *
+ *     size) refills (its score): the total of refills is least when the
+ *     scores are level. So the growing class takes from the classes whose
+ *     score is lowest, while it stays below the score it will have after
+ *     doubling: with equal demand a smaller class takes from larger ones (a
+ *     refill or a flush costs about the same per object whatever its size),
+ *     and a large class that serves most of the requests keeps, or wins, the
+ *     budget a small class in less demand would take. */
+static double tcache_bin_score(uint64_t served, uint32_t max, unsigned cls) {
+  return (double)served / ((double)max * (double)max * (double)size_class_bytes[cls]);
+}
+
 static void tcache_rebalance(tcache_t *tc, unsigned wanting, size_t need) {
   bool due = tc->slow_paths - tc->rebalanced_at >= TCACHE_REBALANCE_SLOW_PATHS;
   bool starting = tc->bin_max[wanting] < tcache_bin_start(wanting);
+  uint64_t served[SIZE_CLASS_COUNT] = {0};
   if (due) {
     tc->rebalanced_at = tc->slow_paths;
     for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
       uint64_t requests = tcache_bin_requests(tc->bin_tally[tcache_home_bin(tc, c)]);
-      uint64_t served = requests - tc->bin_requests_seen[c];
+      served[c] = requests - tc->bin_requests_seen[c];
       tc->bin_requests_seen[c] = requests;
-      if (c != wanting && served == 0 && tc->bin_max[c] != 0) tcache_bin_resize(tc, c, 0);
+      if (c != wanting && served[c] == 0 && tc->bin_max[c] != 0) tcache_bin_resize(tc, c, 0);
     }
   }
-  if (!due && !starting) return;
-  for (unsigned c = SIZE_CLASS_COUNT - 1; c > (starting ? 0 : wanting); c--) {
-    if (tc->budget_used + need <= TCACHE_BYTES_MAX) return;
-    uint32_t max = tc->bin_max[c], start = tcache_bin_start(c);
-    if (c == wanting || max <= start) continue;
-    size_t short_by = tc->budget_used + need - TCACHE_BYTES_MAX, bytes = size_class_bytes[c];
-    size_t give = (short_by + bytes - 1) / bytes; /* no more than needed: a larger class would take it back */
-    tcache_bin_resize(tc, c, give < max - start ? max - (uint32_t)give : start);
+  if (starting) {
+    for (unsigned c = SIZE_CLASS_COUNT - 1; c > 0; c--) {
+      if (tc->budget_used + need <= TCACHE_BYTES_MAX) return;
+      uint32_t max = tc->bin_max[c], start = tcache_bin_start(c);
+      if (c == wanting || max <= start) continue;
+      size_t short_by = tc->budget_used + need - TCACHE_BYTES_MAX, bytes = size_class_bytes[c];
+      size_t give = (short_by + bytes - 1) / bytes; /* no more than needed: a larger class would take it back */
+      tcache_bin_resize(tc, c, give < max - start ? max - (uint32_t)give : start);
+    }
+    return;
+  }
+  if (!due) return;
+  uint32_t want = tc->bin_max[wanting] + (uint32_t)(need / size_class_bytes[wanting]);
+  double wanting_score = tcache_bin_score(served[wanting], want, wanting);
+  while (tc->budget_used + need > TCACHE_BYTES_MAX) {
+    unsigned donor = 0;
+    double donor_score = wanting_score;
+    for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
+      uint32_t max = tc->bin_max[c];
+      if (c == wanting || max <= tcache_bin_start(c)) continue;
+      double score = tcache_bin_score(served[c], max, c);
+      if (score < donor_score) donor = c, donor_score = score;
+    }
+    if (donor == 0) return;
+    /* Half of its bin at most at a time, so that its score is looked at
+     * again as it rises. */
+    uint32_t max = tc->bin_max[donor], start = tcache_bin_start(donor);
+    size_t short_by = tc->budget_used + need - TCACHE_BYTES_MAX, bytes = size_class_bytes[donor];
+    uint32_t give = (uint32_t)((short_by + bytes - 1) / bytes), most = max - (max / 2 > start ? max / 2 : start);
+    tcache_bin_resize(tc, donor, max - (give < most ? give : most));
   }
 }
 

@@ -272,18 +272,31 @@ Test(sizes, a_new_working_set_takes_the_budget_of_classes_no_longer_used) {
   free(tc);
 }
 
+/* What a byte of budget saves a class per period (tcache_size.c): requests
+ * served over max squared times the class size. */
+static double score(uint64_t served, uint32_t max, unsigned cls) {
+  return (double)served / ((double)max * max * size_class_bytes[cls]);
+}
+
+/* With equal demand, smaller classes take budget from larger ones (a byte
+ * saves more refills in a small class), until no larger class in use would
+ * give a byte that saves it fewer refills than the smaller one gains: the
+ * scores level, and the larger classes keep their starts. */
 Test(sizes, a_smaller_class_in_demand_takes_budget_from_larger_ones_still_in_use) {
   tcache_t *tc = cache_build(0);
   fill_budget_with_large_classes(tc);
   size_t large_before = tc->budget_used, middle_starts = 0;
-  for (int round = 0; round < 40; round++) {
+  /* One rebalance a period, by whichever class asks first: the middle
+   * classes ask in turn. */
+  for (int round = 0; round < 80; round++) {
     for (unsigned c = SIZE_CLASS_FOR_5120; c < SIZE_CLASS_FOR_32768; c++) serve(tc, c, 100);
     for (unsigned i = 0; i < MIDDLE_CLASSES; i++) serve(tc, middle_classes[i], 100);
     rebalance_due(tc);
-    for (unsigned i = 0; i < MIDDLE_CLASSES; i++) tcache_bin_grow(tc, middle_classes[i]);
+    tcache_bin_grow(tc, middle_classes[(unsigned)round % MIDDLE_CLASSES]);
     check_budget(tc);
   }
   size_t middle = 0, large = 0;
+  double lowest_large = 1e300;
   for (unsigned i = 0; i < MIDDLE_CLASSES; i++) {
     middle += (size_t)tc->bin_max[middle_classes[i]] * size_class_bytes[middle_classes[i]];
     middle_starts += (size_t)tcache_bin_start(middle_classes[i]) * size_class_bytes[middle_classes[i]];
@@ -291,9 +304,50 @@ Test(sizes, a_smaller_class_in_demand_takes_budget_from_larger_ones_still_in_use
   for (unsigned c = SIZE_CLASS_FOR_5120; c < SIZE_CLASS_FOR_32768; c++) {
     cr_assert_geq(tc->bin_max[c], tcache_bin_start(c), "class %u, in use, keeps its start", c);
     large += (size_t)tc->bin_max[c] * size_class_bytes[c];
+    if (tc->bin_max[c] > tcache_bin_start(c) && score(100, tc->bin_max[c], c) < lowest_large)
+      lowest_large = score(100, tc->bin_max[c], c);
   }
-  cr_assert_geq(middle, 2 * middle_starts, "the smaller classes grew: %zu KiB", middle >> 10);
+  cr_assert_gt(middle, middle_starts, "the smaller classes grew: %zu KiB from %zu KiB", middle >> 10,
+               middle_starts >> 10);
   cr_assert_lt(large, large_before, "the larger classes gave up budget");
+  /* Level: no middle class would gain, by doubling, more than a larger class
+   * above its start would lose by giving the bytes. */
+  for (unsigned i = 0; i < MIDDLE_CLASSES; i++) {
+    unsigned c = middle_classes[i];
+    if (tc->bin_max[c] >= bin_ceiling(c)) continue;
+    cr_assert_leq(score(100, 2 * tc->bin_max[c], c), lowest_large, "class %u (max %u) could still take budget", c,
+                  tc->bin_max[c]);
+  }
+  free(tc);
+}
+
+/* The case the scores are for: small classes hold the budget but serve few
+ * requests, a large class serves most of them and has a bin of a few
+ * objects. The large class takes budget from the small ones (down to their
+ * starts), where a rule by size alone would leave it at its start. */
+Test(sizes, a_larger_class_in_demand_takes_budget_from_smaller_ones_serving_less) {
+  tcache_t *tc = cache_build(0);
+  unsigned large = SIZE_CLASS_FOR_16384;
+  for (int round = 0; round < 10; round++)
+    for (unsigned c = SIZE_CLASS_FOR_64; c <= SIZE_CLASS_FOR_2048; c++) tcache_bin_grow(tc, c);
+  cr_assert_gt(tc->budget_used + size_class_bytes[large] * tcache_bin_start(large), TCACHE_BYTES_MAX,
+               "the small classes hold the budget: %zu KiB", tc->budget_used >> 10);
+  size_t small_before = tc->budget_used;
+  cr_assert_eq(tcache_bin_grow(tc, large), tcache_bin_start(large), "a starting bin takes its start at once");
+  uint32_t start = tc->bin_max[large];
+  for (int round = 0; round < 40; round++) {
+    for (unsigned c = SIZE_CLASS_FOR_64; c <= SIZE_CLASS_FOR_2048; c++) serve(tc, c, 10);
+    serve(tc, large, 5000);
+    rebalance_due(tc);
+    tcache_bin_grow(tc, large);
+    check_budget(tc);
+  }
+  cr_assert_geq(tc->bin_max[large], 4 * start, "the large class grew from %u to %u", start, tc->bin_max[large]);
+  size_t small = tc->budget_used - (size_t)tc->bin_max[large] * size_class_bytes[large];
+  cr_assert_lt(small, small_before, "the small classes gave up budget: %zu KiB, were %zu KiB", small >> 10,
+               small_before >> 10);
+  for (unsigned c = SIZE_CLASS_FOR_64; c <= SIZE_CLASS_FOR_2048; c++)
+    cr_assert_geq(tc->bin_max[c], tcache_bin_start(c), "class %u, in use, keeps its start", c);
   free(tc);
 }
 
