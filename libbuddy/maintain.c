@@ -48,16 +48,12 @@ static void *maintain_thread_main(void *arg) {
   return NULL;
 }
 
-/* Called with no lock held (pthread_create allocates). */
+/* Called with no lock held (pthread_create allocates). The thread blocks
+ * every signal (os_start_thread): a signal the program sends to the process
+ * goes to one of the program's own threads, never to ours. */
 void maintain_start_thread(void) {
   if (!options.background_purge || __atomic_exchange_n(&maintain_thread_running, true, __ATOMIC_ACQ_REL)) return;
-  pthread_t thread;
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  if (pthread_create(&thread, &attr, maintain_thread_main, NULL) != 0)
-    __atomic_store_n(&maintain_thread_running, false, __ATOMIC_RELEASE);
-  pthread_attr_destroy(&attr);
+  if (!os_start_thread(maintain_thread_main)) __atomic_store_n(&maintain_thread_running, false, __ATOMIC_RELEASE);
 }
 
 /* In the child of fork() the thread does not exist, and the first period

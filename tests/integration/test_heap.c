@@ -830,6 +830,38 @@ Test(purge, background_thread_purges_an_idle_program) {
   cr_assert_leq(left, peak / 10, "idle: %zu KiB of %zu KiB still resident", left >> 10, peak >> 10);
 }
 
+/* Which thread ran the program's handler (0: none yet). */
+static volatile sig_atomic_t usr1_taken_by;
+
+static void record_taker(int sig) {
+  (void)sig;
+  usr1_taken_by = (sig_atomic_t)os_thread_id();
+}
+
+/* A signal sent to the process goes to a thread that does not block it. The
+ * program blocks SIGUSR1 in its only thread: the allocator's background
+ * thread must not take it (it blocks every signal), so it stays pending
+ * until the program unblocks it, and then runs on the program's thread. */
+Test(purge, background_thread_never_takes_the_programs_signals, .timeout = 20) {
+  options.purge_delay_ms = 50;
+  options.background_purge = 1;
+  buddy_free(buddy_malloc(MEDIUM_BLOCK)); /* the purge thread starts */
+  cr_assert(__atomic_load_n(&maintain_thread_running, __ATOMIC_ACQUIRE), "the background thread runs");
+  test_sleep_ms(60); /* and has been through a round */
+  struct sigaction sa = {.sa_handler = record_taker};
+  sigemptyset(&sa.sa_mask);
+  cr_assert_eq(sigaction(SIGUSR1, &sa, NULL), 0);
+  sigset_t usr1, before;
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  cr_assert_eq(pthread_sigmask(SIG_BLOCK, &usr1, &before), 0);
+  cr_assert_eq(kill(getpid(), SIGUSR1), 0);
+  test_sleep_ms(200); /* a thread that takes it runs the handler by now */
+  cr_assert_eq(usr1_taken_by, 0, "thread %d, not the program's, took the program's signal", (int)usr1_taken_by);
+  cr_assert_eq(pthread_sigmask(SIG_SETMASK, &before, NULL), 0); /* delivered here, now */
+  cr_assert_eq(usr1_taken_by, os_thread_id());
+}
+
 /* Returns 0 when memory freed in this process is purged while it idles. */
 static int idle_purge_works(void) {
   enum { BLOCKS = 256 };
