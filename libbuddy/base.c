@@ -66,6 +66,7 @@ void heap_bytes_fork_child(void) {
 
 void base_warning(const char *first, ...) {
   static const char prefix[] = "buddymalloc: warning: ";
+  if (options.quiet) return;
   char line[WARNING_MAX];
   size_t len = sizeof prefix - 1;
   memcpy(line, prefix, len);

@@ -22,6 +22,7 @@ buddy_options_t options = {
     .tcache_max = TCACHE_BIN_MAX,
     .stats = 0,
     .verbose = 0,
+    .quiet = 0,
     .purge_madv_free = 0,
     .background_purge = 0,
     .thp = 0,
@@ -65,6 +66,8 @@ static const option_spec_t option_table[] = {
     {"stats_signal", &options.stats_signal, 0, 64, signal_words, "0 (none), a signal number 1-64, USR1 or USR2",
      "on this signal, write the statistics as at exit (0: none)"},
     {"verbose", &options.verbose, 0, 1, NULL, NULL, "print the options in force at start-up"},
+    {"quiet", &options.quiet, 0, 1, NULL, NULL,
+     "print no warning, about the options or the statistics' file (misuse is still reported)"},
     {"purge_madv_free", &options.purge_madv_free, 0, 1, NULL, NULL, "purge with MADV_FREE instead of MADV_DONTNEED"},
     {"background_purge", &options.background_purge, 0, 1, NULL, NULL, "a thread purges while the program is idle"},
     {"thp", &options.thp, 0, 1, NULL, NULL, "ask for transparent huge pages on regions"},
@@ -260,9 +263,21 @@ static void options_read_stats_variable(void) {
   }
 }
 
+/* quiet=1 anywhere in the string silences the warnings of the options
+ * before it too: it is looked for first. */
+static void options_find_quiet(const char *s) {
+  static const char quiet[] = "quiet=1";
+  for (const char *at = s; at != NULL; at = strchr(at, ',')) {
+    if (*at == ',') at++;
+    if (strncmp(at, quiet, sizeof quiet - 1) == 0 && (at[sizeof quiet - 1] == ',' || at[sizeof quiet - 1] == '\0'))
+      options.quiet = 1;
+  }
+}
+
 void options_init(void) {
-  options_read_stats_variable();
   const char *s = os_getenv("BUDDY_OPTIONS");
+  if (s != NULL) options_find_quiet(s);
+  options_read_stats_variable();
   if (s != NULL) parse_string(s, "BUDDY_OPTIONS");
   if (options.verbose) options_report();
 }

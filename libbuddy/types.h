@@ -322,6 +322,7 @@ typedef struct buddy_options {
   long tcache_max;       /* objects per bin at most */
   long stats;            /* at exit: 0 nothing, 1 text, 2 JSON */
   long verbose;          /* report the options at start-up */
+  long quiet;            /* print no warning (misuse reports still print) */
   long purge_madv_free;  /* MADV_FREE rather than MADV_DONTNEED */
   long background_purge; /* a thread purges while the program is idle */
   long thp;              /* transparent huge pages on regions */

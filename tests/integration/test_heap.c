@@ -224,6 +224,27 @@ Test(options, unknown_key_warns_once_and_keeps_defaults, .init = cr_redirect_std
       "buddymalloc: warning: BUDDY_OPTIONS: zones: must be 1-6, keeping 2\n");
 }
 
+/* quiet=1 silences every warning, those of the options before it too (the
+ * children of a pipeline, each of which would print the same), and changes
+ * nothing else: bad values are still refused, and misuse still reported. */
+Test(options, quiet_silences_the_warnings_wherever_it_stands, .init = cr_redirect_stderr) {
+  setenv("BUDDY_STATS", "sometimes", 1);
+  run_options("purge_delay=5,zones=99,zones=2,quiet=1,verbose=2,tcache_max=0");
+  unsetenv("BUDDY_STATS");
+  cr_assert_eq(options.quiet, 1);
+  cr_assert_eq(options.zones, 2, "bad values are still refused");
+  cr_assert_eq(options.verbose, 0);
+  cr_assert_eq(options.tcache_max, TCACHE_BIN_MAX);
+  options.abort_on_error = 0;
+  void **p = buddy_malloc(48);
+  buddy_free(p);
+  buddy_free(p); /* a double free: reported, and left alone */
+  fflush(stderr);
+  const char *text = redirected_stderr();
+  cr_assert_null(strstr(text, "warning: BUDDY"), "got:\n%s", text);
+  cr_assert_not_null(strstr(text, "double free"), "misuse is still reported; got:\n%s", text);
+}
+
 /* BUDDY_STATS and stats= take one set of values: 0, 1 or text, 2 or json. */
 static long stats_from(const char *variable, const char *option) {
   options.stats = 0;
