@@ -64,9 +64,11 @@ void heap_bytes_fork_child(void) {
 
 #define WARNING_MAX 512
 
+bool base_warnings_off;
+
 void base_warning(const char *first, ...) {
   static const char prefix[] = "buddymalloc: warning: ";
-  if (options.quiet) return;
+  if (base_warnings_off) return;
   char line[WARNING_MAX];
   size_t len = sizeof prefix - 1;
   memcpy(line, prefix, len);

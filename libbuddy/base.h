@@ -66,6 +66,8 @@ static inline bool free_key_matches(const void *word) {
  * stderr in one write (so that processes sharing stderr do not mix lines);
  * never allocates. */
 void base_warning(const char *first, ...);
+/* Set by quiet=1 (options.c): base_warning prints nothing. */
+extern bool base_warnings_off;
 
 /* ---- Bytes handed out, and their peak (base.c) --------------------------- */
 

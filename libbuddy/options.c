@@ -270,7 +270,7 @@ static void options_find_quiet(const char *s) {
   for (const char *at = s; at != NULL; at = strchr(at, ',')) {
     if (*at == ',') at++;
     if (strncmp(at, quiet, sizeof quiet - 1) == 0 && (at[sizeof quiet - 1] == ',' || at[sizeof quiet - 1] == '\0'))
-      options.quiet = 1;
+      options.quiet = 1, base_warnings_off = true;
   }
 }
 
