@@ -55,7 +55,11 @@ void error_misuse(const char *what, const void *ptr);
  * there suspects a double free and confirms it by a scan of its own cache,
  * the object's free bit (slab.c) and its zone's transfer stack. One key for
  * all places keeps free's test to a compare. */
-extern uintptr_t free_key; /* lock.c; set once at start-up (init.c) */
+extern uintptr_t free_key; /* base.c; set once at start-up (init.c) */
+/* Makes the key from the process's random seed: never 0 (fresh blocks hold
+ * 0), its low bits clear (zone_transfer_mark, its complement, is not 0
+ * either). */
+void free_key_init(void);
 static inline bool free_key_matches(const void *word) {
   return (uintptr_t)word == free_key;
 }

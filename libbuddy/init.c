@@ -22,7 +22,7 @@ void runtime_init(void) {
     options_init();
     stats_init();
     snapshot_init();
-    free_key = ((uintptr_t)os_random_seed() | 16) & ~(uintptr_t)3; /* never 0: fresh blocks hold 0 */
+    free_key_init();
     tcache_init();
     __atomic_store_n(&runtime_ready, true, __ATOMIC_RELEASE);
     first = true;

@@ -81,6 +81,18 @@ static bool in_stack(const zone_t *z, unsigned cls, const void *p) {
  * expires unused stacks) runs once at the first slow path that looks, then
  * once per period: run it now, with a period far longer than a test, so
  * that only the test's own calls expire stacks. */
+/* A block freed twice was reported, and waits in its zone's stack once (not
+ * free in its slab as well): the heap is consistent. */
+static void assert_reported_and_stacked_once(const zone_t *home, const void *twice) {
+  const char *text = redirected_stderr();
+  cr_assert_not_null(strstr(text, "double free of a small block"), "got:\n%s", text);
+  unsigned copies = 0;
+  for (unsigned i = 0; i < home->transfer_count[CLASS_256]; i++) copies += home->transfer[CLASS_256][i] == twice;
+  cr_assert_eq(copies, 1, "in the stack once");
+  cr_assert(!free_in_slab(twice), "not free in its slab as well");
+  zone_verify_all();
+}
+
 static void quiet_sweeps(void) {
   options.tcache_max = TRANSFER_TEST_BIN_MAX;
   options.purge_delay_ms = 1000000;
@@ -201,13 +213,7 @@ static void two_consumers_free_one_block(bool first_fills) {
   cr_assert(in_stack(home, CLASS_256, twice), "the second consumer's copy is stacked");
   cr_assert_eq(write(t.go[1], &c, 1), 1);
   cr_assert_eq(pthread_join(a, NULL), 0);
-  const char *text = redirected_stderr();
-  cr_assert_not_null(strstr(text, "double free of a small block"), "got:\n%s", text);
-  unsigned copies = 0;
-  for (unsigned i = 0; i < home->transfer_count[CLASS_256]; i++) copies += home->transfer[CLASS_256][i] == twice;
-  cr_assert_eq(copies, 1, "in the stack once");
-  cr_assert(!free_in_slab(twice), "not free in its slab as well");
-  zone_verify_all();
+  assert_reported_and_stacked_once(home, twice);
   int seen = 0;
   for (int i = 0; i < 4 * N; i++) seen += buddy_malloc(256) == twice;
   cr_assert_eq(seen, 1, "handed out once");
@@ -542,13 +548,7 @@ Test(transfer, a_second_copy_in_a_full_bins_flush_is_refused, .init = cr_redirec
   buddy_free(twice); /* and frees it again: not suspected, into the bin */
   for (int i = 1; i < HOME_TEST_BIN_MAX; i++) buddy_free(blocks[i]); /* the bin is full */
   buddy_free(blocks[HOME_TEST_BIN_MAX]);                             /* its 2 oldest go home: both copies */
-  const char *text = redirected_stderr();
-  cr_assert_not_null(strstr(text, "double free of a small block"), "got:\n%s", text);
-  unsigned copies = 0;
-  for (unsigned i = 0; i < home->transfer_count[CLASS_256]; i++) copies += home->transfer[CLASS_256][i] == twice;
-  cr_assert_eq(copies, 1, "in the stack once");
-  cr_assert(!free_in_slab(twice), "not free in its slab as well");
-  zone_verify_all();
+  assert_reported_and_stacked_once(home, twice);
   tcache_flush_current();
   int seen = 0;
   for (int i = 0; i < 4 * N; i++) seen += buddy_malloc(256) == (void *)twice;

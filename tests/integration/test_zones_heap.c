@@ -18,28 +18,17 @@
 
 /* ---- Regions mapped on demand and given back ------------------------------ */
 
-static size_t zone_regions(void) {
-  size_t n = 0;
-  for (unsigned i = 0; i < ZONES_MAX; i++) {
-    zone_lock(&zones[i]);
-    n += zones[i].heap.regions;
-    buddy_heap_verify(&zones[i].heap);
-    zone_unlock(&zones[i]);
-  }
-  return n;
-}
-
 enum { ZONE_TEST_BLOCKS = 6 };
 
 /* Maps ZONE_TEST_BLOCKS regions through 4 MiB runs, fills and frees them. */
 static size_t zone_fill_and_free(void **blocks) {
-  size_t before = zone_regions();
+  size_t before = heap_test_zone_regions();
   for (int i = 0; i < ZONE_TEST_BLOCKS; i++) {
     blocks[i] = buddy_malloc(BUDDY_REGION_SIZE / 2 + 1); /* one 4 MiB run each */
     cr_assert_not_null(blocks[i]);
     memset(blocks[i], 0x5a, BUDDY_REGION_SIZE / 2 + 1);
   }
-  cr_assert_geq(zone_regions(), before + ZONE_TEST_BLOCKS, "regions grow on demand");
+  cr_assert_geq(heap_test_zone_regions(), before + ZONE_TEST_BLOCKS, "regions grow on demand");
   for (int i = 0; i < ZONE_TEST_BLOCKS; i++) buddy_free(blocks[i]);
   return before;
 }
@@ -48,9 +37,9 @@ Test(zones, free_regions_are_unmapped_by_trim) {
   options.purge_delay_ms = 3600000; /* only the trim may release them */
   void *blocks[ZONE_TEST_BLOCKS];
   size_t before = zone_fill_and_free(blocks);
-  cr_assert_geq(zone_regions(), before + ZONE_TEST_BLOCKS, "kept mapped until the purge is due");
+  cr_assert_geq(heap_test_zone_regions(), before + ZONE_TEST_BLOCKS, "kept mapped until the purge is due");
   cr_assert_eq(buddy_trim(0), 1);
-  cr_assert_eq(zone_regions(), 0, "trim unmaps every wholly free region");
+  cr_assert_eq(heap_test_zone_regions(), 0, "trim unmaps every wholly free region");
   for (int i = 0; i < ZONE_TEST_BLOCKS; i++) cr_assert_eq(pagemap_entry(blocks[i]), 0);
 }
 
@@ -60,7 +49,7 @@ Test(zones, free_regions_are_unmapped_after_the_purge_delay) {
   size_t before = zone_fill_and_free(blocks);
   test_sleep_ms(120);
   void *probe = buddy_malloc(SMALL_SIZE_MAX + 1); /* any zone slow path purges what is due */
-  size_t after = zone_regions();
+  size_t after = heap_test_zone_regions();
   /* what was there before, the reserve, and the region the probe took */
   cr_assert_leq(after, before + REGION_RESERVE + 1, "wholly free regions beyond the reserve are unmapped");
   buddy_free(probe);

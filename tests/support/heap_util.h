@@ -29,11 +29,32 @@ static inline bool free_in_slab(const void *p) {
   return slab_holds_free(slab_head_of(r, page_desc_of(r, p)), p);
 }
 
-/* The free key, made as start-up makes it (init.c: the runtime layer, which
- * a test of a lower layer does not link). Left 0, it would match the zeros
- * of every fresh block, and the zones would take each for a free one. */
+/* The free key, made as start-up makes it (init.c, in the runtime layer,
+ * which a test of a lower layer does not link). Left 0, it would match the
+ * zeros of every fresh block, and the zones would take each for a free one. */
 static inline void heap_test_set_free_key(void) {
-  free_key = ((uintptr_t)os_random_seed() | 16) & ~(uintptr_t)3;
+  free_key_init();
 }
+
+/* For a suite's .init: misuse warns, into a stderr the test reads back
+ * (redirected_stderr), instead of aborting. */
+static inline void heap_test_warn_on_misuse(void) {
+  cr_redirect_stderr();
+  options.abort_on_error = 0;
+}
+
+#ifdef BUDDY_ZONE_H
+/* Regions mapped by every zone, each zone's heap checked on the way. */
+static inline size_t heap_test_zone_regions(void) {
+  size_t n = 0;
+  for (unsigned i = 0; i < ZONES_MAX; i++) {
+    zone_lock(&zones[i]);
+    n += zones[i].heap.regions;
+    buddy_heap_verify(&zones[i].heap);
+    zone_unlock(&zones[i]);
+  }
+  return n;
+}
+#endif
 
 #endif /* BUDDY_HEAP_UTIL_H */

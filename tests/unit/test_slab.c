@@ -36,8 +36,7 @@ static void teardown(void) {
 /* Misuse warns instead of aborting, into a stderr the test reads back. */
 static void setup_warnings(void) {
   setup();
-  cr_redirect_stderr();
-  options.abort_on_error = 0;
+  heap_test_warn_on_misuse();
 }
 
 TestSuite(slab, .init = setup, .fini = teardown);

@@ -27,8 +27,7 @@ static void setup(void) {
 
 static void setup_warnings(void) {
   setup();
-  cr_redirect_stderr();
-  options.abort_on_error = 0;
+  heap_test_warn_on_misuse();
 }
 
 TestSuite(transfer, .init = setup);

@@ -22,8 +22,7 @@ static void setup(void) {
 
 static void setup_warnings(void) {
   setup();
-  cr_redirect_stderr();
-  options.abort_on_error = 0;
+  heap_test_warn_on_misuse();
 }
 
 TestSuite(zones, .init = setup);
@@ -31,18 +30,6 @@ TestSuite(objects, .init = setup);
 TestSuite(runs, .init = setup);
 TestSuite(zone_misuse, .init = setup_warnings);
 TestSuite(zone_fatal, .init = setup);
-
-/* Regions mapped by every zone, each zone's heap checked on the way. */
-static size_t zone_regions(void) {
-  size_t n = 0;
-  for (unsigned i = 0; i < ZONES_MAX; i++) {
-    zone_lock(&zones[i]);
-    n += zones[i].heap.regions;
-    buddy_heap_verify(&zones[i].heap);
-    zone_unlock(&zones[i]);
-  }
-  return n;
-}
 
 static void *run_alloc(zone_t *z, unsigned order) {
   bool zeroed = false;
@@ -80,7 +67,7 @@ static void zone_fill_and_free(void **blocks) {
     blocks[i] = run_alloc(&zones[0], BUDDY_MAX_ORDER);
     memset(blocks[i], 0x5a, BUDDY_REGION_SIZE);
   }
-  cr_assert_eq(zone_regions(), ZONE_TEST_BLOCKS, "regions are mapped on demand");
+  cr_assert_eq(heap_test_zone_regions(), ZONE_TEST_BLOCKS, "regions are mapped on demand");
   for (int i = 0; i < ZONE_TEST_BLOCKS; i++) run_free(blocks[i]);
 }
 
@@ -88,10 +75,10 @@ Test(zones, free_regions_are_unmapped_by_trim) {
   options.purge_delay_ms = 3600000; /* only the trim may release them */
   void *blocks[ZONE_TEST_BLOCKS];
   zone_fill_and_free(blocks);
-  cr_assert_eq(zone_regions(), ZONE_TEST_BLOCKS, "kept mapped until the purge is due");
+  cr_assert_eq(heap_test_zone_regions(), ZONE_TEST_BLOCKS, "kept mapped until the purge is due");
   cr_assert_eq(zones[0].dirty_pages, ZONE_TEST_BLOCKS * BUDDY_REGION_PAGES, "their pages wait for the purge");
   cr_assert_eq(zone_trim_all(), 1);
-  cr_assert_eq(zone_regions(), 0, "trim unmaps every wholly free region");
+  cr_assert_eq(heap_test_zone_regions(), 0, "trim unmaps every wholly free region");
   for (int i = 0; i < ZONE_TEST_BLOCKS; i++) cr_assert_eq(pagemap_entry(blocks[i]), 0);
   cr_assert_eq(zone_trim_all(), 0, "a second trim finds nothing to give back");
 }
@@ -103,7 +90,7 @@ Test(zones, free_regions_are_unmapped_after_the_purge_delay) {
   test_sleep_ms(120);
   void *probe = run_alloc(&zones[0], 0); /* a zone's unlock purges what is due */
   /* the reserve, and the region the probe took */
-  cr_assert_leq(zone_regions(), REGION_RESERVE + 1, "wholly free regions beyond the reserve are unmapped");
+  cr_assert_leq(heap_test_zone_regions(), REGION_RESERVE + 1, "wholly free regions beyond the reserve are unmapped");
   cr_assert_eq(zones[0].dirty_pages, 0);
   run_free(probe);
 }
@@ -115,10 +102,10 @@ Test(zones, the_purge_round_purges_an_idle_zone) {
   void *blocks[ZONE_TEST_BLOCKS];
   zone_fill_and_free(blocks);
   zone_purge_due();
-  cr_assert_eq(zone_regions(), ZONE_TEST_BLOCKS, "not yet due");
+  cr_assert_eq(heap_test_zone_regions(), ZONE_TEST_BLOCKS, "not yet due");
   test_sleep_ms(400);
   zone_purge_due();
-  cr_assert_eq(zone_regions(), REGION_RESERVE);
+  cr_assert_eq(heap_test_zone_regions(), REGION_RESERVE);
   cr_assert_eq(zones[0].dirty_pages, 0);
   cr_assert_geq(zones[0].purged_pages, (ZONE_TEST_BLOCKS - REGION_RESERVE) * BUDDY_REGION_PAGES);
 }
@@ -259,7 +246,7 @@ Test(zones, small_map_bytes_are_cleared_with_their_slabs) {
   for (region_t *r = zones[0].heap.region_list; r != NULL; r = r->next) bases[regions++] = r->base;
   zone_free_objects(blocks, N);
   cr_assert_eq(zone_trim_all(), 1);
-  cr_assert_eq(zone_regions(), 0);
+  cr_assert_eq(heap_test_zone_regions(), 0);
   for (int i = 0; i < N; i++) cr_assert_eq(small_map_at(blocks[i]), 0, "block %d", i);
   for (size_t i = 0; i < regions; i++) cr_assert(small_map_region_clear(bases[i]), "region %zu", i);
 }
@@ -345,7 +332,7 @@ Test(objects, the_empty_slab_reserve_is_bounded_and_a_trim_empties_it) {
   cr_assert_eq(zone_trim_all(), 1);
   cr_assert_eq(z->slabs[cls].empty_count, 0);
   cr_assert_eq(z->empty_slab_bytes, 0);
-  cr_assert_eq(zone_regions(), 0);
+  cr_assert_eq(heap_test_zone_regions(), 0);
 }
 
 /* Objects of several zones and classes in one call each go home. */
