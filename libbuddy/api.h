@@ -23,7 +23,7 @@ void *alloc_small_slow(unsigned cls);
  * depth; the slow paths are tail calls, so the fast path saves no registers
  * (docs/benchmarks.md has its instruction count). The second word is
  * cleared so that a block handed out never looks like a cached one
- * (free_key) when freed. */
+ * (FREE_KEY) when freed. */
 static inline void *alloc_fast(size_t size) {
   size_t cls;
   if (likely(size <= SIZE_CLASS_LOOKUP_MAX)) cls = size_class_lookup[size];
@@ -38,9 +38,9 @@ static inline void *alloc_fast(size_t size) {
    * register it was loaded into (two): the empty asm says it may have
    * changed. */
   __asm__("" : "+m"(*top));
-  (*top)--;
+  counter_sub(*top, 1);
   /* Static caches never get here: their bins are empty. */
-  counter_add(*tcache_tally_of(top), TCACHE_TALLY_POP);
+  counter_add(*tcache_requests_of(top), 1);
   p[1] = NULL;
   tcache_release();
   return p;
@@ -61,7 +61,7 @@ void free_not_small_object(void *p);
  * Misuse is caught before anything is written: a pointer that is in no slab
  * or does not start an object goes to the page map (foreign, interior, or
  * not small); one whose second word holds the cache key is checked for a
- * double free by the slow path. In order: the range test, the map and the
+ * double free by the slow path. In order: the map and the
  * object test; the cache (raising the busy depth); the key; the room test
  * and the push; lowering the busy depth. Every exit is a tail call
  * (docs/benchmarks.md has the instruction counts). */
@@ -71,8 +71,9 @@ static inline void free_fast(void *p) {
   tcache_hold();
   tcache_t *tc = tcache_get();
   void ***top = &tc->bin_top[bin];
-  /* A key in the 2nd word may be a double free; no room: a full bin, another
-   * zone's bin, a class the thread has not used yet, or a static cache. */
+  /* A key in the 2nd word may be a double free; the top at the limit: a
+   * full bin, another zone's bin, a class the thread has not used yet, or a
+   * static cache. */
   if (unlikely(free_key_matches(((void **)p)[1]) || tcache_top_full(top))) return tcache_free_slow(p, bin);
   tcache_top_push(top, p);
   tcache_release();

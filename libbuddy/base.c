@@ -39,12 +39,6 @@ void lock_word_wake(lock_word_t *l) {
   os_futex_wake(&l->state);
 }
 
-uintptr_t free_key;
-
-void free_key_init(void) {
-  free_key = ((uintptr_t)os_random_seed() | 16) & ~(uintptr_t)3;
-}
-
 static long heap_bytes_out, heap_bytes_most;
 
 /* Off the fast paths (base.h): an atomic add, and a compare-and-swap only

@@ -51,17 +51,22 @@ void error_misuse(const char *what, const void *ptr);
 /* ---- The free key ------------------------------------------------------ */
 
 /* The second word of a free small object, in a cache, a transfer stack or
- * free in its slab, holds free_key (random, never 0): a free finding it
- * there suspects a double free and confirms it by a scan of its own cache,
- * the object's free bit (slab.c) and its zone's transfer stack. One key for
- * all places keeps free's test to a compare. */
-extern uintptr_t free_key; /* base.c; set once at start-up (init.c) */
-/* Makes the key from the process's random seed: never 0 (fresh blocks hold
- * 0), its low bits clear (zone_transfer_mark, its complement, is not 0
- * either). */
-void free_key_init(void);
+ * free in its slab, holds FREE_KEY: a free finding it there suspects a
+ * double free and confirms it by a scan of its own cache, the object's free
+ * bit (slab.c) and its zone's transfer stack. One key for all places keeps
+ * free's test to a compare. It is a constant so that free's fast path
+ * compares and stores it as an instruction's immediate, with no load; the
+ * key only raises a suspicion, which the scan settles, so a program whose
+ * data holds it is slower on that free, never wrong. Its value is a 32-bit
+ * immediate sign-extended (the only wide form x86-64 compares memory with):
+ * its upper half is all ones, so no user-space pointer, the commonest
+ * content of a second word, equals it. It is not 0 (fresh blocks hold 0),
+ * and its low bits are clear, so that zone_transfer_mark, its complement,
+ * is not 0 either. */
+#define FREE_KEY ((uintptr_t)-0x214f2e90) /* 0xffffffffdeb0d170 */
+_Static_assert(FREE_KEY != 0 && (FREE_KEY & 3) == 0 && ~FREE_KEY != 0, "the key and its complement are not 0");
 static inline bool free_key_matches(const void *word) {
-  return (uintptr_t)word == free_key;
+  return (uintptr_t)word == FREE_KEY;
 }
 
 /* ---- Warnings (base.c) ----------------------------------------------------- */

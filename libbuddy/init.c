@@ -22,7 +22,6 @@ void runtime_init(void) {
     options_init();
     stats_init();
     snapshot_init();
-    free_key_init();
     tcache_init();
     __atomic_store_n(&runtime_ready, true, __ATOMIC_RELEASE);
     first = true;

@@ -112,21 +112,24 @@ static inline const uint8_t *small_map_byte_of(uintptr_t p) {
 }
 
 static inline bool small_map_covers(uintptr_t p) {
-  return (p >> SMALL_MAP_LEAF_SPAN_BITS) < SMALL_MAP_ROOT_ENTRIES;
+  return (p >> SMALL_MAP_ADDRESS_BITS) == 0;
 }
 
 static inline unsigned small_map_bin_number(unsigned zone_index, unsigned cls) {
   return zone_index * SIZE_CLASS_COUNT + cls;
 }
 /* True if p starts an object of the slab the map says p lies in; *bin is its
- * bin number. A range test, the root entry, the byte, a multiply and a
+ * bin number. The root entry, the byte, a multiply and a
  * compare (sizeclass.c). */
 static inline bool small_map_object(const void *p, size_t *bin) {
-  uintptr_t a = (uintptr_t)p, root = a >> SMALL_MAP_LEAF_SPAN_BITS;
-  /* The range test compares the root number itself (the empty asm keeps
-   * the compiler from testing the address apart), which then indexes. */
-  __asm__("" : "+r"(root));
-  if (unlikely(root >= SMALL_MAP_ROOT_ENTRIES)) return false;
+  /* No range test: the root index is the address's bits 32..47 (types.h),
+   * so an address at or above 2^47 reads an entry that never has a leaf.
+   * Only a non-canonical address (bits 48..63 not copies of bit 47) can
+   * alias a covered one; if that alias starts an object, free's read of
+   * the key (api.h) faults, as glibc's free faults on reading the header
+   * of such a block. */
+  uintptr_t a = (uintptr_t)p, root = (uint16_t)(a >> SMALL_MAP_LEAF_SPAN_BITS);
+  _Static_assert(SMALL_MAP_ROOT_INDEX_BITS == 16, "the root index is a 16-bit word");
   /* A plain read (an atomic one costs clang an instruction): for a pointer
    * the program may free, its slab was made before the program got it. */
   size_t b = *small_map_byte_in(a, root);

@@ -49,7 +49,7 @@ void slab_init(page_desc_t *head, unsigned cls) {
 
 void slab_debug_fill(void *obj, size_t bytes) {
   memset(obj, DEBUG_FILL, bytes);
-  ((void **)obj)[DEBUG_KEY_WORD] = (void *)free_key;
+  ((void **)obj)[DEBUG_KEY_WORD] = (void *)FREE_KEY;
 }
 
 static void slab_debug_check(void *obj, size_t bytes) {
@@ -77,7 +77,7 @@ static void slab_debug_hand_out(void **out, unsigned n, unsigned cls) {
 #define SLAB_STRIDE_MIN_BYTES (64 * SMALL_ALIGN)
 static unsigned slab_take_free_strided(page_desc_t *head, char *start, uint64_t *words, void **out, unsigned n,
                                        unsigned cls) {
-  const uintptr_t key = free_key;
+  const uintptr_t key = FREE_KEY;
   size_t bytes = size_class_bytes[cls], stride = bytes / SMALL_ALIGN, carved = head->slab_carved;
   size_t index = ((size_t)head->slab_scan * 64 + stride - 1) / stride; /* the first object not below slab_scan */
   unsigned taken = 0;
@@ -103,7 +103,7 @@ static void slab_take_free(page_desc_t *head, char *start, uint64_t *words, void
     slab_take_free_strided(head, start, words, out, n, cls);
     return;
   }
-  const uintptr_t key = free_key;
+  const uintptr_t key = FREE_KEY;
   size_t w = head->slab_scan, word_count = slab_free_word_count(head);
   unsigned taken = 0;
   for (;; w++) {
@@ -137,7 +137,7 @@ unsigned slab_take(page_desc_t *head, unsigned cls, void **out, unsigned n) {
   unsigned fresh = n - taken, left = (unsigned)size_class_slab_count[cls] - carved;
   if (fresh > left) fresh = left;
   if (fresh > 0) {
-    const uintptr_t key = free_key;
+    const uintptr_t key = FREE_KEY;
     size_t bytes = size_class_bytes[cls];
     char *obj = start + carved * bytes;
     for (unsigned i = 0; i < fresh; i++, obj += bytes) {

@@ -30,7 +30,7 @@ static inline size_t slab_free_word_count(const page_desc_t *head) {
 
 void slab_init(page_desc_t *head, unsigned cls);
 /* Takes up to n objects of the slab (of class cls) into out[0..n), each with
- * free_key in its second word; returns the count. */
+ * FREE_KEY in its second word; returns the count. */
 unsigned slab_take(page_desc_t *head, unsigned cls, void **out, unsigned n);
 /* Whether obj is free in its slab (its free bit). */
 static inline bool slab_holds_free(const page_desc_t *head, const void *obj) {

@@ -25,8 +25,9 @@ uint64_t tcache_requests_uncached[SIZE_CLASS_COUNT];
 
 /* One object off a bin, counted as a request (as on the fast path). */
 static void *tcache_pop(tcache_t *tc, unsigned bin) {
-  void **p = *--tc->bin_top[bin];
-  counter_add(tc->bin_tally[bin], TCACHE_TALLY_POP);
+  void **top = tc->bin_top[bin] - 1, **p = *top;
+  tcache_set_top(tc, bin, top);
+  counter_add(tc->bin_requests[bin], 1);
   p[1] = NULL;
   return p;
 }
@@ -58,8 +59,7 @@ static void *tcache_refill_and_pop(tcache_t *tc, unsigned cls) {
     if (max == 0) return tcache_alloc_uncached(tc->zone, cls);
     unsigned got = zone_alloc_objects(tc->zone, cls, tc->bin_top[bin], (max + 1) / 2);
     if (got == 0) return NULL;
-    tc->bin_top[bin] += got;
-    counter_sub(tc->bin_tally[bin], got); /* room */
+    tcache_set_top(tc, bin, tc->bin_top[bin] + got);
   }
   return tcache_pop(tc, bin);
 }
@@ -83,7 +83,7 @@ static noinline void tcache_remote_adopt(tcache_t *tc, tcache_remote_t *rb) {
   unsigned home_count = 0;
   for (unsigned i = 0; i < rb->count; i++) {
     unsigned bin = tcache_home_bin(tc, rb->classes[i]);
-    if (tcache_bin_room(tc->bin_tally[bin]) > 0) {
+    if (!tcache_top_full(&tc->bin_top[bin])) {
       tcache_bin_push(tc, bin, rb->objs[i]);
     } else {
       home[home_count] = rb->objs[i];
@@ -95,7 +95,7 @@ static noinline void tcache_remote_adopt(tcache_t *tc, tcache_remote_t *rb) {
 }
 
 static void tcache_remote_push(tcache_t *tc, tcache_remote_t *rb, void *p, unsigned cls) {
-  ((void **)p)[1] = (void *)free_key;
+  ((void **)p)[1] = (void *)FREE_KEY;
   uint32_t n = rb->count, bytes = rb->bytes + size_class_bytes[cls];
   rb->objs[n] = p;
   rb->classes[n] = (uint8_t)cls;
@@ -134,7 +134,7 @@ static void tcache_push(tcache_t *tc, void *p, unsigned cls, unsigned zone_index
   unsigned bin = tcache_home_bin(tc, cls);
   uint32_t max = tc->bin_max[cls];
   if (max == 0 && (max = tcache_bin_grow(tc, cls)) == 0) return zone_free_small(p); /* no budget */
-  if (tcache_bin_room(tc->bin_tally[bin]) == 0)
+  if (tcache_top_full(&tc->bin_top[bin]))
     tcache_flush_bin(tc, cls, (max + TCACHE_FLUSH_DIVISOR - 1) / TCACHE_FLUSH_DIVISOR, true);
   tcache_bin_push(tc, bin, p);
 }

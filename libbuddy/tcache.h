@@ -22,17 +22,8 @@ typedef struct tcache_tls {
 } tcache_tls_t;
 extern __thread tcache_tls_t tcache_tls __attribute__((tls_model("initial-exec")));
 
-/* The room of a bin read in place, as the 16 bits it is (little-endian: the
- * low half-word of the tally). A narrow read that may alias the tally keeps
- * free's fast path to a compare in memory and one decrement in memory. */
-typedef uint16_t __attribute__((may_alias)) tcache_room_t;
-_Static_assert(TCACHE_TALLY_ROOM_BITS == 16 && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
-               "the room is the tally's first half-word");
-static inline uint32_t tcache_bin_room(uint64_t tally) {
-  return (uint32_t)(tally & TCACHE_TALLY_ROOM_MASK);
-}
-/* The owner's own counters: plain increments, which other threads read with
- * relaxed loads (TSan builds make the increment atomic too, to say so). */
+/* The owner's own counters and bin tops: plain increments, which other
+ * threads read with relaxed loads (TSan builds make the increment atomic too, to say so). */
 #ifdef __SANITIZE_THREAD__
 #define counter_add(x, n) __atomic_store_n(&(x), __atomic_load_n(&(x), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
 #define counter_sub(x, n) __atomic_store_n(&(x), __atomic_load_n(&(x), __ATOMIC_RELAXED) - (n), __ATOMIC_RELAXED)
@@ -41,12 +32,18 @@ static inline uint32_t tcache_bin_room(uint64_t tally) {
 #define counter_sub(x, n) ((x) -= (n))
 #endif
 
-/* A bin's tally, from its top's address: the tallies follow the tops. */
-_Static_assert(offsetof(tcache_t, bin_tally) == offsetof(tcache_t, bin_top) + TCACHE_BINS * sizeof(void *),
-               "a bin's tally is TCACHE_BINS words after its top");
-static inline uint64_t *tcache_tally_of(void ***top) {
-  /* Byte arithmetic: the tally lies past the tops array, not in it. */
-  return (uint64_t *)(void *)((char *)top + TCACHE_BINS * sizeof(void *));
+/* A bin's limit and request count, from its top's address: the limits
+ * follow the tops, and the request counts the limits. */
+_Static_assert(offsetof(tcache_t, bin_limit) == offsetof(tcache_t, bin_top) + TCACHE_BINS * sizeof(void *),
+               "a bin's limit is TCACHE_BINS words after its top");
+_Static_assert(offsetof(tcache_t, bin_requests) == offsetof(tcache_t, bin_limit) + TCACHE_BINS * sizeof(void *),
+               "a bin's request count is TCACHE_BINS words after its limit");
+static inline void ***tcache_limit_of(void ***top) {
+  return top + TCACHE_BINS;
+}
+static inline uint64_t *tcache_requests_of(void ***top) {
+  /* Byte arithmetic: the counts lie past the limits array, not in it. */
+  return (uint64_t *)(void *)((char *)top + 2 * TCACHE_BINS * sizeof(void *));
 }
 /* The bin number of class cls in tc's home zone. */
 static inline unsigned tcache_home_bin(const tcache_t *tc, unsigned cls) {
@@ -56,27 +53,38 @@ static inline unsigned tcache_home_bin(const tcache_t *tc, unsigned cls) {
 static inline bool tcache_zone_is_home(const tcache_t *tc, unsigned zone_index) {
   return small_map_bin_number(zone_index, 0) == tc->home_bins;
 }
-/* Objects in the home bin of class cls of tc, from a tally read of it. The
- * owner may be resizing the bin while another thread reads (statistics): such
- * a reader may see a count off by the change, never one below 0. */
-static inline uint32_t tcache_bin_count(const tcache_t *tc, unsigned cls, uint64_t tally) {
-  uint32_t max = __atomic_load_n(&tc->bin_max[cls], __ATOMIC_RELAXED), room = tcache_bin_room(tally);
-  return room < max ? max - room : 0;
+/* Stores a bin's top, whole (other threads read it: tcache_bin_count). */
+static inline void tcache_set_top(tcache_t *tc, unsigned bin, void **top) {
+  __atomic_store_n(&tc->bin_top[bin], top, __ATOMIC_RELAXED);
 }
-static inline uint64_t tcache_bin_requests(uint64_t tally) {
-  return tally >> TCACHE_TALLY_ROOM_BITS;
+/* Objects in the home bin of class cls of tc. The owner may be moving the
+ * top or resizing the bin while another thread reads (statistics, the idle
+ * sweep): such a reader may see a count off by the change, never one below
+ * 0 or above the max. Integer arithmetic: a static cache's bins have no
+ * slot 0 (max 0). */
+static inline uint32_t tcache_bin_count(const tcache_t *tc, unsigned cls) {
+  uint32_t max = __atomic_load_n(&tc->bin_max[cls], __ATOMIC_RELAXED);
+  uintptr_t top = (uintptr_t)__atomic_load_n(&tc->bin_top[tcache_home_bin(tc, cls)], __ATOMIC_RELAXED);
+  uintptr_t bottom = (uintptr_t)(tc->bin_base[cls] + 1);
+  if (max == 0 || top <= bottom) return 0;
+  size_t n = (top - bottom) / sizeof(void *);
+  return n < max ? (uint32_t)n : max;
+}
+/* Requests the home bin of class cls of tc has served (relaxed: other
+ * threads read it). */
+static inline uint64_t tcache_bin_requests(const tcache_t *tc, unsigned cls) {
+  return __atomic_load_n(&tc->bin_requests[tcache_home_bin(tc, cls)], __ATOMIC_RELAXED);
 }
 /* Whether the bin whose top is at `top` has no room. */
 static inline bool tcache_top_full(void ***top) {
-  return *(const tcache_room_t *)tcache_tally_of(top) == 0;
+  return *top == *tcache_limit_of(top);
 }
 /* Pushes p on the bin whose top is at `top`, which has room; p's second
  * word takes the key. */
 static inline void tcache_top_push(void ***top, void *p) {
   **top = p;
-  (*top)++;
-  ((void **)p)[1] = (void *)free_key;
-  counter_sub(*tcache_tally_of(top), 1); /* a tally: the statistics read it (tcache_sweep.c) */
+  counter_add(*top, 1);
+  ((void **)p)[1] = (void *)FREE_KEY;
 }
 static inline void tcache_bin_push(tcache_t *tc, size_t bin, void *p) {
   tcache_top_push(&tc->bin_top[bin], p);
@@ -151,11 +159,6 @@ void tcache_collect_stats(buddy_stats_t *s);
  * exit, the registry, fork), tcache.c (the slow paths), tcache_sweep.c
  * (orphans, idle caches, statistics). */
 
-/* The tally of the home bin of class cls (relaxed: other threads read it). */
-static inline uint64_t tcache_home_tally(const tcache_t *tc, unsigned cls) {
-  return __atomic_load_n(&tc->bin_tally[tcache_home_bin(tc, cls)], __ATOMIC_RELAXED);
-}
-
 /* tcache_flush.c */
 /* Moves the n oldest objects of tc's home bin of class cls back to their
  * zones (with `stack`, to their transfer stacks while they have room). */
@@ -194,6 +197,11 @@ extern tcache_t *tcache_registry, *tcache_orphans;
 extern uint64_t tcache_requests_retired[SIZE_CLASS_COUNT];
 /* A reclaim swapped tcache_reclaimed in: takes the own cache back. */
 tcache_t *tcache_resume(void);
+/* Lays out the bins of tc (home_bins set, the rest of its header zero):
+ * every bin empty, with max 0 (a class's first slow path gives it room).
+ * Its slots: a NULL (already there in zeroed memory, which stays untouched
+ * until the bin grows into it), then room for its ceiling. */
+void tcache_lay_out_bins(tcache_t *tc, bool zeroed);
 /* Makes the calling thread's own cache; false if out of memory. */
 bool tcache_thread_init(void);
 void tcache_memory_free(tcache_t *tc);

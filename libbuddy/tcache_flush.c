@@ -17,8 +17,7 @@ void tcache_flush_bin(tcache_t *tc, unsigned cls, uint32_t n, bool stack) {
   void **bottom = tc->bin_base[cls] + 1, **top = tc->bin_top[bin];
   zone_free_bin_objects(cls, bottom, n, stack);
   memmove(bottom, bottom + n, (size_t)(top - bottom - n) * sizeof(void *));
-  tc->bin_top[bin] = top - n;
-  counter_add(tc->bin_tally[bin], n); /* room */
+  tcache_set_top(tc, bin, top - n);
 }
 
 void tcache_remote_flush(tcache_remote_t *rb) {
@@ -27,14 +26,12 @@ void tcache_remote_flush(tcache_remote_t *rb) {
 }
 
 void tcache_flush_all(tcache_t *tc) {
-  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++)
-    tcache_flush_bin(tc, c, tcache_bin_count(tc, c, tcache_home_tally(tc, c)), false);
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) tcache_flush_bin(tc, c, tcache_bin_count(tc, c), false);
   for (unsigned z = 0; z < ZONES_MAX; z++) tcache_remote_flush(&tc->remote[z]);
 }
 
 size_t tcache_cached_bytes(const tcache_t *tc) {
   size_t bytes = 0;
-  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++)
-    bytes += (size_t)tcache_bin_count(tc, c, tcache_home_tally(tc, c)) * size_class_bytes[c];
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) bytes += (size_t)tcache_bin_count(tc, c) * size_class_bytes[c];
   return bytes;
 }

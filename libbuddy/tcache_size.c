@@ -23,12 +23,11 @@ size_t tcache_size(void) {
 }
 
 /* Sets the max of tc's home bin of class cls, flushing the objects past it;
- * keeps room = max - count and the budget's sum. */
+ * keeps the limit and the budget's sum. */
 static void tcache_bin_resize(tcache_t *tc, unsigned cls, uint32_t max) {
-  unsigned bin = tcache_home_bin(tc, cls);
-  uint32_t old = tc->bin_max[cls], count = old - tcache_bin_room(tc->bin_tally[bin]);
-  if (count > max) tcache_flush_bin(tc, cls, count - max, false); /* room is now >= old - max */
-  counter_add(tc->bin_tally[bin], (uint64_t)max - old);           /* modulo 2^64: the room stays >= 0 */
+  uint32_t old = tc->bin_max[cls], count = tcache_bin_count(tc, cls);
+  if (count > max) tcache_flush_bin(tc, cls, count - max, false);
+  tc->bin_limit[tcache_home_bin(tc, cls)] = tc->bin_base[cls] + 1 + max;
   tc->budget_used = tc->budget_used - (size_t)old * size_class_bytes[cls] + (size_t)max * size_class_bytes[cls];
   __atomic_store_n(&tc->bin_max[cls], max, __ATOMIC_RELAXED);
   assert_internal(tc->budget_used <= TCACHE_BYTES_MAX);
@@ -66,7 +65,7 @@ static void tcache_rebalance(tcache_t *tc, unsigned wanting, size_t need) {
   if (due) {
     tc->rebalanced_at = tc->slow_paths;
     for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
-      uint64_t requests = tcache_bin_requests(tc->bin_tally[tcache_home_bin(tc, c)]);
+      uint64_t requests = tcache_bin_requests(tc, c);
       served[c] = requests - tc->bin_requests_seen[c];
       tc->bin_requests_seen[c] = requests;
       if (c != wanting && served[c] == 0 && tc->bin_max[c] != 0) tcache_bin_resize(tc, c, 0);

@@ -62,10 +62,7 @@ static void tcache_flush_orphans_locked(void) {
     for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
       unsigned bin = tcache_home_bin(tc, c);
       size_t n = (size_t)(tc->bin_top[bin] - (tc->bin_base[c] + 1));
-      if (n <= tc->bin_max[c]) {
-        tc->bin_tally[bin] = (tc->bin_tally[bin] & ~TCACHE_TALLY_ROOM_MASK) | (tc->bin_max[c] - n);
-        tcache_flush_bin(tc, c, (uint32_t)n, false);
-      }
+      if (n <= tc->bin_max[c]) tcache_flush_bin(tc, c, (uint32_t)n, false);
     }
     for (unsigned z = 0; z < ZONES_MAX; z++)
       if (tc->remote[z].count < TCACHE_REMOTE_MAX) tcache_remote_flush(&tc->remote[z]);
@@ -122,14 +119,12 @@ void tcache_collect_stats(buddy_stats_t *s) {
   for (const tcache_t *tc = tcache_registry; tc != NULL; tc = tc->next) {
     s->thread_caches++;
     for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
-      uint64_t tally = tcache_home_tally(tc, c);
-      s->class_requests[c] += tcache_bin_requests(tally);
-      s->class_cached[c] += tcache_bin_count(tc, c, tally);
+      s->class_requests[c] += tcache_bin_requests(tc, c);
+      s->class_cached[c] += tcache_bin_count(tc, c);
     }
   }
   for (const tcache_t *tc = tcache_orphans; tc != NULL; tc = tc->next)
-    for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++)
-      s->class_cached[c] += tcache_bin_count(tc, c, tcache_home_tally(tc, c));
+    for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) s->class_cached[c] += tcache_bin_count(tc, c);
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) s->bytes_cached += s->class_cached[c] * size_class_bytes[c];
   s->caches_reclaimed = tcache_reclaims;
   s->bytes_reclaimed = tcache_reclaimed_bytes;

@@ -19,13 +19,17 @@
 #include <errno.h>
 
 /* The NULL every bin of a static cache shows below its top, so that malloc's
- * fast path goes slow; never written (their bins have no room). */
+ * fast path goes slow; never written (their bins have no room: each top is
+ * its limit). */
 static void *tcache_no_objects[1];
 #define STATIC_TOPS                                                                                                    \
   { [0 ... SIZE_CLASS_COUNT - 1] = &tcache_no_objects[1] } /* the home bins of zone 0 */
-static tcache_t tcache_empty = {.bin_top = STATIC_TOPS, .zone = &zones[0], .state = TCACHE_EMPTY};
-static tcache_t tcache_dead = {.bin_top = STATIC_TOPS, .zone = &zones[0], .state = TCACHE_DEAD};
-tcache_t tcache_reclaimed = {.bin_top = STATIC_TOPS, .zone = &zones[0], .state = TCACHE_RECLAIMED};
+static tcache_t tcache_empty = {
+    .bin_top = STATIC_TOPS, .bin_limit = STATIC_TOPS, .zone = &zones[0], .state = TCACHE_EMPTY};
+static tcache_t tcache_dead = {
+    .bin_top = STATIC_TOPS, .bin_limit = STATIC_TOPS, .zone = &zones[0], .state = TCACHE_DEAD};
+tcache_t tcache_reclaimed = {
+    .bin_top = STATIC_TOPS, .bin_limit = STATIC_TOPS, .zone = &zones[0], .state = TCACHE_RECLAIMED};
 #undef STATIC_TOPS
 
 __thread tcache_tls_t tcache_tls
@@ -87,8 +91,7 @@ static void tcache_unregister_locked(tcache_t *tc) {
   if (tc->prev != NULL) tc->prev->next = tc->next;
   else tcache_registry = tc->next;
   if (tc->next != NULL) tc->next->prev = tc->prev;
-  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++)
-    tcache_requests_retired[c] += tcache_bin_requests(tcache_home_tally(tc, c));
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) tcache_requests_retired[c] += tcache_bin_requests(tc, c);
 }
 
 static void tcache_thread_exit(void *arg) {
@@ -136,6 +139,17 @@ void tcache_init(void) {
   pthread_key_create(&tcache_thread_key, tcache_thread_exit);
 }
 
+void tcache_lay_out_bins(tcache_t *tc, bool zeroed) {
+  void **slot = tc->slots;
+  for (unsigned c = 0; c < SIZE_CLASS_COUNT; c++) {
+    unsigned bin = tcache_home_bin(tc, c);
+    tc->bin_base[c] = slot;
+    if (!zeroed) slot[0] = NULL;
+    tc->bin_top[bin] = tc->bin_limit[bin] = slot + 1;
+    slot += 1 + tcache_bin_slots(c);
+  }
+}
+
 /* Makes the calling thread's own cache; false if out of memory. */
 bool tcache_thread_init(void) {
   zone_t *z = zone_for_new_thread();
@@ -148,16 +162,7 @@ bool tcache_thread_init(void) {
                    .owner_busy = &tcache_tls.busy,
                    .tid = os_thread_id(),
                    .home_bins = small_map_bin_number((unsigned)(z - zones), 0)};
-  /* Every bin starts empty, with max 0: a class's first slow path gives it
-   * room. Its slots: a NULL (already there in fresh pages, which stay
-   * untouched until the bin grows into them), then room for its ceiling. */
-  void **slot = tc->slots;
-  for (unsigned c = 0; c < SIZE_CLASS_COUNT; c++) {
-    tc->bin_base[c] = slot;
-    if (!zeroed) slot[0] = NULL;
-    tc->bin_top[tcache_home_bin(tc, c)] = slot + 1;
-    slot += 1 + tcache_bin_slots(c);
-  }
+  tcache_lay_out_bins(tc, zeroed);
   tcache_own = tc;
   tcache_set_current(&tcache_tls, tc);
   tcache_register(tc);

@@ -66,7 +66,7 @@ static unsigned transfer_room_locked(const zone_t *z, unsigned cls) {
  * (the mark of a copy pushed earlier in this flush stops the second copy:
  * it is on the stack by then, where the caller's look finds it). */
 unsigned transfer_push_bin_locked(zone_t *z, unsigned cls, void *const *objs, unsigned count) {
-  const uintptr_t key = free_key, slab_mask = size_class_info[cls].slab_mask;
+  const uintptr_t key = FREE_KEY, slab_mask = size_class_info[cls].slab_mask;
   const size_t bytes = size_class_bytes[cls], head_mask = ~(((size_t)1 << size_class_slab_order[cls]) - 1);
   unsigned room = transfer_room_locked(z, cls), pushed = 0;
   if (count < room) room = count;

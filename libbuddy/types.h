@@ -53,7 +53,15 @@
  * (uint32_t)address >> PAGE_SHIFT, with no mask (pagemap.h). */
 #define SMALL_MAP_ADDRESS_BITS 47
 #define SMALL_MAP_LEAF_SPAN_BITS 32
-#define SMALL_MAP_ROOT_ENTRIES ((size_t)1 << (SMALL_MAP_ADDRESS_BITS - SMALL_MAP_LEAF_SPAN_BITS))
+/* The root is indexed by an address's bits 32..47, one bit more than the
+ * map covers: free's fast path takes the index as a 16-bit word (one
+ * zero-extension instead of a compare and a branch), and every address at
+ * or above 2^47, the kernel's half included, finds an entry of the upper
+ * half, which never gets a leaf. */
+#define SMALL_MAP_ROOT_INDEX_BITS 16
+#define SMALL_MAP_ROOT_ENTRIES ((size_t)1 << SMALL_MAP_ROOT_INDEX_BITS)
+_Static_assert(SMALL_MAP_ROOT_INDEX_BITS > SMALL_MAP_ADDRESS_BITS - SMALL_MAP_LEAF_SPAN_BITS,
+               "the root's upper half lies past the map");
 #define SMALL_MAP_LEAF_BYTES ((size_t)1 << (SMALL_MAP_LEAF_SPAN_BITS - PAGE_SHIFT))
 _Static_assert(SMALL_MAP_LEAF_SPAN_BITS >= BUDDY_REGION_SHIFT, "a region lies within one leaf");
 
@@ -336,30 +344,28 @@ typedef struct buddy_options {
 
 /* ---- Thread caches ------------------------------------------------------- */
 
-/* A bin: a stack of pointers to free objects of one class, and its tally.
- * The stack lives in the cache's slots: slot 0 of a bin is NULL, its objects
+/* A bin: a stack of pointers to free objects of one class, its limit and
+ * its request count. The stack lives in the cache's slots: slot 0 of a bin is NULL, its objects
  * follow, and bin_top points past the last. So malloc pops without reading
  * the object (the stack is the thread's own, hot; the object was often last
  * written on another core) and sees an empty bin as a NULL below the top.
- * The tops and the tallies of all bins are two arrays (tcache_t), so that a
- * bin number indexes either, scaled by 8. The second word of an object holds
- * free_key while the object sits in a cache or in its slab, which makes a
- * double free cheap to suspect (then confirmed by a scan).
- * `tally` packs the bin's room (max - count: its low TCACHE_TALLY_ROOM_BITS
- * bits) with the requests the bin has served (the bits above): a pop adds
- * TCACHE_TALLY_POP, one request more and one object fewer, in the single add
- * of malloc's fast path, and free's fast path goes slow when the room is 0,
- * which is also what the static caches' bins (max 0) hold. Invariant:
- * 0 <= room <= the bin's max <= its ceiling <= TCACHE_BIN_MAX, so the room
- * never carries into the requests (these wrap after 2^48), and a bin's slots
- * hold its ceiling. */
-#define TCACHE_TALLY_ROOM_BITS 16
-#define TCACHE_TALLY_ROOM_MASK (((uint64_t)1 << TCACHE_TALLY_ROOM_BITS) - 1)
-#define TCACHE_TALLY_POP (((uint64_t)1 << TCACHE_TALLY_ROOM_BITS) + 1)
-_Static_assert(TCACHE_BIN_MAX < TCACHE_TALLY_ROOM_MASK, "a bin's room fits its tally bits");
+ * The tops, limits and request counts of all bins are three arrays
+ * (tcache_t), so that a bin number indexes any of them, scaled by 8. The
+ * second word of an object holds FREE_KEY while the object sits in a cache
+ * or in its slab, which makes a double free cheap to suspect (then confirmed
+ * by a scan).
+ * A bin's limit is the top it has when full (its slot 0, plus 1, plus its
+ * max): free's fast path goes slow when the top has reached it, which is
+ * also what a bin with max 0 (not started, another zone's, or a static
+ * cache's) shows, and pushes without writing anything else. Its requests
+ * count the objects it handed out (one add on malloc's fast path); its count
+ * of objects is top - slot 0 - 1. Invariant: slot 0 < top <= limit = slot 0
+ * + 1 + max, max <= the bin's ceiling <= TCACHE_BIN_MAX, and the bin's slots
+ * hold its ceiling. Other threads read the tops (statistics, the idle
+ * sweep), so every write of a top is a store of the whole word. */
 
 /* Objects freed by this thread that belong to one other zone, with their
- * classes (free_key in each one's second word): not reused while the batch
+ * classes (FREE_KEY in each one's second word): not reused while the batch
  * fills, so a block handed over by another thread never puts both on one
  * cache line. An array, like a bin, so that emptying the batch reads no
  * object.
@@ -389,20 +395,21 @@ typedef enum tcache_state {
  * caches of threads it does not have. */
 typedef struct tcache {
   /* Bin zone * SIZE_CLASS_COUNT + class. Only the home zone's bins hold
-   * objects; the others keep max 0 (room 0, top NULL, never read), so that
-   * free's fast path, which takes the bin number from the small map, sends
-   * another zone's object (a remote free) to its slow path by the room test
-   * alone. bin_top comes first: the cache's address is its tops' (free's
-   * fast path). */
+   * objects; the others keep max 0 (top and limit NULL, never read), so
+   * that free's fast path, which takes the bin number from the small map,
+   * sends another zone's object (a remote free) to its slow path by the
+   * limit test alone. bin_top comes first: the cache's address is its tops'
+   * (free's fast path). */
   void **bin_top[TCACHE_BINS];
-  uint64_t bin_tally[TCACHE_BINS];   /* room | requests << TCACHE_TALLY_ROOM_BITS */
-  unsigned home_bins;                /* number of the home zone's bin of class 0 */
-  tcache_remote_t remote[ZONES_MAX]; /* frees bound for other zones, by zone index */
-  zone_t *zone;                      /* home zone: refills come from here */
-  uint32_t state;                    /* tcache_state_t */
-  unsigned *owner_busy;              /* the owner's tcache_tls.busy */
+  void **bin_limit[TCACHE_BINS];      /* the top when full; == top: no room */
+  uint64_t bin_requests[TCACHE_BINS]; /* objects handed out (home bins) */
+  unsigned home_bins;                 /* number of the home zone's bin of class 0 */
+  tcache_remote_t remote[ZONES_MAX];  /* frees bound for other zones, by zone index */
+  zone_t *zone;                       /* home zone: refills come from here */
+  uint32_t state;                     /* tcache_state_t */
+  unsigned *owner_busy;               /* the owner's tcache_tls.busy */
   /* Each class's home bin: max (0 in the static caches, and for classes not
-   * used yet; count = max - room), the requests it had served at the last
+   * used yet), the requests it had served at the last
    * rebalance, and the sum of max * class bytes (<= TCACHE_BYTES_MAX). Only
    * the owner writes them; max is stored atomically for other threads'
    * statistics. */

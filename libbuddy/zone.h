@@ -15,10 +15,10 @@
 extern zone_t zones[ZONES_MAX];
 
 /* An object waiting in a zone's transfer stack holds the key's complement
- * in its first word as well (never 0 either: free_key's low bits are
+ * in its first word as well (never 0 either: FREE_KEY's low bits are
  * clear), so that the zone sees it come back while still there (zone.c). */
 static inline uintptr_t zone_transfer_mark(void) {
-  return ~free_key;
+  return ~FREE_KEY;
 }
 
 zone_t *zone_for_new_thread(void);

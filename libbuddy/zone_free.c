@@ -25,7 +25,7 @@ bool zone_holds_free_object(region_t *r, void *p) {
 void zone_free_object(region_t *r, page_desc_t *d, void *p) {
   zone_t *z = r->zone;
   zone_lock(z);
-  if (zone_give_locked(z, r, slab_head_of(r, d), p, page_class_of_desc(d))) ((void **)p)[1] = (void *)free_key;
+  if (zone_give_locked(z, r, slab_head_of(r, d), p, page_class_of_desc(d))) ((void **)p)[1] = (void *)FREE_KEY;
   zone_unlock(z);
 }
 
@@ -116,7 +116,7 @@ static noinline bool zone_run_check(zone_t *z, void *p, size_t offset, unsigned 
  * "carved" (carved objects lie below the slab's end); anything that fails
  * it is looked at again one check at a time, below it. */
 void zone_free_bin_objects(unsigned cls, void *const *objs, unsigned count, bool stack) {
-  const uintptr_t key = free_key, slab_mask = size_class_info[cls].slab_mask;
+  const uintptr_t key = FREE_KEY, slab_mask = size_class_info[cls].slab_mask;
   /* debug=1 fills each object: every object takes the closer look, as if
    * none were carved. */
   const size_t bytes = options.debug ? 0 : size_class_bytes[cls];

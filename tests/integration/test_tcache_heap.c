@@ -443,15 +443,14 @@ static size_t check_own_budget(void) {
   size_t sum = 0, cached = 0;
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
     unsigned bin = tcache_home_bin(tc, c);
-    uint64_t tally = tc->bin_tally[bin];
-    check(tcache_bin_room(tally) <= tc->bin_max[c] && tc->bin_max[c] <= bin_ceiling(c));
-    /* The stack: a NULL below it, as many objects as the tally says, within
-     * its slots (which end where the next class's NULL is). */
-    check(tc->bin_base[c][0] == NULL && tc->bin_top[bin] > tc->bin_base[c]);
-    check((size_t)(tc->bin_top[bin] - tc->bin_base[c] - 1) == tcache_bin_count(tc, c, tally));
+    check(tc->bin_limit[bin] == tc->bin_base[c] + 1 + tc->bin_max[c] && tc->bin_max[c] <= bin_ceiling(c));
+    /* The stack: a NULL below it, its top at most its limit, within its
+     * slots (which end where the next class's NULL is). */
+    check(tc->bin_base[c][0] == NULL && tc->bin_top[bin] > tc->bin_base[c] && tc->bin_top[bin] <= tc->bin_limit[bin]);
+    check((size_t)(tc->bin_top[bin] - tc->bin_base[c] - 1) == tcache_bin_count(tc, c));
     if (c + 1 < SIZE_CLASS_COUNT) check(tc->bin_base[c] + 1 + bin_ceiling(c) <= tc->bin_base[c + 1]);
     sum += (size_t)tc->bin_max[c] * size_class_bytes[c];
-    cached += (size_t)tcache_bin_count(tc, c, tally) * size_class_bytes[c];
+    cached += (size_t)tcache_bin_count(tc, c) * size_class_bytes[c];
   }
   check(sum == tc->budget_used && sum <= TCACHE_BYTES_MAX && cached <= sum);
   return sum;

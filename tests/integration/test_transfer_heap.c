@@ -261,7 +261,7 @@ Test(transfer, a_double_free_of_a_block_waiting_there_aborts, .signal = SIGABRT)
   void *blocks[BLOCKS];
   zone_t *home = allocate_and_consume(blocks);
   void *waiting = home->transfer[CLASS_256][0];
-  cr_assert_eq(((void **)waiting)[1], (void *)free_key);
+  cr_assert_eq(((void **)waiting)[1], (void *)FREE_KEY);
   buddy_free(waiting); /* suspected by its key, found in the stack */
 }
 
@@ -390,7 +390,7 @@ Test(transfer, the_heap_walker_finds_an_object_stacked_twice, .signal = SIGABRT)
   buddy_trim(0); /* room in the stack again */
   blocks[0] = buddy_malloc(256);
   ((void **)blocks[0])[0] = (void *)zone_transfer_mark(); /* as if stacked: only the repeat is wrong */
-  ((void **)blocks[0])[1] = (void *)free_key;
+  ((void **)blocks[0])[1] = (void *)FREE_KEY;
   home->transfer[CLASS_256][0] = home->transfer[CLASS_256][1] = blocks[0];
   home->transfer_count[CLASS_256] = 2;
   home->transfer_bytes = 2 * 256;
@@ -514,7 +514,7 @@ Test(transfer, a_full_bins_flush_waits_in_its_zones_stack_for_the_next_refill) {
   cr_assert_eq(home->transfer_count[CLASS_256], 0);
   for (int i = 0; i < N; i++) buddy_free(blocks[i]);
   unsigned count = home->transfer_count[CLASS_256];
-  uint32_t cached = tcache_bin_count(tcache_get(), CLASS_256, tcache_home_tally(tcache_get(), CLASS_256));
+  uint32_t cached = tcache_bin_count(tcache_get(), CLASS_256);
   cr_assert_eq(count + cached, N, "%u stacked, %u in the bin", count, cached);
   for (unsigned i = 0; i < count; i++) {
     void *p = home->transfer[CLASS_256][i];

@@ -29,13 +29,6 @@ static inline bool free_in_slab(const void *p) {
   return slab_holds_free(slab_head_of(r, page_desc_of(r, p)), p);
 }
 
-/* The free key, made as start-up makes it (init.c, in the runtime layer,
- * which a test of a lower layer does not link). Left 0, it would match the
- * zeros of every fresh block, and the zones would take each for a free one. */
-static inline void heap_test_set_free_key(void) {
-  free_key_init();
-}
-
 /* For a suite's .init: misuse warns, into a stderr the test reads back
  * (redirected_stderr), instead of aborting. */
 static inline void heap_test_warn_on_misuse(void) {

@@ -21,7 +21,6 @@ static buddy_heap_t heap;
 static region_t *region;
 
 static void setup(void) {
-  heap_test_set_free_key();
   char *base = os_map_aligned_with_prefix(REGION_META_SIZE, BUDDY_REGION_SIZE, BUDDY_REGION_SIZE);
   cr_assert_not_null(base);
   region = region_of_address(base);
@@ -87,7 +86,7 @@ static size_t check_taken(page_desc_t *head, unsigned cls, void *obj) {
   /* The slab is aligned to its size: the object to its bytes' lowest bit. */
   size_t align = bytes & (~bytes + 1);
   cr_assert_eq((uintptr_t)obj % (align > SMALL_ALIGN ? align : SMALL_ALIGN), 0, "class %u: %p", cls, obj);
-  cr_assert_eq(((void **)obj)[1], (void *)free_key, "class %u: handed out with the key", cls);
+  cr_assert_eq(((void **)obj)[1], (void *)FREE_KEY, "class %u: handed out with the key", cls);
   cr_assert(!slab_holds_free(head, obj));
   cr_assert_eq(slab_head_at(region, obj, cls), head);
   cr_assert_eq(slab_head_of(region, page_desc_of(region, obj)), head);
@@ -191,7 +190,7 @@ Test(slab, every_class_hands_out_each_object_once_and_takes_it_back) {
       cr_assert_null(slab_check_give(head, objs[i], cls));
       cr_assert(slab_give(region_of_desc(head), head, objs[i], cls));
       cr_assert(slab_holds_free(head, objs[i]));
-      cr_assert_eq(((void **)objs[i])[1], (void *)free_key, "a free object holds the key");
+      cr_assert_eq(((void **)objs[i])[1], (void *)FREE_KEY, "a free object holds the key");
       cr_assert_eq(head->slab_used, count - 1 - i);
       cr_assert_eq(free_bits(head), i + 1);
     }
@@ -251,7 +250,7 @@ Test(slab, a_take_writes_the_key_again) {
   ((void **)objs[0])[1] = NULL;
   cr_assert_eq(slab_take(head, page_class_of_desc(head), again, 1), 1);
   cr_assert_eq(again[0], objs[0]);
-  cr_assert_eq(((void **)again[0])[1], (void *)free_key);
+  cr_assert_eq(((void **)again[0])[1], (void *)FREE_KEY);
 }
 
 /* Slabs of one class side by side keep their bits apart. */
@@ -374,7 +373,7 @@ Test(slab, debug_fills_a_given_object_and_takes_it_back_intact) {
   cr_assert_neq(bytes[0], 0x11);
   for (size_t i = 0; i < 80; i++)
     if (i / sizeof(void *) != 1) cr_assert_eq(bytes[i], bytes[0], "byte %zu holds the fill", i);
-  cr_assert_eq(((void **)objs[0])[1], (void *)free_key);
+  cr_assert_eq(((void **)objs[0])[1], (void *)FREE_KEY);
   cr_assert_eq(slab_take(head, page_class_of_desc(head), again, 1), 1);
   cr_assert_eq(again[0], objs[0]);
 }

@@ -2,7 +2,7 @@
  * tcache layer alone. malloc's and free's fast paths are the API's, so a
  * test reaches the layer through tcache.h: the bins' sizes and the budget
  * on caches it builds itself (tcache_bin_start, tcache_size,
- * tcache_bin_grow), the tally helpers, flushes back to the zones, and the
+ * tcache_bin_grow), the bin helpers, flushes back to the zones, and the
  * slow paths called directly, held as the fast paths call them
  * (tcache_hold, then tcache_alloc_slow or tcache_free_slow) on the calling
  * thread's own cache: its start, refills, full bins, remote batches, double
@@ -26,7 +26,6 @@
 /* What start-up does for the caches (init.c): the key, and the pthread key
  * whose destructor flushes a thread's cache at its exit. */
 static void setup(void) {
-  heap_test_set_free_key();
   tcache_init();
 }
 
@@ -36,7 +35,7 @@ static void setup_warnings(void) {
 }
 
 TestSuite(sizes, .init = setup);
-TestSuite(tally, .init = setup);
+TestSuite(bins, .init = setup);
 TestSuite(flush, .init = setup);
 TestSuite(slow, .init = setup);
 TestSuite(remote, .init = setup);
@@ -56,8 +55,8 @@ TestSuite(tcache_fatal, .init = setup);
 
 /* ---- Caches the test builds -------------------------------------------------- */
 
-/* A cache laid out as tcache_thread_init lays out a thread's (types.h), in
- * the test's own memory, at home in zone zi. No thread owns it: only the
+/* A cache laid out as a thread's (types.h), in the test's own memory, at
+ * home in zone zi. No thread owns it: only the
  * functions handed a cache touch it, and its slow-path clock moves only
  * when the test moves it. */
 static tcache_t *cache_build(unsigned zi) {
@@ -66,13 +65,10 @@ static tcache_t *cache_build(unsigned zi) {
   tc->zone = &zones[zi];
   tc->state = TCACHE_LIVE;
   tc->home_bins = small_map_bin_number(zi, 0);
-  void **slot = tc->slots;
-  for (unsigned c = 0; c < SIZE_CLASS_COUNT; c++) {
-    tc->bin_base[c] = slot;
-    tc->bin_top[tcache_home_bin(tc, c)] = slot + 1;
-    slot += 1 + tcache_bin_slots(c);
-  }
-  cr_assert_leq((char *)slot, (char *)tc + tcache_size(), "the slots fit tcache_size()");
+  tcache_lay_out_bins(tc, true);
+  unsigned last = SIZE_CLASS_COUNT - 1;
+  cr_assert_leq((char *)(tc->bin_base[last] + 1 + tcache_bin_slots(last)), (char *)tc + tcache_size(),
+                "the slots fit tcache_size()");
   return tc;
 }
 
@@ -84,21 +80,26 @@ static uint32_t bin_ceiling(unsigned cls) {
 }
 
 static uint32_t bin_count(const tcache_t *tc, unsigned cls) {
-  return tcache_bin_count(tc, cls, tcache_home_tally(tc, cls));
+  return tcache_bin_count(tc, cls);
 }
 
-static uint32_t bin_room(const tcache_t *tc, unsigned cls) {
-  return tcache_bin_room(tcache_home_tally(tc, cls));
+/* How many more objects the home bin of class cls takes before its top
+ * reaches its limit. */
+static size_t bin_room(const tcache_t *tc, unsigned cls) {
+  unsigned bin = tcache_home_bin(tc, cls);
+  return (size_t)(tc->bin_limit[bin] - tc->bin_top[bin]);
 }
 
-/* Checks a cache's bins and budget: each bin's room within its max, its max
- * within its ceiling, its stack as the tally says, and the maxes' bytes
- * adding up to budget_used, within TCACHE_BYTES_MAX. Returns budget_used. */
+/* Checks a cache's bins and budget: each bin's top between its NULL and its
+ * limit, its limit max past the NULL, its max within its ceiling, and the
+ * maxes' bytes adding up to budget_used, within TCACHE_BYTES_MAX. Returns
+ * budget_used. */
 static size_t check_budget(const tcache_t *tc) {
   size_t sum = 0;
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
     unsigned bin = tcache_home_bin(tc, c);
-    cr_assert_leq(bin_room(tc, c), tc->bin_max[c], "class %u", c);
+    cr_assert_eq(tc->bin_limit[bin], tc->bin_base[c] + 1 + tc->bin_max[c], "class %u", c);
+    cr_assert(tc->bin_top[bin] > tc->bin_base[c] && tc->bin_top[bin] <= tc->bin_limit[bin], "class %u", c);
     cr_assert_leq(tc->bin_max[c], bin_ceiling(c), "class %u", c);
     cr_assert_null(tc->bin_base[c][0]);
     cr_assert_eq((size_t)(tc->bin_top[bin] - tc->bin_base[c] - 1), bin_count(tc, c), "class %u", c);
@@ -110,9 +111,9 @@ static size_t check_budget(const tcache_t *tc) {
 }
 
 /* Objects served by a bin since the last rebalance, as the fast path counts
- * them in the tally's upper bits. */
+ * them. */
 static void serve(tcache_t *tc, unsigned cls, uint64_t requests) {
-  tc->bin_tally[tcache_home_bin(tc, cls)] += requests << TCACHE_TALLY_ROOM_BITS;
+  tc->bin_requests[tcache_home_bin(tc, cls)] += requests;
 }
 
 /* The slow-path clock passes a rebalance period. */
@@ -384,15 +385,16 @@ Test(sizes, a_closing_bin_flushes_its_objects) {
   free(tc);
 }
 
-/* ---- The tally and the bin operations ----------------------------------------- */
+/* ---- The bin operations ------------------------------------------------------- */
 
-Test(tally, push_and_pop_keep_the_room_and_the_requests) {
+Test(bins, push_and_pop_keep_the_count_and_the_requests) {
   tcache_t *tc = cache_build(1);
   unsigned cls = SIZE_CLASS_FOR_96, bin = tcache_home_bin(tc, cls);
   cr_assert_eq(bin, small_map_bin_number(1, cls));
   cr_assert(tcache_zone_is_home(tc, 1));
   cr_assert_not(tcache_zone_is_home(tc, 0));
-  cr_assert_eq(tcache_tally_of(&tc->bin_top[bin]), &tc->bin_tally[bin]);
+  cr_assert_eq(tcache_limit_of(&tc->bin_top[bin]), &tc->bin_limit[bin]);
+  cr_assert_eq(tcache_requests_of(&tc->bin_top[bin]), &tc->bin_requests[bin]);
   uint32_t max = tcache_bin_grow(tc, cls);
   void *objs[8];
   cr_assert_eq(zone_alloc_objects(&zones[1], cls, objs, 8), 8);
@@ -400,28 +402,32 @@ Test(tally, push_and_pop_keep_the_room_and_the_requests) {
     ((void **)objs[i])[1] = NULL; /* as the program had it */
     if (i % 2) tcache_bin_push(tc, bin, objs[i]);
     else tcache_top_push(&tc->bin_top[bin], objs[i]); /* free's fast path, from the top */
-    cr_assert_eq(((void **)objs[i])[1], (void *)free_key, "a cached object holds the key");
+    cr_assert_eq(((void **)objs[i])[1], (void *)FREE_KEY, "a cached object holds the key");
     cr_assert_eq(tc->bin_base[cls][1 + i], objs[i]);
   }
-  uint64_t tally = tcache_home_tally(tc, cls);
-  cr_assert_eq(tcache_bin_count(tc, cls, tally), 8);
-  cr_assert_eq(tcache_bin_room(tally), max - 8);
-  cr_assert_eq(tcache_bin_requests(tally), 0);
+  cr_assert_eq(tcache_bin_count(tc, cls), 8);
+  cr_assert_eq(tc->bin_limit[bin] - tc->bin_top[bin], max - 8, "room for the rest of the max");
+  cr_assert_eq(tcache_bin_requests(tc, cls), 0);
   cr_assert_eq(tcache_cached_bytes(tc), 8 * 96);
   /* A pop, as malloc's fast path makes it: the top, then one add. */
   void *p = *--tc->bin_top[bin];
-  tc->bin_tally[bin] += TCACHE_TALLY_POP;
+  tc->bin_requests[bin]++;
   cr_assert_eq(p, objs[7]);
-  tally = tcache_home_tally(tc, cls);
-  cr_assert_eq(tcache_bin_requests(tally), 1);
-  cr_assert_eq(tcache_bin_count(tc, cls, tally), 7);
-  /* A reader racing a shrink may see more room than max: never a count
-   * below 0. */
-  cr_assert_eq(tcache_bin_count(tc, cls, (uint64_t)max + 5), 0);
+  cr_assert_eq(tcache_bin_requests(tc, cls), 1);
+  cr_assert_eq(tcache_bin_count(tc, cls), 7);
+  /* A reader racing a shrink may see a top past the new max, or below the
+   * NULL: never a count above the max or below 0. */
+  void **top = tc->bin_top[bin];
+  tc->bin_max[cls] = 5;
+  cr_assert_eq(tcache_bin_count(tc, cls), 5);
+  tc->bin_max[cls] = max;
+  tc->bin_top[bin] = tc->bin_base[cls];
+  cr_assert_eq(tcache_bin_count(tc, cls), 0);
+  tc->bin_top[bin] = top;
   free(tc);
 }
 
-Test(tally, a_full_bin_shows_at_its_top) {
+Test(bins, a_full_bin_shows_at_its_top) {
   options.tcache_max = 4;
   tcache_t *tc = cache_build(0);
   unsigned cls = SIZE_CLASS_FOR_32, bin = tcache_home_bin(tc, cls);
@@ -535,7 +541,7 @@ Test(slow, the_first_allocation_makes_the_threads_cache) {
   uint32_t start = tcache_bin_start(cls);
   cr_assert_eq(tc->bin_max[cls], start);
   cr_assert_eq(bin_count(tc, cls), (start + 1) / 2 - 1, "half a bin refilled, one handed out");
-  cr_assert_eq(tcache_bin_requests(tcache_home_tally(tc, cls)), 1);
+  cr_assert_eq(tcache_bin_requests(tc, cls), 1);
   /* The cache is a page run of its home zone, the allocator's own. */
   region_t *r = pagemap_region_of(tc);
   page_desc_t *d = page_desc_of(r, tc);
@@ -564,7 +570,7 @@ Test(slow, an_empty_bin_doubles_and_refills_half) {
     cr_assert_eq(bin_count(tc, cls), (grown + 1) / 2 - 1);
     max = grown;
   }
-  cr_assert_eq(tcache_bin_requests(tcache_home_tally(tc, cls)), allocs, "every object handed out is a request");
+  cr_assert_eq(tcache_bin_requests(tc, cls), allocs, "every object handed out is a request");
   cr_assert_eq(tc->slow_paths, allocs);
   (void)first;
   zone_verify_all();
@@ -598,7 +604,7 @@ Test(slow, a_full_bin_flushes_a_quarter_then_takes_the_free) {
     cr_assert(!free_in_slab(oldest[i]), "oldest %d is stacked, not free in its slab as well", i);
   }
   cr_assert_eq(tc->bin_top[tcache_home_bin(tc, cls)][-1], more);
-  cr_assert_eq(((void **)more)[1], (void *)free_key);
+  cr_assert_eq(((void **)more)[1], (void *)FREE_KEY);
   zone_verify_all();
 }
 
@@ -646,7 +652,7 @@ Test(remote, another_zones_objects_wait_in_its_batch) {
   for (int i = 0; i < TCACHE_REMOTE_MAX - 1; i++) {
     objs[i] = zone_object(1, cls);
     slow_free(objs[i]);
-    cr_assert_eq(((void **)objs[i])[1], (void *)free_key);
+    cr_assert_eq(((void **)objs[i])[1], (void *)FREE_KEY);
   }
   cr_assert_eq(tc->remote[1].count, TCACHE_REMOTE_MAX - 1);
   cr_assert_eq(tc->remote[1].bytes, (TCACHE_REMOTE_MAX - 1) * 64);

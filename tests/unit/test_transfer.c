@@ -21,9 +21,7 @@
 #define CLASS_256 SIZE_CLASS_FOR_256
 #define BLOCKS 1000 /* of 256 bytes: more than a stack holds */
 
-static void setup(void) {
-  heap_test_set_free_key();
-}
+static void setup(void) {}
 
 static void setup_warnings(void) {
   setup();
@@ -50,7 +48,7 @@ static void remote_come_home(void **objs, unsigned cls, unsigned n) {
 }
 
 static void remote_free(void **objs, unsigned cls, unsigned n) {
-  for (unsigned i = 0; i < n; i++) ((void **)objs[i])[1] = (void *)free_key;
+  for (unsigned i = 0; i < n; i++) ((void **)objs[i])[1] = (void *)FREE_KEY;
   remote_come_home(objs, cls, n);
 }
 
@@ -84,7 +82,7 @@ Test(transfer, remote_frees_wait_in_the_stack_until_it_is_full) {
     void **p = blocks[i];
     cr_assert_eq(home->transfer[CLASS_256][i], p, "object %u, in the order freed", i);
     cr_assert_eq((uintptr_t)p[0], zone_transfer_mark(), "object %u holds the mark", i);
-    cr_assert_eq(p[1], (void *)free_key, "and the key");
+    cr_assert_eq(p[1], (void *)FREE_KEY, "and the key");
     cr_assert(!free_in_slab(p), "object %u is not free in its slab as well", i);
   }
   for (unsigned i = count; i < BLOCKS; i++) cr_assert(free_in_slab(blocks[i]), "object %u went to its slab", i);
@@ -106,7 +104,7 @@ Test(transfer, refills_take_from_the_top_of_the_stack_first) {
   for (int i = 0; i < TAKEN; i++) {
     cr_assert_eq(got[i], before[count - 1 - i], "object %d came from the top", i);
     cr_assert_null(((void **)got[i])[0], "its mark is cleared");
-    cr_assert_eq(((void **)got[i])[1], (void *)free_key);
+    cr_assert_eq(((void **)got[i])[1], (void *)FREE_KEY);
   }
   cr_assert_eq(home->transfer_taken, (uint64_t)1 << CLASS_256, "the class was taken from");
   /* More than the stack holds: all of it, then the slabs. */
@@ -437,7 +435,7 @@ Test(transfer_fatal, the_heap_walker_finds_an_object_stacked_twice, .signal = SI
   void *p;
   objects_alloc(CLASS_256, &p, 1);
   ((void **)p)[0] = (void *)zone_transfer_mark(); /* as if stacked: only the repeat is wrong */
-  ((void **)p)[1] = (void *)free_key;
+  ((void **)p)[1] = (void *)FREE_KEY;
   home->transfer[CLASS_256][0] = home->transfer[CLASS_256][1] = p;
   home->transfer_count[CLASS_256] = 2;
   home->transfer_bytes = 2 * 256;

@@ -16,9 +16,7 @@
 #include "zone.h"
 #include "heap_util.h"
 
-static void setup(void) {
-  heap_test_set_free_key();
-}
+static void setup(void) {}
 
 static void setup_warnings(void) {
   setup();
@@ -270,7 +268,7 @@ Test(objects, each_class_comes_from_its_slabs_and_goes_back) {
       cr_assert_eq(r->zone, z);
       cr_assert_eq(page_class_at(r, out[i]), cls);
       cr_assert(size_class_is_object(cls, out[i]), "class %u: object %u", cls, i);
-      cr_assert_eq(((void **)out[i])[1], (void *)free_key);
+      cr_assert_eq(((void **)out[i])[1], (void *)FREE_KEY);
       cr_assert(!free_in_slab(out[i]));
       cr_assert_not(pointers_hold(out, i, out[i]), "class %u: object %u handed out twice", cls, i);
     }
