@@ -22,6 +22,11 @@
 
 __thread unsigned maintain_slow_paths __attribute__((tls_model("initial-exec")));
 bool maintain_thread_running;
+/* The background thread could not be started (out of threads or of address
+ * space for its stack): maintain_thread_running stays set until the next
+ * period, so that the slow paths in between do not each try again. */
+static bool maintain_thread_failed;
+uint64_t maintain_thread_failures;
 static uint64_t maintain_next_ns;
 
 void maintain_tick(void) {
@@ -31,6 +36,8 @@ void maintain_tick(void) {
   if (!__atomic_compare_exchange_n(&maintain_next_ns, &due, now + (uint64_t)period_ms * 1000000u, false,
                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
     return;
+  if (__atomic_exchange_n(&maintain_thread_failed, false, __ATOMIC_ACQ_REL))
+    __atomic_store_n(&maintain_thread_running, false, __ATOMIC_RELEASE); /* the next slow path tries again */
   huge_expire();
   zone_transfer_expire();
   tcache_sweep();
@@ -50,15 +57,19 @@ static void *maintain_thread_main(void *arg) {
 
 /* Called with no lock held (pthread_create allocates). The thread blocks
  * every signal (os_start_thread): a signal the program sends to the process
- * goes to one of the program's own threads, never to ours. */
+ * goes to one of the program's own threads, never to ours. A start that
+ * fails is tried again once per period (maintain_tick). */
 void maintain_start_thread(void) {
   if (!options.background_purge || __atomic_exchange_n(&maintain_thread_running, true, __ATOMIC_ACQ_REL)) return;
-  if (!os_start_thread(maintain_thread_main)) __atomic_store_n(&maintain_thread_running, false, __ATOMIC_RELEASE);
+  if (!os_start_thread(maintain_thread_main)) {
+    __atomic_add_fetch(&maintain_thread_failures, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&maintain_thread_failed, true, __ATOMIC_RELEASE);
+  }
 }
 
 /* In the child of fork() the thread does not exist, and the first period
  * is due at once. */
 void maintain_fork_child(void) {
-  maintain_thread_running = false;
+  maintain_thread_running = maintain_thread_failed = false;
   maintain_next_ns = 0;
 }

@@ -21,6 +21,7 @@ void runtime_init(void); /* idempotent; cheap once done */
 #define MAINTAIN_CHECK_SLOW_PATHS 64
 extern __thread unsigned maintain_slow_paths __attribute__((tls_model("initial-exec")));
 extern bool maintain_thread_running;
+extern uint64_t maintain_thread_failures; /* starts of the background thread that failed */
 /* The periodic work, if a period has passed since the last (any thread). */
 void maintain_tick(void);
 void maintain_start_thread(void); /* the background thread, if asked for */

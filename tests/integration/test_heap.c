@@ -907,6 +907,44 @@ Test(purge, background_thread_works_again_in_a_forked_child, .timeout = 20) {
   cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child's idle memory was not purged");
 }
 
+/* The address space in use now, in bytes (/proc/self/statm's first field). */
+static size_t address_space_bytes(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  cr_assert_not_null(f);
+  unsigned long pages = 0;
+  cr_assert_eq(fscanf(f, "%lu", &pages), 1);
+  fclose(f);
+  return pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* With no address space left for a thread's stack, the background thread
+ * cannot start: the allocator goes on without it, tries once per period
+ * (not on every slow path: each try maps and unmaps a stack), and starts it
+ * once it can. */
+Test(purge, a_background_thread_that_cannot_start_is_tried_once_a_period, .timeout = 20) {
+  skip_under_asan();
+  options.purge_delay_ms = 50;            /* a period: 100 ms (MAINTAIN_PERIOD_MIN_MS) */
+  buddy_free(buddy_malloc(MEDIUM_BLOCK)); /* start-up, a region: within the limit below */
+  struct rlimit before;
+  cr_assert_eq(getrlimit(RLIMIT_AS, &before), 0);
+  struct rlimit tight = {address_space_bytes() + 2 * MIB, before.rlim_max};
+  cr_assert_eq(setrlimit(RLIMIT_AS, &tight), 0);
+  options.background_purge = 1;
+  for (int i = 0; i < 100; i++) { /* each medium allocation enters the runtime */
+    void *p = buddy_malloc(MEDIUM_BLOCK);
+    cr_assert_not_null(p);
+    buddy_free(p);
+  }
+  cr_assert_eq(__atomic_load_n(&maintain_thread_failures, __ATOMIC_RELAXED), 1, "one try in the period");
+  cr_assert_eq(setrlimit(RLIMIT_AS, &before), 0);
+  test_sleep_ms(150);
+  maintain_tick(); /* the next period: a slow path may try again */
+  buddy_free(buddy_malloc(MEDIUM_BLOCK));
+  cr_assert_eq(__atomic_load_n(&maintain_thread_failures, __ATOMIC_RELAXED), 1);
+  cr_assert(__atomic_load_n(&maintain_thread_running, __ATOMIC_ACQUIRE), "the background thread runs");
+  cr_assert_eq(idle_purge_works(), 0, "and purges");
+}
+
 /* Frees a written 32 MiB block into the huge cache (purge delay 50 ms) and
  * returns the RSS from before it was allocated. */
 static size_t cache_a_huge_block(void) {
