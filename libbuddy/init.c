@@ -3,9 +3,9 @@
  *
  * Start-up runs at load time (a constructor) or at the first allocation,
  * whichever comes first (another library's constructor may allocate before
- * ours runs). It reads the options, makes the free key, readies each layer
- * that needs it (the signal for snapshots is caught here), and takes no
- * lock that an allocation could need:
+ * ours runs). It reads the options, readies each layer that needs it (the
+ * signal for snapshots is caught here), and takes no lock that an
+ * allocation could need:
  * pthread_atfork, which may call malloc, runs after the state is published.
  */
 #include "runtime.h"
