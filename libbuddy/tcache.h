@@ -82,8 +82,15 @@ static inline void tcache_bin_push(tcache_t *tc, size_t bin, void *p) {
   tcache_top_push(&tc->bin_top[bin], p);
 }
 
+/* Bytes to a next sample point: exponential, of mean prof_sample, >= 1,
+ * from a generator's state (not 0) (tcache_prof.c). */
+int64_t tcache_prof_draw(uint64_t *state);
 /* Called held (tcache_hold) by the fast paths; they release. */
 void *tcache_alloc_slow(unsigned cls); /* ENOMEM on failure */
+/* What tcache_alloc_slow returns, with sampling on, for the allocation that
+ * reaches its class's sample point (tcache_prof.c): the caller serves and
+ * records it. */
+#define TCACHE_SAMPLE ((void *)1)
 /* The fast path could not push p, an object start of bin `bin`. */
 void tcache_free_slow(void *p, size_t bin);
 void tcache_flush_current(void);
@@ -146,7 +153,8 @@ void tcache_collect_stats(buddy_stats_t *s);
 
 /* ---- Within the tcache layer ---------------------------------------------
  *
- * Files, bottom to top: tcache_flush.c (objects back to their zones),
+ * Files, bottom to top: tcache_prof.c (malloc's sampling stacks),
+ * tcache_flush.c (objects back to their zones),
  * tcache_size.c (bin sizes), tcache_thread.c (a cache from thread start to
  * exit, the registry, fork), tcache.c (the slow paths), tcache_sweep.c
  * (orphans, idle caches, statistics). */
@@ -155,6 +163,14 @@ void tcache_collect_stats(buddy_stats_t *s);
 static inline uint64_t tcache_home_tally(const tcache_t *tc, unsigned cls) {
   return __atomic_load_n(&tc->bin_tally[tcache_home_bin(tc, cls)], __ATOMIC_RELAXED);
 }
+
+/* tcache_prof.c (prof=1 or leaks=1) */
+/* Gives tc its sampling stacks, in pr (the end of its memory). */
+void tcache_prof_setup(tcache_t *tc, tcache_prof_t *pr);
+bool tcache_prof_due(tcache_prof_t *pr, unsigned cls);
+void tcache_prof_fill(tcache_t *tc, unsigned cls);
+bool tcache_prof_holds(const tcache_t *tc, unsigned cls, const void *p);
+void tcache_prof_unload(tcache_t *tc);
 
 /* tcache_flush.c */
 /* Moves the n oldest objects of tc's home bin of class cls back to their

@@ -42,7 +42,8 @@ static pthread_key_t tcache_thread_key;
  * block `tls` is, under tcache_registry_lock: see the header). */
 static void tcache_set_current(tcache_tls_t *tls, tcache_t *tc) {
   __atomic_store_n(&tls->current, tc, __ATOMIC_RELAXED);
-  __atomic_store_n(&tls->home, &tc->bin_top[tc->home_bins], __ATOMIC_RELAXED);
+  /* With sampling on, malloc pops from the sampling stacks (tcache_prof.c). */
+  __atomic_store_n(&tls->home, tc->prof != NULL ? tc->prof->top : &tc->bin_top[tc->home_bins], __ATOMIC_RELAXED);
 }
 
 /* A reclaim swapped tcache_reclaimed in: take the own cache back, once the
@@ -158,6 +159,7 @@ bool tcache_thread_init(void) {
     tc->bin_top[tcache_home_bin(tc, c)] = slot + 1;
     slot += 1 + tcache_bin_slots(c);
   }
+  if (options_sampling()) tcache_prof_setup(tc, (tcache_prof_t *)(void *)slot);
   tcache_own = tc;
   tcache_set_current(&tcache_tls, tc);
   tcache_register(tc);
