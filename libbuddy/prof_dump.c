@@ -178,10 +178,11 @@ static void prof_write_frame(prof_out_t *o, unsigned i, void *frame) {
     prof_printf(o, "    #%u %#lx ??\n", i, (unsigned long)pc);
     return;
   }
-  const char *fn = info.dli_sname != NULL ? info.dli_sname : "??";
-  unsigned long fn_off = info.dli_saddr != NULL ? (unsigned long)(pc - (uintptr_t)info.dli_saddr) : 0;
-  prof_printf(o, "    #%u %#lx %s+%#lx (%s+%#lx)\n", i, (unsigned long)pc, fn, fn_off, info.dli_fname,
-              (unsigned long)(pc - (uintptr_t)info.dli_fbase));
+  unsigned long module_off = (unsigned long)(pc - (uintptr_t)info.dli_fbase);
+  if (info.dli_sname == NULL || info.dli_saddr == NULL)
+    return prof_printf(o, "    #%u %#lx ?? (%s+%#lx)\n", i, (unsigned long)pc, info.dli_fname, module_off);
+  prof_printf(o, "    #%u %#lx %s+%#lx (%s+%#lx)\n", i, (unsigned long)pc, info.dli_sname,
+              (unsigned long)(pc - (uintptr_t)info.dli_saddr), info.dli_fname, module_off);
 }
 
 static void prof_write_leak(prof_out_t *o, size_t rank, const prof_stack_t *s) {

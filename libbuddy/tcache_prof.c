@@ -44,10 +44,12 @@ int64_t tcache_prof_draw(uint64_t *state) {
   return bytes < 1 ? 1 : bytes > 1e15 ? (int64_t)1e15 : (int64_t)bytes + 1;
 }
 
-void tcache_prof_setup(tcache_t *tc, tcache_prof_t *pr) {
+/* zeroed: pr's memory is known to hold zeros (then the stacks' NULLs are
+ * there already, and their pages stay untouched until a class is used). */
+void tcache_prof_setup(tcache_t *tc, tcache_prof_t *pr, bool zeroed) {
   pr->random = (os_random_seed() ^ ((uintptr_t)pr * 0x9E3779B97F4A7C15ULL)) | 1;
   for (unsigned c = 0; c < SIZE_CLASS_COUNT; c++) {
-    pr->slots[c][0] = NULL;
+    if (!zeroed) pr->slots[c][0] = NULL;
     pr->top[c] = &pr->slots[c][1];
     pr->filled[c] = 0;
     pr->left[c] = tcache_prof_draw(&pr->random);

@@ -159,7 +159,7 @@ bool tcache_thread_init(void) {
     tc->bin_top[tcache_home_bin(tc, c)] = slot + 1;
     slot += 1 + tcache_bin_slots(c);
   }
-  if (options_sampling()) tcache_prof_setup(tc, (tcache_prof_t *)(void *)slot);
+  if (options_sampling()) tcache_prof_setup(tc, (tcache_prof_t *)(void *)slot, zeroed);
   tcache_own = tc;
   tcache_set_current(&tcache_tls, tc);
   tcache_register(tc);
