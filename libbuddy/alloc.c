@@ -20,7 +20,21 @@ static void *alloc_fail(void) {
   return NULL;
 }
 
-/* Medium and huge blocks, aligned to at least `align` (a power of two). */
+/* A medium or huge block of `order` (huge: above BUDDY_MAX_ORDER); a
+ * sampled one is flagged, so that its free forgets its sample (prof.c). */
+static void *alloc_block(size_t size, size_t align, unsigned order, bool *fresh, bool sampled) {
+  if (order > BUDDY_MAX_ORDER) {
+    void *p = huge_alloc(size, align, fresh);
+    if (p != NULL && sampled) pagemap_huge(pagemap_entry(p))->sampled = true;
+    return p;
+  }
+  zone_t *z = tcache_get()->zone;
+  return sampled ? zone_alloc_sampled_run(z, order, fresh) : zone_alloc_run(z, order, fresh);
+}
+
+/* Medium and huge blocks, aligned to at least `align` (a power of two).
+ * With sampling on, they count towards the thread's sample point for large
+ * blocks (prof_large_due). */
 noinline void *alloc_large(size_t size, size_t align, bool *zeroed) {
   if (size > ALLOC_SIZE_LIMIT) return alloc_fail();
   runtime_enter(); /* start-up, even if no small block came first */
@@ -28,13 +42,28 @@ noinline void *alloc_large(size_t size, size_t align, bool *zeroed) {
   unsigned order = buddy_order_for_pages(pages);
   unsigned align_order = align > PAGE_SIZE ? buddy_order_for_pages(align >> PAGE_SHIFT) : 0;
   if (align_order > order) order = align_order;
-  void *p;
   bool fresh = true;
-  bool medium = order <= BUDDY_MAX_ORDER;
-  if (medium) p = zone_alloc_run(tcache_get()->zone, order, &fresh);
-  else p = huge_alloc(size, align, &fresh);
+  bool sampled = unlikely(options_sampling()) && prof_large_due(size);
+  void *p = alloc_block(size, align, order, &fresh, sampled);
   if (p == NULL) return alloc_fail();
+  if (sampled) prof_note(p, size);
   if (zeroed != NULL) *zeroed = fresh;
+  return p;
+}
+
+/* Sampling on, class cls's sampling stack ran empty (tcache_prof.c): the
+ * allocation is served by the cache, or it is the sample, served from a
+ * page run of its own (as tcmalloc serves sampled objects from a span of
+ * their own) so that free's fast path never sees it: its free, through
+ * free_not_small_object, finds the run's flag. */
+static noinline void *alloc_small_sampling(unsigned cls) {
+  void *p = tcache_alloc_slow(cls);
+  if (p != TCACHE_SAMPLE) return p;
+  size_t size = size_class_bytes[cls];
+  bool fresh;
+  p = alloc_block(size, PAGE_SIZE, buddy_order_for_pages((size + PAGE_SIZE - 1) >> PAGE_SHIFT), &fresh, true);
+  if (p == NULL) return alloc_fail();
+  prof_note(p, size);
   return p;
 }
 
@@ -42,6 +71,7 @@ noinline void *alloc_large(size_t size, size_t align, bool *zeroed) {
  * thread's cache. Entered held (tcache_hold); tcache_alloc_slow releases. */
 noinline void *alloc_small_slow(unsigned cls) {
   runtime_enter_counted();
+  if (unlikely(options_sampling())) return alloc_small_sampling(cls);
   return tcache_alloc_slow(cls);
 }
 
@@ -159,6 +189,11 @@ char *buddy_stats_json(void) {
   if (fitted != NULL) memcpy(fitted, text, n + 1);
   buddy_free(text);
   return fitted;
+}
+
+int buddy_prof_dump(const char *path) {
+  if (path == NULL) return -1;
+  return prof_dump(path) ? 0 : -1;
 }
 
 int buddy_trim(size_t pad) {

@@ -1,7 +1,8 @@
 /* base.c: the base layer's own state: each thread's lock depth (lock.h),
  * the free key (base.h), which start-up sets (init.c), and the count of
  * bytes handed out with its peak (base.h); the lock words' waits (lock.h);
- * and the warnings' writer.
+ * the warnings' writer; and the logarithm and exponential of the sampling
+ * (no libm).
  */
 #include "base.h"
 
@@ -81,4 +82,38 @@ void base_warning(const char *first, ...) {
   va_end(ap);
   line[len++] = '\n';
   os_write_stderr(line, len);
+}
+
+/* ---- ln and exp ---------------------------------------------------------- */
+
+#define BASE_LN2 0.69314718055994530942
+
+/* x = m * 2^e with m in [1/sqrt 2, sqrt 2); ln m = 2 atanh(z), z = (m-1)/(m+1),
+ * |z| < 0.172, whose odd series converges by a factor 34 a term. */
+double base_ln(double x) {
+  if (!(x > 0)) return -1e300;
+  int e = 0;
+  while (x >= 1.4142135623730951) x *= 0.5, e++;
+  while (x < 0.7071067811865476) x *= 2, e--;
+  double z = (x - 1) / (x + 1), z2 = z * z, term = z, sum = 0;
+  for (int k = 1; k < 30; k += 2) {
+    sum += term / k;
+    term *= z2;
+  }
+  return 2 * sum + e * BASE_LN2;
+}
+
+/* e^x = 2^k e^r with r = x - k ln 2 in [-ln2/2, ln2/2]: a Taylor series. */
+double base_exp(double x) {
+  if (x < -700) return 0;
+  if (x > 700) return 1e300;
+  long k = (long)(x / BASE_LN2 + (x < 0 ? -0.5 : 0.5));
+  double r = x - (double)k * BASE_LN2, term = 1, sum = 1;
+  for (int i = 1; i < 20; i++) {
+    term *= r / i;
+    sum += term;
+  }
+  for (; k > 0; k--) sum *= 2;
+  for (; k < 0; k++) sum *= 0.5;
+  return sum;
 }

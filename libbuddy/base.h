@@ -95,6 +95,18 @@ void heap_bytes_fork_child(void);
 
 extern buddy_options_t options;
 void options_init(void);
+/* Allocations are sampled: prof=1 or leaks=1 (tcache_prof.c, prof.c). */
+static inline bool options_sampling(void) {
+  return (options.prof | options.leaks) != 0;
+}
+
+/* ---- Arithmetic the allocator cannot take from libm (base.c) ------------- */
+
+/* The natural logarithm of x > 0, and e to the x, to about 1e-12 relative:
+ * the sampling draws exponential intervals and scales its estimates with
+ * them, and the preload library depends on libc alone. */
+double base_ln(double x);
+double base_exp(double x);
 
 #pragma GCC visibility pop
 

@@ -20,15 +20,24 @@ noinline void free_not_small_object(void *p) {
     /* Elsewhere objects find their region from the address alone. */
     if (r != region_of_address(p)) error_fatal("heap corrupted: a region's metadata is not below its pages", p);
     unsigned cls = page_class_at(r, p);
-    if (cls == 0) return zone_free_run(r, p);
+    if (cls == 0) {
+      if (unlikely(options_sampling()) && zone_run_sampled(r, p)) prof_forget(p);
+      return zone_free_run(r, p);
+    }
     if (!size_class_is_object(cls, p)) return error_misuse("free of a pointer inside a small block (not its start)", p);
     /* A small object the map does not show (its region's bytes could not be
      * made writable, or the map could not be reserved). */
     tcache_hold();
     return tcache_free_slow(p, small_map_bin_number(r->zone_index, cls));
   }
-  if (entry != 0) huge_free(pagemap_huge(entry), p);
-  else if (p != NULL) error_misuse("free of a pointer buddymalloc does not own", p);
+  if (entry != 0) {
+    huge_t *h = pagemap_huge(entry);
+    if (unlikely(h->sampled) && p == h->base) {
+      h->sampled = false;
+      prof_forget(p);
+    }
+    huge_free(h, p);
+  } else if (p != NULL) error_misuse("free of a pointer buddymalloc does not own", p);
 }
 
 void buddy_free(void *p) {

@@ -20,6 +20,7 @@ void runtime_init(void) {
   if (!runtime_ready) {
     if (os_page_size() != PAGE_SIZE) error_fatal("unsupported system page size", NULL);
     options_init();
+    prof_init();
     stats_init();
     snapshot_init();
     tcache_init();
@@ -27,7 +28,10 @@ void runtime_init(void) {
     first = true;
   }
   pthread_mutex_unlock(&runtime_init_lock);
-  if (first) fork_install_handlers();
+  if (first) {
+    fork_install_handlers();
+    prof_start(); /* loads the unwinder, which allocates */
+  }
 }
 
 /* At load time, so that buddymalloc's fork handlers come before any the

@@ -3,8 +3,8 @@
  *
  * BUDDY_OPTIONS="purge_delay_ms=200,zones=2,stats=json,verbose=1" sets any of
  * the options in the table below. The string is read straight from environ
- * (os_getenv) and parsed in place; only a path (stats_file) is copied, into
- * a static buffer, since the program may change its environment later.
+ * (os_getenv) and parsed in place; only a path (stats_file, prof_prefix) is
+ * copied, into a static buffer, since the program may change its environment later.
  * Values are decimal numbers, or a word where the table gives one (stats=json
  * is stats=2): BUDDY_STATS takes the same values as stats=. An unknown key or
  * a bad value prints one warning that says what the value must be and what
@@ -30,7 +30,12 @@ buddy_options_t options = {
     .abort_on_error = 1,
     .reclaim_idle = 1,
     .stats_signal = 0,
+    .prof = 0,
+    .prof_sample = 512 * 1024,
+    .prof_signal = 0,
+    .leaks = 0,
     .stats_file = NULL,
+    .prof_prefix = NULL,
 };
 
 /* A word that stands for a value. */
@@ -43,12 +48,15 @@ static const option_word_t stats_words[] = {{"text", 1}, {"json", 2}, {NULL, 0}}
 static const option_word_t signal_words[] = {
     {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"SIGUSR1", SIGUSR1}, {"SIGUSR2", SIGUSR2}, {NULL, 0}};
 
-/* Zero-initialised: its pages cost nothing unless stats_file is given. */
+/* Zero-initialised: their pages cost nothing unless the path is given. */
 static char options_stats_path[OPTIONS_PATH_MAX];
+static char options_prof_path[OPTIONS_PATH_MAX];
 
 typedef struct option_spec {
   const char *name;
-  long *value; /* a number; NULL for the one text option, stats_file */
+  long *value;       /* a number; NULL for a path (stats_file, prof_prefix) */
+  const char **path; /* a path's option, and the buffer it is copied into */
+  char *path_buf;
   long min, max;
   const option_word_t *words; /* words for values, or NULL */
   const char *range;          /* what a value must be, when not min-max */
@@ -56,27 +64,40 @@ typedef struct option_spec {
 } option_spec_t;
 
 static const option_spec_t option_table[] = {
-    {"purge_delay_ms", &options.purge_delay_ms, 0, 3600000, NULL, NULL,
+    {"purge_delay_ms", &options.purge_delay_ms, NULL, NULL, 0, 3600000, NULL, NULL,
      "free pages go back to the OS this long after they were freed (0: at once)"},
-    {"zones", &options.zones, 1, ZONES_MAX, NULL, NULL, "locked zones threads are spread over"},
-    {"tcache_max", &options.tcache_max, 1, TCACHE_BIN_MAX, NULL, NULL, "objects per thread-cache bin at most"},
-    {"stats", &options.stats, 0, 2, stats_words, NULL, "statistics at exit: 0 none, 1 or text, 2 or json"},
-    {"stats_file", NULL, 0, 0, NULL, "a path (%p: the pid)",
+    {"zones", &options.zones, NULL, NULL, 1, ZONES_MAX, NULL, NULL, "locked zones threads are spread over"},
+    {"tcache_max", &options.tcache_max, NULL, NULL, 1, TCACHE_BIN_MAX, NULL, NULL,
+     "objects per thread-cache bin at most"},
+    {"stats", &options.stats, NULL, NULL, 0, 2, stats_words, NULL, "statistics at exit: 0 none, 1 or text, 2 or json"},
+    {"stats_file", NULL, &options.stats_file, options_stats_path, 0, 0, NULL, "a path (%p: the pid)",
      "write the statistics there, appended, instead of stderr (%p: the pid)"},
-    {"stats_signal", &options.stats_signal, 0, 64, signal_words, "0 (none), a signal number 1-64, USR1 or USR2",
-     "on this signal, write the statistics as at exit (0: none)"},
-    {"verbose", &options.verbose, 0, 1, NULL, NULL, "print the options in force at start-up"},
-    {"quiet", &options.quiet, 0, 1, NULL, NULL,
+    {"stats_signal", &options.stats_signal, NULL, NULL, 0, 64, signal_words,
+     "0 (none), a signal number 1-64, USR1 or USR2", "on this signal, write the statistics as at exit (0: none)"},
+    {"verbose", &options.verbose, NULL, NULL, 0, 1, NULL, NULL, "print the options in force at start-up"},
+    {"quiet", &options.quiet, NULL, NULL, 0, 1, NULL, NULL,
      "print no warning, about the options or the statistics' file (misuse is still reported)"},
-    {"purge_madv_free", &options.purge_madv_free, 0, 1, NULL, NULL, "purge with MADV_FREE instead of MADV_DONTNEED"},
-    {"background_purge", &options.background_purge, 0, 1, NULL, NULL, "a thread purges while the program is idle"},
-    {"thp", &options.thp, 0, 1, NULL, NULL, "ask for transparent huge pages on regions"},
-    {"abort_on_error", &options.abort_on_error, 0, 1, NULL, NULL,
+    {"purge_madv_free", &options.purge_madv_free, NULL, NULL, 0, 1, NULL, NULL,
+     "purge with MADV_FREE instead of MADV_DONTNEED"},
+    {"background_purge", &options.background_purge, NULL, NULL, 0, 1, NULL, NULL,
+     "a thread purges while the program is idle"},
+    {"thp", &options.thp, NULL, NULL, 0, 1, NULL, NULL, "ask for transparent huge pages on regions"},
+    {"abort_on_error", &options.abort_on_error, NULL, NULL, 0, 1, NULL, NULL,
      "abort on heap misuse (0: warn and leave the block alone, for programs mixing allocators)"},
-    {"debug", &options.debug, 0, 1, NULL, NULL,
+    {"debug", &options.debug, NULL, NULL, 0, 1, NULL, NULL,
      "fill freed small blocks and report writes to them on reuse (no caching)"},
-    {"reclaim_idle", &options.reclaim_idle, 0, 1, NULL, NULL,
+    {"reclaim_idle", &options.reclaim_idle, NULL, NULL, 0, 1, NULL, NULL,
      "empty the caches of threads blocked in a system call for a whole purge period"},
+    {"prof", &options.prof, NULL, NULL, 0, 1, NULL, NULL,
+     "sample allocations (about one per prof_sample bytes) and write a heap profile at exit"},
+    {"prof_sample", &options.prof_sample, NULL, NULL, 1, (long)1 << 40, NULL, NULL,
+     "mean bytes allocated between two samples (prof=1, leaks=1)"},
+    {"prof_signal", &options.prof_signal, NULL, NULL, 0, 64, signal_words,
+     "0 (none), a signal number 1-64, USR1 or USR2", "on this signal, write a heap profile (prof=1; 0: none)"},
+    {"leaks", &options.leaks, NULL, NULL, 0, 1, NULL, NULL,
+     "sample allocations and report the blocks still live at exit, by stack (stderr and a file)"},
+    {"prof_prefix", NULL, &options.prof_prefix, options_prof_path, 0, 0, NULL, "a path (%p: the pid)",
+     "the heap profile goes to PREFIX.heap, the leak report to PREFIX.leaks (default buddy.%p)"},
 };
 
 #define OPTION_COUNT (sizeof option_table / sizeof option_table[0])
@@ -143,7 +164,7 @@ static void option_range(const option_spec_t *o, text_t *t) {
 /* The value o has now, as the verbose report and the warnings print it. */
 static const char *option_value_text(const option_spec_t *o, char *digits) {
   if (o->value != NULL) return decimal(digits, *o->value);
-  return options.stats_file != NULL ? options.stats_file : "stderr";
+  return *o->path != NULL ? *o->path : o->path == &options.stats_file ? "stderr" : "buddy.%p";
 }
 
 /* "BUDDY_OPTIONS: zones=99: must be 1-6, keeping 4" (label: what was given). */
@@ -179,21 +200,23 @@ static bool parse_word(const option_word_t *words, const char *s, const char *en
   return false;
 }
 
-/* stats_file: copied, and made absolute against the working directory at
- * start-up, so that a program that changes directory writes where asked. */
-static bool set_stats_file(const char *s, const char *end) {
+/* A path (stats_file, prof_prefix): copied, and made absolute against the
+ * working directory at start-up, so that a program that changes directory
+ * writes where asked. */
+static bool set_path(const option_spec_t *o, const char *s, const char *end) {
   size_t n = (size_t)(end - s), at = 0;
+  char *buf = o->path_buf;
   if (n == 0) return false;
   if (*s != '/') {
-    size_t cwd = os_current_directory(options_stats_path, sizeof options_stats_path);
+    size_t cwd = os_current_directory(buf, OPTIONS_PATH_MAX);
     if (cwd == 0) return false;
     at = cwd;
-    if (options_stats_path[at - 1] != '/') options_stats_path[at++] = '/';
+    if (buf[at - 1] != '/') buf[at++] = '/';
   }
-  if (at + n >= sizeof options_stats_path) return false;
-  memcpy(options_stats_path + at, s, n);
-  options_stats_path[at + n] = '\0';
-  options.stats_file = options_stats_path;
+  if (at + n >= OPTIONS_PATH_MAX) return false;
+  memcpy(buf + at, s, n);
+  buf[at + n] = '\0';
+  *o->path = buf;
   return true;
 }
 
@@ -201,7 +224,7 @@ static bool set_stats_file(const char *s, const char *end) {
  * value is not one o takes, o unchanged. */
 static bool option_set(const option_spec_t *o, const char *val, const char *val_end) {
   if (val == NULL) return false;
-  if (o->value == NULL) return set_stats_file(val, val_end);
+  if (o->value == NULL) return set_path(o, val, val_end);
   long v;
   if (!parse_long(val, val_end, &v) && !parse_word(o->words, val, val_end, &v)) return false;
   if (v < o->min || v > o->max) return false;

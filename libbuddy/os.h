@@ -70,6 +70,9 @@ int os_create_file(const char *path);
 /* Opens a file for appending (created 0644 if missing); -1 on failure. */
 int os_append_file(const char *path);
 void os_close(int fd);
+/* Appends the whole of the file at path (e.g. /proc/self/maps) to fd;
+ * false if it cannot be read. */
+bool os_copy_file(int fd, const char *path);
 
 /* Ends the process with SIGABRT, never returning, without allocating. */
 _Noreturn void os_abort(void);

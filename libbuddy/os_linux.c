@@ -222,6 +222,23 @@ int os_create_file(const char *path) {
   return fd;
 }
 
+bool os_copy_file(int fd, const char *path) {
+  int saved = errno;
+  int in = os_open_raw(path, O_RDONLY | O_CLOEXEC, 0);
+  bool ok = in >= 0;
+  char buf[4096];
+  for (ssize_t n; ok && (n = os_read_raw(in, buf, sizeof buf)) != 0;) {
+    if (n < 0) {
+      ok = errno == EINTR;
+      continue;
+    }
+    os_write_fd(fd, buf, (size_t)n);
+  }
+  if (in >= 0) os_close_raw(in);
+  errno = saved;
+  return ok;
+}
+
 void os_close(int fd) {
   int saved = errno;
   os_close_raw(fd);

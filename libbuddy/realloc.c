@@ -39,7 +39,8 @@ static void *realloc_run(region_t *r, void *p, size_t usable, size_t size) {
 static void *realloc_huge(huge_t *h, void *p, size_t size) {
   size_t usable = huge_usable_size(h, p);
   if (usable == 0) return realloc_refuse(); /* misuse, reported */
-  if (size <= MEDIUM_SIZE_MAX) return realloc_move(p, usable, size);
+  /* A sampled block moves by copy, so that its free forgets the sample. */
+  if (size <= MEDIUM_SIZE_MAX || h->sampled) return realloc_move(p, usable, size);
   void *q = huge_realloc(h, p, size);
   /* The pages could not move (no aligned room, or a block merged from two
    * kernel mappings): copy them. */

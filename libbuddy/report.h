@@ -4,7 +4,7 @@
 #ifndef BUDDY_REPORT_H
 #define BUDDY_REPORT_H
 
-#include "tcache.h"
+#include "prof.h"
 
 #pragma GCC visibility push(hidden)
 
@@ -31,7 +31,8 @@ void heapmap_init(void);  /* reads BUDDY_HEAPMAP */
 void heapmap_write(void); /* at exit: the region dump, if asked for */
 void huge_write_map(int fd);
 
-/* ---- snapshot.c: the statistics on a signal (stats_signal=) -------------- */
+/* ---- snapshot.c: the statistics (stats_signal=) and heap profiles
+ * (prof_signal=) on a signal ----------------------------------------------- */
 
 /* Catches the signal, at start-up; warns if it cannot be caught. */
 void snapshot_init(void);

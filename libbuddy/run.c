@@ -2,7 +2,7 @@
  * from a zone's buddy heap: allocated, freed, grown and shrunk in place under
  * the zone's lock. A run of the allocator's own (a thread's cache) is flagged
  * PAGE_META: the program can neither free nor resize it, and the statistics
- * count it apart.
+ * count it apart. One whose allocation was sampled is flagged PAGE_SAMPLED.
  */
 #include "zone.h"
 
@@ -27,6 +27,14 @@ static void *zone_alloc_run_flagged(zone_t *z, unsigned order, bool *zeroed, uin
 
 void *zone_alloc_run(zone_t *z, unsigned order, bool *zeroed) {
   void *p = zone_alloc_run_flagged(z, order, zeroed, 0);
+  if (p != NULL) __atomic_fetch_add(&zone_run_requests, 1, __ATOMIC_RELAXED);
+  return p;
+}
+
+/* A run for an allocation that was sampled (prof=1): flagged PAGE_SAMPLED,
+ * so that its free, which reads the flag, forgets the sample. */
+void *zone_alloc_sampled_run(zone_t *z, unsigned order, bool *zeroed) {
+  void *p = zone_alloc_run_flagged(z, order, zeroed, PAGE_SAMPLED);
   if (p != NULL) __atomic_fetch_add(&zone_run_requests, 1, __ATOMIC_RELAXED);
   return p;
 }

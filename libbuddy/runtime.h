@@ -40,7 +40,8 @@ static inline void runtime_enter(void) {
   if (unlikely(!__atomic_load_n(&runtime_ready, __ATOMIC_ACQUIRE))) runtime_init();
   if (unlikely(options.background_purge && !__atomic_load_n(&maintain_thread_running, __ATOMIC_ACQUIRE)))
     maintain_start_thread();
-  if (unlikely(options.stats_signal != 0 && !__atomic_load_n(&snapshot_thread_running, __ATOMIC_ACQUIRE)))
+  if (unlikely((options.stats_signal | options.prof_signal) != 0 &&
+               !__atomic_load_n(&snapshot_thread_running, __ATOMIC_ACQUIRE)))
     snapshot_start_thread();
 }
 /* The same, for a small allocation's slow path, which also counts towards

@@ -1,5 +1,6 @@
 /* snapshot.c: the statistics whenever the process gets the signal that
- * stats_signal= names, written as the report at exit is (stats_report).
+ * stats_signal= names, written as the report at exit is (stats_report), and
+ * a heap profile on the one prof_signal= names (prof_dump_on_signal).
  *
  * The handler runs on whichever thread the kernel picks: maybe one inside
  * malloc that holds a zone lock, or inside a report that holds the report's
@@ -22,22 +23,35 @@
 #include <semaphore.h>
 
 bool snapshot_thread_running;
-static bool snapshot_caught; /* the handler is installed */
+static bool snapshot_caught; /* a handler is installed */
 static sem_t snapshot_wanted;
+/* What the signals since the thread last looked asked for. */
+enum { SNAPSHOT_STATS = 1, SNAPSHOT_PROF = 2 };
+static unsigned snapshot_what;
 
 static void snapshot_on_signal(int sig) {
-  (void)sig;
   int saved = errno;
+  unsigned what = (sig == options.stats_signal ? SNAPSHOT_STATS : 0) | (sig == options.prof_signal ? SNAPSHOT_PROF : 0);
+  __atomic_fetch_or(&snapshot_what, what, __ATOMIC_RELEASE);
   sem_post(&snapshot_wanted);
   errno = saved;
 }
 
 void snapshot_init(void) {
-  if (options.stats_signal == 0) return;
+  if (options.prof_signal != 0 && !options_sampling()) options.prof_signal = 0; /* nothing to write */
+  if (options.stats_signal == 0 && options.prof_signal == 0) return;
   sem_init(&snapshot_wanted, 0, 0);
-  snapshot_caught = os_catch_signal((int)options.stats_signal, snapshot_on_signal);
-  if (!snapshot_caught)
-    base_warning("BUDDY_OPTIONS: stats_signal: that signal cannot be caught, so no snapshots", (const char *)NULL);
+  if (options.stats_signal != 0) {
+    snapshot_caught = os_catch_signal((int)options.stats_signal, snapshot_on_signal);
+    if (!snapshot_caught)
+      base_warning("BUDDY_OPTIONS: stats_signal: that signal cannot be caught, so no snapshots", (const char *)NULL);
+  }
+  if (options.prof_signal != 0 && options.prof_signal != options.stats_signal) {
+    bool caught = os_catch_signal((int)options.prof_signal, snapshot_on_signal);
+    if (!caught)
+      base_warning("BUDDY_OPTIONS: prof_signal: that signal cannot be caught, so no heap profiles", (const char *)NULL);
+    snapshot_caught |= caught;
+  }
 }
 
 static void *snapshot_thread_main(void *arg) {
@@ -47,7 +61,9 @@ static void *snapshot_thread_main(void *arg) {
     /* Signals that arrived together make one report. */
     while (sem_trywait(&snapshot_wanted) == 0) {
     }
-    stats_report(STATS_ON_SIGNAL);
+    unsigned what = __atomic_exchange_n(&snapshot_what, 0, __ATOMIC_ACQUIRE);
+    if (what & SNAPSHOT_STATS) stats_report(STATS_ON_SIGNAL);
+    if (what & SNAPSHOT_PROF) prof_dump_on_signal();
   }
   return NULL;
 }

@@ -64,9 +64,20 @@ static void *tcache_refill_and_pop(tcache_t *tc, unsigned cls) {
   return tcache_pop(tc, bin);
 }
 
+/* Sampling on (tcache_prof.c): class cls's sampling stack ran empty. The
+ * allocation is the sample, or it is served from the home bin, which then
+ * fills the stack. */
+static void *tcache_prof_refill_and_pop(tcache_t *tc, unsigned cls) {
+  if (tc->state != TCACHE_LIVE || tc->prof == NULL) return tcache_refill_and_pop(tc, cls); /* not sampled */
+  if (tcache_prof_due(tc->prof, cls)) return TCACHE_SAMPLE;
+  void *p = tcache_refill_and_pop(tc, cls);
+  if (p != NULL) tcache_prof_fill(tc, cls);
+  return p;
+}
+
 void *tcache_alloc_slow(unsigned cls) {
   tcache_t *tc = tcache_enter_own(tcache_get());
-  void *p = tcache_refill_and_pop(tc, cls);
+  void *p = tc->prof == NULL ? tcache_refill_and_pop(tc, cls) : tcache_prof_refill_and_pop(tc, cls);
   tcache_release();
   if (p == NULL) errno = ENOMEM;
   return p;
@@ -118,7 +129,7 @@ static bool tcache_bin_holds(const tcache_t *tc, unsigned cls, const void *p) {
  * stacked or free in its slab, or handed out again (its key gone). */
 static bool tcache_check_double_free(tcache_t *tc, void *p, unsigned cls, unsigned zone_index) {
   bool found = tc->state == TCACHE_LIVE &&
-               (tcache_bin_holds(tc, cls, p) ||
+               (tcache_bin_holds(tc, cls, p) || tcache_prof_holds(tc, cls, p) ||
                 pointers_hold(tc->remote[zone_index].objs, tc->remote[zone_index].count, p));
   if (!found) found = zone_holds_free_object(region_of_address(p), p); /* free found p in a zone region */
   if (found) error_misuse("double free of a small block", p);

@@ -90,8 +90,15 @@ static inline void tcache_bin_push(tcache_t *tc, size_t bin, void *p) {
   tcache_top_push(&tc->bin_top[bin], p);
 }
 
+/* Bytes to a next sample point: exponential, of mean prof_sample, >= 1,
+ * from a generator's state (not 0) (tcache_prof.c). */
+int64_t tcache_prof_draw(uint64_t *state);
 /* Called held (tcache_hold) by the fast paths; they release. */
 void *tcache_alloc_slow(unsigned cls); /* ENOMEM on failure */
+/* What tcache_alloc_slow returns, with sampling on, for the allocation that
+ * reaches its class's sample point (tcache_prof.c): the caller serves and
+ * records it. */
+#define TCACHE_SAMPLE ((void *)1)
 /* The fast path could not push p, an object start of bin `bin`. */
 void tcache_free_slow(void *p, size_t bin);
 void tcache_flush_current(void);
@@ -154,10 +161,19 @@ void tcache_collect_stats(buddy_stats_t *s);
 
 /* ---- Within the tcache layer ---------------------------------------------
  *
- * Files, bottom to top: tcache_flush.c (objects back to their zones),
+ * Files, bottom to top: tcache_prof.c (malloc's sampling stacks),
+ * tcache_flush.c (objects back to their zones),
  * tcache_size.c (bin sizes), tcache_thread.c (a cache from thread start to
  * exit, the registry, fork), tcache.c (the slow paths), tcache_sweep.c
  * (orphans, idle caches, statistics). */
+
+/* tcache_prof.c (prof=1 or leaks=1) */
+/* Gives tc its sampling stacks, in pr (the end of its memory). */
+void tcache_prof_setup(tcache_t *tc, tcache_prof_t *pr, bool zeroed);
+bool tcache_prof_due(tcache_prof_t *pr, unsigned cls);
+void tcache_prof_fill(tcache_t *tc, unsigned cls);
+bool tcache_prof_holds(const tcache_t *tc, unsigned cls, const void *p);
+void tcache_prof_unload(tcache_t *tc);
 
 /* tcache_flush.c */
 /* Moves the n oldest objects of tc's home bin of class cls back to their
@@ -200,8 +216,9 @@ tcache_t *tcache_resume(void);
 /* Lays out the bins of tc (home_bins set, the rest of its header zero):
  * every bin empty, with max 0 (a class's first slow path gives it room).
  * Its slots: a NULL (already there in zeroed memory, which stays untouched
- * until the bin grows into it), then room for its ceiling. */
-void tcache_lay_out_bins(tcache_t *tc, bool zeroed);
+ * until the bin grows into it), then room for its ceiling. Returns the end
+ * of the last bin's slots. */
+void **tcache_lay_out_bins(tcache_t *tc, bool zeroed);
 /* Makes the calling thread's own cache; false if out of memory. */
 bool tcache_thread_init(void);
 void tcache_memory_free(tcache_t *tc);

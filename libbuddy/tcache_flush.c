@@ -26,6 +26,7 @@ void tcache_remote_flush(tcache_remote_t *rb) {
 }
 
 void tcache_flush_all(tcache_t *tc) {
+  tcache_prof_unload(tc);
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) tcache_flush_bin(tc, c, tcache_bin_count(tc, c), false);
   for (unsigned z = 0; z < ZONES_MAX; z++) tcache_remote_flush(&tc->remote[z]);
 }

@@ -19,7 +19,8 @@ size_t tcache_bin_slots(unsigned cls) {
 size_t tcache_size(void) {
   size_t slots = 0;
   for (unsigned c = 0; c < SIZE_CLASS_COUNT; c++) slots += 1 + tcache_bin_slots(c);
-  return sizeof(tcache_t) + slots * sizeof(void *);
+  /* With sampling on, the sampling stacks follow the slots (tcache_prof.c). */
+  return sizeof(tcache_t) + slots * sizeof(void *) + (options_sampling() ? sizeof(tcache_prof_t) : 0);
 }
 
 /* Sets the max of tc's home bin of class cls, flushing the objects past it;

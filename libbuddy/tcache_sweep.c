@@ -59,6 +59,7 @@ static void tcache_flush_orphans_locked(void) {
   for (tcache_t *tc = tcache_orphans, *next; tc != NULL; tc = next) {
     next = tc->next;
     if (*tc->owner_busy != 0) continue; /* its stack is still mapped here */
+    tcache_prof_unload(tc);
     for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
       unsigned bin = tcache_home_bin(tc, c);
       size_t n = (size_t)(tc->bin_top[bin] - (tc->bin_base[c] + 1));

@@ -46,7 +46,8 @@ static pthread_key_t tcache_thread_key;
  * block `tls` is, under tcache_registry_lock: see the header). */
 static void tcache_set_current(tcache_tls_t *tls, tcache_t *tc) {
   __atomic_store_n(&tls->current, tc, __ATOMIC_RELAXED);
-  __atomic_store_n(&tls->home, &tc->bin_top[tc->home_bins], __ATOMIC_RELAXED);
+  /* With sampling on, malloc pops from the sampling stacks (tcache_prof.c). */
+  __atomic_store_n(&tls->home, tc->prof != NULL ? tc->prof->top : &tc->bin_top[tc->home_bins], __ATOMIC_RELAXED);
 }
 
 /* A reclaim swapped tcache_reclaimed in: take the own cache back, once the
@@ -139,7 +140,7 @@ void tcache_init(void) {
   pthread_key_create(&tcache_thread_key, tcache_thread_exit);
 }
 
-void tcache_lay_out_bins(tcache_t *tc, bool zeroed) {
+void **tcache_lay_out_bins(tcache_t *tc, bool zeroed) {
   void **slot = tc->slots;
   for (unsigned c = 0; c < SIZE_CLASS_COUNT; c++) {
     unsigned bin = tcache_home_bin(tc, c);
@@ -148,6 +149,7 @@ void tcache_lay_out_bins(tcache_t *tc, bool zeroed) {
     tc->bin_top[bin] = tc->bin_limit[bin] = slot + 1;
     slot += 1 + tcache_bin_slots(c);
   }
+  return slot;
 }
 
 /* Makes the calling thread's own cache; false if out of memory. */
@@ -162,7 +164,8 @@ bool tcache_thread_init(void) {
                    .owner_busy = &tcache_tls.busy,
                    .tid = os_thread_id(),
                    .home_bins = small_map_bin_number((unsigned)(z - zones), 0)};
-  tcache_lay_out_bins(tc, zeroed);
+  void **end = tcache_lay_out_bins(tc, zeroed);
+  if (options_sampling()) tcache_prof_setup(tc, (tcache_prof_t *)(void *)end, zeroed);
   tcache_own = tc;
   tcache_set_current(&tcache_tls, tc);
   tcache_register(tc);

@@ -164,8 +164,9 @@ typedef enum page_kind {
 } page_kind_t;
 
 enum page_flags {
-  PAGE_ZEROED = 1, /* free block known to hold only zero bytes (fresh or purged) */
-  PAGE_META = 2,   /* head of a page run of the allocator's own (a thread's cache) */
+  PAGE_ZEROED = 1,  /* free block known to hold only zero bytes (fresh or purged) */
+  PAGE_META = 2,    /* head of a page run of the allocator's own (a thread's cache) */
+  PAGE_SAMPLED = 4, /* head of a page run whose allocation was sampled (prof=1) */
 };
 
 /* One per page of a region, outside the pages.
@@ -233,6 +234,7 @@ _Static_assert(sizeof(page_desc_t) == 32, "page descriptors stay 32 bytes");
 typedef struct huge {
   uint8_t kind;  /* CHUNK_HUGE */
   bool cached;   /* freed, waiting in the huge cache for reuse or unmapping */
+  bool sampled;  /* its allocation was sampled (prof=1): its free forgets the sample */
   char *base;    /* start of the block */
   size_t size;   /* usable bytes: mapped length */
   char *mapping; /* start of the mapping it was carved from (huge.c: blocks
@@ -338,8 +340,14 @@ typedef struct buddy_options {
   long abort_on_error;   /* misuse aborts (1) or warns and leaks the block (0) */
   long reclaim_idle;     /* empty the caches of threads idle for a purge period */
   long stats_signal;     /* a snapshot of the statistics on this signal (0: none) */
+  long prof;             /* sample allocations; a heap profile at exit */
+  long prof_sample;      /* mean bytes allocated between two samples */
+  long prof_signal;      /* a heap profile on this signal (0: none) */
+  long leaks;            /* sample, and report the blocks live at exit by stack */
   /* Where the reports go: a path, %p standing for the pid (NULL: stderr). */
   const char *stats_file;
+  /* The heap profile's and the leak report's path, less .heap / .leaks. */
+  const char *prof_prefix;
 } buddy_options_t;
 
 /* ---- Thread caches ------------------------------------------------------- */
@@ -426,11 +434,40 @@ typedef struct tcache {
    * and slow-path count. Unchanged at the next sweep means idle since. */
   bool idle_seen;
   uint64_t idle_run_ns, idle_slow_paths;
+  struct tcache_prof *prof; /* malloc's sampling stacks (prof=1; else NULL) */
   /* Each home bin's slot 0 (NULL), its stack above it; then the stacks,
    * one per class, each its class's ceiling long (tcache.c). */
   void **bin_base[SIZE_CLASS_COUNT];
   void *slots[];
 } tcache_t;
+
+/* With prof=1, malloc's fast path pops from these stacks, not from the home
+ * bins (tcache_tls.home points at `top`), and free's fast path never pushes
+ * on them: so the bytes a thread allocated are known exactly at every slow
+ * path, and the allocation that reaches the next sample point takes the
+ * slow path (tcache_prof.c). A stack is filled from its home bin with at
+ * most the objects that stay below that point.
+ * Invariants, per class c: top[c] - (slots[c] + 1) <= filled[c] <=
+ * TCACHE_PROF_SLOTS; slots[c][0] == NULL; (filled[c] + 1) * class bytes <=
+ * left[c] + class bytes at the refill (those objects cannot reach the point);
+ * requests[c] is junk (the fast path counts pops there; the home bin
+ * counted them when it gave the objects), and the limits are never read
+ * (free pushes on the home bins). `top` and `limit` are TCACHE_BINS long so
+ * that a class's request count lies 2 * TCACHE_BINS words after its top, as
+ * in tcache_t. */
+#define TCACHE_PROF_SLOTS 1024
+typedef struct tcache_prof {
+  void **top[TCACHE_BINS];
+  void **limit[TCACHE_BINS];
+  uint64_t requests[TCACHE_BINS];
+  uint32_t filled[SIZE_CLASS_COUNT]; /* objects given to the stack at its last fill */
+  int64_t left[SIZE_CLASS_COUNT];    /* bytes to the class's next sample point, after the fill */
+  uint64_t random;                   /* the state of the draws (xorshift) */
+  void *slots[SIZE_CLASS_COUNT][1 + TCACHE_PROF_SLOTS];
+} tcache_prof_t;
+_Static_assert(offsetof(tcache_prof_t, requests) - offsetof(tcache_prof_t, top) ==
+                   offsetof(tcache_t, bin_requests) - offsetof(tcache_t, bin_top),
+               "a stack's request count lies where a bin's does");
 
 /* ---- Statistics (stats.c) ------------------------------------------------ */
 

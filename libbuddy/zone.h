@@ -54,6 +54,11 @@ bool zone_release_empty_slabs_locked(zone_t *z);
 /* Medium blocks: page runs of order 0..BUDDY_MAX_ORDER (run.c). */
 void *zone_alloc_run(zone_t *z, unsigned order, bool *zeroed);
 void zone_free_run(region_t *r, void *p);
+void *zone_alloc_sampled_run(zone_t *z, unsigned order, bool *zeroed);
+/* Whether the run headed at p (the program's, live) was sampled. */
+static inline bool zone_run_sampled(region_t *r, const void *p) {
+  return (page_desc_of(r, p)->flags & PAGE_SAMPLED) != 0;
+}
 /* A page run of the allocator's own (a thread's cache): not the program's
  * to free, and counted apart in the statistics. */
 void *zone_alloc_meta_run(zone_t *z, unsigned order, bool *zeroed);

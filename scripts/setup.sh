@@ -11,7 +11,7 @@ BUDDY_RUN_NEEDS=(meson:meson ninja:ninja-build cc:gcc c++:g++)
 BUDDY_BUILD_NEEDS=("${BUDDY_RUN_NEEDS[@]}" clang:clang pkg-config:pkg-config
   /usr/include/criterion/criterion.h:libcriterion-dev)
 BUDDY_TEST_NEEDS=(python3:python3 clang-format:clang-format sqlite3:sqlite3 redis-server:redis-server redis-benchmark:redis-tools
-  sort:coreutils valgrind:valgrind gnuplot:gnuplot-nox /usr/lib/x86_64-linux-gnu/libtsan.so.2:libtsan2 /usr/lib/x86_64-linux-gnu/libasan.so.8:libasan8)
+  sort:coreutils valgrind:valgrind gnuplot:gnuplot-nox google-pprof:google-perftools dot:graphviz addr2line:binutils /usr/lib/x86_64-linux-gnu/libtsan.so.2:libtsan2 /usr/lib/x86_64-linux-gnu/libasan.so.8:libasan8)
 
 buddy_missing() {
   local need item pkg missing=()

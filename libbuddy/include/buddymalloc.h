@@ -52,6 +52,12 @@ BUDDY_API char *buddy_stats_json(void);
  * thread's cache first). Returns 1 if memory was released, else 0. */
 BUDDY_API int buddy_trim(size_t pad);
 
+/* With BUDDY_OPTIONS=prof=1 (or leaks=1): writes a heap profile of the
+ * sampled allocations to path, in gperftools' heap-profile text format
+ * (google-pprof reads it). Returns 0, or -1 if sampling is off or the file
+ * cannot be written. */
+BUDDY_API int buddy_prof_dump(const char *path);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,243 @@
+/* prof.c: the samples of heap profiling (prof=1, leaks=1): for each sampled
+ * block, its stack, size and thread, so that a profile and a leak report can
+ * be made from them at any time (prof_dump.c).
+ *
+ * Which allocations are sampled: small ones by their classes' countdowns in
+ * the thread caches (tcache_prof.c), page runs and huge blocks by one
+ * countdown per thread here (prof_large_due), all drawn the same way, one
+ * sample per prof_sample bytes on average. The API serves a sampled block
+ * from a page run flagged PAGE_SAMPLED (a huge block: huge_t.sampled), so
+ * that its free, which never takes free's fast path, sees the flag and calls
+ * prof_forget. Nothing here runs with sampling off: the tables are not even
+ * mapped.
+ *
+ * Two tables, in memory mapped from the OS at start-up (never malloc):
+ *  - stacks: one record per distinct stack (prof_stack_t), found by its hash
+ *    through an open-addressed index; a record lives for the whole process,
+ *    so that the profile's total-allocated figures cover freed blocks too;
+ *  - samples: live sampled blocks by address (linear probing, deletion by
+ *    backward shift), each with its size and its stack's number.
+ * Both under prof_lock, a leaf: taken with no other allocator lock held,
+ * and nothing is allocated or locked under it (fork.c takes it last). A
+ * table that is full drops the sample and counts it.
+ *
+ * The stack: glibc's backtrace() (libgcc's unwinder, from the DWARF unwind
+ * tables: frame pointers are usually absent), whose first call loads libgcc_s
+ * and allocates; prof_start makes that call at start-up, outside any lock.
+ * A thread inside prof_note is marked (prof_inside), so that an allocation
+ * the unwinder makes is never sampled in turn. The innermost frames are the
+ * allocator's own: those within its code (the preload library's executable
+ * segment) are left out.
+ */
+#include "prof.h"
+
+#include <execinfo.h>
+#include <link.h>
+#include <string.h>
+
+#define PROF_STACKS_MAX ((size_t)1 << 16)
+#define PROF_INDEX_SIZE ((size_t)1 << 17) /* stack numbers + 1 by hash; 0: empty */
+#define PROF_SAMPLES_SIZE ((size_t)1 << 20)
+#define PROF_SAMPLES_MAX (PROF_SAMPLES_SIZE / 2) /* the probes stay short */
+/* Frames the unwinder is asked for: the stack's and the allocator's own. */
+#define PROF_UNWIND_DEPTH (PROF_DEPTH + 16)
+
+typedef struct prof_sample {
+  uintptr_t addr; /* 0: an empty slot */
+  uint64_t bytes;
+  uint32_t stack;
+} prof_sample_t;
+
+static struct {
+  pthread_mutex_t lock;
+  bool ready;               /* the tables are mapped (sampling on) */
+  uintptr_t own_lo, own_hi; /* the allocator's code, when it is a library of its own */
+  prof_stack_t *stacks;     /* [PROF_STACKS_MAX] */
+  uint32_t *index;          /* [PROF_INDEX_SIZE] */
+  prof_sample_t *samples;   /* [PROF_SAMPLES_SIZE] */
+  size_t stack_count, live;
+  uint64_t dropped;
+} prof = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static __thread bool prof_inside __attribute__((tls_model("initial-exec")));
+/* Page runs and huge blocks: bytes to the thread's next sample point, and
+ * its draws' state (0: not drawn yet). */
+static __thread int64_t prof_large_left __attribute__((tls_model("initial-exec")));
+static __thread uint64_t prof_large_random __attribute__((tls_model("initial-exec")));
+
+static void *prof_map(size_t bytes) {
+  return os_map_aligned((bytes + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1), PAGE_SIZE);
+}
+
+void prof_init(void) {
+  if (!options_sampling()) return;
+  prof.stacks = prof_map(PROF_STACKS_MAX * sizeof(prof_stack_t));
+  prof.index = prof_map(PROF_INDEX_SIZE * sizeof(uint32_t));
+  prof.samples = prof_map(PROF_SAMPLES_SIZE * sizeof(prof_sample_t));
+  if (prof.stacks == NULL || prof.index == NULL || prof.samples == NULL) {
+    base_warning("prof: cannot map the sample tables: no heap profile", (const char *)NULL);
+    return;
+  }
+  prof.ready = true;
+}
+
+/* dl_iterate_phdr: the executable segment that holds prof_note, if it is in
+ * a shared object (the preload library) rather than the program. */
+static int prof_find_own(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  (void)arg;
+  uintptr_t here = (uintptr_t)&prof_note;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
+    uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+    if (here < lo || here >= hi) continue;
+    if (info->dlpi_name != NULL && info->dlpi_name[0] != '\0') prof.own_lo = lo, prof.own_hi = hi;
+    return 1;
+  }
+  return 0;
+}
+
+void prof_start(void) {
+  if (!prof.ready) return;
+  void *frames[4];
+  prof_inside = true;
+  backtrace(frames, 4); /* loads libgcc_s, which allocates */
+  dl_iterate_phdr(prof_find_own, NULL);
+  prof_inside = false;
+}
+
+bool prof_large_due(size_t bytes) {
+  if (prof_large_random == 0) {
+    prof_large_random = (os_random_seed() ^ (uintptr_t)&prof_large_left) | 1;
+    prof_large_left = tcache_prof_draw(&prof_large_random);
+  }
+  if ((prof_large_left -= (int64_t)bytes) > 0) return false;
+  prof_large_left = tcache_prof_draw(&prof_large_random);
+  return true;
+}
+
+static uint64_t prof_hash_frames(void *const *frames, int n) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (int i = 0; i < n; i++) h = (h ^ (uintptr_t)frames[i]) * 0x100000001b3ULL;
+  return h ^ (h >> 29);
+}
+
+/* Under prof_lock: the number of the stack frames[0..n), made if new;
+ * PROF_STACKS_MAX if the table is full. */
+static uint32_t prof_stack_locked(void *const *frames, int n, uint64_t hash) {
+  size_t mask = PROF_INDEX_SIZE - 1;
+  for (size_t i = hash & mask;; i = (i + 1) & mask) {
+    uint32_t id = prof.index[i];
+    if (id == 0) break;
+    prof_stack_t *s = &prof.stacks[id - 1];
+    if (s->hash == hash && s->depth == (uint32_t)n && memcmp(s->frames, frames, (size_t)n * sizeof(void *)) == 0)
+      return id - 1;
+  }
+  if (prof.stack_count >= PROF_STACKS_MAX) return PROF_STACKS_MAX;
+  uint32_t id = (uint32_t)prof.stack_count++;
+  prof_stack_t *s = &prof.stacks[id];
+  s->hash = hash;
+  s->depth = (uint32_t)n;
+  s->tid = os_thread_id();
+  memcpy(s->frames, frames, (size_t)n * sizeof(void *));
+  size_t i = hash & mask;
+  while (prof.index[i] != 0) i = (i + 1) & mask;
+  prof.index[i] = id + 1;
+  return id;
+}
+
+static size_t prof_slot_of(uintptr_t addr) {
+  return (size_t)(((addr >> 4) * 0x9E3779B97F4A7C15ULL) >> 44) & (PROF_SAMPLES_SIZE - 1);
+}
+
+static void prof_insert_locked(uintptr_t addr, uint64_t bytes, uint32_t stack) {
+  size_t mask = PROF_SAMPLES_SIZE - 1, i = prof_slot_of(addr);
+  while (prof.samples[i].addr != 0 && prof.samples[i].addr != addr) i = (i + 1) & mask;
+  if (prof.samples[i].addr == 0) prof.live++;
+  prof.samples[i] = (prof_sample_t){.addr = addr, .bytes = bytes, .stack = stack};
+}
+
+void prof_note(void *p, size_t bytes) {
+  if (!prof.ready || prof_inside) return;
+  prof_inside = true;
+  void *frames[PROF_UNWIND_DEPTH];
+  int n = backtrace(frames, PROF_UNWIND_DEPTH), first = 1; /* frames[0] is here */
+  while (first < n && (uintptr_t)frames[first] >= prof.own_lo && (uintptr_t)frames[first] < prof.own_hi) first++;
+  n -= first;
+  if (n > PROF_DEPTH) n = PROF_DEPTH;
+  uint64_t hash = prof_hash_frames(frames + first, n);
+  lock_take(&prof.lock);
+  uint32_t id = prof.live < PROF_SAMPLES_MAX ? prof_stack_locked(frames + first, n, hash) : PROF_STACKS_MAX;
+  if (id < PROF_STACKS_MAX) {
+    prof_stack_t *s = &prof.stacks[id];
+    s->live_count++, s->live_bytes += bytes;
+    s->total_count++, s->total_bytes += bytes;
+    prof_insert_locked((uintptr_t)p, bytes, id);
+  } else {
+    prof.dropped++;
+  }
+  lock_release(&prof.lock);
+  prof_inside = false;
+}
+
+/* Under prof_lock: empties slot i, moving back the entries of its probe run
+ * that would no longer be found (backward-shift deletion). */
+static void prof_remove_locked(size_t i) {
+  size_t mask = PROF_SAMPLES_SIZE - 1;
+  for (size_t j = (i + 1) & mask; prof.samples[j].addr != 0; j = (j + 1) & mask) {
+    size_t home = prof_slot_of(prof.samples[j].addr);
+    /* j's entry may move to i if its home is not in (i, j] (cyclically). */
+    bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+    if (stays) continue;
+    prof.samples[i] = prof.samples[j];
+    i = j;
+  }
+  prof.samples[i].addr = 0;
+  prof.live--;
+}
+
+void prof_forget(void *p) {
+  if (!prof.ready) return;
+  size_t mask = PROF_SAMPLES_SIZE - 1;
+  lock_take(&prof.lock);
+  for (size_t i = prof_slot_of((uintptr_t)p); prof.samples[i].addr != 0; i = (i + 1) & mask) {
+    if (prof.samples[i].addr != (uintptr_t)p) continue;
+    prof_stack_t *s = &prof.stacks[prof.samples[i].stack];
+    s->live_count--, s->live_bytes -= prof.samples[i].bytes;
+    prof_remove_locked(i);
+    break;
+  }
+  lock_release(&prof.lock);
+}
+
+size_t prof_stack_count(void) {
+  lock_take(&prof.lock);
+  size_t n = prof.stack_count;
+  lock_release(&prof.lock);
+  return n;
+}
+
+size_t prof_copy_stacks(prof_stack_t *out, size_t max, uint64_t *dropped) {
+  if (!prof.ready) return 0;
+  lock_take(&prof.lock);
+  size_t n = prof.stack_count < max ? prof.stack_count : max;
+  memcpy(out, prof.stacks, n * sizeof(prof_stack_t));
+  *dropped = prof.dropped;
+  lock_release(&prof.lock);
+  return n;
+}
+
+/* fork.c: the samples' lock is a leaf, taken last; the child keeps every
+ * sample (its blocks are its own now). */
+void prof_fork_prepare(void) {
+  if (prof.ready) lock_take(&prof.lock);
+}
+
+void prof_fork_parent(void) {
+  if (prof.ready) lock_release(&prof.lock);
+}
+
+void prof_fork_child(void) {
+  if (prof.ready) lock_reset(&prof.lock, NULL);
+}

@@ -1,0 +1,122 @@
+/* tcache_prof.c: malloc's sampling stacks (prof=1 or leaks=1), so that the
+ * allocation that reaches a sample point takes a slow path while malloc's
+ * and free's fast paths stay as they are.
+ *
+ * Sampling: each class of each thread counts down the bytes to its next
+ * sample point, drawn from an exponential distribution of mean prof_sample
+ * (as jemalloc and tcmalloc do: no periodic pattern of the program lines up
+ * with it). Since the exponential has no memory, a countdown per class is a
+ * Poisson process of rate 1 / prof_sample over each class's bytes, and so
+ * over all bytes: an allocation of s bytes is sampled with probability
+ * 1 - exp(-s / prof_sample), which is what a profile's reader divides by.
+ *
+ * Exactness without a counter on the fast path: with sampling on, the cache's
+ * `prof` block (types.h: tcache_prof_t) holds a stack per class, and
+ * tcache_tls.home points at their tops, so malloc's fast path pops from
+ * them; free's fast path still pushes on the home bins, which it reaches by
+ * the cache's address (tcache_tls.current). A stack takes from its home bin
+ * only the objects that stay below the class's sample point, so when it runs
+ * empty (the slow path) every object given to it since the last slow path was
+ * handed out: the bytes are exact there, and the allocation that reaches the
+ * point is the slow path's own. That one is sampled (alloc.c serves it from a
+ * page run of its own); the others are served as before. The home bin
+ * counts the objects it gives to the stack as requests at once, and takes
+ * back those an emptied stack did not hand out (tcache_prof_unload).
+ */
+#include "tcache.h"
+
+#include <string.h>
+
+/* xorshift64*: a few instructions a draw, one draw a sample. */
+static uint64_t tcache_prof_random(uint64_t *state) {
+  uint64_t x = *state;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  *state = x;
+  return x * 0x2545F4914F6CDD1DULL;
+}
+
+int64_t tcache_prof_draw(uint64_t *state) {
+  /* u uniform in (0, 1]: 53 random bits. */
+  double u = (double)((tcache_prof_random(state) >> 11) + 1) * (1.0 / 9007199254740992.0);
+  double bytes = -base_ln(u) * (double)options.prof_sample;
+  return bytes < 1 ? 1 : bytes > 1e15 ? (int64_t)1e15 : (int64_t)bytes + 1;
+}
+
+/* zeroed: pr's memory is known to hold zeros (then the stacks' NULLs are
+ * there already, and their pages stay untouched until a class is used). */
+void tcache_prof_setup(tcache_t *tc, tcache_prof_t *pr, bool zeroed) {
+  pr->random = (os_random_seed() ^ ((uintptr_t)pr * 0x9E3779B97F4A7C15ULL)) | 1;
+  for (unsigned c = 0; c < SIZE_CLASS_COUNT; c++) {
+    if (!zeroed) pr->slots[c][0] = NULL;
+    pr->top[c] = &pr->slots[c][1];
+    pr->filled[c] = 0;
+    pr->left[c] = tcache_prof_draw(&pr->random);
+  }
+  tc->prof = pr;
+}
+
+static size_t tcache_prof_count(const tcache_prof_t *pr, unsigned cls) {
+  return (size_t)(pr->top[cls] - &pr->slots[cls][1]);
+}
+
+/* The slow path of an allocation of class cls: counts what the stack handed
+ * out since the last one, then this allocation. True if it reaches the
+ * sample point: then it is the sample, and the next point is drawn. */
+bool tcache_prof_due(tcache_prof_t *pr, unsigned cls) {
+  int64_t size = (int64_t)size_class_bytes[cls];
+  size_t remaining = tcache_prof_count(pr, cls);
+  int64_t left = pr->left[cls] - (int64_t)(pr->filled[cls] - remaining) * size;
+  pr->filled[cls] = (uint32_t)remaining;
+  if (left <= size) {
+    pr->left[cls] = tcache_prof_draw(&pr->random) + (int64_t)remaining * size;
+    return true;
+  }
+  pr->left[cls] = left - size;
+  return false;
+}
+
+/* Moves to class cls's stack, from the top of its home bin, the objects that
+ * stay below the sample point (at most its slots): with k objects in the
+ * stack, the next allocation reaches the point when (k + 1) * size >= left. */
+void tcache_prof_fill(tcache_t *tc, unsigned cls) {
+  tcache_prof_t *pr = tc->prof;
+  int64_t size = (int64_t)size_class_bytes[cls];
+  size_t have = tcache_prof_count(pr, cls);
+  int64_t below = (pr->left[cls] - 1) / size - (int64_t)have;
+  unsigned bin = tcache_home_bin(tc, cls);
+  size_t in_bin = (size_t)(tc->bin_top[bin] - (tc->bin_base[cls] + 1));
+  size_t n = below <= 0 ? 0 : (size_t)below;
+  if (n > TCACHE_PROF_SLOTS - have) n = TCACHE_PROF_SLOTS - have;
+  if (n > in_bin) n = in_bin;
+  if (n == 0) return;
+  tcache_set_top(tc, bin, tc->bin_top[bin] - n);
+  memcpy(pr->top[cls], tc->bin_top[bin], n * sizeof(void *)); /* libc's: a few instructions per 8 pointers */
+  pr->top[cls] += n;
+  pr->filled[cls] += (uint32_t)n;
+  counter_add(tc->bin_requests[bin], n);
+}
+
+/* Whether p waits in class cls's stack (a double free's scan). */
+bool tcache_prof_holds(const tcache_t *tc, unsigned cls, const void *p) {
+  return tc->prof != NULL && pointers_hold(&tc->prof->slots[cls][1], tcache_prof_count(tc->prof, cls), p);
+}
+
+/* Every stack's objects back to their zones (the cache is being emptied:
+ * thread exit, a reclaim, a fork's orphan); what they handed out still
+ * counts at the next slow path. A stack whose top is out of its bounds (an
+ * orphan caught halfway) is left alone. */
+void tcache_prof_unload(tcache_t *tc) {
+  tcache_prof_t *pr = tc->prof;
+  if (pr == NULL) return;
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
+    size_t n = tcache_prof_count(pr, c);
+    if (n == 0 || n > pr->filled[c]) continue;
+    zone_free_objects(&pr->slots[c][1], (unsigned)n);
+    pr->top[c] = &pr->slots[c][1];
+    pr->filled[c] -= (uint32_t)n;
+    /* Not requests after all. */
+    counter_sub(tc->bin_requests[tcache_home_bin(tc, c)], n);
+  }
+}
