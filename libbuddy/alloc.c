@@ -34,6 +34,7 @@ noinline void *alloc_large(size_t size, size_t align, bool *zeroed) {
   if (medium) p = zone_alloc_run(tcache_get()->zone, order, &fresh);
   else p = huge_alloc(size, align, &fresh);
   if (p == NULL) return alloc_fail();
+  if (medium) zone_run_arm_tail(p, size); /* huge_alloc arms its own */
   if (zeroed != NULL) *zeroed = fresh;
   return p;
 }
@@ -144,8 +145,15 @@ size_t alloc_usable_size(const void *p) {
   return 0;
 }
 
+/* The program may use every usable byte it was told of: a medium or huge
+ * block's tail is not checked any more (run.c, huge.c). */
 size_t buddy_malloc_usable_size(void *p) {
-  return p == NULL ? 0 : alloc_usable_size(p);
+  size_t usable = p == NULL ? 0 : alloc_usable_size(p);
+  if (usable == 0) return 0;
+  uintptr_t entry = pagemap_entry(p);
+  if (!pagemap_is_region(entry)) pagemap_huge(entry)->tail = 0;
+  else if (page_class_at(pagemap_region(entry), p) == 0) zone_run_disarm_tail(p);
+  return usable;
 }
 
 /* Formatted into a block of the longest report's size, then copied into

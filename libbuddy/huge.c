@@ -19,6 +19,13 @@
  * HUGE_CACHE_SLOTS blocks and at most a quarter of the live huge bytes
  * (HUGE_CACHE_BYTES_MIN at least); the oldest go first. A second free of a cached block is a double free.
  *
+ * Checks on the way (fill.c): a live block holds FILL_TAIL in the bytes
+ * just past the request (huge_arm_tail), checked when it is freed (a write
+ * past its end); a freed block's first HUGE_FREED_FILL bytes hold
+ * FILL_FREED while it is cached, checked when it is taken again or unmapped
+ * (a write after free). Both cost a page's memset and compare at most, on
+ * paths that map, unmap or fault pages anyway.
+ *
  * The cache's lock is a leaf (lock.h): blocks are split, merged, registered
  * and unmapped out of the cache, with the lock released.
  */
@@ -31,8 +38,9 @@
 #define HUGE_CACHE_BLOCK_MAX ((size_t)64 << 20)
 #define HUGE_CACHE_BYTES_MIN ((size_t)64 << 20)
 _Static_assert(HUGE_CACHE_BLOCK_MAX <= HUGE_CACHE_BYTES_MIN, "a cacheable block fits the cache alone");
-#define HUGE_CACHE_LIVE_SHARE 4 /* the cache holds at most live bytes / this */
-#define HUGE_FIT_SLACK_SHARE 4  /* a block keeps up to length / this more than asked */
+#define HUGE_CACHE_LIVE_SHARE 4   /* the cache holds at most live bytes / this */
+#define HUGE_FIT_SLACK_SHARE 4    /* a block keeps up to length / this more than asked */
+#define HUGE_FREED_FILL PAGE_SIZE /* bytes of a cached block's start that hold FILL_FREED */
 
 static struct huge_cache {
   pthread_mutex_t lock;
@@ -66,7 +74,40 @@ static void huge_desc_free(huge_t *h) {
   zone_free_small(h);
 }
 
+/* ---- The checks (fill.c) ------------------------------------------------ */
+
+/* Fills the bytes past `asked` that the check covers. */
+static void huge_arm_tail(huge_t *h, size_t asked) {
+  size_t tail = fill_tail_bytes(asked, h->size);
+  memset(h->base + asked, FILL_TAIL, tail);
+  h->asked = asked;
+  h->tail = (uint8_t)tail;
+}
+
+static void huge_check_tail(const huge_t *h) {
+  const unsigned char *bad = fill_find_other(h->base + h->asked, h->tail, FILL_TAIL);
+  if (unlikely(bad != NULL))
+    error_misuse_block("heap overflow: a write past the end of a large block, found when it was freed", bad, h->size,
+                       h->asked);
+}
+
+/* A block going into the cache: its start is filled. */
+static void huge_fill_freed(huge_t *h) {
+  memset(h->base, FILL_FREED, HUGE_FREED_FILL);
+  h->freed_fill = true;
+}
+
+/* A cached block leaving the cache (taken or unmapped): its start must still
+ * hold the fill. */
+static void huge_check_freed(huge_t *h) {
+  if (!h->freed_fill) return;
+  h->freed_fill = false;
+  const unsigned char *bad = fill_find_other(h->base, HUGE_FREED_FILL, FILL_FREED);
+  if (unlikely(bad != NULL)) error_misuse_block("use after free: a freed large block was written to", bad, h->size, 0);
+}
+
 static void huge_unmap(huge_t *h) {
+  huge_check_freed(h);
   pagemap_unregister(h->base, h->size);
   os_unmap(h->base, h->size);
   huge_desc_free(h);
@@ -296,6 +337,7 @@ static void *huge_alloc_block(size_t size, size_t align, bool *zeroed) {
   huge_cache_expire(false);
   if (align <= BUDDY_REGION_SIZE) {
     huge_t *h = huge_cache_take(length);
+    if (h != NULL) huge_check_freed(h);
     if (h != NULL && huge_fit(h, length)) {
       h->cached = false;
       huge_count(h, true);
@@ -309,7 +351,9 @@ static void *huge_alloc_block(size_t size, size_t align, bool *zeroed) {
 
 void *huge_alloc(size_t size, size_t align, bool *zeroed) {
   void *p = huge_alloc_block(size, align, zeroed);
-  if (p != NULL) __atomic_fetch_add(&huge_requests, 1, __ATOMIC_RELAXED);
+  if (p == NULL) return NULL;
+  __atomic_fetch_add(&huge_requests, 1, __ATOMIC_RELAXED);
+  huge_arm_tail(pagemap_huge(pagemap_entry(p)), size);
   return p;
 }
 
@@ -323,7 +367,10 @@ static bool huge_check(huge_t *h, const void *p, const char *what) {
 
 void huge_free(huge_t *h, void *p) {
   if (!huge_check(h, p, "free of a pointer inside a huge block (not its start)")) return;
+  if (h->tail != 0) huge_check_tail(h);
+  h->tail = 0;
   huge_count(h, false);
+  huge_fill_freed(h);
   h->cached = true;
   huge_cache_put(h);
   huge_cache_expire(false);
@@ -336,7 +383,10 @@ size_t huge_usable_size(huge_t *h, const void *p) {
 void *huge_realloc(huge_t *h, void *p, size_t size) {
   if (!huge_check(h, p, "realloc of a pointer inside a huge block (not its start)")) return NULL;
   size_t length = huge_round(size);
-  if (length == h->size) return p;
+  if (length == h->size) {
+    huge_arm_tail(h, size);
+    return p;
+  }
   pagemap_unregister(h->base, h->size);
   char *moved = os_remap_aligned(h->base, h->size, length, BUDDY_REGION_SIZE);
   if (moved != NULL) {
@@ -345,6 +395,7 @@ void *huge_realloc(huge_t *h, void *p, size_t size) {
     if (moved != h->base) h->mapping = moved;
     h->base = moved;
     h->size = length;
+    huge_arm_tail(h, size);
   }
   /* Re-registers the old mapping if the move failed: it is intact. */
   if (!pagemap_register(h->base, h->size, pagemap_huge_entry(h)))

@@ -32,7 +32,10 @@ static void *realloc_run(region_t *r, void *p, size_t usable, size_t size) {
   unsigned order = buddy_order_for_pages((size + PAGE_SIZE - 1) >> PAGE_SHIFT);
   unsigned current = page_desc_of(r, p)->order;
   if (order < current) zone_shrink_run(r, p, order);
-  if (order <= current || zone_grow_run(r, p, order)) return p;
+  if (order <= current || zone_grow_run(r, p, order)) {
+    zone_run_arm_tail(p, size); /* the tail check, at the new end */
+    return p;
+  }
   return realloc_move(p, usable, size);
 }
 

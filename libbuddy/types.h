@@ -179,8 +179,9 @@ typedef struct page_desc {
   uint16_t slab_scan;   /* slab head: no free bit in the slab's words below this */
   uint8_t kind;         /* page_kind_t */
   uint8_t order;        /* block order; on every page of a slab, the slab's */
-  uint8_t unused;
-  uint8_t flags; /* page_flags, meaningful on free block and run heads */
+  uint8_t run_tail;     /* run head: bytes from run_asked on that hold FILL_TAIL (run.c) */
+  uint8_t flags;        /* page_flags, meaningful on free block and run heads */
+  uint32_t run_asked;   /* run head: bytes the program asked for (run_tail != 0) */
 } page_desc_t;
 
 /* ---- Regions and huge blocks (what the page map points at) ---------------- */
@@ -223,12 +224,15 @@ _Static_assert(sizeof(page_desc_t) == 32, "page descriptors stay 32 bytes");
 /* A block above MEDIUM_SIZE_MAX, in a BUDDY_REGION_SIZE-aligned mapping of its
  * own; every region-sized slot it covers maps to it in the page map. */
 typedef struct huge {
-  uint8_t kind;  /* CHUNK_HUGE */
-  bool cached;   /* freed, waiting in the huge cache for reuse or unmapping */
-  char *base;    /* start of the block */
-  size_t size;   /* usable bytes: mapped length */
-  char *mapping; /* start of the mapping it was carved from (huge.c: blocks
-                    split from one mapping merge again; never across two) */
+  uint8_t kind;    /* CHUNK_HUGE */
+  bool cached;     /* freed, waiting in the huge cache for reuse or unmapping */
+  bool freed_fill; /* cached, and its first HUGE_FREED_FILL bytes hold FILL_FREED */
+  uint8_t tail;    /* bytes from `asked` on that hold FILL_TAIL (huge.c) */
+  char *base;      /* start of the block */
+  size_t size;     /* usable bytes: mapped length */
+  size_t asked;    /* bytes the program asked for (live, tail != 0) */
+  char *mapping;   /* start of the mapping it was carved from (huge.c: blocks
+                      split from one mapping merge again; never across two) */
 } huge_t;
 
 /* ---- The buddy heap ------------------------------------------------------ */

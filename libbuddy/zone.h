@@ -54,6 +54,11 @@ bool zone_release_empty_slabs_locked(zone_t *z);
 /* Medium blocks: page runs of order 0..BUDDY_MAX_ORDER (run.c). */
 void *zone_alloc_run(zone_t *z, unsigned order, bool *zeroed);
 void zone_free_run(region_t *r, void *p);
+/* The tail check of a run of the program's at p (run.c): the bytes past
+ * `asked` are filled, and checked when the run is freed; disarmed when the
+ * program may use every byte of the run (malloc_usable_size). */
+void zone_run_arm_tail(void *p, size_t asked);
+void zone_run_disarm_tail(void *p);
 /* A page run of the allocator's own (a thread's cache): not the program's
  * to free, and counted apart in the statistics. */
 void *zone_alloc_meta_run(zone_t *z, unsigned order, bool *zeroed);

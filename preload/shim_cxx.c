@@ -10,8 +10,10 @@
  *  - the nothrow forms are the C++ runtime's own (RTLD_NEXT), which call the
  *    throwing form (ours: preloaded first) in a try block and return null on
  *    std::bad_alloc, as the standard specifies;
- *  - sized deletes pass the size as a hint only (buddy_free_sized never
- *    trusts it over the allocator's own record).
+ *  - sized deletes pass the size to buddy_free_sized, which reports one that
+ *    does not fit the block (the allocator's own record says what is freed);
+ *    the aligned sized forms do not, since an aligned new may have taken a
+ *    larger class than the size.
  * The names are the Itanium C++ ABI's for x86-64 and AArch64 (size_t is
  * unsigned long, "m"; std::align_val_t is "St11align_val_t").
  */
@@ -145,8 +147,8 @@ void cxx_delete_plain_sized(void *p, size_t n) { buddy_free_sized(p, n); }
 void cxx_delete_array_sized(void *p, size_t n) { buddy_free_sized(p, n); }
 void cxx_delete_plain_aligned(void *p, size_t a) { (void)a; buddy_free(p); }
 void cxx_delete_array_aligned(void *p, size_t a) { (void)a; buddy_free(p); }
-void cxx_delete_plain_sized_aligned(void *p, size_t n, size_t a) { (void)a; buddy_free_sized(p, n); }
-void cxx_delete_array_sized_aligned(void *p, size_t n, size_t a) { (void)a; buddy_free_sized(p, n); }
+void cxx_delete_plain_sized_aligned(void *p, size_t n, size_t a) { (void)n; (void)a; buddy_free(p); }
+void cxx_delete_array_sized_aligned(void *p, size_t n, size_t a) { (void)n; (void)a; buddy_free(p); }
 void cxx_delete_plain_aligned_nothrow(void *p, size_t a, const void *tag) { (void)a; (void)tag; buddy_free(p); }
 void cxx_delete_array_aligned_nothrow(void *p, size_t a, const void *tag) { (void)a; (void)tag; buddy_free(p); }
 /* clang-format on */

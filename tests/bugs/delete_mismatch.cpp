@@ -15,8 +15,12 @@
 
 struct Thing {
   char bytes[40];
-  Thing() { std::memset(bytes, 1, sizeof bytes); }
-  ~Thing() { std::memset(bytes, 2, sizeof bytes); }
+  Thing() {
+    std::memset(bytes, 1, sizeof bytes);
+  }
+  ~Thing() {
+    std::memset(bytes, 2, sizeof bytes);
+  }
 };
 
 static void *volatile sink;
