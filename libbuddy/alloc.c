@@ -39,10 +39,23 @@ noinline void *alloc_large(size_t size, size_t align, bool *zeroed) {
   return p;
 }
 
+/* Secure mode (secure.c): a small block with its canary, if a class holds
+ * both, else a page run or a huge block (checked as in the default mode). */
+static noinline void *alloc_secure(size_t size, size_t align) {
+  unsigned cls = secure_class(size, align);
+  if (cls != 0) return secure_alloc_small(cls, size);
+  return alloc_large(size, align < PAGE_SIZE ? PAGE_SIZE : align, NULL);
+}
+
 /* The slow path of alloc_fast (api.h): into the runtime first, then the
- * thread's cache. Entered held (tcache_hold); tcache_alloc_slow releases. */
-noinline void *alloc_small_slow(unsigned cls) {
+ * thread's cache (secure mode: every small malloc, its bins being empty).
+ * Entered held (tcache_hold); tcache_alloc_slow releases. */
+noinline void *alloc_small_slow(unsigned cls, size_t size) {
   runtime_enter_counted();
+  if (unlikely(options.secure)) {
+    tcache_release();
+    return alloc_secure(size, SMALL_ALIGN);
+  }
   return tcache_alloc_slow(cls);
 }
 
@@ -77,6 +90,10 @@ static unsigned alloc_aligned_class(size_t size, size_t alignment) {
 /* alignment: a power of two. */
 void *alloc_aligned(size_t alignment, size_t size) {
   if (alignment <= SMALL_ALIGN) return buddy_malloc(size);
+  if (unlikely(options.secure)) {
+    runtime_enter();
+    return alloc_secure(size, alignment);
+  }
   unsigned cls = alloc_aligned_class(size, alignment);
   if (cls != 0) return buddy_malloc(size_class_bytes[cls]);
   return alloc_large(size, alignment, NULL);
@@ -135,7 +152,8 @@ size_t alloc_usable_size(const void *p) {
   page_desc_t *d = page_desc_of(r, p);
   unsigned cls = page_class_of_desc(d);
   if (cls != 0) {
-    if (size_class_is_object_start(cls, slab_offset_of(d, p))) return size_class_bytes[cls];
+    if (size_class_is_object_start(cls, slab_offset_of(d, p)))
+      return options.secure ? secure_usable_small((void *)p, cls) : size_class_bytes[cls];
     error_misuse("malloc_usable_size of a pointer inside a small block", p);
     return 0;
   }

@@ -45,6 +45,7 @@ static void fork_prepare(void) {
     tcache_fork_prepare();
     zone_fork_prepare();
     huge_fork_prepare();
+    secure_fork_prepare();
   }
   if (level < FORK_NESTING_MAX) {
     uint64_t bit = (uint64_t)1 << level;
@@ -62,6 +63,7 @@ static bool fork_pop_level(void) {
 
 static void fork_parent(void) {
   if (!fork_pop_level()) return;
+  secure_fork_parent();
   huge_fork_parent();
   zone_fork_parent();
   tcache_fork_parent();
@@ -71,6 +73,7 @@ static void fork_parent(void) {
 static void fork_child(void) {
   if (fork_pop_level()) {
     os_stdio_reset();
+    secure_fork_child();
     huge_fork_child();
     zone_fork_child();
     tcache_fork_child_locked();

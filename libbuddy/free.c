@@ -20,8 +20,9 @@ noinline void free_not_small_object(void *p) {
     /* Elsewhere objects find their region from the address alone. */
     if (r != region_of_address(p)) error_fatal("heap corrupted: a region's metadata is not below its pages", p);
     unsigned cls = page_class_at(r, p);
-    if (cls == 0) return zone_free_run(r, p);
+    if (cls == 0) return options.secure ? secure_free_run(r, p) : zone_free_run(r, p);
     if (!size_class_is_object(cls, p)) return error_misuse("free of a pointer inside a small block (not its start)", p);
+    if (options.secure) return secure_free_small(r, p, cls); /* its slab is not in the small map */
     /* A small object the map does not show (its region's bytes could not be
      * made writable, or the map could not be reserved). */
     tcache_hold();
@@ -53,8 +54,12 @@ static noinline void free_sized_large(void *p, size_t size) {
     page_desc_t *d = page_desc_of(r, p);
     size_t pages = (size + PAGE_SIZE - 1) >> PAGE_SHIFT;
     bool run = page_class_at(r, p) == 0 && d->kind == PAGE_RUN && !(d->flags & PAGE_META) && page_address_of(d) == p;
+    unsigned cls = page_class_at(r, p);
     if (run && (size <= SMALL_SIZE_MAX || size > MEDIUM_SIZE_MAX || buddy_order_for_pages(pages) != d->order))
       free_sized_wrong(p, size, PAGE_SIZE << d->order);
+    /* Secure mode: no small map; the canary's request is the record. */
+    if (options.secure && cls != 0 && size_class_is_object(cls, p) && secure_usable_small(p, cls) != size)
+      free_sized_wrong(p, size, size_class_bytes[cls]);
   } else if (entry != 0) {
     huge_t *h = pagemap_huge(entry);
     if (p == h->base && !h->cached && (size <= MEDIUM_SIZE_MAX || size > h->size)) free_sized_wrong(p, size, h->size);

@@ -9,7 +9,8 @@
  * section must not wait for a lock its own frame holds.
  *
  * Lock order (the only nesting there is): tcache_registry_lock, then zones
- * by ascending index, then pagemap_lock; the huge cache's lock is a leaf.
+ * by ascending index, then pagemap_lock; the huge cache's lock and the
+ * secure mode's quarantine lock (secure.c) are leaves.
  * fork.c takes them all in that order, after stdio's list lock.
  */
 #ifndef BUDDY_LOCK_H

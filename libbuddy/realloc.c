@@ -66,6 +66,12 @@ void *buddy_realloc(void *p, size_t size) {
     return NULL;
   }
   if (!pagemap_is_region(entry)) return realloc_huge(pagemap_huge(entry), p, size);
+  unsigned cls = page_class_at(pagemap_region(entry), p);
+  if (options.secure && cls != 0 && size_class_is_object(cls, p)) {
+    /* Secure mode: the usable size is the request, 0 for malloc(0). */
+    size_t asked = secure_usable_small(p, cls);
+    return size <= asked && size >= asked / 2 ? p : realloc_move(p, asked, size);
+  }
   size_t usable = alloc_usable_size(p);
   if (usable == 0) return realloc_refuse(); /* misuse, reported */
   region_t *r = pagemap_region(entry);

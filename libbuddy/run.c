@@ -71,6 +71,12 @@ void zone_run_arm_tail(void *p, size_t asked) {
   d->run_tail = (uint8_t)tail;
 }
 
+void zone_run_take_tail(void *p) {
+  page_desc_t *d = page_desc_of(region_of_address(p), p);
+  if (d->run_tail != 0) zone_run_check_tail(d, p);
+  d->run_tail = 0;
+}
+
 void zone_run_disarm_tail(void *p) {
   page_desc_of(region_of_address(p), p)->run_tail = 0;
 }

@@ -212,6 +212,24 @@ static inline tcache_t *tcache_enter(tcache_t *tc) {
 /* Requests served uncached (debug=1, a thread after its exit): atomic adds. */
 extern uint64_t tcache_requests_uncached[SIZE_CLASS_COUNT];
 
+/* ---- secure.c: secure mode (secure=1), below the caches it bypasses ----- */
+
+/* The class that holds `size` bytes and the canary, aligned to `align`; 0 if
+ * no small class does (the block is then a page run or a huge block). */
+unsigned secure_class(size_t size, size_t align);
+/* A block of class cls (secure_class) for `size` bytes, its canary written;
+ * NULL with errno set if there is no memory. */
+void *secure_alloc_small(unsigned cls, size_t size);
+/* What a block of class cls can hold: its request. */
+size_t secure_usable_small(void *p, unsigned cls);
+/* Frees (checked, filled, into the quarantine) the small block p, an object
+ * start of class cls in region r; or the page run p of region r. */
+void secure_free_small(region_t *r, void *p, unsigned cls);
+void secure_free_run(region_t *r, void *p);
+void secure_fork_prepare(void);
+void secure_fork_parent(void);
+void secure_fork_child(void);
+
 #pragma GCC visibility pop
 
 #endif /* BUDDY_TCACHE_H */

@@ -331,6 +331,8 @@ typedef struct buddy_options {
   long background_purge; /* a thread purges while the program is idle */
   long thp;              /* transparent huge pages on regions */
   long debug;            /* fill freed small blocks, check the fill on reuse */
+  long secure;           /* secure mode (secure.c); implies debug */
+  long quarantine_kb;    /* secure mode: freed bytes held back from reuse */
   long abort_on_error;   /* misuse aborts (1) or warns and leaks the block (0) */
   long reclaim_idle;     /* empty the caches of threads idle for a purge period */
   long stats_signal;     /* a snapshot of the statistics on this signal (0: none) */

@@ -59,6 +59,8 @@ void zone_free_run(region_t *r, void *p);
  * program may use every byte of the run (malloc_usable_size). */
 void zone_run_arm_tail(void *p, size_t asked);
 void zone_run_disarm_tail(void *p);
+/* Checks the tail of the run at p now, then disarms it (secure.c). */
+void zone_run_take_tail(void *p);
 /* A page run of the allocator's own (a thread's cache): not the program's
  * to free, and counted apart in the statistics. */
 void *zone_alloc_meta_run(zone_t *z, unsigned order, bool *zeroed);
