@@ -50,7 +50,7 @@ static noinline void *alloc_secure(size_t size, size_t align) {
 /* The slow path of alloc_fast (api.h): into the runtime first, then the
  * thread's cache (secure mode: every small malloc, its bins being empty).
  * Entered held (tcache_hold); tcache_alloc_slow releases. */
-noinline void *alloc_small_slow(unsigned cls, size_t size) {
+noinline void *alloc_small_slow(size_t size, unsigned cls) {
   runtime_enter_counted();
   if (unlikely(options.secure)) {
     tcache_release();

@@ -14,8 +14,10 @@ size_t alloc_usable_size(const void *p);
 void *alloc_aligned(size_t alignment, size_t size);
 /* Medium and huge blocks, aligned to at least `align` (a power of two). */
 void *alloc_large(size_t size, size_t align, bool *zeroed);
-/* alloc_fast's slow path (alloc.c); `size` as asked (secure mode). */
-void *alloc_small_slow(unsigned cls, size_t size);
+/* alloc_fast's slow path (alloc.c); `size` as asked (secure mode), first:
+ * it stays in the register it came in, the class takes another, and the
+ * fast path copies neither. */
+void *alloc_small_slow(size_t size, unsigned cls);
 
 /* malloc's fast path (buddy_malloc, and the shim's malloc with no call in
  * between): the class from a table indexed by the size, then a pop from the
@@ -33,7 +35,7 @@ static inline void *alloc_fast(size_t size) {
   void ***top = tcache_get_home() + cls;
   void **p = (*top)[-1];
   /* sets errno when it fails; releases */
-  if (unlikely(p == NULL)) return alloc_small_slow((unsigned)cls, size);
+  if (unlikely(p == NULL)) return alloc_small_slow(size, (unsigned)cls);
   /* The top is decremented in memory (one instruction) rather than from the
    * register it was loaded into (two): the empty asm says it may have
    * changed. */
