@@ -41,20 +41,20 @@ noinline void *alloc_large(size_t size, size_t align, bool *zeroed) {
 
 /* Secure mode (secure.c): a small block with its canary, if a class holds
  * both, else a page run or a huge block (checked as in the default mode). */
-static noinline void *alloc_secure(size_t size, size_t align) {
+static noinline void *alloc_secure(size_t size, size_t align, secure_kind_t kind) {
   unsigned cls = secure_class(size, align);
-  if (cls != 0) return secure_alloc_small(cls, size);
+  if (cls != 0) return secure_alloc_small(cls, size, kind);
   return alloc_large(size, align < PAGE_SIZE ? PAGE_SIZE : align, NULL);
 }
 
 /* The slow path of alloc_fast (api.h): into the runtime first, then the
  * thread's cache (secure mode: every small malloc, its bins being empty).
  * Entered held (tcache_hold); tcache_alloc_slow releases. */
-noinline void *alloc_small_slow(size_t size, unsigned cls) {
+noinline void *alloc_small_slow(size_t size, unsigned cls, secure_kind_t kind) {
   runtime_enter_counted();
   if (unlikely(options.secure)) {
     tcache_release();
-    return alloc_secure(size, SMALL_ALIGN);
+    return alloc_secure(size, SMALL_ALIGN, kind);
   }
   return tcache_alloc_slow(cls);
 }
@@ -92,7 +92,7 @@ void *alloc_aligned(size_t alignment, size_t size) {
   if (alignment <= SMALL_ALIGN) return buddy_malloc(size);
   if (unlikely(options.secure)) {
     runtime_enter();
-    return alloc_secure(size, alignment);
+    return alloc_secure(size, alignment, SECURE_MALLOC);
   }
   unsigned cls = alloc_aligned_class(size, alignment);
   if (cls != 0) return buddy_malloc(size_class_bytes[cls]);

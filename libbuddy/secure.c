@@ -12,7 +12,8 @@
  * A small block of secure mode, of class bytes B, holds
  *   [0, asked)         the program's bytes;
  *   [asked, B - 16)    FILL_TAIL;
- *   [B - 16, B - 8)    the canary: secure_cookie ^ address ^ asked;
+ *   [B - 16, B - 8)    the canary: secure_cookie ^ address ^ asked ^ kind
+ *                      (malloc, new or new[]: who must free it);
  *   [B - 8, B)         asked (last, so that a delete[] of a block from new
  *                      reads a small count before it, not the canary),
  * so that its usable size is its request (malloc_usable_size says so). The
@@ -48,7 +49,6 @@
 #include <errno.h>
 #include <string.h>
 
-#define SECURE_TRAILER (2 * sizeof(size_t))
 #define SECURE_CHOICE 4
 #define SECURE_QUARANTINE_SLOTS 4096
 #define SECURE_RUN_FILL PAGE_SIZE
@@ -93,12 +93,20 @@ static size_t *secure_trailer(void *p, size_t bytes) {
   return (size_t *)((char *)p + bytes - SECURE_TRAILER);
 }
 
+#define SECURE_KIND_MAX SECURE_NEW_ARRAY /* kinds fit the canary's low 2 bits */
+
+/* The kind the canary of a block of `bytes` at p holds, or -1 if the canary
+ * or the request is not what was written. */
+static int secure_kind_of(void *p, size_t bytes) {
+  size_t *t = secure_trailer(p, bytes);
+  size_t kind = t[0] ^ secure_cookie() ^ (uintptr_t)p ^ t[1];
+  return t[1] > bytes - SECURE_TRAILER || kind > SECURE_KIND_MAX ? -1 : (int)kind;
+}
+
 /* The trailer of a block of `bytes` at p is intact: its request, or
  * SIZE_MAX if the canary or the request is not what was written. */
 static size_t secure_asked(void *p, size_t bytes) {
-  size_t *t = secure_trailer(p, bytes);
-  if (t[1] > bytes - SECURE_TRAILER || t[0] != (secure_cookie() ^ (uintptr_t)p ^ t[1])) return SIZE_MAX;
-  return t[1];
+  return secure_kind_of(p, bytes) < 0 ? SIZE_MAX : secure_trailer(p, bytes)[1];
 }
 
 /* ---- Allocation ---------------------------------------------------------- */
@@ -138,7 +146,7 @@ static void *secure_take(unsigned cls) {
   }
 }
 
-void *secure_alloc_small(unsigned cls, size_t size) {
+void *secure_alloc_small(unsigned cls, size_t size, secure_kind_t kind) {
   void *p = secure_take(cls);
   if (p == NULL) {
     errno = ENOMEM;
@@ -148,7 +156,7 @@ void *secure_alloc_small(unsigned cls, size_t size) {
   ((void **)p)[1] = NULL; /* not free_key any more */
   memset((char *)p + size, FILL_TAIL, bytes - SECURE_TRAILER - size);
   size_t *t = secure_trailer(p, bytes);
-  t[0] = secure_cookie() ^ (uintptr_t)p ^ size;
+  t[0] = secure_cookie() ^ (uintptr_t)p ^ size ^ (size_t)kind;
   t[1] = size;
   return p;
 }
@@ -191,7 +199,7 @@ static bool secure_end_plausible(const char *q, size_t bytes) {
   size_t fill;
   memset(&fill, FILL_FREED, sizeof fill);
   size_t canary = __atomic_load_n(&t[0], __ATOMIC_RELAXED), asked = __atomic_load_n(&t[1], __ATOMIC_RELAXED);
-  bool canary_ok = canary == fill || (canary ^ secure_cookie() ^ (uintptr_t)q) <= max;
+  bool canary_ok = canary == fill || (canary ^ secure_cookie() ^ (uintptr_t)q) <= (max | SECURE_KIND_MAX);
   bool asked_ok = asked == 0 || asked == fill || asked <= max;
   return canary_ok && asked_ok;
 }
@@ -271,13 +279,29 @@ static void secure_quarantine_put(secure_entry_t e) {
   for (unsigned i = 0; i < n; i++) secure_release(&out[i]);
 }
 
-void secure_free_small(region_t *r, void *p, unsigned cls) {
+/* The block was freed by what did not allocate it: free of a block from
+ * new, delete of one from malloc, delete[] of one from new, and so on. */
+static void secure_check_kind(void *p, size_t bytes, secure_kind_t kind) {
+  static const char *const what[SECURE_KIND_MAX + 1][SECURE_KIND_MAX + 1] = {
+      [SECURE_MALLOC] = {[SECURE_NEW] = "mismatched free: delete of a block from malloc",
+                         [SECURE_NEW_ARRAY] = "mismatched free: delete[] of a block from malloc"},
+      [SECURE_NEW] = {[SECURE_MALLOC] = "mismatched free: free of a block from new",
+                      [SECURE_NEW_ARRAY] = "mismatched free: delete[] of a block from new"},
+      [SECURE_NEW_ARRAY] = {[SECURE_MALLOC] = "mismatched free: free of a block from new[]",
+                            [SECURE_NEW] = "mismatched free: delete of a block from new[]"},
+  };
+  int made = secure_kind_of(p, bytes);
+  if (made >= 0 && made != (int)kind) error_misuse_block(what[made][kind], p, bytes, secure_trailer(p, bytes)[1]);
+}
+
+void secure_free_small(region_t *r, void *p, unsigned cls, secure_kind_t kind) {
   size_t bytes = size_class_bytes[cls];
   if (((void **)p)[0] == (void *)secure_mark(p))
     return error_misuse_block("double free of a small block (it waits in the quarantine)", p, bytes, 0);
   if (free_key_matches(((void **)p)[1]) && zone_holds_free_object(r, p))
     return error_misuse_block("double free of a small block", p, bytes, 0);
   secure_check_trailer(p, bytes);
+  secure_check_kind(p, bytes, kind);
   secure_check_before(p, bytes, cls);
   secure_fill_freed(p, bytes, true);
   secure_quarantine_put((secure_entry_t){.p = p, .bytes = bytes, .checked = bytes, .region = r, .cls = cls});
