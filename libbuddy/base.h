@@ -51,6 +51,8 @@ void error_misuse(const char *what, const void *ptr);
  * requested size are known (0: not known): a corrupted block, reported with
  * them; with abort_on_error=0 the caller goes on. */
 void error_misuse_block(const char *what, const void *ptr, size_t bytes, size_t asked);
+/* The same, always fatal: the program cannot go on (a fault). */
+_Noreturn void error_fatal_block(const char *what, const void *ptr, size_t bytes, size_t asked);
 
 /* ---- The free key ------------------------------------------------------ */
 

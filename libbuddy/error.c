@@ -95,6 +95,11 @@ void error_misuse(const char *what, const void *ptr) {
   error_report("warning: ", what, ptr, "; left alone (abort_on_error=0)");
 }
 
+_Noreturn void error_fatal_block(const char *what, const void *ptr, size_t bytes, size_t asked) {
+  error_report_block("error: ", what, ptr, (error_block_t){bytes, asked}, "");
+  os_abort();
+}
+
 void error_misuse_block(const char *what, const void *ptr, size_t bytes, size_t asked) {
   error_block_t block = {bytes, asked};
   if (options.abort_on_error) {

@@ -26,6 +26,12 @@
  * (a write after free). Both cost a page's memset and compare at most, on
  * paths that map, unmap or fault pages anyway.
  *
+ * Secure mode (secure=1) maps each block with an inaccessible page before
+ * and after it (guarded), which a write before the start or past the end
+ * meets: huge_fault reports it from the SIGSEGV handler. Such a block is
+ * reused from the cache only for a request of its exact length, and moves
+ * by copying, never by mremap, so that its guards stay where they are.
+ *
  * The cache's lock is a leaf (lock.h): blocks are split, merged, registered
  * and unmapped out of the cache, with the lock released.
  */
@@ -109,7 +115,8 @@ static void huge_check_freed(huge_t *h) {
 static void huge_unmap(huge_t *h) {
   huge_check_freed(h);
   pagemap_unregister(h->base, h->size);
-  os_unmap(h->base, h->size);
+  if (h->guarded) os_unmap(h->base - PAGE_SIZE, h->size + 2 * PAGE_SIZE);
+  else os_unmap(h->base, h->size);
   huge_desc_free(h);
 }
 
@@ -138,6 +145,7 @@ static huge_t *huge_cache_take(size_t length) {
   for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
     huge_t *h = huge_cache.slot[i];
     if (h == NULL) continue;
+    if (h->guarded && h->size != length) continue; /* its guards stay */
     huge_t *b = best < 0 ? NULL : huge_cache.slot[best];
     bool fits = h->size >= length, best_fits = b != NULL && b->size >= length;
     if (b == NULL || (fits && (!best_fits || h->size < b->size)) || (!fits && !best_fits && h->size > b->size))
@@ -313,17 +321,30 @@ void huge_expire(void) {
 
 /* ---- Allocation ---------------------------------------------------------- */
 
+/* Secure mode: [base - PAGE_SIZE, base + length + PAGE_SIZE) mapped, its
+ * first and last pages made guards; NULL if that fails. */
+static char *huge_map_guarded(size_t length, size_t align) {
+  char *base = os_map_aligned_with_prefix(PAGE_SIZE, length + PAGE_SIZE, align);
+  if (base == NULL) return NULL;
+  if (os_make_guard(base - PAGE_SIZE, PAGE_SIZE) && os_make_guard(base + length, PAGE_SIZE)) return base;
+  os_unmap(base - PAGE_SIZE, length + 2 * PAGE_SIZE);
+  return NULL;
+}
+
 static void *huge_map_new(size_t length, size_t align) {
   huge_t *h = huge_desc_alloc();
   if (h == NULL) return NULL;
-  char *base = os_map_aligned(length, align > BUDDY_REGION_SIZE ? align : BUDDY_REGION_SIZE);
+  align = align > BUDDY_REGION_SIZE ? align : BUDDY_REGION_SIZE;
+  bool guarded = options.secure != 0;
+  char *base = guarded ? huge_map_guarded(length, align) : os_map_aligned(length, align);
   if (base == NULL) {
     huge_desc_free(h);
     return NULL;
   }
-  *h = (huge_t){.kind = CHUNK_HUGE, .base = base, .size = length, .mapping = base};
+  *h = (huge_t){.kind = CHUNK_HUGE, .guarded = guarded, .base = base, .size = length, .mapping = base};
   if (!pagemap_register(base, length, pagemap_huge_entry(h))) {
-    os_unmap(base, length);
+    if (guarded) os_unmap(base - PAGE_SIZE, length + 2 * PAGE_SIZE);
+    else os_unmap(base, length);
     huge_desc_free(h);
     return NULL;
   }
@@ -383,6 +404,7 @@ size_t huge_usable_size(huge_t *h, const void *p) {
 void *huge_realloc(huge_t *h, void *p, size_t size) {
   if (!huge_check(h, p, "realloc of a pointer inside a huge block (not its start)")) return NULL;
   size_t length = huge_round(size);
+  if (h->guarded && length != h->size) return NULL; /* copied instead: the guards stay */
   if (length == h->size) {
     huge_arm_tail(h, size);
     return p;
@@ -401,4 +423,23 @@ void *huge_realloc(huge_t *h, void *p, size_t size) {
   if (!pagemap_register(h->base, h->size, pagemap_huge_entry(h)))
     error_fatal("page map out of memory while moving a huge block", p);
   return moved;
+}
+
+/* ---- Guard pages (secure mode) -------------------------------------------- */
+
+/* A fault at addr: in the guard page just before or just after a guarded
+ * huge block, a write before its start or past its end, reported (the
+ * program stops there). Called from the SIGSEGV handler: it reads the page
+ * map only, and writes the report with write(2). */
+void huge_fault(void *addr) {
+  char *page = (char *)((uintptr_t)addr & ~(uintptr_t)(PAGE_SIZE - 1));
+  uintptr_t after = pagemap_entry(page + PAGE_SIZE), before = pagemap_entry(page - PAGE_SIZE);
+  huge_t *h = after != 0 && !pagemap_is_region(after) ? pagemap_huge(after) : NULL;
+  if (h != NULL && h->guarded && h->base == page + PAGE_SIZE)
+    error_fatal_block("heap underflow: a write before the start of a large block (its guard page)", addr, h->size,
+                      h->tail != 0 ? h->asked : 0);
+  h = before != 0 && !pagemap_is_region(before) ? pagemap_huge(before) : NULL;
+  if (h != NULL && h->guarded && h->base + h->size == page)
+    error_fatal_block("heap overflow: a write past the end of a large block (its guard page)", addr, h->size,
+                      h->tail != 0 ? h->asked : 0);
 }

@@ -228,6 +228,7 @@ typedef struct huge {
   bool cached;     /* freed, waiting in the huge cache for reuse or unmapping */
   bool freed_fill; /* cached, and its first HUGE_FREED_FILL bytes hold FILL_FREED */
   uint8_t tail;    /* bytes from `asked` on that hold FILL_TAIL (huge.c) */
+  bool guarded;    /* secure mode: a guard page before and after it (huge.c) */
   char *base;      /* start of the block */
   size_t size;     /* usable bytes: mapped length */
   size_t asked;    /* bytes the program asked for (live, tail != 0) */
