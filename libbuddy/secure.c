@@ -19,9 +19,10 @@
  * so that its usable size is its request (malloc_usable_size says so). The
  * free checks the canary and the fill (a write past the end), and the last
  * 16 bytes of the block before it in the slab: a live block's canary, or a
- * freed block's fill, or a huge block's descriptor (huge.c takes those
- * from the same slabs); anything else is a write before the start of this
- * block (or past the end of that one).
+ * freed block's fill; anything else is a write before the start of this
+ * block (or past the end of that one). The class of huge blocks'
+ * descriptors (huge.c takes them for itself) is never a secure block's, so
+ * that no slab mixes the two.
  *
  * A freed block (small, or a page run's first SECURE_RUN_FILL bytes) is
  * filled with FILL_FREED, its first word set to its quarantine mark
@@ -112,12 +113,12 @@ static size_t secure_asked(void *p, size_t bytes) {
 /* ---- Allocation ---------------------------------------------------------- */
 
 /* Classes of more than two words only: a freed block's last word is then
- * apart from its key word (slab.c's fill). */
+ * apart from its key word (slab.c's fill); never the huge descriptors'. */
 unsigned secure_class(size_t size, size_t align) {
   if (size > SMALL_SIZE_MAX - SECURE_TRAILER || align > PAGE_SIZE) return 0;
   size_t need = size + SECURE_TRAILER > 2 * sizeof(void *) ? size + SECURE_TRAILER : 2 * sizeof(void *) + 1;
   for (unsigned c = size_class_of(need); c < SIZE_CLASS_COUNT; c++)
-    if (size_class_bytes[c] % align == 0) return c;
+    if (size_class_bytes[c] % align == 0 && c != HUGE_DESC_CLASS) return c;
   return 0;
 }
 
@@ -179,14 +180,6 @@ static void secure_check_trailer(void *p, size_t bytes) {
   if (bad != NULL) error_misuse_block("heap overflow: a write past the end of a block", bad, bytes, asked);
 }
 
-/* Whether q, a small object of class cls, is a huge block's descriptor. */
-static bool secure_is_huge_desc(void *q, unsigned cls) {
-  const huge_t *h = q;
-  if (cls != HUGE_DESC_CLASS || h->kind != CHUNK_HUGE) return false;
-  uintptr_t entry = pagemap_entry(h->base);
-  return entry != 0 && !pagemap_is_region(entry) && pagemap_huge(entry) == h;
-}
-
 /* Whether the last 16 bytes of the small block at q are each what some
  * state of a block leaves there: its canary and request while it is the
  * program's, FILL_FREED and 0 once freed (slab.c fills it whole, then writes
@@ -205,12 +198,11 @@ static bool secure_end_plausible(const char *q, size_t bytes) {
 }
 
 /* A write before the small block p: the block below it in the slab must end
- * as a block of secure mode does (secure_end_plausible), or be a huge
- * descriptor. */
+ * as a block of secure mode does (secure_end_plausible). */
 static void secure_check_before(void *p, size_t bytes, unsigned cls) {
   if (((uintptr_t)p & size_class_info[cls].slab_mask) < bytes) return; /* a guard (never handed out) */
   char *q = (char *)p - bytes;
-  if (secure_end_plausible(q, bytes) || secure_is_huge_desc(q, cls)) return;
+  if (secure_end_plausible(q, bytes)) return;
   error_misuse_block("heap underflow: a write before the start of a block (or past the end of the block before it)", p,
                      bytes, secure_usable_small(p, cls));
 }
