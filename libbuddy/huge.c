@@ -29,8 +29,11 @@
  * Secure mode (secure=1) maps each block with an inaccessible page before
  * and after it (guarded), which a write before the start or past the end
  * meets: huge_fault reports it from the SIGSEGV handler. Such a block is
- * reused from the cache only for a request of its exact length, and moves
- * by copying, never by mremap, so that its guards stay where they are.
+ * reused from the cache only for a request of its exact length, once
+ * HUGE_SECURE_DELAY blocks were freed after it (a write through a stale
+ * pointer then finds it still cached: its fill is checked when it is
+ * taken, unmapped, or at exit), and moves by copying, never by mremap, so
+ * that its guards stay where they are.
  *
  * The cache's lock is a leaf (lock.h): blocks are split, merged, registered
  * and unmapped out of the cache, with the lock released.
@@ -47,6 +50,7 @@ _Static_assert(HUGE_CACHE_BLOCK_MAX <= HUGE_CACHE_BYTES_MIN, "a cacheable block 
 #define HUGE_CACHE_LIVE_SHARE 4   /* the cache holds at most live bytes / this */
 #define HUGE_FIT_SLACK_SHARE 4    /* a block keeps up to length / this more than asked */
 #define HUGE_FREED_FILL PAGE_SIZE /* bytes of a cached block's start that hold FILL_FREED */
+#define HUGE_SECURE_DELAY 4       /* secure mode: blocks freed since, before a cached one is reused */
 
 static struct huge_cache {
   pthread_mutex_t lock;
@@ -146,6 +150,8 @@ static huge_t *huge_cache_take(size_t length) {
     huge_t *h = huge_cache.slot[i];
     if (h == NULL) continue;
     if (h->guarded && h->size != length) continue; /* its guards stay */
+    /* Secure mode: the last blocks freed wait (a quarantine) */
+    if (h->guarded && huge_cache.put_order[i] + HUGE_SECURE_DELAY > huge_cache.puts) continue;
     huge_t *b = best < 0 ? NULL : huge_cache.slot[best];
     bool fits = h->size >= length, best_fits = b != NULL && b->size >= length;
     if (b == NULL || (fits && (!best_fits || h->size < b->size)) || (!fits && !best_fits && h->size > b->size))
@@ -442,4 +448,14 @@ void huge_fault(void *addr) {
   if (h != NULL && h->guarded && h->base + h->size == page)
     error_fatal_block("heap overflow: a write past the end of a large block (its guard page)", addr, h->size,
                       h->tail != 0 ? h->asked : 0);
+}
+
+/* Secure mode, at exit: the cached blocks' fill is checked (a write after
+ * free that no reuse met). */
+__attribute__((destructor)) static void huge_check_at_exit(void) {
+  if (!options.secure) return;
+  lock_take(&huge_cache.lock);
+  for (int i = 0; i < HUGE_CACHE_SLOTS; i++)
+    if (huge_cache.slot[i] != NULL) huge_check_freed(huge_cache.slot[i]);
+  lock_release(&huge_cache.lock);
 }
