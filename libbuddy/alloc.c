@@ -20,10 +20,8 @@ static void *alloc_fail(void) {
   return NULL;
 }
 
-/* Medium and huge blocks, aligned to at least `align` (a power of two). */
-noinline void *alloc_large(size_t size, size_t align, bool *zeroed) {
-  if (size > ALLOC_SIZE_LIMIT) return alloc_fail();
-  runtime_enter(); /* start-up, even if no small block came first */
+/* A page run of at least `size` bytes or a huge block, aligned to `align`. */
+static void *alloc_run_or_huge(size_t size, size_t align, bool *zeroed) {
   size_t pages = (size + PAGE_SIZE - 1) >> PAGE_SHIFT;
   unsigned order = buddy_order_for_pages(pages);
   unsigned align_order = align > PAGE_SIZE ? buddy_order_for_pages(align >> PAGE_SHIFT) : 0;
@@ -37,6 +35,18 @@ noinline void *alloc_large(size_t size, size_t align, bool *zeroed) {
   if (medium) zone_run_arm_tail(p, size); /* huge_alloc arms its own */
   if (zeroed != NULL) *zeroed = fresh;
   return p;
+}
+
+/* Medium and huge blocks, aligned to at least `align` (a power of two).
+ * Secure mode gives a medium block a header page before it (secure.c). */
+noinline void *alloc_large(size_t size, size_t align, bool *zeroed) {
+  if (size > ALLOC_SIZE_LIMIT) return alloc_fail();
+  runtime_enter(); /* start-up, even if no small block came first */
+  if (unlikely(options.secure) && align <= PAGE_SIZE && size <= MEDIUM_SIZE_MAX - PAGE_SIZE) {
+    void *head = alloc_run_or_huge(size + PAGE_SIZE, PAGE_SIZE, zeroed);
+    return head != NULL ? secure_header_run(head) : NULL;
+  }
+  return alloc_run_or_huge(size, align, zeroed);
 }
 
 /* Secure mode (secure.c): a small block with its canary, if a class holds
@@ -159,6 +169,8 @@ size_t alloc_usable_size(const void *p) {
   }
   if (d->kind == PAGE_RUN && !(d->flags & PAGE_META) && ((uintptr_t)p & (PAGE_SIZE - 1)) == 0)
     return PAGE_SIZE << d->order;
+  const char *head = options.secure ? secure_run_head(r, (void *)p) : NULL;
+  if (head != NULL) return (PAGE_SIZE << page_desc_of(r, head)->order) - PAGE_SIZE;
   error_misuse("malloc_usable_size of a pointer that is not a live block", p);
   return 0;
 }
@@ -170,7 +182,10 @@ size_t buddy_malloc_usable_size(void *p) {
   if (usable == 0) return 0;
   uintptr_t entry = pagemap_entry(p);
   if (!pagemap_is_region(entry)) pagemap_huge(entry)->tail = 0;
-  else if (page_class_at(pagemap_region(entry), p) == 0) zone_run_disarm_tail(p);
+  else if (page_class_at(pagemap_region(entry), p) == 0) {
+    void *head = options.secure ? secure_run_head(pagemap_region(entry), p) : NULL;
+    zone_run_disarm_tail(head != NULL ? head : p);
+  }
   return usable;
 }
 

@@ -75,6 +75,7 @@ void *buddy_realloc(void *p, size_t size) {
   size_t usable = alloc_usable_size(p);
   if (usable == 0) return realloc_refuse(); /* misuse, reported */
   region_t *r = pagemap_region(entry);
+  if (options.secure && secure_run_head(r, p) != NULL) return realloc_move(p, usable, size); /* its header stays */
   if (page_class_at(r, p) == 0) return realloc_run(r, p, usable, size);
   if (size <= usable && size >= usable / 2) return p;
   return realloc_move(p, usable, size);

@@ -56,7 +56,8 @@
 #define SECURE_EVICT_MAX 16 /* blocks that leave the quarantine in one free, at most */
 
 typedef struct secure_entry {
-  void *p;
+  void *p;          /* the block as the program had it */
+  void *run;        /* a page run: its head (p, or p's header page) */
   size_t bytes;     /* the block's: class bytes or the run's */
   size_t checked;   /* bytes from p that hold the fill (and the mark, the key) */
   region_t *region; /* its region */
@@ -247,7 +248,8 @@ static void secure_release(const secure_entry_t *e) {
   secure_check_freed(e);
   if (e->cls != 0) return zone_free_small(e->p); /* slab.c's fill replaces the mark */
   ((void **)e->p)[0] = NULL;                     /* the run may come back to the program as it is */
-  zone_free_run(e->region, e->p);
+  ((void **)e->run)[0] = NULL;                   /* and its header, if it had one, is gone */
+  zone_free_run(e->region, e->run);
 }
 
 /* Parks e; the oldest blocks leave while the quarantine is over its bounds.
@@ -296,20 +298,64 @@ void secure_free_small(region_t *r, void *p, unsigned cls, secure_kind_t kind) {
   secure_check_kind(p, bytes, kind);
   secure_check_before(p, bytes, cls);
   secure_fill_freed(p, bytes, true);
-  secure_quarantine_put((secure_entry_t){.p = p, .bytes = bytes, .checked = bytes, .region = r, .cls = cls});
+  secure_quarantine_put(
+      (secure_entry_t){.p = p, .run = NULL, .bytes = bytes, .checked = bytes, .region = r, .cls = cls});
+}
+
+/* ---- Medium blocks: a header page -------------------------------------- */
+
+/* The header page before a medium block (secure_header_run) starts with
+ * secure_header_word and ends with SECURE_HEADER_TAIL bytes of FILL_TAIL: a
+ * write just before the block changes them. */
+#define SECURE_HEADER_TAIL 64
+
+static uintptr_t secure_header_word(const void *head) {
+  return secure_cookie() ^ (uintptr_t)head ^ 0x4844u;
+}
+
+void *secure_header_run(void *head) {
+  char *h = head;
+  ((uintptr_t *)h)[0] = secure_header_word(h);
+  memset(h + PAGE_SIZE - SECURE_HEADER_TAIL, FILL_TAIL, SECURE_HEADER_TAIL);
+  return h + PAGE_SIZE;
+}
+
+void *secure_run_head(region_t *r, void *p) {
+  if (((uintptr_t)p & (PAGE_SIZE - 1)) != 0 || page_index_of(r, p) == 0) return NULL;
+  char *head = (char *)p - PAGE_SIZE;
+  page_desc_t *d = page_desc_of(r, head);
+  if (d->kind != PAGE_RUN || (d->flags & PAGE_META) || ((uintptr_t *)head)[0] != secure_header_word(head)) return NULL;
+  return head;
 }
 
 void secure_free_run(region_t *r, void *p) {
-  page_desc_t *d = page_desc_of(r, p);
-  bool run = ((uintptr_t)p & (PAGE_SIZE - 1)) == 0 && d->kind == PAGE_RUN && !(d->flags & PAGE_META);
-  if (!run) return zone_free_run(r, p); /* reported there */
-  size_t bytes = PAGE_SIZE << d->order;
+  char *head = secure_run_head(r, p);
+  page_desc_t *d = page_desc_of(r, head != NULL ? head : p);
+  if (head == NULL) {
+    bool run = ((uintptr_t)p & (PAGE_SIZE - 1)) == 0 && d->kind == PAGE_RUN && !(d->flags & PAGE_META);
+    if (!run) return zone_free_run(r, p); /* reported there */
+    head = p;
+  }
+  size_t run_bytes = PAGE_SIZE << d->order, bytes = run_bytes - (size_t)((char *)p - head);
   if (((void **)p)[0] == (void *)secure_mark(p))
     return error_misuse_block("double free of a medium block (it waits in the quarantine)", p, bytes, 0);
-  zone_run_take_tail(p);
+  if (head != (char *)p) {
+    const unsigned char *bad = fill_find_other(head + PAGE_SIZE - SECURE_HEADER_TAIL, SECURE_HEADER_TAIL, FILL_TAIL);
+    size_t asked = d->run_tail != 0 ? d->run_asked - PAGE_SIZE : 0; /* the run's request counts the header */
+    if (bad != NULL)
+      error_misuse_block("heap underflow: a write before the start of a medium block", bad, bytes, asked);
+    bad = fill_find_other(head + d->run_asked, d->run_tail, FILL_TAIL);
+    if (bad != NULL)
+      error_misuse_block("heap overflow: a write past the end of a medium block, found when it was freed", bad, bytes,
+                         asked);
+    zone_run_disarm_tail(head);
+  } else {
+    zone_run_take_tail(head);
+  }
   size_t checked = bytes < SECURE_RUN_FILL ? bytes : SECURE_RUN_FILL;
   secure_fill_freed(p, checked, false);
-  secure_quarantine_put((secure_entry_t){.p = p, .bytes = bytes, .checked = checked, .region = r, .cls = 0});
+  secure_quarantine_put(
+      (secure_entry_t){.p = p, .run = head, .bytes = run_bytes, .checked = checked, .region = r, .cls = 0});
 }
 
 /* At exit, every block still in the quarantine is checked. */

@@ -234,6 +234,11 @@ size_t secure_usable_small(void *p, unsigned cls);
  * start of class cls in region r; or the page run p of region r. */
 void secure_free_small(region_t *r, void *p, unsigned cls, secure_kind_t kind);
 void secure_free_run(region_t *r, void *p);
+/* Medium blocks have a header page in secure mode: the run at head is
+ * given one, and the block after it returned; the head of p's run if p is
+ * such a block, else NULL. */
+void *secure_header_run(void *head);
+void *secure_run_head(region_t *r, void *p);
 void secure_fork_prepare(void);
 void secure_fork_parent(void);
 void secure_fork_child(void);
