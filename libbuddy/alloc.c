@@ -32,12 +32,10 @@ static void *alloc_block(size_t size, size_t align, unsigned order, bool *fresh,
   return sampled ? zone_alloc_sampled_run(z, order, fresh) : zone_alloc_run(z, order, fresh);
 }
 
-/* Medium and huge blocks, aligned to at least `align` (a power of two).
- * With sampling on, they count towards the thread's sample point for large
+/* A page run of at least `size` bytes or a huge block, aligned to `align`.
+ * With sampling on, it counts towards the thread's sample point for large
  * blocks (prof_large_due). */
-noinline void *alloc_large(size_t size, size_t align, bool *zeroed) {
-  if (size > ALLOC_SIZE_LIMIT) return alloc_fail();
-  runtime_enter(); /* start-up, even if no small block came first */
+static void *alloc_run_or_huge(size_t size, size_t align, bool *zeroed) {
   size_t pages = (size + PAGE_SIZE - 1) >> PAGE_SHIFT;
   unsigned order = buddy_order_for_pages(pages);
   unsigned align_order = align > PAGE_SIZE ? buddy_order_for_pages(align >> PAGE_SHIFT) : 0;
@@ -46,9 +44,30 @@ noinline void *alloc_large(size_t size, size_t align, bool *zeroed) {
   bool sampled = unlikely(options_sampling()) && prof_large_due(size);
   void *p = alloc_block(size, align, order, &fresh, sampled);
   if (p == NULL) return alloc_fail();
+  if (order <= BUDDY_MAX_ORDER) zone_run_arm_tail(p, size); /* huge_alloc arms its own */
   if (sampled) prof_note(p, size);
   if (zeroed != NULL) *zeroed = fresh;
   return p;
+}
+
+/* Medium and huge blocks, aligned to at least `align` (a power of two).
+ * Secure mode gives a medium block a header page before it (secure.c). */
+noinline void *alloc_large(size_t size, size_t align, bool *zeroed) {
+  if (size > ALLOC_SIZE_LIMIT) return alloc_fail();
+  runtime_enter(); /* start-up, even if no small block came first */
+  if (unlikely(options.secure) && align <= PAGE_SIZE && size <= MEDIUM_SIZE_MAX - PAGE_SIZE) {
+    void *head = alloc_run_or_huge(size + PAGE_SIZE, PAGE_SIZE, zeroed);
+    return head != NULL ? secure_header_run(head) : NULL;
+  }
+  return alloc_run_or_huge(size, align, zeroed);
+}
+
+/* Secure mode (secure.c): a small block with its canary, if a class holds
+ * both, else a page run or a huge block (checked as in the default mode). */
+static noinline void *alloc_secure(size_t size, size_t align, secure_kind_t kind) {
+  unsigned cls = secure_class(size, align);
+  if (cls != 0) return secure_alloc_small(cls, size, kind);
+  return alloc_large(size, align < PAGE_SIZE ? PAGE_SIZE : align, NULL);
 }
 
 /* Sampling on, class cls's sampling stack ran empty (tcache_prof.c): the
@@ -63,14 +82,20 @@ static noinline void *alloc_small_sampling(unsigned cls) {
   bool fresh;
   p = alloc_block(size, PAGE_SIZE, buddy_order_for_pages((size + PAGE_SIZE - 1) >> PAGE_SHIFT), &fresh, true);
   if (p == NULL) return alloc_fail();
+  zone_run_arm_tail(p, size);
   prof_note(p, size);
   return p;
 }
 
 /* The slow path of alloc_fast (api.h): into the runtime first, then the
- * thread's cache. Entered held (tcache_hold); tcache_alloc_slow releases. */
-noinline void *alloc_small_slow(unsigned cls) {
+ * thread's cache (secure mode: every small malloc, its bins being empty).
+ * Entered held (tcache_hold); tcache_alloc_slow releases. */
+noinline void *alloc_small_slow(size_t size, unsigned cls, secure_kind_t kind) {
   runtime_enter_counted();
+  if (unlikely(options.secure)) {
+    tcache_release();
+    return alloc_secure(size, SMALL_ALIGN, kind);
+  }
   if (unlikely(options_sampling())) return alloc_small_sampling(cls);
   return tcache_alloc_slow(cls);
 }
@@ -106,6 +131,10 @@ static unsigned alloc_aligned_class(size_t size, size_t alignment) {
 /* alignment: a power of two. */
 void *alloc_aligned(size_t alignment, size_t size) {
   if (alignment <= SMALL_ALIGN) return buddy_malloc(size);
+  if (unlikely(options.secure)) {
+    runtime_enter();
+    return alloc_secure(size, alignment, SECURE_MALLOC);
+  }
   unsigned cls = alloc_aligned_class(size, alignment);
   if (cls != 0) return buddy_malloc(size_class_bytes[cls]);
   return alloc_large(size, alignment, NULL);
@@ -164,18 +193,31 @@ size_t alloc_usable_size(const void *p) {
   page_desc_t *d = page_desc_of(r, p);
   unsigned cls = page_class_of_desc(d);
   if (cls != 0) {
-    if (size_class_is_object_start(cls, slab_offset_of(d, p))) return size_class_bytes[cls];
+    if (size_class_is_object_start(cls, slab_offset_of(d, p)))
+      return options.secure ? secure_usable_small((void *)p, cls) : size_class_bytes[cls];
     error_misuse("malloc_usable_size of a pointer inside a small block", p);
     return 0;
   }
   if (d->kind == PAGE_RUN && !(d->flags & PAGE_META) && ((uintptr_t)p & (PAGE_SIZE - 1)) == 0)
     return PAGE_SIZE << d->order;
+  const char *head = options.secure ? secure_run_head(r, (void *)p) : NULL;
+  if (head != NULL) return (PAGE_SIZE << page_desc_of(r, head)->order) - PAGE_SIZE;
   error_misuse("malloc_usable_size of a pointer that is not a live block", p);
   return 0;
 }
 
+/* The program may use every usable byte it was told of: a medium or huge
+ * block's tail is not checked any more (run.c, huge.c). */
 size_t buddy_malloc_usable_size(void *p) {
-  return p == NULL ? 0 : alloc_usable_size(p);
+  size_t usable = p == NULL ? 0 : alloc_usable_size(p);
+  if (usable == 0) return 0;
+  uintptr_t entry = pagemap_entry(p);
+  if (!pagemap_is_region(entry)) pagemap_huge(entry)->tail = 0;
+  else if (page_class_at(pagemap_region(entry), p) == 0) {
+    void *head = options.secure ? secure_run_head(pagemap_region(entry), p) : NULL;
+    zone_run_disarm_tail(head != NULL ? head : p);
+  }
+  return usable;
 }
 
 /* Formatted into a block of the longest report's size, then copied into

@@ -14,8 +14,10 @@ size_t alloc_usable_size(const void *p);
 void *alloc_aligned(size_t alignment, size_t size);
 /* Medium and huge blocks, aligned to at least `align` (a power of two). */
 void *alloc_large(size_t size, size_t align, bool *zeroed);
-/* alloc_fast's slow path (alloc.c). */
-void *alloc_small_slow(unsigned cls);
+/* alloc_fast's slow path (alloc.c); `size` as asked (secure mode), first:
+ * it stays in the register it came in, the class takes another, and the
+ * fast path copies neither. */
+void *alloc_small_slow(size_t size, unsigned cls, secure_kind_t kind);
 
 /* malloc's fast path (buddy_malloc, and the shim's malloc with no call in
  * between): the class from a table indexed by the size, then a pop from the
@@ -24,7 +26,7 @@ void *alloc_small_slow(unsigned cls);
  * (docs/benchmarks.md has its instruction count). The second word is
  * cleared so that a block handed out never looks like a cached one
  * (FREE_KEY) when freed. */
-static inline void *alloc_fast(size_t size) {
+static inline void *alloc_fast_as(size_t size, secure_kind_t kind) {
   size_t cls;
   if (likely(size <= SIZE_CLASS_LOOKUP_MAX)) cls = size_class_lookup[size];
   else if (size <= SMALL_SIZE_MAX) cls = size_class_of(size);
@@ -33,7 +35,7 @@ static inline void *alloc_fast(size_t size) {
   void ***top = tcache_get_home() + cls;
   void **p = (*top)[-1];
   /* sets errno when it fails; releases */
-  if (unlikely(p == NULL)) return alloc_small_slow((unsigned)cls);
+  if (unlikely(p == NULL)) return alloc_small_slow(size, (unsigned)cls, kind);
   /* The top is decremented in memory (one instruction) rather than from the
    * register it was loaded into (two): the empty asm says it may have
    * changed. */
@@ -45,13 +47,17 @@ static inline void *alloc_fast(size_t size) {
   tcache_release();
   return p;
 }
+/* malloc's; alloc_fast_as is C++ new's too, whose kind secure mode keeps. */
+static inline void *alloc_fast(size_t size) {
+  return alloc_fast_as(size, SECURE_MALLOC);
+}
 
 /* ---- free.c -------------------------------------------------------------- */
 
 /* p does not start an object by the small map: a page run, a huge block, a
  * foreign or interior pointer, or a small object whose map byte could not be
  * written (then freed as the fast path would). */
-void free_not_small_object(void *p);
+void free_not_small_object(void *p, secure_kind_t kind);
 
 /* free's fast path (buddy_free, and the shim's free): the small map gives the
  * bin number of p's slab (zone and class) and, from the same base, the
@@ -65,9 +71,9 @@ void free_not_small_object(void *p);
  * object test; the cache (raising the busy depth); the key; the room test
  * and the push; lowering the busy depth. Every exit is a tail call
  * (docs/benchmarks.md has the instruction counts). */
-static inline void free_fast(void *p) {
+static inline void free_fast_as(void *p, secure_kind_t kind) {
   size_t bin;
-  if (unlikely(!small_map_object(p, &bin))) return free_not_small_object(p);
+  if (unlikely(!small_map_object(p, &bin))) return free_not_small_object(p, kind);
   tcache_hold();
   tcache_t *tc = tcache_get();
   void ***top = &tc->bin_top[bin];
@@ -78,6 +84,12 @@ static inline void free_fast(void *p) {
   tcache_top_push(top, p);
   tcache_release();
 }
+/* free's; free_fast_as is C++ delete's too (secure mode checks the kind). */
+static inline void free_fast(void *p) {
+  free_fast_as(p, SECURE_MALLOC);
+}
+/* Sized delete (free.c): the size is checked against the block. */
+void free_sized_as(void *p, size_t size, secure_kind_t kind);
 
 #pragma GCC visibility pop
 

@@ -47,6 +47,12 @@ _Noreturn void error_fatal(const char *what, const void *ptr);
 /* Heap misuse by the program: reported, then abort() — or, with
  * abort_on_error=0, a warning after which the caller leaks the block. */
 void error_misuse(const char *what, const void *ptr);
+/* The same about a block whose bytes (size class, run or mapping) and
+ * requested size are known (0: not known): a corrupted block, reported with
+ * them; with abort_on_error=0 the caller goes on. */
+void error_misuse_block(const char *what, const void *ptr, size_t bytes, size_t asked);
+/* The same, always fatal: the program cannot go on (a fault). */
+_Noreturn void error_fatal_block(const char *what, const void *ptr, size_t bytes, size_t asked);
 
 /* ---- The free key ------------------------------------------------------ */
 
@@ -90,6 +96,14 @@ size_t heap_bytes_peak(void);
 /* In a fork child: its peak starts at what it has now, as the kernel's
  * VmHWM does. */
 void heap_bytes_fork_child(void);
+
+/* ---- fill.c: the hardening checks' patterns ------------------------------ */
+
+#define FILL_TAIL 0xa5   /* past the requested end of a run or huge block */
+#define FILL_FREED 0xdf  /* a freed block (huge ones: their start, in the cache) */
+#define FILL_TAIL_MAX 64 /* tail bytes checked at most (fits a uint8_t) */
+size_t fill_tail_bytes(size_t asked, size_t end);
+const unsigned char *fill_find_other(const void *p, size_t n, unsigned char byte);
 
 /* ---- options.c ----------------------------------------------------------- */
 

@@ -45,6 +45,7 @@ static void fork_prepare(void) {
     tcache_fork_prepare();
     zone_fork_prepare();
     huge_fork_prepare();
+    secure_fork_prepare();
     prof_fork_prepare();
   }
   if (level < FORK_NESTING_MAX) {
@@ -64,6 +65,7 @@ static bool fork_pop_level(void) {
 static void fork_parent(void) {
   if (!fork_pop_level()) return;
   prof_fork_parent();
+  secure_fork_parent();
   huge_fork_parent();
   zone_fork_parent();
   tcache_fork_parent();
@@ -74,6 +76,7 @@ static void fork_child(void) {
   if (fork_pop_level()) {
     os_stdio_reset();
     prof_fork_child();
+    secure_fork_child();
     huge_fork_child();
     zone_fork_child();
     tcache_fork_child_locked();

@@ -19,6 +19,22 @@
  * HUGE_CACHE_SLOTS blocks and at most a quarter of the live huge bytes
  * (HUGE_CACHE_BYTES_MIN at least); the oldest go first. A second free of a cached block is a double free.
  *
+ * Checks on the way (fill.c): a live block holds FILL_TAIL in the bytes
+ * just past the request (huge_arm_tail), checked when it is freed (a write
+ * past its end); a freed block's first HUGE_FREED_FILL bytes hold
+ * FILL_FREED while it is cached, checked when it is taken again or unmapped
+ * (a write after free). Both cost a page's memset and compare at most, on
+ * paths that map, unmap or fault pages anyway.
+ *
+ * Secure mode (secure=1) maps each block with an inaccessible page before
+ * and after it (guarded), which a write before the start or past the end
+ * meets: huge_fault reports it from the SIGSEGV handler. Such a block is
+ * reused from the cache only for a request of its exact length, once
+ * HUGE_SECURE_DELAY blocks were freed after it (a write through a stale
+ * pointer then finds it still cached: its fill is checked when it is
+ * taken, unmapped, or at exit), and moves by copying, never by mremap, so
+ * that its guards stay where they are.
+ *
  * The cache's lock is a leaf (lock.h): blocks are split, merged, registered
  * and unmapped out of the cache, with the lock released.
  */
@@ -31,8 +47,10 @@
 #define HUGE_CACHE_BLOCK_MAX ((size_t)64 << 20)
 #define HUGE_CACHE_BYTES_MIN ((size_t)64 << 20)
 _Static_assert(HUGE_CACHE_BLOCK_MAX <= HUGE_CACHE_BYTES_MIN, "a cacheable block fits the cache alone");
-#define HUGE_CACHE_LIVE_SHARE 4 /* the cache holds at most live bytes / this */
-#define HUGE_FIT_SLACK_SHARE 4  /* a block keeps up to length / this more than asked */
+#define HUGE_CACHE_LIVE_SHARE 4   /* the cache holds at most live bytes / this */
+#define HUGE_FIT_SLACK_SHARE 4    /* a block keeps up to length / this more than asked */
+#define HUGE_FREED_FILL PAGE_SIZE /* bytes of a cached block's start that hold FILL_FREED */
+#define HUGE_SECURE_DELAY 4       /* secure mode: blocks freed since, before a cached one is reused */
 
 static struct huge_cache {
   pthread_mutex_t lock;
@@ -66,9 +84,43 @@ static void huge_desc_free(huge_t *h) {
   zone_free_small(h);
 }
 
+/* ---- The checks (fill.c) ------------------------------------------------ */
+
+/* Fills the bytes past `asked` that the check covers. */
+static void huge_arm_tail(huge_t *h, size_t asked) {
+  size_t tail = fill_tail_bytes(asked, h->size);
+  memset(h->base + asked, FILL_TAIL, tail);
+  h->asked = asked;
+  h->tail = (uint8_t)tail;
+}
+
+static void huge_check_tail(const huge_t *h) {
+  const unsigned char *bad = fill_find_other(h->base + h->asked, h->tail, FILL_TAIL);
+  if (unlikely(bad != NULL))
+    error_misuse_block("heap overflow: a write past the end of a large block, found when it was freed", bad, h->size,
+                       h->asked);
+}
+
+/* A block going into the cache: its start is filled. */
+static void huge_fill_freed(huge_t *h) {
+  memset(h->base, FILL_FREED, HUGE_FREED_FILL);
+  h->freed_fill = true;
+}
+
+/* A cached block leaving the cache (taken or unmapped): its start must still
+ * hold the fill. */
+static void huge_check_freed(huge_t *h) {
+  if (!h->freed_fill) return;
+  h->freed_fill = false;
+  const unsigned char *bad = fill_find_other(h->base, HUGE_FREED_FILL, FILL_FREED);
+  if (unlikely(bad != NULL)) error_misuse_block("use after free: a freed large block was written to", bad, h->size, 0);
+}
+
 static void huge_unmap(huge_t *h) {
+  huge_check_freed(h);
   pagemap_unregister(h->base, h->size);
-  os_unmap(h->base, h->size);
+  if (h->guarded) os_unmap(h->base - PAGE_SIZE, h->size + 2 * PAGE_SIZE);
+  else os_unmap(h->base, h->size);
   huge_desc_free(h);
 }
 
@@ -97,6 +149,9 @@ static huge_t *huge_cache_take(size_t length) {
   for (int i = 0; i < HUGE_CACHE_SLOTS; i++) {
     huge_t *h = huge_cache.slot[i];
     if (h == NULL) continue;
+    if (h->guarded && h->size != length) continue; /* its guards stay */
+    /* Secure mode: the last blocks freed wait (a quarantine) */
+    if (h->guarded && huge_cache.put_order[i] + HUGE_SECURE_DELAY > huge_cache.puts) continue;
     huge_t *b = best < 0 ? NULL : huge_cache.slot[best];
     bool fits = h->size >= length, best_fits = b != NULL && b->size >= length;
     if (b == NULL || (fits && (!best_fits || h->size < b->size)) || (!fits && !best_fits && h->size > b->size))
@@ -272,17 +327,30 @@ void huge_expire(void) {
 
 /* ---- Allocation ---------------------------------------------------------- */
 
+/* Secure mode: [base - PAGE_SIZE, base + length + PAGE_SIZE) mapped, its
+ * first and last pages made guards; NULL if that fails. */
+static char *huge_map_guarded(size_t length, size_t align) {
+  char *base = os_map_aligned_with_prefix(PAGE_SIZE, length + PAGE_SIZE, align);
+  if (base == NULL) return NULL;
+  if (os_make_guard(base - PAGE_SIZE, PAGE_SIZE) && os_make_guard(base + length, PAGE_SIZE)) return base;
+  os_unmap(base - PAGE_SIZE, length + 2 * PAGE_SIZE);
+  return NULL;
+}
+
 static void *huge_map_new(size_t length, size_t align) {
   huge_t *h = huge_desc_alloc();
   if (h == NULL) return NULL;
-  char *base = os_map_aligned(length, align > BUDDY_REGION_SIZE ? align : BUDDY_REGION_SIZE);
+  align = align > BUDDY_REGION_SIZE ? align : BUDDY_REGION_SIZE;
+  bool guarded = options.secure != 0;
+  char *base = guarded ? huge_map_guarded(length, align) : os_map_aligned(length, align);
   if (base == NULL) {
     huge_desc_free(h);
     return NULL;
   }
-  *h = (huge_t){.kind = CHUNK_HUGE, .base = base, .size = length, .mapping = base};
+  *h = (huge_t){.kind = CHUNK_HUGE, .guarded = guarded, .base = base, .size = length, .mapping = base};
   if (!pagemap_register(base, length, pagemap_huge_entry(h))) {
-    os_unmap(base, length);
+    if (guarded) os_unmap(base - PAGE_SIZE, length + 2 * PAGE_SIZE);
+    else os_unmap(base, length);
     huge_desc_free(h);
     return NULL;
   }
@@ -296,6 +364,7 @@ static void *huge_alloc_block(size_t size, size_t align, bool *zeroed) {
   huge_cache_expire(false);
   if (align <= BUDDY_REGION_SIZE) {
     huge_t *h = huge_cache_take(length);
+    if (h != NULL) huge_check_freed(h);
     if (h != NULL && huge_fit(h, length)) {
       h->cached = false;
       huge_count(h, true);
@@ -309,7 +378,9 @@ static void *huge_alloc_block(size_t size, size_t align, bool *zeroed) {
 
 void *huge_alloc(size_t size, size_t align, bool *zeroed) {
   void *p = huge_alloc_block(size, align, zeroed);
-  if (p != NULL) __atomic_fetch_add(&huge_requests, 1, __ATOMIC_RELAXED);
+  if (p == NULL) return NULL;
+  __atomic_fetch_add(&huge_requests, 1, __ATOMIC_RELAXED);
+  huge_arm_tail(pagemap_huge(pagemap_entry(p)), size);
   return p;
 }
 
@@ -323,7 +394,10 @@ static bool huge_check(huge_t *h, const void *p, const char *what) {
 
 void huge_free(huge_t *h, void *p) {
   if (!huge_check(h, p, "free of a pointer inside a huge block (not its start)")) return;
+  if (h->tail != 0) huge_check_tail(h);
+  h->tail = 0;
   huge_count(h, false);
+  huge_fill_freed(h);
   h->cached = true;
   huge_cache_put(h);
   huge_cache_expire(false);
@@ -336,7 +410,11 @@ size_t huge_usable_size(huge_t *h, const void *p) {
 void *huge_realloc(huge_t *h, void *p, size_t size) {
   if (!huge_check(h, p, "realloc of a pointer inside a huge block (not its start)")) return NULL;
   size_t length = huge_round(size);
-  if (length == h->size) return p;
+  if (h->guarded && length != h->size) return NULL; /* copied instead: the guards stay */
+  if (length == h->size) {
+    huge_arm_tail(h, size);
+    return p;
+  }
   pagemap_unregister(h->base, h->size);
   char *moved = os_remap_aligned(h->base, h->size, length, BUDDY_REGION_SIZE);
   if (moved != NULL) {
@@ -345,9 +423,39 @@ void *huge_realloc(huge_t *h, void *p, size_t size) {
     if (moved != h->base) h->mapping = moved;
     h->base = moved;
     h->size = length;
+    huge_arm_tail(h, size);
   }
   /* Re-registers the old mapping if the move failed: it is intact. */
   if (!pagemap_register(h->base, h->size, pagemap_huge_entry(h)))
     error_fatal("page map out of memory while moving a huge block", p);
   return moved;
+}
+
+/* ---- Guard pages (secure mode) -------------------------------------------- */
+
+/* A fault at addr: in the guard page just before or just after a guarded
+ * huge block, a write before its start or past its end, reported (the
+ * program stops there). Called from the SIGSEGV handler: it reads the page
+ * map only, and writes the report with write(2). */
+void huge_fault(void *addr) {
+  char *page = (char *)((uintptr_t)addr & ~(uintptr_t)(PAGE_SIZE - 1));
+  uintptr_t after = pagemap_entry(page + PAGE_SIZE), before = pagemap_entry(page - PAGE_SIZE);
+  huge_t *h = after != 0 && !pagemap_is_region(after) ? pagemap_huge(after) : NULL;
+  if (h != NULL && h->guarded && h->base == page + PAGE_SIZE)
+    error_fatal_block("heap underflow: a write before the start of a large block (its guard page)", addr, h->size,
+                      h->tail != 0 ? h->asked : 0);
+  h = before != 0 && !pagemap_is_region(before) ? pagemap_huge(before) : NULL;
+  if (h != NULL && h->guarded && h->base + h->size == page)
+    error_fatal_block("heap overflow: a write past the end of a large block (its guard page)", addr, h->size,
+                      h->tail != 0 ? h->asked : 0);
+}
+
+/* Secure mode, at exit: the cached blocks' fill is checked (a write after
+ * free that no reuse met). */
+__attribute__((destructor)) static void huge_check_at_exit(void) {
+  if (!options.secure) return;
+  lock_take(&huge_cache.lock);
+  for (int i = 0; i < HUGE_CACHE_SLOTS; i++)
+    if (huge_cache.slot[i] != NULL) huge_check_freed(huge_cache.slot[i]);
+  lock_release(&huge_cache.lock);
 }

@@ -25,6 +25,9 @@ extern uint64_t huge_requests;                   /* atomic: blocks handed out */
 extern size_t huge_descriptors;
 #define HUGE_DESC_CLASS size_class_of(sizeof(huge_t))
 void *huge_realloc(huge_t *h, void *p, size_t size);
+/* Secure mode, from the fault handler: reports a fault in a guard page of a
+ * huge block (and aborts); returns if addr is in none. */
+void huge_fault(void *addr);
 void huge_fork_prepare(void);
 void huge_fork_parent(void);
 void huge_fork_child(void);

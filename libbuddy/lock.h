@@ -9,9 +9,10 @@
  * section must not wait for a lock its own frame holds.
  *
  * Lock order (the only nesting there is): tcache_registry_lock, then zones
- * by ascending index, then pagemap_lock; the huge cache's lock and the heap
- * profile's samples' lock (prof.c) are leaves. fork.c takes them all in
- * that order, after stdio's list lock, the samples' lock last.
+ * by ascending index, then pagemap_lock; the huge cache's lock, the secure
+ * mode's quarantine lock (secure.c) and the heap profile's samples' lock
+ * (prof.c) are leaves. fork.c takes them all in that order, after stdio's
+ * list lock, the samples' lock last.
  */
 #ifndef BUDDY_LOCK_H
 #define BUDDY_LOCK_H

@@ -27,6 +27,8 @@ buddy_options_t options = {
     .background_purge = 0,
     .thp = 0,
     .debug = 0,
+    .secure = 0,
+    .quarantine_kb = 4096,
     .abort_on_error = 1,
     .reclaim_idle = 1,
     .stats_signal = 0,
@@ -86,6 +88,11 @@ static const option_spec_t option_table[] = {
      "abort on heap misuse (0: warn and leave the block alone, for programs mixing allocators)"},
     {"debug", &options.debug, NULL, NULL, 0, 1, NULL, NULL,
      "fill freed small blocks and report writes to them on reuse (no caching)"},
+    {"secure", &options.secure, NULL, NULL, 0, 1, NULL, NULL,
+     "secure mode: canaries after blocks, freed blocks filled, checked and held in a quarantine, random reuse "
+     "(implies debug=1)"},
+    {"quarantine_kb", &options.quarantine_kb, NULL, NULL, 0, 1048576, NULL, NULL,
+     "secure mode: KiB of freed blocks held back from reuse, oldest first"},
     {"reclaim_idle", &options.reclaim_idle, NULL, NULL, 0, 1, NULL, NULL,
      "empty the caches of threads blocked in a system call for a whole purge period"},
     {"prof", &options.prof, NULL, NULL, 0, 1, NULL, NULL,
@@ -302,5 +309,12 @@ void options_init(void) {
   if (s != NULL) options_find_quiet(s);
   options_read_stats_variable();
   if (s != NULL) parse_string(s, "BUDDY_OPTIONS");
+  if (options.secure) options.debug = 1; /* no caching: every block passes the checks */
+  if (options.secure && options_sampling()) {
+    /* Secure blocks carry their own trailers and go to the quarantine: a
+     * sampled one, a page run of its own, would be neither. */
+    base_warning("BUDDY_OPTIONS: secure=1 samples nothing, so prof and leaks are off", (const char *)NULL);
+    options.prof = options.leaks = 0;
+  }
   if (options.verbose) options_report();
 }

@@ -122,6 +122,14 @@ size_t os_current_directory(char *buf, size_t size);
  * the signal cannot be caught (SIGKILL, SIGSTOP, those libc keeps). */
 bool os_catch_signal(int sig, void (*handler)(int));
 
+/* Makes a page-aligned range inaccessible (a guard: any access faults);
+ * false if it could not be. */
+bool os_make_guard(void *addr, size_t size);
+/* Secure mode: on SIGSEGV and SIGBUS, calls handler(fault address) first;
+ * when it returns, the signal gets the action it had before (which the
+ * faulting access, repeated, then meets). False if it cannot be caught. */
+bool os_catch_faults(void (*handler)(void *addr));
+
 /* Starts a detached thread running main(NULL) with every signal blocked, so
  * that none meant for the program is delivered to it; false on failure.
  * pthread_create allocates: never call it with an allocator lock held. */

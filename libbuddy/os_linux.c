@@ -389,6 +389,33 @@ bool os_catch_signal(int sig, void (*handler)(int)) {
   return caught;
 }
 
+bool os_make_guard(void *addr, size_t size) {
+  return os_protect(addr, size, PROT_NONE);
+}
+
+static void (*os_fault_handler)(void *addr);
+static struct sigaction os_fault_before[2]; /* SIGSEGV's and SIGBUS's */
+
+static void os_on_fault(int sig, siginfo_t *info, void *context) {
+  (void)context;
+  os_fault_handler(info->si_addr);
+  /* Not ours to report: as before, and the access faults again. */
+  sigaction(sig, &os_fault_before[sig == SIGBUS], NULL);
+}
+
+bool os_catch_faults(void (*handler)(void *addr)) {
+  int saved = errno;
+  struct sigaction action;
+  memset(&action, 0, sizeof action);
+  action.sa_sigaction = os_on_fault;
+  action.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  os_fault_handler = handler;
+  bool caught = sigaction(SIGSEGV, &action, &os_fault_before[0]) == 0 &&
+                sigaction(SIGBUS, &action, &os_fault_before[1]) == 0;
+  errno = saved;
+  return caught;
+}
+
 bool os_start_thread(void *(*main)(void *)) {
   int saved = errno;
   sigset_t all, before;

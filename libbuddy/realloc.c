@@ -32,7 +32,10 @@ static void *realloc_run(region_t *r, void *p, size_t usable, size_t size) {
   unsigned order = buddy_order_for_pages((size + PAGE_SIZE - 1) >> PAGE_SHIFT);
   unsigned current = page_desc_of(r, p)->order;
   if (order < current) zone_shrink_run(r, p, order);
-  if (order <= current || zone_grow_run(r, p, order)) return p;
+  if (order <= current || zone_grow_run(r, p, order)) {
+    zone_run_arm_tail(p, size); /* the tail check, at the new end */
+    return p;
+  }
   return realloc_move(p, usable, size);
 }
 
@@ -64,9 +67,16 @@ void *buddy_realloc(void *p, size_t size) {
     return NULL;
   }
   if (!pagemap_is_region(entry)) return realloc_huge(pagemap_huge(entry), p, size);
+  unsigned cls = page_class_at(pagemap_region(entry), p);
+  if (options.secure && cls != 0 && size_class_is_object(cls, p)) {
+    /* Secure mode: the usable size is the request, 0 for malloc(0). */
+    size_t asked = secure_usable_small(p, cls);
+    return size <= asked && size >= asked / 2 ? p : realloc_move(p, asked, size);
+  }
   size_t usable = alloc_usable_size(p);
   if (usable == 0) return realloc_refuse(); /* misuse, reported */
   region_t *r = pagemap_region(entry);
+  if (options.secure && secure_run_head(r, p) != NULL) return realloc_move(p, usable, size); /* its header stays */
   if (page_class_at(r, p) == 0) return realloc_run(r, p, usable, size);
   if (size <= usable && size >= usable / 2) return p;
   return realloc_move(p, usable, size);

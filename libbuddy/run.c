@@ -3,8 +3,14 @@
  * the zone's lock. A run of the allocator's own (a thread's cache) is flagged
  * PAGE_META: the program can neither free nor resize it, and the statistics
  * count it apart. One whose allocation was sampled is flagged PAGE_SAMPLED.
+ * A run of the program's holds FILL_TAIL in the bytes just past what the
+ * program asked for (up to FILL_TAIL_MAX of them, within the page: fill.c),
+ * armed by the API once it has the run and checked when the run is freed:
+ * a write past the end of the request is reported then.
  */
 #include "zone.h"
+
+#include <string.h>
 
 uint64_t zone_run_requests;
 
@@ -19,6 +25,7 @@ static void *zone_alloc_run_flagged(zone_t *z, unsigned order, bool *zeroed, uin
   if (d != NULL) {
     d->kind = PAGE_RUN;
     d->flags = flags;
+    d->run_tail = 0;
     if (!(flags & PAGE_META)) z->out_pending += zone_run_bytes(order);
   }
   zone_unlock(z);
@@ -56,10 +63,37 @@ static page_desc_t *zone_run_locked(region_t *r, void *p, uint8_t meta) {
   return NULL;
 }
 
+/* The run headed by d (the program's, at p) was written past its request. */
+static void zone_run_check_tail(const page_desc_t *d, const char *p) {
+  const unsigned char *bad = fill_find_other(p + d->run_asked, d->run_tail, FILL_TAIL);
+  if (unlikely(bad != NULL))
+    error_misuse_block("heap overflow: a write past the end of a medium block, found when it was freed", bad,
+                       PAGE_SIZE << d->order, d->run_asked);
+}
+
+void zone_run_arm_tail(void *p, size_t asked) {
+  page_desc_t *d = page_desc_of(region_of_address(p), p);
+  size_t tail = fill_tail_bytes(asked, PAGE_SIZE << d->order);
+  memset((char *)p + asked, FILL_TAIL, tail);
+  d->run_asked = (uint32_t)asked;
+  d->run_tail = (uint8_t)tail;
+}
+
+void zone_run_take_tail(void *p) {
+  page_desc_t *d = page_desc_of(region_of_address(p), p);
+  if (d->run_tail != 0) zone_run_check_tail(d, p);
+  d->run_tail = 0;
+}
+
+void zone_run_disarm_tail(void *p) {
+  page_desc_of(region_of_address(p), p)->run_tail = 0;
+}
+
 static void zone_free_run_flagged(region_t *r, void *p, uint8_t meta) {
   zone_t *z = r->zone;
   zone_lock(z);
   page_desc_t *d = zone_run_locked(r, p, meta);
+  if (d != NULL && d->run_tail != 0) zone_run_check_tail(d, p);
   if (d != NULL) {
     if (!meta) z->out_pending -= zone_run_bytes(d->order);
     zone_free_block_locked(z, d);

@@ -42,21 +42,27 @@ void slab_init(page_desc_t *head, unsigned cls) {
 }
 
 /* debug=1: a freed object's bytes hold DEBUG_FILL until it is handed out
- * again, all but its second word (the key, written after the fill); anything
- * else there was written after free. */
-#define DEBUG_FILL 0xdf
+ * again, all but its second word (the key, written after the fill) and, in
+ * objects of more than two words, its last word, which holds 0: a delete[]
+ * of the block after it (a block from new, not new[]) reads a count of 0
+ * there, not a huge one (secure.c). Anything else there was written after
+ * free. */
+#define DEBUG_FILL FILL_FREED
 #define DEBUG_KEY_WORD 1
 
 void slab_debug_fill(void *obj, size_t bytes) {
   memset(obj, DEBUG_FILL, bytes);
   ((void **)obj)[DEBUG_KEY_WORD] = (void *)FREE_KEY;
+  if (bytes > 2 * sizeof(void *)) ((void **)obj)[bytes / sizeof(void *) - 1] = NULL;
 }
 
 static void slab_debug_check(void *obj, size_t bytes) {
   const unsigned char *p = obj;
+  size_t last = bytes > 2 * sizeof(void *) ? bytes / sizeof(void *) - 1 : DEBUG_KEY_WORD;
   for (size_t i = 0; i < bytes; i++)
-    if (i / sizeof(void *) != DEBUG_KEY_WORD && p[i] != DEBUG_FILL)
-      error_fatal("use after free: a freed block was written to", p + i);
+    if (i / sizeof(void *) != DEBUG_KEY_WORD && p[i] != (i / sizeof(void *) == last ? 0 : DEBUG_FILL))
+      return error_misuse_block("use after free: a freed block was written to (found when it was reused)", p + i, bytes,
+                                0);
 }
 
 /* debug=1: objects that were free in their slab leave it after the fill
@@ -145,6 +151,10 @@ unsigned slab_take(page_desc_t *head, unsigned cls, void **out, unsigned n) {
       out[taken + i] = obj;
     }
     head->slab_carved = (uint16_t)(carved + fresh);
+    /* debug=1: they leave filled as freed ones do, never with what the pages
+     * held before (secure.c reads the end of the block before a block). */
+    if (unlikely(options.debug))
+      for (unsigned i = 0; i < fresh; i++) slab_debug_fill(out[taken + i], bytes);
   }
   if (unlikely(options.debug)) slab_debug_hand_out(out, taken, cls); /* carved ones were never written */
   taken += fresh;

@@ -237,6 +237,37 @@ static inline tcache_t *tcache_enter(tcache_t *tc) {
 /* Requests served uncached (debug=1, a thread after its exit): atomic adds. */
 extern uint64_t tcache_requests_uncached[SIZE_CLASS_COUNT];
 
+/* ---- secure.c: secure mode (secure=1), below the caches it bypasses ----- */
+
+/* Who allocated a small block, and so who must free it: malloc and its
+ * family, or C++ new or new[] (their unaligned forms; shim_cxx.c). The fast
+ * paths pass it to their slow paths only, as a constant. */
+typedef enum secure_kind { SECURE_MALLOC = 0, SECURE_NEW = 1, SECURE_NEW_ARRAY = 2 } secure_kind_t;
+/* The canary and the request after each small block: a request of more
+ * than SMALL_SIZE_MAX - SECURE_TRAILER bytes is a page run. */
+#define SECURE_TRAILER (2 * sizeof(size_t))
+
+/* The class that holds `size` bytes and the canary, aligned to `align`; 0 if
+ * no small class does (the block is then a page run or a huge block). */
+unsigned secure_class(size_t size, size_t align);
+/* A block of class cls (secure_class) for `size` bytes, its canary written;
+ * NULL with errno set if there is no memory. */
+void *secure_alloc_small(unsigned cls, size_t size, secure_kind_t kind);
+/* What a block of class cls can hold: its request. */
+size_t secure_usable_small(void *p, unsigned cls);
+/* Frees (checked, filled, into the quarantine) the small block p, an object
+ * start of class cls in region r; or the page run p of region r. */
+void secure_free_small(region_t *r, void *p, unsigned cls, secure_kind_t kind);
+void secure_free_run(region_t *r, void *p);
+/* Medium blocks have a header page in secure mode: the run at head is
+ * given one, and the block after it returned; the head of p's run if p is
+ * such a block, else NULL. */
+void *secure_header_run(void *head);
+void *secure_run_head(region_t *r, void *p);
+void secure_fork_prepare(void);
+void secure_fork_parent(void);
+void secure_fork_child(void);
+
 #pragma GCC visibility pop
 
 #endif /* BUDDY_TCACHE_H */

@@ -188,8 +188,9 @@ typedef struct page_desc {
   uint16_t slab_scan;   /* slab head: no free bit in the slab's words below this */
   uint8_t kind;         /* page_kind_t */
   uint8_t order;        /* block order; on every page of a slab, the slab's */
-  uint8_t unused;
-  uint8_t flags; /* page_flags, meaningful on free block and run heads */
+  uint8_t run_tail;     /* run head: bytes from run_asked on that hold FILL_TAIL (run.c) */
+  uint8_t flags;        /* page_flags, meaningful on free block and run heads */
+  uint32_t run_asked;   /* run head: bytes the program asked for (run_tail != 0) */
 } page_desc_t;
 
 /* ---- Regions and huge blocks (what the page map points at) ---------------- */
@@ -232,13 +233,17 @@ _Static_assert(sizeof(page_desc_t) == 32, "page descriptors stay 32 bytes");
 /* A block above MEDIUM_SIZE_MAX, in a BUDDY_REGION_SIZE-aligned mapping of its
  * own; every region-sized slot it covers maps to it in the page map. */
 typedef struct huge {
-  uint8_t kind;  /* CHUNK_HUGE */
-  bool cached;   /* freed, waiting in the huge cache for reuse or unmapping */
-  bool sampled;  /* its allocation was sampled (prof=1): its free forgets the sample */
-  char *base;    /* start of the block */
-  size_t size;   /* usable bytes: mapped length */
-  char *mapping; /* start of the mapping it was carved from (huge.c: blocks
-                    split from one mapping merge again; never across two) */
+  uint8_t kind;    /* CHUNK_HUGE */
+  bool cached;     /* freed, waiting in the huge cache for reuse or unmapping */
+  bool freed_fill; /* cached, and its first HUGE_FREED_FILL bytes hold FILL_FREED */
+  uint8_t tail;    /* bytes from `asked` on that hold FILL_TAIL (huge.c) */
+  bool guarded;    /* secure mode: a guard page before and after it (huge.c) */
+  bool sampled;    /* its allocation was sampled (prof=1): its free forgets the sample */
+  char *base;      /* start of the block */
+  size_t size;     /* usable bytes: mapped length */
+  size_t asked;    /* bytes the program asked for (live, tail != 0) */
+  char *mapping;   /* start of the mapping it was carved from (huge.c: blocks
+                      split from one mapping merge again; never across two) */
 } huge_t;
 
 /* ---- The buddy heap ------------------------------------------------------ */
@@ -337,6 +342,8 @@ typedef struct buddy_options {
   long background_purge; /* a thread purges while the program is idle */
   long thp;              /* transparent huge pages on regions */
   long debug;            /* fill freed small blocks, check the fill on reuse */
+  long secure;           /* secure mode (secure.c); implies debug */
+  long quarantine_kb;    /* secure mode: freed bytes held back from reuse */
   long abort_on_error;   /* misuse aborts (1) or warns and leaks the block (0) */
   long reclaim_idle;     /* empty the caches of threads idle for a purge period */
   long stats_signal;     /* a snapshot of the statistics on this signal (0: none) */

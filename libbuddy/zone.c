@@ -73,7 +73,9 @@ static bool zone_grow_locked(zone_t *z) {
     os_unmap(r, REGION_META_SIZE + BUDDY_REGION_SIZE);
     return false;
   }
-  r->small_mapped = small_map_add_region(base);
+  /* Secure mode leaves the small map empty: every free takes the slow path,
+   * where its checks are (secure.c). */
+  r->small_mapped = !options.secure && small_map_add_region(base);
   return true;
 }
 

@@ -59,6 +59,13 @@ void *zone_alloc_sampled_run(zone_t *z, unsigned order, bool *zeroed);
 static inline bool zone_run_sampled(region_t *r, const void *p) {
   return (page_desc_of(r, p)->flags & PAGE_SAMPLED) != 0;
 }
+/* The tail check of a run of the program's at p (run.c): the bytes past
+ * `asked` are filled, and checked when the run is freed; disarmed when the
+ * program may use every byte of the run (malloc_usable_size). */
+void zone_run_arm_tail(void *p, size_t asked);
+void zone_run_disarm_tail(void *p);
+/* Checks the tail of the run at p now, then disarms it (secure.c). */
+void zone_run_take_tail(void *p);
 /* A page run of the allocator's own (a thread's cache): not the program's
  * to free, and counted apart in the statistics. */
 void *zone_alloc_meta_run(zone_t *z, unsigned order, bool *zeroed);

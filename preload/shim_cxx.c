@@ -10,8 +10,13 @@
  *  - the nothrow forms are the C++ runtime's own (RTLD_NEXT), which call the
  *    throwing form (ours: preloaded first) in a try block and return null on
  *    std::bad_alloc, as the standard specifies;
- *  - sized deletes pass the size as a hint only (buddy_free_sized never
- *    trusts it over the allocator's own record).
+ *  - new and new[] (unaligned) pass their kind down, and so do delete and
+ *    delete[]: secure mode keeps it with the block and reports a mismatch
+ *    (free of a block from new, delete of one from new[] or malloc, ...);
+ *  - sized deletes pass the size to free_sized_as, which reports one that
+ *    does not fit the block (the allocator's own record says what is freed);
+ *    the aligned sized forms do not, since an aligned new may have taken a
+ *    larger class than the size.
  * The names are the Itanium C++ ABI's for x86-64 and AArch64 (size_t is
  * unsigned long, "m"; std::align_val_t is "St11align_val_t").
  */
@@ -49,15 +54,18 @@ static _Noreturn void cxx_throw_bad_alloc(void) {
   __builtin_unreachable();
 }
 
-static void *cxx_allocate(size_t size, size_t align) {
+/* align 0: an unaligned form, whose kind (new or new[]) secure mode keeps
+ * for its delete to match; the aligned forms are malloc's kind. */
+static void *cxx_allocate(size_t size, size_t align, secure_kind_t kind) {
+  if (align == 0) return alloc_fast_as(size, kind);
   return align <= CXX_DEFAULT_NEW_ALIGNMENT ? buddy_malloc(size) : buddy_aligned_alloc(align, size);
 }
 
 /* Allocates, calling the program's new-handler while that fails; NULL once
  * there is none (a handler that throws throws through). */
-static void *cxx_allocate_or_handle(size_t size, size_t align) {
+static void *cxx_allocate_or_handle(size_t size, size_t align, secure_kind_t kind) {
   for (;;) {
-    void *p = cxx_allocate(size, align);
+    void *p = cxx_allocate(size, align, kind);
     if (p != NULL) return p;
     cxx_new_handler (*get_handler)(void) = (cxx_new_handler(*)(void))cxx_runtime("_ZSt15get_new_handlerv");
     cxx_new_handler handler = get_handler != NULL ? get_handler() : NULL;
@@ -66,8 +74,8 @@ static void *cxx_allocate_or_handle(size_t size, size_t align) {
   }
 }
 
-static void *cxx_new(size_t size, size_t align) {
-  void *p = cxx_allocate_or_handle(size, align);
+static void *cxx_new(size_t size, size_t align, secure_kind_t kind) {
+  void *p = cxx_allocate_or_handle(size, align, kind);
   if (p == NULL) cxx_throw_bad_alloc();
   return p;
 }
@@ -75,12 +83,12 @@ static void *cxx_new(size_t size, size_t align) {
 /* The C++ runtime's nothrow form `name` holds the try block around the
  * throwing form that the standard asks for; without a runtime, no handler
  * can throw, and the loop alone does. */
-static void *cxx_new_nothrow(const char *name, size_t size, size_t align) {
+static void *cxx_new_nothrow(const char *name, size_t size, size_t align, secure_kind_t kind) {
   typedef void *(*plain_nothrow)(size_t, const void *);
   typedef void *(*aligned_nothrow)(size_t, size_t, const void *);
   static const char nothrow_tag = 0; /* std::nothrow_t is empty: any address will do */
   void *runtime_form = dlsym(RTLD_NEXT, name);
-  if (runtime_form == NULL) return cxx_allocate_or_handle(size, align);
+  if (runtime_form == NULL) return cxx_allocate_or_handle(size, align, kind);
   return align == 0 ? ((plain_nothrow)runtime_form)(size, &nothrow_tag)
                     : ((aligned_nothrow)runtime_form)(size, align, &nothrow_tag);
 }
@@ -101,19 +109,19 @@ SHIM_EXPORT void *cxx_new_array_aligned_nothrow(size_t n, size_t a, const void *
 /* clang-format on */
 
 /* clang-format off */
-void *cxx_new_plain(size_t n) { return cxx_new(n, 0); }
-void *cxx_new_array(size_t n) { return cxx_new(n, 0); }
-void *cxx_new_plain_nothrow(size_t n, const void *tag) { (void)tag; return cxx_new_nothrow("_ZnwmRKSt9nothrow_t", n, 0); }
-void *cxx_new_array_nothrow(size_t n, const void *tag) { (void)tag; return cxx_new_nothrow("_ZnamRKSt9nothrow_t", n, 0); }
-void *cxx_new_plain_aligned(size_t n, size_t a) { return cxx_new(n, a); }
-void *cxx_new_array_aligned(size_t n, size_t a) { return cxx_new(n, a); }
+void *cxx_new_plain(size_t n) { return cxx_new(n, 0, SECURE_NEW); }
+void *cxx_new_array(size_t n) { return cxx_new(n, 0, SECURE_NEW_ARRAY); }
+void *cxx_new_plain_nothrow(size_t n, const void *tag) { (void)tag; return cxx_new_nothrow("_ZnwmRKSt9nothrow_t", n, 0, SECURE_NEW); }
+void *cxx_new_array_nothrow(size_t n, const void *tag) { (void)tag; return cxx_new_nothrow("_ZnamRKSt9nothrow_t", n, 0, SECURE_NEW_ARRAY); }
+void *cxx_new_plain_aligned(size_t n, size_t a) { return cxx_new(n, a, SECURE_MALLOC); }
+void *cxx_new_array_aligned(size_t n, size_t a) { return cxx_new(n, a, SECURE_MALLOC); }
 void *cxx_new_plain_aligned_nothrow(size_t n, size_t a, const void *tag) {
   (void)tag;
-  return cxx_new_nothrow("_ZnwmSt11align_val_tRKSt9nothrow_t", n, a);
+  return cxx_new_nothrow("_ZnwmSt11align_val_tRKSt9nothrow_t", n, a, SECURE_MALLOC);
 }
 void *cxx_new_array_aligned_nothrow(size_t n, size_t a, const void *tag) {
   (void)tag;
-  return cxx_new_nothrow("_ZnamSt11align_val_tRKSt9nothrow_t", n, a);
+  return cxx_new_nothrow("_ZnamSt11align_val_tRKSt9nothrow_t", n, a, SECURE_MALLOC);
 }
 /* clang-format on */
 
@@ -137,16 +145,16 @@ SHIM_EXPORT void cxx_delete_array_aligned_nothrow(void *p, size_t a, const void 
 /* clang-format on */
 
 /* clang-format off */
-void cxx_delete_plain(void *p) { buddy_free(p); }
-void cxx_delete_array(void *p) { buddy_free(p); }
-void cxx_delete_plain_nothrow(void *p, const void *tag) { (void)tag; buddy_free(p); }
-void cxx_delete_array_nothrow(void *p, const void *tag) { (void)tag; buddy_free(p); }
-void cxx_delete_plain_sized(void *p, size_t n) { buddy_free_sized(p, n); }
-void cxx_delete_array_sized(void *p, size_t n) { buddy_free_sized(p, n); }
+void cxx_delete_plain(void *p) { free_fast_as(p, SECURE_NEW); }
+void cxx_delete_array(void *p) { free_fast_as(p, SECURE_NEW_ARRAY); }
+void cxx_delete_plain_nothrow(void *p, const void *tag) { (void)tag; free_fast_as(p, SECURE_NEW); }
+void cxx_delete_array_nothrow(void *p, const void *tag) { (void)tag; free_fast_as(p, SECURE_NEW_ARRAY); }
+void cxx_delete_plain_sized(void *p, size_t n) { free_sized_as(p, n, SECURE_NEW); }
+void cxx_delete_array_sized(void *p, size_t n) { free_sized_as(p, n, SECURE_NEW_ARRAY); }
 void cxx_delete_plain_aligned(void *p, size_t a) { (void)a; buddy_free(p); }
 void cxx_delete_array_aligned(void *p, size_t a) { (void)a; buddy_free(p); }
-void cxx_delete_plain_sized_aligned(void *p, size_t n, size_t a) { (void)a; buddy_free_sized(p, n); }
-void cxx_delete_array_sized_aligned(void *p, size_t n, size_t a) { (void)a; buddy_free_sized(p, n); }
+void cxx_delete_plain_sized_aligned(void *p, size_t n, size_t a) { (void)n; (void)a; buddy_free(p); }
+void cxx_delete_array_sized_aligned(void *p, size_t n, size_t a) { (void)n; (void)a; buddy_free(p); }
 void cxx_delete_plain_aligned_nothrow(void *p, size_t a, const void *tag) { (void)a; (void)tag; buddy_free(p); }
 void cxx_delete_array_aligned_nothrow(void *p, size_t a, const void *tag) { (void)a; (void)tag; buddy_free(p); }
 /* clang-format on */

@@ -151,6 +151,73 @@ Test(misuse, realloc_of_freed_block_aborts, .signal = SIGABRT) {
   (void)r;
 }
 
+/* Default-mode hardening (fill.c): a write just past a medium or huge
+ * block's request is found when it is freed; a write to a freed huge block in
+ * the cache when it is taken again; a sized delete whose size gives another
+ * class than the block's when it is called. */
+#define TAIL_REQUEST_MEDIUM ((size_t)100000)
+#define TAIL_REQUEST_HUGE ((size_t)5000000)
+
+Test(misuse, write_past_a_medium_block_aborts_when_it_is_freed, .signal = SIGABRT) {
+  unsigned char *p = buddy_malloc(api_hide(TAIL_REQUEST_MEDIUM));
+  cr_assert_not_null(p);
+  ((unsigned char *)api_hide_ptr(p))[TAIL_REQUEST_MEDIUM] = 1;
+  buddy_free(api_hide_ptr(p));
+}
+
+Test(misuse, write_past_a_huge_block_aborts_when_it_is_freed, .signal = SIGABRT) {
+  unsigned char *p = buddy_malloc(api_hide(TAIL_REQUEST_HUGE));
+  cr_assert_not_null(p);
+  ((unsigned char *)api_hide_ptr(p))[TAIL_REQUEST_HUGE + 31] = 1;
+  buddy_free(api_hide_ptr(p));
+}
+
+/* malloc_usable_size gives the program every usable byte: then no tail. */
+Test(misuse, usable_bytes_of_a_medium_block_are_the_programs) {
+  unsigned char *p = buddy_malloc(api_hide(TAIL_REQUEST_MEDIUM));
+  cr_assert_not_null(p);
+  size_t usable = buddy_malloc_usable_size(p);
+  cr_assert_gt(usable, TAIL_REQUEST_MEDIUM);
+  memset(api_hide_ptr(p), 7, usable);
+  buddy_free(api_hide_ptr(p));
+}
+
+/* Found when the block is taken again (the default mode reuses it at once)
+ * or unmapped (secure mode delays its reuse; malloc_trim unmaps it). */
+Test(misuse, write_to_a_freed_huge_block_aborts_when_it_is_reused_or_unmapped, .signal = SIGABRT) {
+  unsigned char *p = buddy_malloc(api_hide(TAIL_REQUEST_HUGE));
+  cr_assert_not_null(p);
+  buddy_free(p);
+  ((unsigned char *)api_hide_ptr(p))[8] = 1;
+  void *again = buddy_malloc(api_hide(TAIL_REQUEST_HUGE));
+  (void)again;
+  buddy_trim(0);
+}
+
+/* The standard names have no sized free (API_PLAIN: plain free). */
+#ifndef API_PLAIN
+Test(misuse, sized_free_of_another_class_aborts, .signal = SIGABRT) {
+  void *p = buddy_malloc(api_hide(SMALL_BLOCK));
+  cr_assert_not_null(p);
+  buddy_free_sized(api_hide_ptr(p), api_hide(4 * SMALL_BLOCK));
+}
+
+Test(misuse, sized_free_of_a_medium_block_of_another_order_aborts, .signal = SIGABRT) {
+  void *p = buddy_malloc(api_hide(TAIL_REQUEST_MEDIUM));
+  cr_assert_not_null(p);
+  buddy_free_sized(api_hide_ptr(p), api_hide(SMALL_BLOCK));
+}
+#endif
+
+Test(misuse, sized_free_of_the_right_size_frees) {
+  size_t sizes[] = {0, 1, SMALL_BLOCK, 1000, 20000, TAIL_REQUEST_MEDIUM, TAIL_REQUEST_HUGE};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    void *p = buddy_malloc(api_hide(sizes[i]));
+    cr_assert_not_null(p);
+    buddy_free_sized(api_hide_ptr(p), api_hide(sizes[i]));
+  }
+}
+
 /* Runs `misuse` on `ptr` in a child with stderr sent to a pipe; returns the
  * child's wait status and leaves what it wrote, NUL-terminated, in report. */
 static int run_reporting_child(void (*misuse)(void *), void *ptr, char *report, size_t cap) {

@@ -360,8 +360,8 @@ Test(slab_fatal, a_give_of_an_object_never_handed_out_aborts, .signal = SIGABRT)
 
 /* ---- debug=1: the fill ---------------------------------------------------- */
 
-/* A given-back object holds the fill, all but its key word, until it is taken
- * again. */
+/* A given-back object holds the fill, all but its key word and its last
+ * word (0), until it is taken again. */
 Test(slab, debug_fills_a_given_object_and_takes_it_back_intact) {
   options.debug = 1;
   unsigned cls = SIZE_CLASS_FOR_80;
@@ -371,9 +371,10 @@ Test(slab, debug_fills_a_given_object_and_takes_it_back_intact) {
   cr_assert(slab_give(region_of_desc(head), head, objs[0], cls));
   const unsigned char *bytes = objs[0];
   cr_assert_neq(bytes[0], 0x11);
-  for (size_t i = 0; i < 80; i++)
+  for (size_t i = 0; i < 80 - sizeof(void *); i++)
     if (i / sizeof(void *) != 1) cr_assert_eq(bytes[i], bytes[0], "byte %zu holds the fill", i);
   cr_assert_eq(((void **)objs[0])[1], (void *)FREE_KEY);
+  cr_assert_null(((void **)objs[0])[80 / sizeof(void *) - 1]);
   cr_assert_eq(slab_take(head, page_class_of_desc(head), again, 1), 1);
   cr_assert_eq(again[0], objs[0]);
 }
@@ -385,6 +386,16 @@ Test(slab_fatal, debug_reports_a_write_after_the_give, .signal = SIGABRT) {
   cr_assert_eq(slab_take(head, page_class_of_desc(head), objs, 1), 1);
   cr_assert(slab_give(region_of_desc(head), head, objs[0], cls));
   ((char *)objs[0])[40] = 7; /* a use after free */
+  slab_take(head, page_class_of_desc(head), again, 1);
+}
+
+Test(slab_fatal, debug_reports_a_write_to_the_last_word, .signal = SIGABRT) {
+  options.debug = 1;
+  unsigned cls = SIZE_CLASS_FOR_80;
+  page_desc_t *head = slab_new(cls);
+  cr_assert_eq(slab_take(head, page_class_of_desc(head), objs, 1), 1);
+  cr_assert(slab_give(region_of_desc(head), head, objs[0], cls));
+  ((char *)objs[0])[79] = 7;
   slab_take(head, page_class_of_desc(head), again, 1);
 }
 
