@@ -446,7 +446,7 @@ typedef struct tcache {
  * tally[c] is junk (the fast path counts pops there; the home bin counted
  * them when it gave the objects). `top` is TCACHE_BINS long so that a
  * class's tally lies TCACHE_BINS words after its top, as in tcache_t. */
-#define TCACHE_PROF_SLOTS 1024
+#define TCACHE_PROF_SLOTS 256
 typedef struct tcache_prof {
   void **top[TCACHE_BINS];
   uint64_t tally[TCACHE_BINS];
