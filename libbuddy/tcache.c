@@ -64,42 +64,14 @@ static void *tcache_refill_and_pop(tcache_t *tc, unsigned cls) {
   return tcache_pop(tc, bin);
 }
 
-/* Sampling on: the home bin of class cls, with objects going round (stack,
- * program, bin: a program that frees what it allocates), is too small to
- * hold what the sampling stack could take. Those few would cap every fill,
- * and so the slow paths' spacing: the bin grows, as when it runs empty, and
- * takes more from the zone. Once its max holds a stack's worth, never again
- * (a thread whose blocks others free would only go to the zone more often). */
-static void tcache_prof_top_up(tcache_t *tc, unsigned cls) {
-  unsigned bin = tcache_home_bin(tc, cls);
-  size_t in_bin = (size_t)(tc->bin_top[bin] - (tc->bin_base[cls] + 1)), want = tcache_prof_wanted(tc, cls);
-  size_t ceiling = tcache_bin_objects(cls, TCACHE_BIN_CEILING_BYTES); /* what the bin may ever hold */
-  if (want > ceiling) want = ceiling;
-  uint32_t max = tc->bin_max[cls];
-  if (max >= want || in_bin >= want / 2 || tcache_bin_grow(tc, cls) <= max) return; /* the budget refused */
-  size_t n = want - in_bin, room = tcache_bin_room(tc->bin_tally[bin]);
-  if (n > room) n = room;
-  if (n == 0) return;
-  unsigned got = zone_alloc_objects(tc->zone, cls, tc->bin_top[bin], (unsigned)n);
-  tc->bin_top[bin] += got;
-  counter_sub(tc->bin_tally[bin], got); /* room */
-}
-
 /* Sampling on (tcache_prof.c): class cls's sampling stack ran empty. The
  * allocation is the sample, or it is served from the home bin, which then
  * fills the stack. */
 static void *tcache_prof_refill_and_pop(tcache_t *tc, unsigned cls) {
   if (tc->state != TCACHE_LIVE || tc->prof == NULL) return tcache_refill_and_pop(tc, cls); /* not sampled */
   if (tcache_prof_due(tc->prof, cls)) return TCACHE_SAMPLE;
-  /* A bin with objects was given them by frees: then they go round. One
-   * that is empty is refilled from the zone (a thread whose blocks others
-   * free), which a top-up would only make take more often. */
-  bool going_round = tc->bin_top[tcache_home_bin(tc, cls)][-1] != NULL;
   void *p = tcache_refill_and_pop(tc, cls);
-  if (p != NULL) {
-    if (going_round) tcache_prof_top_up(tc, cls);
-    tcache_prof_fill(tc, cls);
-  }
+  if (p != NULL) tcache_prof_fill(tc, cls);
   return p;
 }
 

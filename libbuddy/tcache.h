@@ -168,7 +168,6 @@ static inline uint64_t tcache_home_tally(const tcache_t *tc, unsigned cls) {
 /* Gives tc its sampling stacks, in pr (the end of its memory). */
 void tcache_prof_setup(tcache_t *tc, tcache_prof_t *pr, bool zeroed);
 bool tcache_prof_due(tcache_prof_t *pr, unsigned cls);
-size_t tcache_prof_wanted(const tcache_t *tc, unsigned cls);
 void tcache_prof_fill(tcache_t *tc, unsigned cls);
 bool tcache_prof_holds(const tcache_t *tc, unsigned cls, const void *p);
 void tcache_prof_unload(tcache_t *tc);

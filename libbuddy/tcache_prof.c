@@ -77,24 +77,18 @@ bool tcache_prof_due(tcache_prof_t *pr, unsigned cls) {
   return false;
 }
 
-/* How many objects class cls's stack could take now: those that stay below
- * the sample point (with k objects in the stack, the next allocation reaches
- * it when (k + 1) * size >= left), within its slots. */
-size_t tcache_prof_wanted(const tcache_t *tc, unsigned cls) {
-  const tcache_prof_t *pr = tc->prof;
+/* Moves to class cls's stack, from the top of its home bin, the objects that
+ * stay below the sample point (at most its slots): with k objects in the
+ * stack, the next allocation reaches the point when (k + 1) * size >= left. */
+void tcache_prof_fill(tcache_t *tc, unsigned cls) {
+  tcache_prof_t *pr = tc->prof;
   int64_t size = (int64_t)size_class_bytes[cls];
   size_t have = tcache_prof_count(pr, cls);
   int64_t below = (pr->left[cls] - 1) / size - (int64_t)have;
-  size_t n = below <= 0 ? 0 : (size_t)below;
-  return n > TCACHE_PROF_SLOTS - have ? TCACHE_PROF_SLOTS - have : n;
-}
-
-/* Moves to class cls's stack, from the top of its home bin, what it could
- * take (tcache_prof_wanted) and the bin holds. */
-void tcache_prof_fill(tcache_t *tc, unsigned cls) {
-  tcache_prof_t *pr = tc->prof;
   unsigned bin = tcache_home_bin(tc, cls);
-  size_t in_bin = (size_t)(tc->bin_top[bin] - (tc->bin_base[cls] + 1)), n = tcache_prof_wanted(tc, cls);
+  size_t in_bin = (size_t)(tc->bin_top[bin] - (tc->bin_base[cls] + 1));
+  size_t n = below <= 0 ? 0 : (size_t)below;
+  if (n > TCACHE_PROF_SLOTS - have) n = TCACHE_PROF_SLOTS - have;
   if (n > in_bin) n = in_bin;
   if (n == 0) return;
   tc->bin_top[bin] -= n;
