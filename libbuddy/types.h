@@ -409,6 +409,7 @@ typedef struct tcache {
   zone_t *zone;                      /* home zone: refills come from here */
   uint32_t state;                    /* tcache_state_t */
   unsigned *owner_busy;              /* the owner's tcache_tls.busy */
+  bool orphan_busy;                  /* an orphan: its owner was inside an allocator call at the fork */
   /* Each class's home bin: max (0 in the static caches, and for classes not
    * used yet; count = max - room), the requests it had served at the last
    * rebalance, and the sum of max * class bytes (<= TCACHE_BYTES_MAX). Only
