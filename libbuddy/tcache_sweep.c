@@ -58,7 +58,7 @@ static void tcache_reclaim_locked(tcache_t *tc) {
 static void tcache_flush_orphans_locked(void) {
   for (tcache_t *tc = tcache_orphans, *next; tc != NULL; tc = next) {
     next = tc->next;
-    if (*tc->owner_busy != 0) continue; /* its stack is still mapped here */
+    if (tc->orphan_busy) continue; /* as its owner was at the fork (tcache_fork_child_locked) */
     tcache_prof_unload(tc);
     for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
       unsigned bin = tcache_home_bin(tc, c);

@@ -125,6 +125,10 @@ void tcache_fork_child_locked(void) {
   for (tcache_t *tc = tcache_registry; tc != NULL; tc = next) {
     next = tc->next;
     if (tc == own) continue;
+    /* Read now: the owner's TLS may be a new thread's once the child starts
+     * one (glibc reuses the stacks, and TLS blocks, of the threads it does
+     * not have), whose busy depth says nothing about this cache. */
+    tc->orphan_busy = *tc->owner_busy != 0;
     tcache_unregister_locked(tc);
     tc->next = tcache_orphans;
     tcache_orphans = tc;

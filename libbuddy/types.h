@@ -423,6 +423,7 @@ typedef struct tcache {
   zone_t *zone;                       /* home zone: refills come from here */
   uint32_t state;                     /* tcache_state_t */
   unsigned *owner_busy;               /* the owner's tcache_tls.busy */
+  bool orphan_busy;                   /* an orphan: its owner was inside an allocator call at the fork */
   /* Each class's home bin: max (0 in the static caches, and for classes not
    * used yet), the requests it had served at the last
    * rebalance, and the sum of max * class bytes (<= TCACHE_BYTES_MAX). Only
@@ -462,7 +463,7 @@ typedef struct tcache {
  * (free pushes on the home bins). `top` and `limit` are TCACHE_BINS long so
  * that a class's request count lies 2 * TCACHE_BINS words after its top, as
  * in tcache_t. */
-#define TCACHE_PROF_SLOTS 1024
+#define TCACHE_PROF_SLOTS 256
 typedef struct tcache_prof {
   void **top[TCACHE_BINS];
   void **limit[TCACHE_BINS];
