@@ -7,6 +7,7 @@
 #include "base.h"
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 __thread unsigned lock_depth __attribute__((tls_model("initial-exec")));
@@ -116,4 +117,21 @@ double base_exp(double x) {
   for (; k > 0; k--) sum *= 2;
   for (; k < 0; k++) sum *= 0.5;
   return sum;
+}
+
+size_t base_expand_pid(char *path, size_t size, const char *pattern) {
+  char pid[16];
+  int pid_len = snprintf(pid, sizeof pid, "%d", os_process_id());
+  size_t len = 0;
+  for (const char *c = pattern; *c != '\0' && len + 1 < size; c++) {
+    if (c[0] == '%' && c[1] == 'p' && len + (size_t)pid_len + 1 < size) {
+      memcpy(path + len, pid, (size_t)pid_len);
+      len += (size_t)pid_len;
+      c++;
+    } else {
+      path[len++] = *c;
+    }
+  }
+  path[len] = '\0';
+  return len;
 }

@@ -92,6 +92,11 @@ extern bool base_warnings_off;
  * huge.c at once), never on malloc's or free's fast path. The peak is the
  * most this ever was, the statistics' "allocated at peak". */
 void heap_bytes_note(long delta);
+
+/* `pattern` into path (at most size bytes, with its NUL), each %p replaced
+ * by the process id (the options' paths: stats_file, prof_prefix); returns
+ * the length written. */
+size_t base_expand_pid(char *path, size_t size, const char *pattern);
 size_t heap_bytes_peak(void);
 /* In a fork child: its peak starts at what it has now, as the kernel's
  * VmHWM does. */

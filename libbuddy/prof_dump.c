@@ -69,18 +69,7 @@ static prof_stack_t *prof_snapshot(size_t *count, size_t *bytes, uint64_t *dropp
 /* PREFIX (prof_prefix, default buddy.%p; %p: the pid) and a suffix. */
 static void prof_path(char *path, size_t size, const char *suffix) {
   const char *prefix = options.prof_prefix != NULL ? options.prof_prefix : "buddy.%p";
-  char pid[16];
-  int pid_len = snprintf(pid, sizeof pid, "%d", os_process_id());
-  size_t len = 0;
-  for (const char *c = prefix; *c != '\0' && len + 1 < size; c++) {
-    if (c[0] == '%' && c[1] == 'p' && len + (size_t)pid_len + 1 < size) {
-      memcpy(path + len, pid, (size_t)pid_len);
-      len += (size_t)pid_len;
-      c++;
-    } else {
-      path[len++] = *c;
-    }
-  }
+  size_t len = base_expand_pid(path, size, prefix);
   snprintf(path + len, size - len, "%s", suffix);
 }
 

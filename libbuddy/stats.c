@@ -231,19 +231,7 @@ size_t stats_format_json(char *buf, size_t size) {
 
 /* The stats_file path with each %p replaced by the pid, into path. */
 static void stats_file_path(char *path, size_t size) {
-  char pid[16];
-  int pid_len = snprintf(pid, sizeof pid, "%d", os_process_id());
-  size_t len = 0;
-  for (const char *c = options.stats_file; *c != '\0' && len + 1 < size; c++) {
-    if (c[0] == '%' && c[1] == 'p' && len + (size_t)pid_len + 1 < size) {
-      memcpy(path + len, pid, (size_t)pid_len);
-      len += (size_t)pid_len;
-      c++;
-    } else {
-      path[len++] = *c;
-    }
-  }
-  path[len] = '\0';
+  base_expand_pid(path, size, options.stats_file);
 }
 
 /* Under stats_print_lock: where a report goes. A file that cannot be opened

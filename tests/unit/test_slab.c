@@ -379,34 +379,28 @@ Test(slab, debug_fills_a_given_object_and_takes_it_back_intact) {
   cr_assert_eq(again[0], objs[0]);
 }
 
-Test(slab_fatal, debug_reports_a_write_after_the_give, .signal = SIGABRT) {
+/* With debug=1, an object of class cls is handed out and given back, byte
+ * `at` of it is written (a use after free), and the slab hands it out again:
+ * the fill check aborts. */
+static void debug_write_after_give(unsigned cls, size_t at) {
   options.debug = 1;
-  unsigned cls = SIZE_CLASS_FOR_80;
   page_desc_t *head = slab_new(cls);
   cr_assert_eq(slab_take(head, page_class_of_desc(head), objs, 1), 1);
   cr_assert(slab_give(region_of_desc(head), head, objs[0], cls));
-  ((char *)objs[0])[40] = 7; /* a use after free */
+  ((char *)objs[0])[at] = 7;
   slab_take(head, page_class_of_desc(head), again, 1);
+}
+
+Test(slab_fatal, debug_reports_a_write_after_the_give, .signal = SIGABRT) {
+  debug_write_after_give(SIZE_CLASS_FOR_80, 40);
 }
 
 Test(slab_fatal, debug_reports_a_write_to_the_last_word, .signal = SIGABRT) {
-  options.debug = 1;
-  unsigned cls = SIZE_CLASS_FOR_80;
-  page_desc_t *head = slab_new(cls);
-  cr_assert_eq(slab_take(head, page_class_of_desc(head), objs, 1), 1);
-  cr_assert(slab_give(region_of_desc(head), head, objs[0], cls));
-  ((char *)objs[0])[79] = 7;
-  slab_take(head, page_class_of_desc(head), again, 1);
+  debug_write_after_give(SIZE_CLASS_FOR_80, 79);
 }
 
 Test(slab_fatal, debug_reports_a_write_to_the_first_word, .signal = SIGABRT) {
-  options.debug = 1;
-  unsigned cls = SIZE_CLASS_FOR_16;
-  page_desc_t *head = slab_new(cls);
-  cr_assert_eq(slab_take(head, page_class_of_desc(head), objs, 1), 1);
-  cr_assert(slab_give(region_of_desc(head), head, objs[0], cls));
-  ((char *)objs[0])[0] = 7;
-  slab_take(head, page_class_of_desc(head), again, 1);
+  debug_write_after_give(SIZE_CLASS_FOR_16, 0);
 }
 
 /* ---- slab_verify catches what does not add up ------------------------------ */
