@@ -41,6 +41,7 @@ static void fork_prepare(void) {
   unsigned level = fork_level++; /* first: a nested fork uses the next level */
   bool take = level < FORK_NESTING_MAX && lock_depth == 0 && !os_single_threaded();
   if (take) {
+    prof_dump_fork_prepare();
     os_stdio_lock();
     tcache_fork_prepare();
     zone_fork_prepare();
@@ -70,11 +71,13 @@ static void fork_parent(void) {
   zone_fork_parent();
   tcache_fork_parent();
   os_stdio_unlock();
+  prof_dump_fork_parent();
 }
 
 static void fork_child(void) {
   if (fork_pop_level()) {
     os_stdio_reset();
+    prof_dump_fork_child();
     prof_fork_child();
     secure_fork_child();
     huge_fork_child();

@@ -67,7 +67,9 @@ static noinline void free_sized_large(void *p, size_t size, secure_kind_t kind) 
     unsigned cls = page_class_at(r, p);
     size_t small_max = options.secure ? SMALL_SIZE_MAX - SECURE_TRAILER : SMALL_SIZE_MAX;
     /* A sampled small block (prof=1) is a run of its own: any size it holds. */
-    bool sampled_small = (d->flags & PAGE_SAMPLED) && size <= SMALL_SIZE_MAX && size <= (PAGE_SIZE << d->order);
+    bool sampled_small = (d->flags & PAGE_SAMPLED) && size <= SMALL_SIZE_MAX &&
+                         d->order == buddy_order_for_pages((size_class_bytes[size_class_of(size)] + PAGE_SIZE - 1) >>
+                                                           PAGE_SHIFT);
     if (run && !sampled_small &&
         (size <= small_max || size > MEDIUM_SIZE_MAX || buddy_order_for_pages(pages) != d->order))
       free_sized_wrong(p, size, PAGE_SIZE << d->order);

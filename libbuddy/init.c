@@ -24,7 +24,9 @@ void runtime_init(void) {
     stats_init();
     snapshot_init();
     tcache_init();
-    /* Secure mode: a fault in a huge block's guard page is reported. */
+    /* Secure mode: its secret, and a fault in a huge block's guard page is
+     * reported. */
+    if (options.secure) secure_init();
     if (options.secure && !os_catch_faults(huge_fault))
       base_warning("secure=1: cannot catch SIGSEGV", (const char *)NULL);
     __atomic_store_n(&runtime_ready, true, __ATOMIC_RELEASE);

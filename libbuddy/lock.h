@@ -12,7 +12,8 @@
  * by ascending index, then pagemap_lock; the huge cache's lock, the secure
  * mode's quarantine lock (secure.c) and the heap profile's samples' lock
  * (prof.c) are leaves. fork.c takes them all in that order, after stdio's
- * list lock, the samples' lock last.
+ * list lock, the samples' lock last; before all of them, the heap profile
+ * writer's lock (prof_dump.c), under which nothing else is taken.
  */
 #ifndef BUDDY_LOCK_H
 #define BUDDY_LOCK_H

@@ -32,6 +32,10 @@ void prof_forget(void *p);
 void prof_fork_prepare(void);
 void prof_fork_parent(void);
 void prof_fork_child(void);
+/* The heap profile writer's lock (prof_dump.c), taken before every other. */
+void prof_dump_fork_prepare(void);
+void prof_dump_fork_parent(void);
+void prof_dump_fork_child(void);
 
 /* For prof_dump.c: one stack of allocations and what its samples add up to. */
 typedef struct prof_stack {

@@ -83,6 +83,24 @@ static void prof_write_stack_line(prof_out_t *o, const prof_stack_t *s) {
   prof_printf(o, "\n");
 }
 
+/* One heap profile is written at a time (its buffer is static). A fork
+ * takes this lock first (fork.c), so that a child does not inherit it held
+ * by a thread it does not have: a thread writing a profile holds no other
+ * lock. */
+static pthread_mutex_t prof_out_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void prof_dump_fork_prepare(void) {
+  if (options_sampling()) lock_take(&prof_out_lock);
+}
+
+void prof_dump_fork_parent(void) {
+  if (options_sampling()) lock_release(&prof_out_lock);
+}
+
+void prof_dump_fork_child(void) {
+  if (options_sampling()) lock_reset(&prof_out_lock, NULL);
+}
+
 bool prof_dump(const char *path) {
   if (!options_sampling()) return false;
   size_t count, bytes;
@@ -95,8 +113,7 @@ bool prof_dump(const char *path) {
     return false;
   }
   static prof_out_t out; /* a thread at a time: the callers are few and rare */
-  static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
-  pthread_mutex_lock(&out_lock);
+  lock_take(&prof_out_lock);
   prof_out_t *o = &out;
   o->fd = fd;
   o->len = 0;
@@ -112,7 +129,7 @@ bool prof_dump(const char *path) {
   prof_printf(o, "\nMAPPED_LIBRARIES:\n");
   prof_flush(o);
   os_copy_file(fd, "/proc/self/maps");
-  pthread_mutex_unlock(&out_lock);
+  lock_release(&prof_out_lock);
   os_close(fd);
   os_unmap(stacks, bytes);
   return true;

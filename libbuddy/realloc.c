@@ -69,16 +69,19 @@ void *buddy_realloc(void *p, size_t size) {
   if (!pagemap_is_region(entry)) return realloc_huge(pagemap_huge(entry), p, size);
   unsigned cls = page_class_at(pagemap_region(entry), p);
   if (options.secure && cls != 0 && size_class_is_object(cls, p)) {
-    /* Secure mode: the usable size is the request, 0 for malloc(0). */
+    /* Secure mode: the usable size is the request, 0 for malloc(0), which
+     * the trailer records: the block stays only for the same request. */
     size_t asked = secure_usable_small(p, cls);
-    return size <= asked && size >= asked / 2 ? p : realloc_move(p, asked, size);
+    return size == asked ? p : realloc_move(p, asked, size);
   }
   size_t usable = alloc_usable_size(p);
   if (usable == 0) return realloc_refuse(); /* misuse, reported */
   region_t *r = pagemap_region(entry);
   if (options.secure && secure_run_head(r, p) != NULL) return realloc_move(p, usable, size); /* its header stays */
   if (page_class_at(r, p) == 0) return realloc_run(r, p, usable, size);
-  if (size <= usable && size >= usable / 2) return p;
+  /* In place only within the block's class, so that the size a program
+   * gives free_sized or sized delete afterwards still names the class. */
+  if (size <= usable && size_class_of(size) == page_class_at(r, p)) return p;
   return realloc_move(p, usable, size);
 }
 

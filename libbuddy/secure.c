@@ -73,19 +73,28 @@ static struct secure_quarantine {
 
 static uint64_t secure_sequence; /* atomic: the random choice's counter */
 
+/* The secret of the canaries, the quarantine marks and the random choice,
+ * drawn at start-up (secure_init): the library's code does not tell them
+ * (FREE_KEY, a constant of the fast paths, would). */
+static uint64_t secure_secret;
+
+void secure_init(void) {
+  secure_secret = (uint64_t)os_random_seed() | 1;
+}
+
 /* ---- Words of a block ---------------------------------------------------- */
 
 static uintptr_t secure_cookie(void) {
-  return (uintptr_t)FREE_KEY * 0x9e3779b97f4a7c15u ^ 0x5a5a5a5a5a5a5a5au;
+  return (uintptr_t)(secure_secret * 0x9e3779b97f4a7c15u ^ 0x5a5a5a5a5a5a5a5au);
 }
 
 static uintptr_t secure_mark(const void *p) {
   return secure_cookie() ^ ~(uintptr_t)p;
 }
 
-/* A random number (splitmix64 of a counter and the key). */
+/* A random number (splitmix64 of a counter and the secret). */
 static uint64_t secure_random(void) {
-  uint64_t x = __atomic_add_fetch(&secure_sequence, 0x9e3779b97f4a7c15u, __ATOMIC_RELAXED) ^ FREE_KEY;
+  uint64_t x = __atomic_add_fetch(&secure_sequence, 0x9e3779b97f4a7c15u, __ATOMIC_RELAXED) ^ secure_secret;
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9u;
   x = (x ^ (x >> 27)) * 0x94d049bb133111ebu;
   return x ^ (x >> 31);

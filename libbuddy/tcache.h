@@ -174,6 +174,10 @@ bool tcache_prof_due(tcache_prof_t *pr, unsigned cls);
 void tcache_prof_fill(tcache_t *tc, unsigned cls);
 bool tcache_prof_holds(const tcache_t *tc, unsigned cls, const void *p);
 void tcache_prof_unload(tcache_t *tc);
+/* Objects waiting in class cls's sampling stack of tc (0 with sampling
+ * off). Other threads may ask (statistics, the idle sweep): they get at
+ * most the stack's slots, maybe off by the owner's last moves. */
+uint32_t tcache_prof_waiting(const tcache_t *tc, unsigned cls);
 
 /* tcache_flush.c */
 /* Moves the n oldest objects of tc's home bin of class cls back to their
@@ -264,6 +268,8 @@ void secure_free_run(region_t *r, void *p);
  * such a block, else NULL. */
 void *secure_header_run(void *head);
 void *secure_run_head(region_t *r, void *p);
+/* Draws the secret of secure mode's canaries and choices (start-up). */
+void secure_init(void);
 void secure_fork_prepare(void);
 void secure_fork_parent(void);
 void secure_fork_child(void);

@@ -98,6 +98,16 @@ void tcache_prof_fill(tcache_t *tc, unsigned cls) {
   counter_add(tc->bin_requests[bin], n);
 }
 
+uint32_t tcache_prof_waiting(const tcache_t *tc, unsigned cls) {
+  const tcache_prof_t *pr = tc->prof;
+  if (pr == NULL) return 0;
+  uintptr_t top = (uintptr_t)__atomic_load_n(&pr->top[cls], __ATOMIC_RELAXED);
+  uintptr_t bottom = (uintptr_t)&pr->slots[cls][1];
+  if (top <= bottom) return 0;
+  size_t n = (top - bottom) / sizeof(void *);
+  return n < TCACHE_PROF_SLOTS ? (uint32_t)n : TCACHE_PROF_SLOTS;
+}
+
 /* Whether p waits in class cls's stack (a double free's scan). */
 bool tcache_prof_holds(const tcache_t *tc, unsigned cls, const void *p) {
   return tc->prof != NULL && pointers_hold(&tc->prof->slots[cls][1], tcache_prof_count(tc->prof, cls), p);

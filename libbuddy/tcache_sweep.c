@@ -120,12 +120,17 @@ void tcache_collect_stats(buddy_stats_t *s) {
   for (const tcache_t *tc = tcache_registry; tc != NULL; tc = tc->next) {
     s->thread_caches++;
     for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
-      s->class_requests[c] += tcache_bin_requests(tc, c);
-      s->class_cached[c] += tcache_bin_count(tc, c);
+      /* Objects in a sampling stack were counted as requests when the bin
+       * gave them to it; they still wait. */
+      uint32_t waiting = tcache_prof_waiting(tc, c);
+      uint64_t requests = tcache_bin_requests(tc, c);
+      s->class_requests[c] += requests > waiting ? requests - waiting : 0;
+      s->class_cached[c] += tcache_bin_count(tc, c) + waiting;
     }
   }
   for (const tcache_t *tc = tcache_orphans; tc != NULL; tc = tc->next)
-    for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) s->class_cached[c] += tcache_bin_count(tc, c);
+    for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++)
+      s->class_cached[c] += tcache_bin_count(tc, c) + tcache_prof_waiting(tc, c);
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) s->bytes_cached += s->class_cached[c] * size_class_bytes[c];
   s->caches_reclaimed = tcache_reclaims;
   s->bytes_reclaimed = tcache_reclaimed_bytes;

@@ -211,6 +211,16 @@ Test(pool, free_sized_with_right_size) {
   p = buddy_realloc(p, api_hide(300 * KIB));
   cr_assert_not_null(p);
   buddy_free_sized(p, 300 * KIB);
+  /* Blocks that realloc shrank or grew (in place or not), freed with their
+   * new sizes: every size a realloc was given is a size free_sized takes. */
+  static const size_t resized[][2] = {{100, 60}, {100, 90}, {64, 33}, {4000, 2100}, {70 * KIB, 40 * KIB}, {20, 30}};
+  for (size_t i = 0; i < sizeof resized / sizeof resized[0]; i++) {
+    void *r = buddy_malloc(api_hide(resized[i][0]));
+    cr_assert_not_null(r);
+    r = buddy_realloc(r, api_hide(resized[i][1]));
+    cr_assert_not_null(r);
+    buddy_free_sized(r, resized[i][1]);
+  }
   /* The freed memory is reusable. */
   for (size_t i = 0; i < N; i++) {
     void *q = buddy_malloc(api_hide(sizes[i]));

@@ -4,7 +4,10 @@
  * and again while PROF_THREADS threads allocate and free; each child keeps
  * blocks from kept_in_child and dumps its own profile, which must hold
  * every sample of kept_before_fork (prof.sh compares them) and those of
- * kept_in_child. Then, if asked, the profile on a signal (prof_signal=USR2).
+ * kept_in_child. A thread dumps profiles all along (dumper), so that some
+ * forks find a profile being written: the child's own dump (and its exit)
+ * must not wait for that thread's writer lock. Then, if asked, the profile
+ * on a signal (prof_signal=USR2).
  * An alarm ends a deadlocked run. Usage: prof_fork DIR [signal] */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -53,6 +56,17 @@ static void *worker(void *arg) {
   return NULL;
 }
 
+static dump_fn dump;
+static const char *dump_dir;
+
+static int dump_to(dump_fn fn, const char *dir, const char *name);
+
+static void *dumper(void *arg) {
+  (void)arg;
+  while (!stop) dump_to(dump, dump_dir, "dumper.heap");
+  return NULL;
+}
+
 static int has_maps(const char *path) {
   FILE *f = fopen(path, "r");
   if (f == NULL) return 0;
@@ -72,7 +86,8 @@ static int dump_to(dump_fn dump, const char *dir, const char *name) {
 int main(int argc, char **argv) {
   if (argc < 2) return 2;
   const char *dir = argv[1];
-  dump_fn dump = (dump_fn)(uintptr_t)dlsym(RTLD_DEFAULT, "buddy_prof_dump");
+  dump = (dump_fn)(uintptr_t)dlsym(RTLD_DEFAULT, "buddy_prof_dump");
+  dump_dir = dir;
   if (dump == NULL) {
     fprintf(stderr, "prof_fork: buddy_prof_dump not found (not preloaded?)\n");
     return 2;
@@ -82,6 +97,8 @@ int main(int argc, char **argv) {
   if (dump_to(dump, dir, "before.heap") != 0) return 3;
   pthread_t t[PROF_THREADS];
   for (uintptr_t i = 0; i < PROF_THREADS; i++) pthread_create(&t[i], NULL, worker, (void *)(i + 1));
+  pthread_t dumping;
+  pthread_create(&dumping, NULL, dumper, NULL);
   for (int f = 0; f < FORKS; f++) {
     usleep(3000);
     pid_t pid = fork();
@@ -101,6 +118,7 @@ int main(int argc, char **argv) {
   }
   stop = 1;
   for (int i = 0; i < PROF_THREADS; i++) pthread_join(t[i], NULL);
+  pthread_join(dumping, NULL);
   if (argc > 2) { /* the profile on prof_signal=USR2, written by the allocator's thread */
     raise(SIGUSR2);
     char path[4096];
