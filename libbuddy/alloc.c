@@ -80,7 +80,7 @@ static noinline void *alloc_small_sampling(unsigned cls) {
   if (p != TCACHE_SAMPLE) return p;
   size_t size = size_class_bytes[cls];
   bool fresh;
-  p = alloc_block(size, PAGE_SIZE, buddy_order_for_pages((size + PAGE_SIZE - 1) >> PAGE_SHIFT), &fresh, true);
+  p = alloc_block(size, PAGE_SIZE, alloc_sampled_order(cls), &fresh, true);
   if (p == NULL) return alloc_fail();
   zone_run_arm_tail(p, size);
   prof_note(p, size);

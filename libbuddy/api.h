@@ -14,6 +14,11 @@ size_t alloc_usable_size(const void *p);
 void *alloc_aligned(size_t alignment, size_t size);
 /* Medium and huge blocks, aligned to at least `align` (a power of two). */
 void *alloc_large(size_t size, size_t align, bool *zeroed);
+/* The order of the page run that serves a sampled small block of class cls
+ * (prof=1: alloc.c), which is also what sized delete expects of it. */
+static inline unsigned alloc_sampled_order(unsigned cls) {
+  return buddy_order_for_pages((size_class_bytes[cls] + PAGE_SIZE - 1) >> PAGE_SHIFT);
+}
 /* alloc_fast's slow path (alloc.c); `size` as asked (secure mode), first:
  * it stays in the register it came in, the class takes another, and the
  * fast path copies neither. */

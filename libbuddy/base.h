@@ -108,7 +108,14 @@ void heap_bytes_fork_child(void);
 #define FILL_FREED 0xdf  /* a freed block (huge ones: their start, in the cache) */
 #define FILL_TAIL_MAX 64 /* tail bytes checked at most (fits a uint8_t) */
 size_t fill_tail_bytes(size_t asked, size_t end);
+/* Fills the tail of the block of `bytes` at p past `asked` (fill_tail_bytes
+ * of it) with FILL_TAIL; returns its length, to be checked at free. */
+size_t fill_tail_arm(char *p, size_t asked, size_t bytes);
 const unsigned char *fill_find_other(const void *p, size_t n, unsigned char byte);
+/* Reports `what` at the first of from[0..n) that is not FILL_TAIL any more
+ * (a write past an end, or before a start), with the block's bytes and the
+ * program's request; nothing if the fill is intact. */
+void fill_tail_check(const char *from, size_t n, const char *what, size_t block_bytes, size_t asked);
 
 /* ---- options.c ----------------------------------------------------------- */
 

@@ -21,10 +21,21 @@ size_t fill_tail_bytes(size_t asked, size_t end) {
   return n < FILL_TAIL_MAX ? n : FILL_TAIL_MAX;
 }
 
+size_t fill_tail_arm(char *p, size_t asked, size_t bytes) {
+  size_t tail = fill_tail_bytes(asked, bytes);
+  memset(p + asked, FILL_TAIL, tail);
+  return tail;
+}
+
 /* The first of p[0..n) that is not `byte`, or NULL. */
 const unsigned char *fill_find_other(const void *p, size_t n, unsigned char byte) {
   const unsigned char *b = p;
   for (size_t i = 0; i < n; i++)
     if (b[i] != byte) return b + i;
   return NULL;
+}
+
+void fill_tail_check(const char *from, size_t n, const char *what, size_t block_bytes, size_t asked) {
+  const unsigned char *bad = fill_find_other(from, n, FILL_TAIL);
+  if (unlikely(bad != NULL)) error_misuse_block(what, bad, block_bytes, asked);
 }

@@ -63,13 +63,13 @@ static noinline void free_sized_large(void *p, size_t size, secure_kind_t kind) 
     region_t *r = pagemap_region(entry);
     page_desc_t *d = page_desc_of(r, p);
     size_t pages = (size + PAGE_SIZE - 1) >> PAGE_SHIFT;
-    bool run = page_class_at(r, p) == 0 && d->kind == PAGE_RUN && !(d->flags & PAGE_META) && page_address_of(d) == p;
     unsigned cls = page_class_at(r, p);
+    bool run = cls == 0 && d->kind == PAGE_RUN && !(d->flags & PAGE_META) && page_address_of(d) == p;
     size_t small_max = options.secure ? SMALL_SIZE_MAX - SECURE_TRAILER : SMALL_SIZE_MAX;
-    /* A sampled small block (prof=1) is a run of its own: any size it holds. */
+    /* A sampled small block (prof=1) is a run of its own: a size of its
+     * class is right. */
     bool sampled_small = (d->flags & PAGE_SAMPLED) && size <= SMALL_SIZE_MAX &&
-                         d->order == buddy_order_for_pages((size_class_bytes[size_class_of(size)] + PAGE_SIZE - 1) >>
-                                                           PAGE_SHIFT);
+                         d->order == alloc_sampled_order(size_class_of(size));
     if (run && !sampled_small &&
         (size <= small_max || size > MEDIUM_SIZE_MAX || buddy_order_for_pages(pages) != d->order))
       free_sized_wrong(p, size, PAGE_SIZE << d->order);

@@ -88,17 +88,13 @@ static void huge_desc_free(huge_t *h) {
 
 /* Fills the bytes past `asked` that the check covers. */
 static void huge_arm_tail(huge_t *h, size_t asked) {
-  size_t tail = fill_tail_bytes(asked, h->size);
-  memset(h->base + asked, FILL_TAIL, tail);
+  h->tail = (uint8_t)fill_tail_arm(h->base, asked, h->size);
   h->asked = asked;
-  h->tail = (uint8_t)tail;
 }
 
 static void huge_check_tail(const huge_t *h) {
-  const unsigned char *bad = fill_find_other(h->base + h->asked, h->tail, FILL_TAIL);
-  if (unlikely(bad != NULL))
-    error_misuse_block("heap overflow: a write past the end of a large block, found when it was freed", bad, h->size,
-                       h->asked);
+  fill_tail_check(h->base + h->asked, h->tail,
+                  "heap overflow: a write past the end of a large block, found when it was freed", h->size, h->asked);
 }
 
 /* A block going into the cache: its start is filled. */
@@ -116,11 +112,17 @@ static void huge_check_freed(huge_t *h) {
   if (unlikely(bad != NULL)) error_misuse_block("use after free: a freed large block was written to", bad, h->size, 0);
 }
 
+/* The mapping of a block of `length` bytes at base, with its guard pages if
+ * it has them (secure mode). */
+static void huge_unmap_pages(char *base, size_t length, bool guarded) {
+  if (guarded) os_unmap(base - PAGE_SIZE, length + 2 * PAGE_SIZE);
+  else os_unmap(base, length);
+}
+
 static void huge_unmap(huge_t *h) {
   huge_check_freed(h);
   pagemap_unregister(h->base, h->size);
-  if (h->guarded) os_unmap(h->base - PAGE_SIZE, h->size + 2 * PAGE_SIZE);
-  else os_unmap(h->base, h->size);
+  huge_unmap_pages(h->base, h->size, h->guarded);
   huge_desc_free(h);
 }
 
@@ -333,7 +335,7 @@ static char *huge_map_guarded(size_t length, size_t align) {
   char *base = os_map_aligned_with_prefix(PAGE_SIZE, length + PAGE_SIZE, align);
   if (base == NULL) return NULL;
   if (os_make_guard(base - PAGE_SIZE, PAGE_SIZE) && os_make_guard(base + length, PAGE_SIZE)) return base;
-  os_unmap(base - PAGE_SIZE, length + 2 * PAGE_SIZE);
+  huge_unmap_pages(base, length, true);
   return NULL;
 }
 
@@ -349,8 +351,7 @@ static void *huge_map_new(size_t length, size_t align) {
   }
   *h = (huge_t){.kind = CHUNK_HUGE, .guarded = guarded, .base = base, .size = length, .mapping = base};
   if (!pagemap_register(base, length, pagemap_huge_entry(h))) {
-    if (guarded) os_unmap(base - PAGE_SIZE, length + 2 * PAGE_SIZE);
-    else os_unmap(base, length);
+    huge_unmap_pages(base, length, guarded);
     huge_desc_free(h);
     return NULL;
   }

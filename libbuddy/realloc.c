@@ -67,7 +67,8 @@ void *buddy_realloc(void *p, size_t size) {
     return NULL;
   }
   if (!pagemap_is_region(entry)) return realloc_huge(pagemap_huge(entry), p, size);
-  unsigned cls = page_class_at(pagemap_region(entry), p);
+  region_t *r = pagemap_region(entry);
+  unsigned cls = page_class_at(r, p);
   if (options.secure && cls != 0 && size_class_is_object(cls, p)) {
     /* Secure mode: the usable size is the request, 0 for malloc(0), which
      * the trailer records: the block stays only for the same request. */
@@ -75,13 +76,12 @@ void *buddy_realloc(void *p, size_t size) {
     return size == asked ? p : realloc_move(p, asked, size);
   }
   size_t usable = alloc_usable_size(p);
-  if (usable == 0) return realloc_refuse(); /* misuse, reported */
-  region_t *r = pagemap_region(entry);
+  if (usable == 0) return realloc_refuse();                                                  /* misuse, reported */
   if (options.secure && secure_run_head(r, p) != NULL) return realloc_move(p, usable, size); /* its header stays */
-  if (page_class_at(r, p) == 0) return realloc_run(r, p, usable, size);
+  if (cls == 0) return realloc_run(r, p, usable, size);
   /* In place only within the block's class, so that the size a program
    * gives free_sized or sized delete afterwards still names the class. */
-  if (size <= usable && size_class_of(size) == page_class_at(r, p)) return p;
+  if (size <= usable && size_class_of(size) == cls) return p;
   return realloc_move(p, usable, size);
 }
 

@@ -10,8 +10,6 @@
  */
 #include "zone.h"
 
-#include <string.h>
-
 uint64_t zone_run_requests;
 
 /* The bytes of a run of the program's (not PAGE_META) count as handed out. */
@@ -65,18 +63,15 @@ static page_desc_t *zone_run_locked(region_t *r, void *p, uint8_t meta) {
 
 /* The run headed by d (the program's, at p) was written past its request. */
 static void zone_run_check_tail(const page_desc_t *d, const char *p) {
-  const unsigned char *bad = fill_find_other(p + d->run_asked, d->run_tail, FILL_TAIL);
-  if (unlikely(bad != NULL))
-    error_misuse_block("heap overflow: a write past the end of a medium block, found when it was freed", bad,
-                       PAGE_SIZE << d->order, d->run_asked);
+  fill_tail_check(p + d->run_asked, d->run_tail,
+                  "heap overflow: a write past the end of a medium block, found when it was freed",
+                  PAGE_SIZE << d->order, d->run_asked);
 }
 
 void zone_run_arm_tail(void *p, size_t asked) {
   page_desc_t *d = page_desc_of(region_of_address(p), p);
-  size_t tail = fill_tail_bytes(asked, PAGE_SIZE << d->order);
-  memset((char *)p + asked, FILL_TAIL, tail);
+  d->run_tail = (uint8_t)fill_tail_arm(p, asked, PAGE_SIZE << d->order);
   d->run_asked = (uint32_t)asked;
-  d->run_tail = (uint8_t)tail;
 }
 
 void zone_run_take_tail(void *p) {

@@ -186,8 +186,8 @@ static void secure_check_trailer(void *p, size_t bytes) {
     error_misuse_block("heap overflow: the canary after a block was overwritten", secure_trailer(p, bytes), bytes, 0);
     return;
   }
-  const unsigned char *bad = fill_find_other((char *)p + asked, bytes - SECURE_TRAILER - asked, FILL_TAIL);
-  if (bad != NULL) error_misuse_block("heap overflow: a write past the end of a block", bad, bytes, asked);
+  fill_tail_check((char *)p + asked, bytes - SECURE_TRAILER - asked, "heap overflow: a write past the end of a block",
+                  bytes, asked);
 }
 
 /* Whether the last 16 bytes of the small block at q are each what some
@@ -349,14 +349,11 @@ void secure_free_run(region_t *r, void *p) {
   if (((void **)p)[0] == (void *)secure_mark(p))
     return error_misuse_block("double free of a medium block (it waits in the quarantine)", p, bytes, 0);
   if (head != (char *)p) {
-    const unsigned char *bad = fill_find_other(head + PAGE_SIZE - SECURE_HEADER_TAIL, SECURE_HEADER_TAIL, FILL_TAIL);
     size_t asked = d->run_tail != 0 ? d->run_asked - PAGE_SIZE : 0; /* the run's request counts the header */
-    if (bad != NULL)
-      error_misuse_block("heap underflow: a write before the start of a medium block", bad, bytes, asked);
-    bad = fill_find_other(head + d->run_asked, d->run_tail, FILL_TAIL);
-    if (bad != NULL)
-      error_misuse_block("heap overflow: a write past the end of a medium block, found when it was freed", bad, bytes,
-                         asked);
+    fill_tail_check(head + PAGE_SIZE - SECURE_HEADER_TAIL, SECURE_HEADER_TAIL,
+                    "heap underflow: a write before the start of a medium block", bytes, asked);
+    fill_tail_check(head + d->run_asked, d->run_tail,
+                    "heap overflow: a write past the end of a medium block, found when it was freed", bytes, asked);
     zone_run_disarm_tail(head);
   } else {
     zone_run_take_tail(head);

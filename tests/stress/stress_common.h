@@ -218,6 +218,17 @@ static inline bool stress_release(stress_block *blk, const char *where) {
   return ok;
 }
 
+/* Swaps *mine with a slot of a table the threads share, under the table's
+ * lock: *mine then holds what another thread left there (often a block it
+ * made), or nothing. */
+static inline void stress_swap_shared(pthread_mutex_t *lock, stress_block *slot, stress_block *mine) {
+  pthread_mutex_lock(lock);
+  stress_block theirs = *slot;
+  *slot = *mine;
+  *mine = theirs;
+  pthread_mutex_unlock(lock);
+}
+
 /* Grows or shrinks a block with realloc; checks the kept prefix survived,
  * then refills it as block new_seq of thread new_tid. */
 static inline bool stress_resize(stress_block *blk, size_t new_size, unsigned new_tid, uint64_t new_seq,

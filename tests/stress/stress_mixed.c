@@ -42,12 +42,7 @@ static void *mixed_worker(void *argp) {
     if (test_rng_below(&rng, MIXED_SHARE_ONE_IN) == 0) {
       /* Swap this slot with a shared one: whatever comes back was
        * probably made by another thread and will be freed here. */
-      unsigned k = (unsigned)test_rng_below(&rng, MIXED_SHARED_SLOTS);
-      pthread_mutex_lock(&shared_lock);
-      stress_block tmp = shared_table[k];
-      shared_table[k] = *s;
-      *s = tmp;
-      pthread_mutex_unlock(&shared_lock);
+      stress_swap_shared(&shared_lock, &shared_table[test_rng_below(&rng, MIXED_SHARED_SLOTS)], s);
       continue;
     }
     if (s->p != NULL) {

@@ -46,13 +46,8 @@ static void *worker(void *argp) {
     stress_block *b = &slots[test_rng_below(&rng, SN_SLOTS)];
     if (b->p != NULL) {
       if (test_rng_below(&rng, 8) == 0) { /* hand it to another thread to free */
-        unsigned k = (unsigned)test_rng_below(&rng, SN_SHARED);
-        pthread_mutex_lock(&shared_lock);
-        stress_block theirs = shared_table[k];
-        shared_table[k] = *b;
-        pthread_mutex_unlock(&shared_lock);
-        b->p = NULL;
-        if (theirs.p != NULL) stress_release(&theirs, "a block another thread made");
+        stress_swap_shared(&shared_lock, &shared_table[test_rng_below(&rng, SN_SHARED)], b);
+        if (b->p != NULL) stress_release(b, "a block another thread made");
       } else {
         stress_release(b, "own block");
       }

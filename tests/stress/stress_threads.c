@@ -40,13 +40,8 @@ static void *short_thread(void *argp) {
   for (unsigned i = 0; i < ST_PARK; i++) {
     stress_block *mine = &blocks[ST_BLOCKS - 1 - 2 * i];
     if (mine->p == NULL) continue;
-    unsigned k = (unsigned)test_rng_below(&rng, ST_SHARED_SLOTS);
-    pthread_mutex_lock(&shared_lock);
-    stress_block theirs = shared_table[k];
-    shared_table[k] = *mine;
-    pthread_mutex_unlock(&shared_lock);
-    mine->p = NULL;
-    if (theirs.p != NULL) stress_release(&theirs, "block of an exited thread");
+    stress_swap_shared(&shared_lock, &shared_table[test_rng_below(&rng, ST_SHARED_SLOTS)], mine);
+    if (mine->p != NULL) stress_release(mine, "block of an exited thread");
   }
   for (unsigned i = 0; i < ST_BLOCKS; i++)
     if (blocks[i].p != NULL) stress_release(&blocks[i], "short thread late free");
