@@ -135,3 +135,8 @@ size_t base_expand_pid(char *path, size_t size, const char *pattern) {
   path[len] = '\0';
   return len;
 }
+
+void base_vappend(char *text, size_t size, size_t *len, const char *fmt, va_list ap) {
+  int n = vsnprintf(text + *len, size - *len, fmt, ap);
+  if (n > 0) *len += (size_t)n < size - *len ? (size_t)n : size - *len - 1;
+}

@@ -13,6 +13,8 @@
 #include "os.h"
 #include "types.h"
 
+#include <stdarg.h>
+
 #pragma GCC visibility push(hidden)
 
 #define likely(x) __builtin_expect(!!(x), 1)
@@ -97,6 +99,11 @@ void heap_bytes_note(long delta);
  * by the process id (the options' paths: stats_file, prof_prefix); returns
  * the length written. */
 size_t base_expand_pid(char *path, size_t size, const char *pattern);
+
+/* Appends vsnprintf's output at text + *len (text holds size bytes), and
+ * advances *len; output that does not fit is cut, and the text stays
+ * NUL-terminated (the reports' writers: stats.c, prof_dump.c). */
+void base_vappend(char *text, size_t size, size_t *len, const char *fmt, va_list ap);
 size_t heap_bytes_peak(void);
 /* In a fork child: its peak starts at what it has now, as the kernel's
  * VmHWM does. */

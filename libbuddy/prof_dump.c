@@ -52,9 +52,8 @@ static void prof_printf(prof_out_t *o, const char *fmt, ...) {
   if (o->len > sizeof o->buf - 4096) prof_flush(o);
   va_list ap;
   va_start(ap, fmt);
-  int n = vsnprintf(o->buf + o->len, sizeof o->buf - o->len, fmt, ap);
+  base_vappend(o->buf, sizeof o->buf, &o->len, fmt, ap);
   va_end(ap);
-  if (n > 0) o->len += (size_t)n < sizeof o->buf - o->len ? (size_t)n : sizeof o->buf - o->len - 1;
 }
 
 /* The stacks, copied into memory of their own (*bytes of it, to unmap). */

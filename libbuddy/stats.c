@@ -78,9 +78,8 @@ typedef struct out {
 static void out_printf(out_t *o, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  int n = vsnprintf(o->text + o->len, sizeof o->text - o->len, fmt, ap);
+  base_vappend(o->text, sizeof o->text, &o->len, fmt, ap);
   va_end(ap);
-  if (n > 0) o->len += (size_t)n < sizeof o->text - o->len ? (size_t)n : sizeof o->text - o->len - 1;
 }
 
 /* A string as JSON wants it: quotes, backslashes and control bytes escaped. */
