@@ -20,6 +20,16 @@ static void *alloc_fail(void) {
   return NULL;
 }
 
+/* A zone could not map a region (out of address space, RLIMIT_AS): the
+ * freed huge blocks waiting in their cache hold address space, which goes
+ * back to the OS so that the caller can try once more. False if there was
+ * none to give back. (huge.c does the same for a huge block's mapping.) */
+static bool alloc_unmap_cached_huge(void) {
+  if (__atomic_load_n(&huge_cached_bytes, __ATOMIC_RELAXED) == 0) return false;
+  huge_trim();
+  return true;
+}
+
 /* A medium or huge block of `order` (huge: above BUDDY_MAX_ORDER); a
  * sampled one is flagged, so that its free forgets its sample (prof.c). */
 static void *alloc_block(size_t size, size_t align, unsigned order, bool *fresh, bool sampled) {
@@ -29,7 +39,10 @@ static void *alloc_block(size_t size, size_t align, unsigned order, bool *fresh,
     return p;
   }
   zone_t *z = tcache_get()->zone;
-  return sampled ? zone_alloc_sampled_run(z, order, fresh) : zone_alloc_run(z, order, fresh);
+  for (int tries = 0;; tries++) {
+    void *p = sampled ? zone_alloc_sampled_run(z, order, fresh) : zone_alloc_run(z, order, fresh);
+    if (p != NULL || tries > 0 || !alloc_unmap_cached_huge()) return p;
+  }
 }
 
 /* A page run of at least `size` bytes or a huge block, aligned to `align`.
@@ -97,7 +110,14 @@ noinline void *alloc_small_slow(size_t size, unsigned cls, secure_kind_t kind) {
     return alloc_secure(size, SMALL_ALIGN, kind);
   }
   if (unlikely(options_sampling())) return alloc_small_sampling(cls);
-  return tcache_alloc_slow(cls);
+  int saved = errno;
+  void *p = tcache_alloc_slow(cls);
+  if (unlikely(p == NULL) && alloc_unmap_cached_huge()) {
+    errno = saved;
+    tcache_hold(); /* tcache_alloc_slow released */
+    p = tcache_alloc_slow(cls);
+  }
+  return p;
 }
 
 void *buddy_malloc(size_t size) {

@@ -12,12 +12,19 @@
  * than the program's own memset of the block). A request takes the smallest
  * cached block that holds it. When the rest is itself a huge block, it is
  * split off (at a slot boundary) and stays cached, faulted in, for the next
- * request; a smaller rest stays with the block if it is at most a quarter
- * of the request (HUGE_FIT_SLACK_SHARE), else it is unmapped. Freed blocks
- * carved from one mapping merge again when they meet in the cache. With no
- * block large enough, the largest is grown with mremap. The cache holds
- * HUGE_CACHE_SLOTS blocks and at most a quarter of the live huge bytes
- * (HUGE_CACHE_BYTES_MIN at least); the oldest go first. A second free of a cached block is a double free.
+ * request; a smaller rest (less than a slot, plus the request's rounding
+ * to slots) stays with the block, faulted in, if it is at most the request
+ * (HUGE_FIT_SLACK_SHARE), else it is unmapped. Freed blocks carved from one
+ * mapping merge again when they meet in the cache. With no block large
+ * enough, the largest is grown with mremap. The cache holds
+ * HUGE_CACHE_SLOTS blocks and at most half the live huge bytes
+ * (HUGE_CACHE_BYTES_MIN at least); the oldest go first. Those bounds are
+ * what a program that replaces large buffers of random sizes needs to
+ * fault in about as few pages as allocators that keep all freed pages
+ * (docs/benchmarks.md: large-*); purge_delay_ms and malloc_trim still give
+ * everything back. A mapping that fails for want of address space
+ * (RLIMIT_AS) is tried again once the cache is emptied. A second free of a
+ * cached block is a double free.
  *
  * Checks on the way (fill.c): a live block holds FILL_TAIL in the bytes
  * just past the request (huge_arm_tail), checked when it is freed (a write
@@ -45,10 +52,10 @@
 
 #define HUGE_CACHE_SLOTS 16
 #define HUGE_CACHE_BLOCK_MAX ((size_t)64 << 20)
-#define HUGE_CACHE_BYTES_MIN ((size_t)64 << 20)
+#define HUGE_CACHE_BYTES_MIN ((size_t)128 << 20)
 _Static_assert(HUGE_CACHE_BLOCK_MAX <= HUGE_CACHE_BYTES_MIN, "a cacheable block fits the cache alone");
-#define HUGE_CACHE_LIVE_SHARE 4   /* the cache holds at most live bytes / this */
-#define HUGE_FIT_SLACK_SHARE 4    /* a block keeps up to length / this more than asked */
+#define HUGE_CACHE_LIVE_SHARE 2   /* the cache holds at most live bytes / this */
+#define HUGE_FIT_SLACK_SHARE 1    /* a block keeps up to length / this more than asked */
 #define HUGE_FREED_FILL PAGE_SIZE /* bytes of a cached block's start that hold FILL_FREED */
 #define HUGE_SECURE_DELAY 4       /* secure mode: blocks freed since, before a cached one is reused */
 
@@ -374,7 +381,13 @@ static void *huge_alloc_block(size_t size, size_t align, bool *zeroed) {
     }
   }
   *zeroed = true;
-  return huge_map_new(length, align);
+  void *p = huge_map_new(length, align);
+  /* Out of address space: the cached blocks hold some (RLIMIT_AS). */
+  if (p == NULL && __atomic_load_n(&huge_cached_bytes, __ATOMIC_RELAXED) != 0) {
+    huge_cache_expire(true);
+    p = huge_map_new(length, align);
+  }
+  return p;
 }
 
 void *huge_alloc(size_t size, size_t align, bool *zeroed) {

@@ -176,21 +176,94 @@ Test(heap, a_second_free_of_a_huge_piece_merged_away_aborts, .signal = SIGABRT) 
   buddy_free(c);
 }
 
-/* The cache holds at most a quarter of the live huge bytes, and
- * HUGE_CACHE_BYTES_MIN (64 MiB) at least: the oldest blocks go first. */
+/* The cache holds at most half the live huge bytes, and
+ * HUGE_CACHE_BYTES_MIN (128 MiB) at least: the oldest blocks go first. */
 Test(heap, the_huge_cache_is_bounded_and_keeps_the_newest) {
   options.purge_delay_ms = 3600000;
-  enum { BLOCKS = 5 };
+  enum { BLOCKS = 8 };
   char *blocks[BLOCKS];
   for (int i = 0; i < BLOCKS; i++) blocks[i] = buddy_malloc(20 * MIB);
   for (int i = 0; i < BLOCKS; i++) buddy_free(blocks[i]);
-  cr_assert_leq(cached_huge_bytes(), 64 * MIB);
-  cr_assert_geq(cached_huge_bytes(), 60 * MIB);
+  cr_assert_leq(cached_huge_bytes(), 128 * MIB);
+  cr_assert_geq(cached_huge_bytes(), 120 * MIB);
   for (int i = 0; i < BLOCKS; i++) {
     uintptr_t entry = pagemap_entry(blocks[i]);
     bool cached = entry != 0 && pagemap_huge(entry)->cached;
     cr_assert_eq(cached, i >= 2, "block %d (the oldest two were unmapped)", i);
   }
+}
+
+/* A cached block whose rest past the request is less than a slot (so no
+ * huge block of its own) keeps it, pages and all, when it is at most the
+ * request: a program replacing buffers of random sizes then reuses pages
+ * already faulted in. A larger rest is unmapped. */
+Test(heap, a_reused_huge_block_keeps_a_rest_up_to_its_request) {
+  options.purge_delay_ms = 3600000;
+  char *a = buddy_malloc(11 * MIB);
+  buddy_free(a);
+  char *b = buddy_malloc(6 * MIB); /* slots: 8 MiB; rest 3 MiB, slack 5 MiB */
+  cr_assert_eq(b, a);
+  cr_assert_eq(buddy_malloc_usable_size(b), 11 * MIB);
+  buddy_free(b);
+  char *c = buddy_malloc(5 * MIB); /* slack 6 MiB: more than the request */
+  cr_assert_eq(c, a);
+  cr_assert_eq(buddy_malloc_usable_size(c), 5 * MIB);
+  buddy_free(c);
+}
+
+/* Freed huge blocks waiting in the cache hold address space: under
+ * RLIMIT_AS, an allocation that needs a new mapping (a region for medium
+ * and small blocks, a huge block's own) gets it once they are unmapped,
+ * rather than failing where an allocator that unmaps at once would not. */
+static void cache_huge_blocks_then_limit_address_space(size_t headroom) {
+  options.purge_delay_ms = 3600000;
+  enum { BLOCKS = 4 };
+  void *blocks[BLOCKS];
+  for (int i = 0; i < BLOCKS; i++) cr_assert_not_null(blocks[i] = buddy_malloc(24 * MIB));
+  for (int i = 0; i < BLOCKS; i++) buddy_free(blocks[i]);
+  cr_assert_eq(cached_huge_bytes(), BLOCKS * 24 * MIB);
+  struct rlimit limit;
+  cr_assert_eq(getrlimit(RLIMIT_AS, &limit), 0);
+  limit.rlim_cur = test_vsize_bytes() + headroom;
+  cr_assert_eq(setrlimit(RLIMIT_AS, &limit), 0);
+}
+
+Test(heap, cached_huge_blocks_make_way_for_a_new_region) {
+  cache_huge_blocks_then_limit_address_space(2 * MIB); /* less than a region */
+  enum { HELD_MAX = 512 };
+  static void *held[HELD_MAX];
+  for (int i = 0; i < HELD_MAX; i++) { /* 48 MiB: more than the regions mapped so far */
+    held[i] = buddy_malloc(MEDIUM_BLOCK);
+    cr_assert_not_null(held[i], "medium block %d", i);
+    memset(held[i], 1, MEDIUM_BLOCK);
+  }
+  cr_assert_eq(cached_huge_bytes(), 0);
+  for (int i = 0; i < HELD_MAX; i++) buddy_free(held[i]);
+}
+
+Test(heap, cached_huge_blocks_make_way_for_new_slabs) {
+  cache_huge_blocks_then_limit_address_space(2 * MIB);
+  enum { HELD_MAX = 48 * MIB / SMALL_BLOCK };
+  static void *held[HELD_MAX];
+  for (int i = 0; i < HELD_MAX; i++) {
+    held[i] = buddy_malloc(SMALL_BLOCK);
+    if (held[i] == NULL) cr_assert_fail("small block %d of %d", i, HELD_MAX);
+  }
+  cr_assert_eq(cached_huge_bytes(), 0);
+  for (int i = 0; i < HELD_MAX; i++) buddy_free(held[i]);
+}
+
+Test(heap, cached_huge_blocks_make_way_for_a_new_huge_mapping) {
+  cache_huge_blocks_then_limit_address_space(8 * MIB);
+  void *p = NULL;
+  /* Aligned beyond a slot: never served from the cache, always mapped. */
+  cr_assert_eq(buddy_posix_memalign(&p, 16 * MIB, 40 * MIB), 0);
+  cr_assert_eq(cached_huge_bytes(), 0);
+  memset(p, 1, 40 * MIB);
+  buddy_free(p);
+  char *q = buddy_malloc(60 * MIB); /* and the heap goes on */
+  cr_assert_not_null(q);
+  buddy_free(q);
 }
 
 /* ---- BUDDY_OPTIONS -------------------------------------------------------- */
