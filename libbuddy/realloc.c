@@ -50,8 +50,8 @@ static void *realloc_huge(huge_t *h, void *p, size_t size) {
   return q != NULL ? q : realloc_move(p, usable, size);
 }
 
-void *buddy_realloc(void *p, size_t size) {
-  if (p == NULL) return buddy_malloc(size);
+/* Every realloc but the in-place one of buddy_realloc's fast path. */
+static noinline void *realloc_checked(void *p, size_t size) {
   uintptr_t entry = pagemap_entry(p);
   if (entry == 0) {
     error_misuse("realloc of a pointer buddymalloc does not own", p);
@@ -83,6 +83,19 @@ void *buddy_realloc(void *p, size_t size) {
    * gives free_sized or sized delete afterwards still names the class. */
   if (size <= usable && size_class_of(size) == cls) return p;
   return realloc_move(p, usable, size);
+}
+
+/* The common case first, as free's fast path finds it (no registers saved,
+ * the rest a tail call): a small block (by the small map: a slab's object
+ * start) that the new size keeps in its class. Anything else, and a block
+ * whose second word holds the cache key (maybe freed), takes the checks. */
+void *buddy_realloc(void *p, size_t size) {
+  if (p == NULL) return buddy_malloc(size);
+  size_t bin;
+  if (likely(size - 1 < SMALL_SIZE_MAX) && small_map_object(p, &bin) && !options.secure &&
+      size_class_of(size) == bin % SIZE_CLASS_COUNT && !free_key_matches(((void **)p)[1]))
+    return p;
+  return realloc_checked(p, size);
 }
 
 void *buddy_reallocarray(void *ptr, size_t count, size_t size) {
