@@ -142,18 +142,22 @@ static void secure_guard(void *p, size_t bytes) {
  * first object of a slab is kept out as its guard. */
 static void *secure_take(unsigned cls) {
   void *objs[SECURE_CHOICE];
+  zone_t *z = tcache_get()->zone;
   for (;;) {
-    unsigned got = zone_alloc_objects(tcache_get()->zone, cls, objs, SECURE_CHOICE), n = 0;
+    unsigned got = zone_alloc_objects(z, cls, objs, SECURE_CHOICE), n = 0;
     if (got == 0) return NULL;
     for (unsigned i = 0; i < got; i++) {
       if (((uintptr_t)objs[i] & size_class_info[cls].slab_mask) == 0) secure_guard(objs[i], size_class_bytes[cls]);
       else objs[n++] = objs[i];
     }
     if (n == 0) continue; /* a guard alone */
+    /* The one kept goes last; the others, checked on their way out and
+     * untouched, go back as they are. */
     unsigned keep = (unsigned)(secure_random() % n);
-    for (unsigned i = 0; i < n; i++)
-      if (i != keep) zone_free_small(objs[i]);
-    return objs[keep];
+    void *p = objs[keep];
+    objs[keep] = objs[n - 1];
+    zone_return_untouched(z, cls, objs, n - 1);
+    return p;
   }
 }
 
@@ -219,7 +223,8 @@ static void secure_check_before(void *p, size_t bytes, unsigned cls) {
 
 /* The block of entry e still holds its fill and mark: else written after
  * free. */
-static void secure_check_freed(const secure_entry_t *e) {
+/* False after reporting a write to the block since its free. */
+static bool secure_check_freed(const secure_entry_t *e) {
   void **w = e->p;
   const unsigned char *bad = NULL;
   size_t last = e->cls != 0 ? e->bytes / sizeof(void *) - 1 : 0; /* 0: none */
@@ -227,8 +232,9 @@ static void secure_check_freed(const secure_entry_t *e) {
   else if (w[1] != (void *)FREE_KEY) bad = (unsigned char *)e->p + sizeof(void *);
   else if (last != 0 && w[last] != NULL) bad = (unsigned char *)(w + last);
   else bad = fill_find_other(w + 2, e->checked - (last != 0 ? 3 : 2) * sizeof(void *), FILL_FREED);
-  if (bad != NULL)
-    error_misuse_block("use after free: a freed block was written to while in the quarantine", bad, e->bytes, 0);
+  if (bad == NULL) return true;
+  error_misuse_block("use after free: a freed block was written to while in the quarantine", bad, e->bytes, 0);
+  return false;
 }
 
 /* checked: the bytes filled; small: the block's last word is set to 0,
@@ -254,10 +260,16 @@ static secure_entry_t *secure_slot(unsigned i) {
 
 /* A block leaving the quarantine: checked, then back to its slab or zone. */
 static void secure_release(const secure_entry_t *e) {
-  secure_check_freed(e);
-  if (e->cls != 0) return zone_free_small(e->p); /* slab.c's fill replaces the mark */
-  ((void **)e->p)[0] = NULL;                     /* the run may come back to the program as it is */
-  ((void **)e->run)[0] = NULL;                   /* and its header, if it had one, is gone */
+  bool intact = secure_check_freed(e);
+  if (e->cls != 0 && !intact) return zone_free_small(e->p); /* slab.c's fill replaces what was written */
+  if (e->cls != 0) {
+    /* Filled as slab.c fills a freed object but for its mark: with the
+     * fill in its place, it goes back as it is. */
+    memset(&((void **)e->p)[0], FILL_FREED, sizeof(void *));
+    return zone_return_untouched(e->region->zone, e->cls, &e->p, 1);
+  }
+  ((void **)e->p)[0] = NULL;   /* the run may come back to the program as it is */
+  ((void **)e->run)[0] = NULL; /* and its header, if it had one, is gone */
   zone_free_run(e->region, e->run);
 }
 

@@ -56,13 +56,41 @@ void slab_debug_fill(void *obj, size_t bytes) {
   if (bytes > 2 * sizeof(void *)) ((void **)obj)[bytes / sizeof(void *) - 1] = NULL;
 }
 
+/* Objects up to this are checked by a loop over their words first (most
+ * of secure mode's blocks: each allocation checks several). */
+#define SLAB_DEBUG_WORDS_MAX 256
+
+/* Whether obj (of `bytes`, a multiple of 16) holds slab_debug_fill's pattern. */
+static bool slab_debug_intact(const void *obj, size_t bytes) {
+  const size_t words = bytes / sizeof(uint64_t);
+  uint64_t fill, w, diff;
+  memset(&fill, DEBUG_FILL, sizeof fill);
+  memcpy(&w, obj, sizeof w);
+  diff = w ^ fill;
+  const unsigned char *p = (const unsigned char *)obj + (DEBUG_KEY_WORD + 1) * sizeof w;
+  size_t left = words - (DEBUG_KEY_WORD + 1) - (words > 2 ? 1 : 0);
+  for (size_t i = 0; i < left; i++, p += sizeof w) {
+    memcpy(&w, p, sizeof w);
+    diff |= w ^ fill;
+  }
+  if (words > 2) {
+    memcpy(&w, p, sizeof w);
+    diff |= w;
+  }
+  return diff == 0;
+}
+
 static void slab_debug_check(void *obj, size_t bytes) {
-  const unsigned char *p = obj;
-  size_t last = bytes > 2 * sizeof(void *) ? bytes / sizeof(void *) - 1 : DEBUG_KEY_WORD;
-  for (size_t i = 0; i < bytes; i++)
-    if (i / sizeof(void *) != DEBUG_KEY_WORD && p[i] != (i / sizeof(void *) == last ? 0 : DEBUG_FILL))
-      return error_misuse_block("use after free: a freed block was written to (found when it was reused)", p + i, bytes,
-                                0);
+  if (bytes <= SLAB_DEBUG_WORDS_MAX && slab_debug_intact(obj, bytes)) return;
+  const unsigned char *p = obj, *bad = fill_find_other(p, sizeof(void *), DEBUG_FILL);
+  const size_t word = sizeof(void *), from = (DEBUG_KEY_WORD + 1) * word;
+  if (bad == NULL && bytes > from) {
+    bool zero_last = bytes > 2 * word; /* slab_debug_fill's last word */
+    bad = fill_find_other(p + from, bytes - from - (zero_last ? word : 0), DEBUG_FILL);
+    if (bad == NULL && zero_last) bad = fill_find_other(p + bytes - word, word, 0);
+  }
+  if (bad != NULL)
+    error_misuse_block("use after free: a freed block was written to (found when it was reused)", bad, bytes, 0);
 }
 
 /* debug=1: objects that were free in their slab leave it after the fill

@@ -70,14 +70,14 @@ static inline const char *slab_check_give(const page_desc_t *head, const void *o
  * give succeeded (a block freed straight to its zone); so the objects a
  * flush sends home are not written here. Inline: every object a flush or a
  * remote batch sends to its slab comes through here. */
-static inline bool slab_give(region_t *r, page_desc_t *head, void *obj, unsigned cls) {
+static inline bool slab_give_as(region_t *r, page_desc_t *head, void *obj, unsigned cls, bool untouched) {
   size_t offset = (uintptr_t)obj & size_class_info[cls].slab_mask;
   const char *wrong = slab_check_give_at(r, head, obj, offset, cls);
   if (unlikely(wrong != NULL)) {
     error_misuse(wrong, obj);
     return false;
   }
-  if (unlikely(options.debug)) slab_debug_fill(obj, size_class_bytes[cls]);
+  if (unlikely(options.debug) && !untouched) slab_debug_fill(obj, size_class_bytes[cls]);
   head->slab_used--;
   size_t g = slab_free_granule(obj);
   r->slab_free_bits[g / 64] |= slab_free_mask(g);
@@ -86,6 +86,12 @@ static inline bool slab_give(region_t *r, page_desc_t *head, void *obj, unsigned
   size_t scan = offset / SMALL_ALIGN / 64;
   if (scan < head->slab_scan) head->slab_scan = (uint16_t)scan;
   return true;
+}
+/* With debug=1 an object is filled as it goes back, unless it is
+ * `untouched`: handed out by slab_take (its fill checked) and given back
+ * unused (zone_return_untouched), so still filled. */
+static inline bool slab_give(region_t *r, page_desc_t *head, void *obj, unsigned cls) {
+  return slab_give_as(r, head, obj, cls, false);
 }
 static inline unsigned slab_free_objects(const page_desc_t *head, unsigned cls) {
   return size_class_slab_count[cls] - head->slab_used;

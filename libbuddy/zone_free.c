@@ -29,6 +29,18 @@ void zone_free_object(region_t *r, page_desc_t *d, void *p) {
   zone_unlock(z);
 }
 
+void zone_return_untouched(zone_t *z, unsigned cls, void *const *objs, unsigned n) {
+  if (n == 0) return;
+  zone_lock(z);
+  for (unsigned i = 0; i < n; i++) {
+    region_t *r = region_of_address(objs[i]);
+    page_desc_t *head = slab_head_at(r, objs[i], cls);
+    unsigned used = head->slab_used;
+    if (slab_give_as(r, head, objs[i], cls, true)) zone_slab_given_locked(z, head, cls, used);
+  }
+  zone_unlock(z);
+}
+
 /* An object from a thread's bin or batch holds the key, which its push
  * wrote. Without it, malloc handed it out since (it was freed twice, and
  * went on with another copy: into a bin, a stack or the program) or the

@@ -403,6 +403,48 @@ Test(slab_fatal, debug_reports_a_write_to_the_first_word, .signal = SIGABRT) {
   debug_write_after_give(SIZE_CLASS_FOR_16, 0);
 }
 
+/* Classes checked by their words first (up to SLAB_DEBUG_WORDS_MAX) and
+ * those compared by memcmp in fill_find_other: a write anywhere is found. */
+Test(slab_fatal, debug_reports_a_write_inside_a_large_object, .signal = SIGABRT) {
+  debug_write_after_give(SIZE_CLASS_FOR_1024, 700);
+}
+
+Test(slab_fatal, debug_reports_a_write_to_the_last_word_of_a_large_object, .signal = SIGABRT) {
+  debug_write_after_give(SIZE_CLASS_FOR_4096, 4095);
+}
+
+Test(slab_fatal, debug_reports_a_write_to_the_third_word, .signal = SIGABRT) {
+  debug_write_after_give(SIZE_CLASS_FOR_256, 16);
+}
+
+/* fill_find_other (the checks of every fill) names the first byte that is
+ * not the pattern, whatever the start's alignment, the length (around the
+ * word steps and the memcmp blocks) and the byte. */
+Test(fill, find_other_names_the_first_other_byte) {
+  static unsigned char buffer[2200];
+  const unsigned char bytes[] = {FILL_FREED, FILL_TAIL, 0};
+  const size_t lengths[] = {0, 1, 7, 8, 9, 31, 32, 33, 255, 256, 257, 1023, 1024, 1025, 2100};
+  for (size_t b = 0; b < sizeof bytes; b++)
+    for (size_t start = 0; start < 8; start++)
+      for (size_t l = 0; l < sizeof lengths / sizeof lengths[0]; l++) {
+        size_t n = lengths[l];
+        unsigned char *p = buffer + start;
+        memset(buffer, bytes[b], sizeof buffer);
+        cr_assert_null(fill_find_other(p, n, bytes[b]), "byte %#x, start %zu, length %zu", bytes[b], start, n);
+        const size_t at[] = {0, n / 3, n / 2, n - 1};
+        for (size_t a = 0; a < sizeof at / sizeof at[0] && n > 0; a++) {
+          memset(buffer, bytes[b], sizeof buffer);
+          p[at[a]] ^= 0x40;
+          if (at[a] + 1 < n) p[n - 1] ^= 0x01; /* a later difference too */
+          cr_assert_eq(fill_find_other(p, n, bytes[b]), p + at[a], "byte %#x, start %zu, length %zu, at %zu", bytes[b],
+                       start, n, at[a]);
+        }
+        memset(buffer, bytes[b], sizeof buffer);
+        p[n] ^= 0x40; /* just past the end: not looked at */
+        cr_assert_null(fill_find_other(p, n, bytes[b]));
+      }
+}
+
 /* ---- slab_verify catches what does not add up ------------------------------ */
 
 Test(slab_fatal, verify_catches_a_free_bit_past_the_carved_objects, .signal = SIGABRT) {
