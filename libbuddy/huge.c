@@ -35,7 +35,9 @@
  *
  * Secure mode (secure=1) maps each block with an inaccessible page before
  * and after it (guarded), which a write before the start or past the end
- * meets: huge_fault reports it from the SIGSEGV handler. Such a block is
+ * meets, and makes a freed block inaccessible while it is cached (sealed),
+ * so that a read or a write after its free faults: huge_fault reports both
+ * from the SIGSEGV handler. Such a block is
  * reused from the cache only for a request of its exact length, once
  * HUGE_SECURE_DELAY blocks were freed after it (a write through a stale
  * pointer then finds it still cached: its fill is checked when it is
@@ -104,10 +106,27 @@ static void huge_check_tail(const huge_t *h) {
                   "heap overflow: a write past the end of a large block, found when it was freed", h->size, h->asked);
 }
 
-/* A block going into the cache: its start is filled. */
+/* A block going into the cache: its start is filled, or, in secure mode,
+ * its pages made inaccessible (sealed) so that a read or a write through a
+ * stale pointer faults at once (huge_fault reports it); where that fails
+ * (the kernel's count of mappings), filled as in the default mode. */
 static void huge_fill_freed(huge_t *h) {
+  if (h->guarded && os_make_guard(h->base, h->size)) {
+    h->sealed = true;
+    return;
+  }
   memset(h->base, FILL_FREED, HUGE_FREED_FILL);
   h->freed_fill = true;
+}
+
+/* A sealed block leaving the cache for the program: its pages are made
+ * accessible again (they hold what they held at its free). False if that
+ * fails: the caller unmaps it. */
+static bool huge_unseal(huge_t *h) {
+  if (!h->sealed) return true;
+  if (!os_make_writable(h->base, h->size)) return false;
+  h->sealed = false;
+  return true;
 }
 
 /* A cached block leaving the cache (taken or unmapped): its start must still
@@ -373,6 +392,10 @@ static void *huge_alloc_block(size_t size, size_t align, bool *zeroed) {
   if (align <= BUDDY_REGION_SIZE) {
     huge_t *h = huge_cache_take(length);
     if (h != NULL) huge_check_freed(h);
+    if (h != NULL && !huge_unseal(h)) {
+      huge_unmap(h);
+      h = NULL;
+    }
     if (h != NULL && huge_fit(h, length)) {
       h->cached = false;
       huge_count(h, true);
@@ -447,14 +470,18 @@ void *huge_realloc(huge_t *h, void *p, size_t size) {
 
 /* ---- Guard pages (secure mode) -------------------------------------------- */
 
-/* A fault at addr: in the guard page just before or just after a guarded
- * huge block, a write before its start or past its end, reported (the
- * program stops there). Called from the SIGSEGV handler: it reads the page
+/* A fault at addr: in a sealed block (a use after free), or in the guard
+ * page just before or just after a guarded huge block (a write before its
+ * start or past its end), reported (the program stops there). Called from the SIGSEGV handler: it reads the page
  * map only, and writes the report with write(2). */
 void huge_fault(void *addr) {
   char *page = (char *)((uintptr_t)addr & ~(uintptr_t)(PAGE_SIZE - 1));
-  uintptr_t after = pagemap_entry(page + PAGE_SIZE), before = pagemap_entry(page - PAGE_SIZE);
-  huge_t *h = after != 0 && !pagemap_is_region(after) ? pagemap_huge(after) : NULL;
+  uintptr_t at = pagemap_entry(page), after = pagemap_entry(page + PAGE_SIZE), before = pagemap_entry(page - PAGE_SIZE);
+  huge_t *h = at != 0 && !pagemap_is_region(at) ? pagemap_huge(at) : NULL;
+  if (h != NULL && h->sealed && page >= h->base && page < h->base + h->size)
+    error_fatal_block("use after free: a freed large block was read or written (it is sealed while cached)", addr,
+                      h->size, 0);
+  h = after != 0 && !pagemap_is_region(after) ? pagemap_huge(after) : NULL;
   if (h != NULL && h->guarded && h->base == page + PAGE_SIZE)
     error_fatal_block("heap underflow: a write before the start of a large block (its guard page)", addr, h->size,
                       h->tail != 0 ? h->asked : 0);

@@ -13,6 +13,14 @@
 bool runtime_ready;
 static pthread_mutex_t runtime_init_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Secure mode's SIGSEGV handler: a fault in a huge block's guard page or in
+ * a sealed block (huge.c, secure.c) is reported; anything else goes on to
+ * the action the signal had (os_catch_faults). */
+static void runtime_fault(void *addr) {
+  huge_fault(addr);
+  secure_fault(addr);
+}
+
 void runtime_init(void) {
   if (__atomic_load_n(&runtime_ready, __ATOMIC_ACQUIRE)) return;
   bool first = false;
@@ -24,10 +32,10 @@ void runtime_init(void) {
     stats_init();
     snapshot_init();
     tcache_init();
-    /* Secure mode: its secret, and a fault in a huge block's guard page is
-     * reported. */
+    /* Secure mode: its secret, and faults in guard pages and sealed blocks
+     * are reported. */
     if (options.secure) secure_init();
-    if (options.secure && !os_catch_faults(huge_fault))
+    if (options.secure && !os_catch_faults(runtime_fault))
       base_warning("secure=1: cannot catch SIGSEGV", (const char *)NULL);
     __atomic_store_n(&runtime_ready, true, __ATOMIC_RELEASE);
     first = true;

@@ -56,6 +56,7 @@
 #define SECURE_EVICT_MAX 16 /* blocks that leave the quarantine in one free, at most */
 
 typedef struct secure_entry {
+  bool sealed;      /* a page run whose pages are inaccessible while it waits */
   void *p;          /* the block as the program had it */
   void *run;        /* a page run: its head (p, or p's header page) */
   size_t bytes;     /* the block's: class bytes or the run's */
@@ -225,6 +226,7 @@ static void secure_check_before(void *p, size_t bytes, unsigned cls) {
  * free. */
 /* False after reporting a write to the block since its free. */
 static bool secure_check_freed(const secure_entry_t *e) {
+  if (e->sealed) return true; /* nothing could write to it */
   void **w = e->p;
   const unsigned char *bad = NULL;
   size_t last = e->cls != 0 ? e->bytes / sizeof(void *) - 1 : 0; /* 0: none */
@@ -260,6 +262,13 @@ static secure_entry_t *secure_slot(unsigned i) {
 
 /* A block leaving the quarantine: checked, then back to its slab or zone. */
 static void secure_release(const secure_entry_t *e) {
+  if (e->sealed) {
+    if (!os_make_writable(e->run, e->bytes)) {
+      base_warning("secure=1: a quarantined block cannot be made accessible again; it stays out of use", e->run);
+      return;
+    }
+    page_desc_of(e->region, e->run)->flags &= (uint8_t)~PAGE_SEALED;
+  }
   bool intact = secure_check_freed(e);
   if (e->cls != 0 && !intact) return zone_free_small(e->p); /* slab.c's fill replaces what was written */
   if (e->cls != 0) {
@@ -349,7 +358,44 @@ void *secure_run_head(region_t *r, void *p) {
   return head;
 }
 
+/* The head of the page run that holds `page` (a page of region r), or NULL:
+ * runs are aligned to their order, so the head is the page rounded down to
+ * some order's size. Reads descriptors only: the signal handler calls it. */
+static page_desc_t *secure_run_holding(region_t *r, const void *page) {
+  size_t index = page_index_of(r, page);
+  for (unsigned k = 0; k <= BUDDY_MAX_ORDER; k++) {
+    page_desc_t *d = &r->pages[index & ~(((size_t)1 << k) - 1)];
+    if (d->kind == PAGE_RUN && d->order >= k) return d;
+    if (d->kind != PAGE_INNER) return NULL;
+  }
+  return NULL;
+}
+
+/* A fault at addr in a sealed run: a read or a write of a medium block
+ * after its free, reported (the program stops there). From the SIGSEGV
+ * handler (runtime), after huge_fault: reads the page map and descriptors. */
+void secure_fault(void *addr) {
+  char *page = (char *)((uintptr_t)addr & ~(uintptr_t)(PAGE_SIZE - 1));
+  uintptr_t entry = pagemap_entry(page);
+  if (entry == 0 || !pagemap_is_region(entry)) return;
+  region_t *r = pagemap_region(entry);
+  page_desc_t *d = secure_run_holding(r, page);
+  if (d != NULL && (d->flags & PAGE_SEALED))
+    error_fatal_block("use after free: a freed medium block was read or written (it is sealed in the quarantine)", addr,
+                      PAGE_SIZE << d->order, 0);
+}
+
+/* A run waiting in the quarantine, its pages inaccessible (PAGE_SEALED):
+ * reading its header or its mark would fault, so its descriptor says it. */
+static bool secure_run_sealed(region_t *r, void *p) {
+  if (((uintptr_t)p & (PAGE_SIZE - 1)) != 0) return false;
+  page_desc_t *d = secure_run_holding(r, p);
+  return d != NULL && (d->flags & PAGE_SEALED);
+}
+
 void secure_free_run(region_t *r, void *p) {
+  if (secure_run_sealed(r, p))
+    return error_misuse_block("double free of a medium block (it waits in the quarantine)", p, 0, 0);
   char *head = secure_run_head(r, p);
   page_desc_t *d = page_desc_of(r, head != NULL ? head : p);
   if (head == NULL) {
@@ -372,8 +418,13 @@ void secure_free_run(region_t *r, void *p) {
   }
   size_t checked = bytes < SECURE_RUN_FILL ? bytes : SECURE_RUN_FILL;
   secure_fill_freed(p, checked, false);
-  secure_quarantine_put(
-      (secure_entry_t){.p = p, .run = head, .bytes = run_bytes, .checked = checked, .region = r, .cls = 0});
+  /* Sealed while it waits, so that a read or a write through a stale
+   * pointer faults at once (secure_fault); where that fails (the kernel's
+   * count of mappings), its fill is checked when it leaves. */
+  bool sealed = os_make_guard(head, run_bytes);
+  if (sealed) d->flags |= PAGE_SEALED;
+  secure_quarantine_put((secure_entry_t){
+      .sealed = sealed, .p = p, .run = head, .bytes = run_bytes, .checked = checked, .region = r, .cls = 0});
 }
 
 /* At exit, every block still in the quarantine is checked. */

@@ -263,6 +263,8 @@ size_t secure_usable_small(void *p, unsigned cls);
  * start of class cls in region r; or the page run p of region r. */
 void secure_free_small(region_t *r, void *p, unsigned cls, secure_kind_t kind);
 void secure_free_run(region_t *r, void *p);
+/* The SIGSEGV handler's check of a medium block used after its free. */
+void secure_fault(void *addr);
 /* Medium blocks have a header page in secure mode: the run at head is
  * given one, and the block after it returned; the head of p's run if p is
  * such a block, else NULL. */

@@ -167,6 +167,7 @@ enum page_flags {
   PAGE_ZEROED = 1,  /* free block known to hold only zero bytes (fresh or purged) */
   PAGE_META = 2,    /* head of a page run of the allocator's own (a thread's cache) */
   PAGE_SAMPLED = 4, /* head of a page run whose allocation was sampled (prof=1) */
+  PAGE_SEALED = 8,  /* head of a page run in secure mode's quarantine, its pages inaccessible */
 };
 
 /* One per page of a region, outside the pages.
@@ -239,6 +240,7 @@ typedef struct huge {
   uint8_t tail;    /* bytes from `asked` on that hold FILL_TAIL (huge.c) */
   bool guarded;    /* secure mode: a guard page before and after it (huge.c) */
   bool sampled;    /* its allocation was sampled (prof=1): its free forgets the sample */
+  bool sealed;     /* secure mode: cached, its pages inaccessible (huge.c) */
   char *base;      /* start of the block */
   size_t size;     /* usable bytes: mapped length */
   size_t asked;    /* bytes the program asked for (live, tail != 0) */
