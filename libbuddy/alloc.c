@@ -64,15 +64,20 @@ static void *alloc_run_or_huge(size_t size, size_t align, bool *zeroed) {
 }
 
 /* Medium and huge blocks, aligned to at least `align` (a power of two).
- * Secure mode gives a medium block a header page before it (secure.c). */
-noinline void *alloc_large(size_t size, size_t align, bool *zeroed) {
+ * Secure mode gives a medium block a header page before it, and a huge
+ * block its descriptor, that keep the block's kind (secure.c). */
+noinline void *alloc_large(size_t size, size_t align, bool *zeroed, secure_kind_t kind) {
   if (size > ALLOC_SIZE_LIMIT) return alloc_fail();
   runtime_enter(); /* start-up, even if no small block came first */
-  if (unlikely(options.secure) && align <= PAGE_SIZE && size <= MEDIUM_SIZE_MAX - PAGE_SIZE) {
+  if (likely(!options.secure)) return alloc_run_or_huge(size, align, zeroed);
+  if (align <= PAGE_SIZE && size <= MEDIUM_SIZE_MAX - PAGE_SIZE) {
     void *head = alloc_run_or_huge(size + PAGE_SIZE, PAGE_SIZE, zeroed);
-    return head != NULL ? secure_header_run(head) : NULL;
+    return head != NULL ? secure_header_run(head, kind) : NULL;
   }
-  return alloc_run_or_huge(size, align, zeroed);
+  void *p = alloc_run_or_huge(size, align, zeroed);
+  uintptr_t entry = p != NULL ? pagemap_entry(p) : 0;
+  if (entry != 0 && !pagemap_is_region(entry)) pagemap_huge(entry)->made = (uint8_t)(kind + 1);
+  return p;
 }
 
 /* Secure mode (secure.c): a small block with its canary, if a class holds
@@ -80,7 +85,7 @@ noinline void *alloc_large(size_t size, size_t align, bool *zeroed) {
 static noinline void *alloc_secure(size_t size, size_t align, secure_kind_t kind) {
   unsigned cls = secure_class(size, align);
   if (cls != 0) return secure_alloc_small(cls, size, kind);
-  return alloc_large(size, align < PAGE_SIZE ? PAGE_SIZE : align, NULL);
+  return alloc_large(size, align < PAGE_SIZE ? PAGE_SIZE : align, NULL, kind);
 }
 
 /* Sampling on, class cls's sampling stack ran empty (tcache_prof.c): the
@@ -133,7 +138,7 @@ void *buddy_calloc(size_t count, size_t size) {
     return p;
   }
   bool zeroed = false;
-  void *p = alloc_large(total, PAGE_SIZE, &zeroed);
+  void *p = alloc_large(total, PAGE_SIZE, &zeroed, SECURE_MALLOC);
   if (p != NULL && !zeroed) memset(p, 0, total);
   return p;
 }
@@ -157,7 +162,7 @@ void *alloc_aligned(size_t alignment, size_t size) {
   }
   unsigned cls = alloc_aligned_class(size, alignment);
   if (cls != 0) return buddy_malloc(size_class_bytes[cls]);
-  return alloc_large(size, alignment, NULL);
+  return alloc_large(size, alignment, NULL, SECURE_MALLOC);
 }
 
 int buddy_posix_memalign(void **out, size_t alignment, size_t size) {

@@ -13,7 +13,7 @@
 size_t alloc_usable_size(const void *p);
 void *alloc_aligned(size_t alignment, size_t size);
 /* Medium and huge blocks, aligned to at least `align` (a power of two). */
-void *alloc_large(size_t size, size_t align, bool *zeroed);
+void *alloc_large(size_t size, size_t align, bool *zeroed, secure_kind_t kind);
 /* The order of the page run that serves a sampled small block of class cls
  * (prof=1: alloc.c), which is also what sized delete expects of it. */
 static inline unsigned alloc_sampled_order(unsigned cls) {
@@ -35,7 +35,7 @@ static inline void *alloc_fast_as(size_t size, secure_kind_t kind) {
   size_t cls;
   if (likely(size <= SIZE_CLASS_LOOKUP_MAX)) cls = size_class_lookup[size];
   else if (size <= SMALL_SIZE_MAX) cls = size_class_of(size);
-  else return alloc_large(size, PAGE_SIZE, NULL);
+  else return alloc_large(size, PAGE_SIZE, NULL, kind);
   tcache_hold();
   void ***top = tcache_get_home() + cls;
   void **p = (*top)[-1];

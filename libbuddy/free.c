@@ -21,7 +21,7 @@ noinline void free_not_small_object(void *p, secure_kind_t kind) {
     if (r != region_of_address(p)) error_fatal("heap corrupted: a region's metadata is not below its pages", p);
     unsigned cls = page_class_at(r, p);
     if (cls == 0) {
-      if (unlikely(options.secure)) return secure_free_run(r, p);
+      if (unlikely(options.secure)) return secure_free_run(r, p, kind);
       if (unlikely(options_sampling()) && zone_run_sampled(r, p)) prof_forget(p);
       return zone_free_run(r, p);
     }
@@ -34,6 +34,8 @@ noinline void free_not_small_object(void *p, secure_kind_t kind) {
   }
   if (entry != 0) {
     huge_t *h = pagemap_huge(entry);
+    if (unlikely(h->made != 0) && p == h->base && !h->cached)
+      secure_check_made(p, h->size, h->tail != 0 ? h->asked : 0, (secure_kind_t)(h->made - 1), kind);
     if (unlikely(h->sampled) && p == h->base) {
       h->sampled = false;
       prof_forget(p);

@@ -303,9 +303,9 @@ static void secure_quarantine_put(secure_entry_t e) {
   for (unsigned i = 0; i < n; i++) secure_release(&out[i]);
 }
 
-/* The block was freed by what did not allocate it: free of a block from
- * new, delete of one from malloc, delete[] of one from new, and so on. */
-static void secure_check_kind(void *p, size_t bytes, secure_kind_t kind) {
+/* The block was freed by what did not allocate it (`made`): free of a block
+ * from new, delete of one from malloc, delete[] of one from new, and so on. */
+void secure_check_made(void *p, size_t bytes, size_t asked, secure_kind_t made, secure_kind_t freed) {
   static const char *const what[SECURE_KIND_MAX + 1][SECURE_KIND_MAX + 1] = {
       [SECURE_MALLOC] = {[SECURE_NEW] = "mismatched free: delete of a block from malloc",
                          [SECURE_NEW_ARRAY] = "mismatched free: delete[] of a block from malloc"},
@@ -314,8 +314,12 @@ static void secure_check_kind(void *p, size_t bytes, secure_kind_t kind) {
       [SECURE_NEW_ARRAY] = {[SECURE_MALLOC] = "mismatched free: free of a block from new[]",
                             [SECURE_NEW] = "mismatched free: delete of a block from new[]"},
   };
+  if (made != freed) error_misuse_block(what[made][freed], p, bytes, asked);
+}
+
+static void secure_check_kind(void *p, size_t bytes, secure_kind_t kind) {
   int made = secure_kind_of(p, bytes);
-  if (made >= 0 && made != (int)kind) error_misuse_block(what[made][kind], p, bytes, secure_trailer(p, bytes)[1]);
+  if (made >= 0) secure_check_made(p, bytes, secure_trailer(p, bytes)[1], (secure_kind_t)made, kind);
 }
 
 void secure_free_small(region_t *r, void *p, unsigned cls, secure_kind_t kind) {
@@ -343,9 +347,15 @@ static uintptr_t secure_header_word(const void *head) {
   return secure_cookie() ^ (uintptr_t)head ^ 0x4844u;
 }
 
-void *secure_header_run(void *head) {
+/* The header's second word: the block's kind (malloc, new, new[]). */
+static uintptr_t secure_header_kind_word(const void *head, secure_kind_t kind) {
+  return secure_cookie() ^ ~(uintptr_t)head ^ (uintptr_t)kind;
+}
+
+void *secure_header_run(void *head, secure_kind_t kind) {
   char *h = head;
   ((uintptr_t *)h)[0] = secure_header_word(h);
+  ((uintptr_t *)h)[1] = secure_header_kind_word(h, kind);
   memset(h + PAGE_SIZE - SECURE_HEADER_TAIL, FILL_TAIL, SECURE_HEADER_TAIL);
   return h + PAGE_SIZE;
 }
@@ -393,7 +403,7 @@ static bool secure_run_sealed(region_t *r, void *p) {
   return d != NULL && (d->flags & PAGE_SEALED);
 }
 
-void secure_free_run(region_t *r, void *p) {
+void secure_free_run(region_t *r, void *p, secure_kind_t kind) {
   if (secure_run_sealed(r, p))
     return error_misuse_block("double free of a medium block (it waits in the quarantine)", p, 0, 0);
   char *head = secure_run_head(r, p);
@@ -408,6 +418,8 @@ void secure_free_run(region_t *r, void *p) {
     return error_misuse_block("double free of a medium block (it waits in the quarantine)", p, bytes, 0);
   if (head != (char *)p) {
     size_t asked = d->run_tail != 0 ? d->run_asked - PAGE_SIZE : 0; /* the run's request counts the header */
+    uintptr_t made = ((uintptr_t *)head)[1] ^ secure_header_kind_word(head, SECURE_MALLOC);
+    if (made <= SECURE_KIND_MAX) secure_check_made(p, bytes, asked, (secure_kind_t)made, kind);
     fill_tail_check(head + PAGE_SIZE - SECURE_HEADER_TAIL, SECURE_HEADER_TAIL,
                     "heap underflow: a write before the start of a medium block", bytes, asked);
     fill_tail_check(head + d->run_asked, d->run_tail,

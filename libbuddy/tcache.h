@@ -262,13 +262,16 @@ size_t secure_usable_small(void *p, unsigned cls);
 /* Frees (checked, filled, into the quarantine) the small block p, an object
  * start of class cls in region r; or the page run p of region r. */
 void secure_free_small(region_t *r, void *p, unsigned cls, secure_kind_t kind);
-void secure_free_run(region_t *r, void *p);
+void secure_free_run(region_t *r, void *p, secure_kind_t kind);
+/* Reports a block of `bytes` (asked: its request, 0 if unknown) that
+ * `made` allocated and `freed` frees, if the two do not match. */
+void secure_check_made(void *p, size_t bytes, size_t asked, secure_kind_t made, secure_kind_t freed);
 /* The SIGSEGV handler's check of a medium block used after its free. */
 void secure_fault(void *addr);
 /* Medium blocks have a header page in secure mode: the run at head is
- * given one, and the block after it returned; the head of p's run if p is
- * such a block, else NULL. */
-void *secure_header_run(void *head);
+ * given one, holding the block's kind, and the block after it returned; the
+ * head of p's run if p is such a block, else NULL. */
+void *secure_header_run(void *head, secure_kind_t kind);
 void *secure_run_head(region_t *r, void *p);
 /* Draws the secret of secure mode's canaries and choices (start-up). */
 void secure_init(void);

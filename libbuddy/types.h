@@ -241,6 +241,7 @@ typedef struct huge {
   bool guarded;    /* secure mode: a guard page before and after it (huge.c) */
   bool sampled;    /* its allocation was sampled (prof=1): its free forgets the sample */
   bool sealed;     /* secure mode: cached, its pages inaccessible (huge.c) */
+  uint8_t made;    /* secure mode: its kind (secure_kind_t) + 1; 0: not known */
   char *base;      /* start of the block */
   size_t size;     /* usable bytes: mapped length */
   size_t asked;    /* bytes the program asked for (live, tail != 0) */

@@ -48,6 +48,9 @@ done
 for how in 'new-delete[]' 'new[]-delete' malloc-delete new-free sized-delete; do
     cases+=("delete_mismatch $how")
 done
+for how in new-free malloc-delete; do
+    for kind in medium large; do cases+=("delete_mismatch $how $kind"); done
+done
 
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/bug-matrix.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT

@@ -6,6 +6,9 @@
 //   delete_mismatch new-free        new, freed with free
 //   delete_mismatch sized-delete    a sized delete given a size of another
 //                                   size class than the object's
+//   delete_mismatch new-free medium|large       the same for a medium
+//   delete_mismatch malloc-delete medium|large  or large block (a page run,
+//                                               a huge block)
 // Built with -fsized-deallocation -fno-builtin, so that the operators are
 // called as written.
 #include <cstdio>
@@ -38,9 +41,26 @@ static void churn() {
   }
 }
 
+// The sizes of tests/bugs/bugs.h.
+static std::size_t block_size(const char *kind) {
+  if (std::strcmp(kind, "medium") == 0) return 100000;
+  if (std::strcmp(kind, "large") == 0) return 5000000;
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *how = argc > 1 ? argv[1] : "";
-  if (std::strcmp(how, "new-delete[]") == 0) {
+  std::size_t size = block_size(argc > 2 ? argv[2] : "");
+  if (size != 0 && std::strcmp(how, "new-free") == 0) {
+    void *p = hide(::operator new(size));
+    std::memset(p, 1, size);
+    std::free(hide(p));
+  } else if (size != 0 && std::strcmp(how, "malloc-delete") == 0) {
+    void *p = hide(std::malloc(size));
+    if (p == nullptr) return 3;
+    std::memset(p, 1, size);
+    ::operator delete(hide(p));
+  } else if (std::strcmp(how, "new-delete[]") == 0) {
     Thing *t = hide(new Thing);
     delete[] hide(t);
   } else if (std::strcmp(how, "new[]-delete") == 0) {
@@ -56,7 +76,8 @@ int main(int argc, char **argv) {
     void *p = hide(::operator new(40));
     ::operator delete(hide(p), static_cast<std::size_t>(4000));
   } else {
-    std::fprintf(stderr, "usage: delete_mismatch new-delete[]|new[]-delete|malloc-delete|new-free|sized-delete\n");
+    std::fprintf(stderr, "usage: delete_mismatch new-delete[]|new[]-delete|malloc-delete|new-free|sized-delete, "
+                         "or new-free|malloc-delete medium|large\n");
     return 2;
   }
   churn();
