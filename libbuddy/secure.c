@@ -143,7 +143,7 @@ static void secure_guard(void *p, size_t bytes) {
 static void *secure_take(unsigned cls) {
   void *objs[SECURE_CHOICE];
   for (;;) {
-    unsigned got = zone_alloc_objects(tcache_get()->zone, cls, objs, SECURE_CHOICE), n = 0;
+    unsigned got = zone_alloc_objects(tcache_home_zone(tcache_get()), cls, objs, SECURE_CHOICE), n = 0;
     if (got == 0) return NULL;
     for (unsigned i = 0; i < got; i++) {
       if (((uintptr_t)objs[i] & size_class_info[cls].slab_mask) == 0) secure_guard(objs[i], size_class_bytes[cls]);

@@ -45,14 +45,14 @@ static void *tcache_alloc_uncached(zone_t *z, unsigned cls) {
  * had none (still tcache_empty if that failed). */
 static tcache_t *tcache_enter_own(tcache_t *tc) {
   tc = tcache_enter(tc);
-  if (tc->state == TCACHE_EMPTY && tcache_thread_init()) tc = tcache_enter(tcache_own);
+  if (tc == &tcache_empty && tcache_thread_init()) tc = tcache_enter(tcache_own);
   return tc;
 }
 
 /* The bin ran empty: the class is in demand, so the bin grows (tcache_bin_grow)
  * before half of it is refilled. */
 static void *tcache_refill_and_pop(tcache_t *tc, unsigned cls) {
-  if (tc->state != TCACHE_LIVE) return tcache_alloc_uncached(tc->zone, cls);
+  if (tc->state != TCACHE_LIVE) return tcache_alloc_uncached(tcache_home_zone(tc), cls);
   unsigned bin = tcache_home_bin(tc, cls);
   if (tc->bin_top[bin][-1] == NULL) {
     uint32_t max = tcache_bin_grow(tc, cls);
@@ -158,7 +158,7 @@ static noinline void tcache_free_other(void *p, unsigned cls, unsigned zone_inde
   /* Confirmed before a first cache is made: making it (and pthread's own
    * allocation for its key) could take p from its slab. Not found there, p
    * is in no cache of this thread's either (it had none). */
-  if (suspect && tc->state == TCACHE_EMPTY) {
+  if (suspect && tc == &tcache_empty) {
     if (tcache_check_double_free(tc, p, cls, zone_index)) return tcache_release();
     suspect = false;
   }

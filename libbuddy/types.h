@@ -394,11 +394,12 @@ typedef struct tcache_remote {
   uint32_t bytes; /* sum of the objects' class sizes */
 } tcache_remote_t;
 
+/* The static caches (tcache_thread.c) are zero-initialised, so that they
+ * cost a process no page until used: all three have state 0 and are told
+ * apart by their addresses (tcache_empty, tcache_dead, tcache_reclaimed). */
 typedef enum tcache_state {
-  TCACHE_EMPTY = 0, /* the static cache every thread starts on */
-  TCACHE_LIVE,      /* a thread's own cache */
-  TCACHE_DEAD,      /* after the thread's cache was flushed at exit */
-  TCACHE_RECLAIMED, /* static: put in an idle thread's place while its bins were emptied */
+  TCACHE_STATIC = 0, /* a static cache: no bins, no zone of its own */
+  TCACHE_LIVE,       /* a thread's own cache */
 } tcache_state_t;
 
 /* A thread's cache. The bins and counters are the owner's alone: no lock, no
@@ -420,7 +421,7 @@ typedef struct tcache {
   uint64_t bin_requests[TCACHE_BINS]; /* objects handed out (home bins) */
   unsigned home_bins;                 /* number of the home zone's bin of class 0 */
   tcache_remote_t remote[ZONES_MAX];  /* frees bound for other zones, by zone index */
-  zone_t *zone;                       /* home zone: refills come from here */
+  zone_t *zone;                       /* home zone: refills come from here (NULL: static) */
   uint32_t state;                     /* tcache_state_t */
   unsigned *owner_busy;               /* the owner's tcache_tls.busy */
   bool orphan_busy;                   /* an orphan: its owner was inside an allocator call at the fork */

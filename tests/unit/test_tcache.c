@@ -523,7 +523,8 @@ static void *zone_object(unsigned zi, unsigned cls) {
 }
 
 Test(slow, the_first_allocation_makes_the_threads_cache) {
-  cr_assert_eq(tcache_get()->state, TCACHE_EMPTY, "a thread starts on the static empty cache");
+  cr_assert_eq(tcache_get(), &tcache_empty, "a thread starts on the static empty cache");
+  cr_assert_eq(tcache_get_home(), (void ***)tcache_static_tops, "whose home bins show malloc a NULL");
   unsigned cls = SIZE_CLASS_FOR_48;
   void **p = slow_alloc(cls);
   cr_assert_eq(tcache_tls.busy, 0, "the slow path released what the fast path held");
@@ -734,7 +735,7 @@ Test(tcache_misuse, a_double_free_as_a_threads_first_call_is_found) {
   cr_assert_eq(zone_alloc_objects(&zones[0], SIZE_CLASS_FOR_64, &p, 1), 1);
   zone_free_objects(&p, 1); /* free in its slab, with the key */
   slow_free(p);
-  cr_assert_eq(tcache_get()->state, TCACHE_EMPTY, "no cache made for it");
+  cr_assert_eq(tcache_get(), &tcache_empty, "no cache made for it");
   const char *text = redirected_stderr();
   cr_assert_not_null(strstr(text, "double free of a small block"), "got:\n%s", text);
 }
@@ -764,6 +765,13 @@ static void *allocate_and_exit(void *arg) {
   return NULL; /* its cache is flushed and freed by the key's destructor */
 }
 
+/* The static caches are zero-initialised, so that they cost a process no
+ * page: nothing may write to them, whichever thread stands on them. */
+static bool static_caches_untouched(void) {
+  static const tcache_t zero;
+  return memcmp(&tcache_empty, &zero, sizeof zero) == 0 && memcmp(&tcache_reclaimed, &zero, sizeof zero) == 0;
+}
+
 static buddy_stats_t caches_stats(void) {
   buddy_stats_t s;
   memset(&s, 0, sizeof s);
@@ -785,6 +793,7 @@ Test(threads, an_exiting_thread_gives_its_cache_back) {
   cr_assert_eq(s.class_requests[SIZE_CLASS_FOR_80], 30, "its requests are kept");
   region_t *r = pagemap_region_of(exited_cache);
   cr_assert_neq(page_desc_of(r, exited_cache)->kind, PAGE_RUN, "the cache's run went back to its zone");
+  cr_assert(static_caches_untouched());
   zone_verify_all();
 }
 
@@ -928,6 +937,7 @@ Test(threads, an_idle_threads_cache_is_emptied_at_the_third_sweep, .timeout = 30
   cr_assert_gt(s.bytes_reclaimed, 0);
   for (int i = 0; i < 40; i++) cr_assert(free_in_slab(w.objs[i]), "object %d went home", i);
   worker_finish(&w); /* it takes its cache back and allocates */
+  cr_assert(static_caches_untouched());
   zone_verify_all();
 }
 
