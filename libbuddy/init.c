@@ -13,7 +13,7 @@
 bool runtime_ready;
 static pthread_mutex_t runtime_init_lock = PTHREAD_MUTEX_INITIALIZER;
 
-void runtime_init(void) {
+startup_code void runtime_init(void) {
   if (__atomic_load_n(&runtime_ready, __ATOMIC_ACQUIRE)) return;
   bool first = false;
   pthread_mutex_lock(&runtime_init_lock);
@@ -42,6 +42,6 @@ void runtime_init(void) {
 /* At load time, so that buddymalloc's fork handlers come before any the
  * program registers (child handlers run in registration order, and one that
  * allocates must find the zone locks released). */
-__attribute__((constructor(101))) static void runtime_at_load(void) {
+__attribute__((constructor(101))) startup_code static void runtime_at_load(void) {
   runtime_init();
 }

@@ -177,11 +177,11 @@ void *os_remap_aligned(void *addr, size_t old_size, size_t new_size, size_t alig
   return p;
 }
 
-size_t os_page_size(void) {
+startup_code size_t os_page_size(void) {
   return (size_t)sysconf(_SC_PAGESIZE);
 }
 
-const char *os_getenv(const char *name) {
+startup_code const char *os_getenv(const char *name) {
   if (getauxval(AT_SECURE)) return NULL;
   size_t len = strlen(name);
   for (char **e = environ; e != NULL && *e != NULL; e++)

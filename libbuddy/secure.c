@@ -365,7 +365,7 @@ void secure_free_run(region_t *r, void *p) {
 }
 
 /* At exit, every block still in the quarantine is checked. */
-__attribute__((destructor)) static void secure_check_at_exit(void) {
+__attribute__((destructor)) startup_code static void secure_check_at_exit(void) {
   if (!options.secure) return;
   lock_take(&secure_quarantine.lock);
   for (unsigned i = 0; i < secure_quarantine.count; i++) secure_check_freed(secure_slot(i));

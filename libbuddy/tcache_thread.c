@@ -145,7 +145,7 @@ void tcache_fork_child(void) {
   if (tcache_own != NULL) tcache_own->tid = os_thread_id();
 }
 
-void tcache_init(void) {
+startup_code void tcache_init(void) {
   pthread_key_create(&tcache_thread_key, tcache_thread_exit);
 }
 
