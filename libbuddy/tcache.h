@@ -150,9 +150,10 @@ static inline uint32_t tcache_bin_objects(unsigned cls, size_t bytes) {
   return options.debug ? 0 : tcache_objects_in(cls, bytes, (size_t)options.tcache_max);
 }
 /* The max a home bin of class cls starts at (tcache_size.c: bins adapt). At
- * most TCACHE_BIN_START_MAX objects: a thread's first small malloc takes half
- * of that from its zone, and the starts of all classes together fit the
- * budget; a class in demand doubles from there. */
+ * most TCACHE_BIN_START_MAX objects: a thread's first small malloc takes a
+ * first fill (TCACHE_FIRST_FILL_BYTES) from its zone, its next refill half
+ * of the start, and the starts of all classes together fit the budget; a
+ * class in demand doubles from there. */
 static inline uint32_t tcache_bin_start(unsigned cls) {
   uint32_t n = tcache_bin_objects(cls, TCACHE_BIN_START_BYTES);
   return n < TCACHE_BIN_START_MAX ? n : TCACHE_BIN_START_MAX;

@@ -128,6 +128,12 @@ _Static_assert(TCACHE_BINS <= 256, "a bin number fits the small map's byte");
 #define TCACHE_FLUSH_DIVISOR 4
 #define TCACHE_BIN_START_BYTES ((size_t)12288)
 #define TCACHE_BIN_START_MAX 128
+/* A bin's first refill takes about TCACHE_FIRST_FILL_BYTES of objects (one
+ * at least, half its start at most), and the bin doubles only once it has
+ * served half its start: a class a thread asks for a few times costs it a
+ * few objects, each touched (their key), not half a start's worth. A class
+ * in demand pays one more refill than it would otherwise. */
+#define TCACHE_FIRST_FILL_BYTES ((size_t)1024)
 #define TCACHE_BIN_CEILING_BYTES ((size_t)131072)
 #define TCACHE_BYTES_MAX ((size_t)1024 * 1024)
 #define TCACHE_REBALANCE_SLOW_PATHS 1024

@@ -537,9 +537,10 @@ Test(slow, the_first_allocation_makes_the_threads_cache) {
   cr_assert_eq(page_class_at(region_of_address(p), p), cls);
   cr_assert(size_class_is_object(cls, p));
   cr_assert_null(p[1], "handed out without the key");
-  uint32_t start = tcache_bin_start(cls);
+  uint32_t start = tcache_bin_start(cls), first = tcache_objects_in(cls, TCACHE_FIRST_FILL_BYTES, (start + 1) / 2);
   cr_assert_eq(tc->bin_max[cls], start);
-  cr_assert_eq(bin_count(tc, cls), (start + 1) / 2 - 1, "half a bin refilled, one handed out");
+  cr_assert_lt(first, (start + 1) / 2, "a 48-byte class's first fill is less than half its start");
+  cr_assert_eq(bin_count(tc, cls), first - 1, "a first fill refilled, one handed out");
   cr_assert_eq(tcache_bin_requests(tc, cls), 1);
   /* The cache is a page run of its home zone, the allocator's own. */
   region_t *r = pagemap_region_of(tc);
@@ -550,12 +551,22 @@ Test(slow, the_first_allocation_makes_the_threads_cache) {
   cr_assert_eq(r->zone, tc->zone);
 }
 
+/* A bin's first refill takes a few objects (TCACHE_FIRST_FILL_BYTES); it
+ * runs empty before it has served half its start: refilled with half its
+ * start, not grown; from then on an empty bin doubles and refills half. */
 Test(slow, an_empty_bin_doubles_and_refills_half) {
   unsigned cls = SIZE_CLASS_FOR_256;
   void *first = slow_alloc(cls);
   tcache_t *tc = tcache_get();
   uint32_t max = tc->bin_max[cls];
+  cr_assert_eq(max, tcache_bin_start(cls));
+  cr_assert_eq(bin_count(tc, cls), TCACHE_FIRST_FILL_BYTES / 256 - 1, "a first fill of 1 KiB, one handed out");
   unsigned allocs = 1;
+  while (bin_count(tc, cls) > 0) slow_alloc(cls), allocs++;
+  slow_alloc(cls); /* empty, but it served less than half its start */
+  allocs++;
+  cr_assert_eq(tc->bin_max[cls], max, "not grown");
+  cr_assert_eq(bin_count(tc, cls), (max + 1) / 2 - 1, "half refilled");
   for (int refill = 0; refill < 3; refill++) {
     while (bin_count(tc, cls) > 0) {
       slow_alloc(cls); /* a pop */
