@@ -92,5 +92,5 @@ static void fork_child(void) {
 }
 
 startup_code void fork_install_handlers(void) {
-  pthread_atfork(fork_prepare, fork_parent, fork_child);
+  os_at_fork(fork_prepare, fork_parent, fork_child);
 }

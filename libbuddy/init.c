@@ -39,6 +39,12 @@ startup_code void runtime_init(void) {
   }
 }
 
+/* The dynamic linker calls this at unload (exit) in place of the C runtime's
+ * _fini (-Wl,-fini: preload/meson.build), which does nothing but lies at the
+ * end of the library's code, in a 64 KiB window of it that every process
+ * would touch at exit for nothing. */
+startup_code void runtime_at_unload(void) {}
+
 /* At load time, so that buddymalloc's fork handlers come before any the
  * program registers (child handlers run in registration order, and one that
  * allocates must find the zone locks released). */

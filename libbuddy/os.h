@@ -151,6 +151,9 @@ bool os_start_thread(void *(*main)(void *));
  * __libc_single_threaded): no other thread can hold a lock then. */
 bool os_single_threaded(void);
 
+/* Registers fork handlers, as pthread_atfork does (start-up code). */
+void os_at_fork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
+
 /* stdio's list of open streams, locked around fork as glibc's own malloc
  * does: its lock comes before the allocator's (fflush(NULL) holds it while
  * it waits for a stream's lock, whose holder may be inside realloc). The
