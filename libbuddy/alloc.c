@@ -38,7 +38,7 @@ static void *alloc_block(size_t size, size_t align, unsigned order, bool *fresh,
     if (p != NULL && sampled) pagemap_huge(pagemap_entry(p))->sampled = true;
     return p;
   }
-  zone_t *z = tcache_get()->zone;
+  zone_t *z = tcache_home_zone(tcache_get());
   for (int tries = 0;; tries++) {
     void *p = sampled ? zone_alloc_sampled_run(z, order, fresh) : zone_alloc_run(z, order, fresh);
     if (p != NULL || tries > 0 || !alloc_unmap_cached_huge()) return p;

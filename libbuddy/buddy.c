@@ -74,11 +74,10 @@ void buddy_heap_init(buddy_heap_t *h) {
   for (unsigned k = 0; k < BUDDY_ORDERS; k++) h->free_list[k].next = h->free_list[k].prev = &h->free_list[k];
 }
 
-void buddy_heap_add_region(buddy_heap_t *h, region_t *r, void *base, bool zeroed) {
+/* Links a region whose descriptors and classes are all zero. */
+static void buddy_heap_link_region(buddy_heap_t *h, region_t *r, void *base, bool zeroed) {
   assert_internal(((uintptr_t)r & (REGION_META_SIZE - 1)) == 0);
   assert_internal(((uintptr_t)base & (BUDDY_REGION_SIZE - 1)) == 0);
-  for (size_t i = 0; i < BUDDY_REGION_PAGES; i++) r->pages[i] = (page_desc_t){0};
-  memset(r->page_class, 0, sizeof r->page_class);
   r->kind = CHUNK_REGION;
   r->small_mapped = false; /* the zone maps its bytes */
   r->base = base;
@@ -92,6 +91,18 @@ void buddy_heap_add_region(buddy_heap_t *h, region_t *r, void *base, bool zeroed
   h->regions_free++;
   h->pages_free += BUDDY_REGION_PAGES;
   free_list_push(h, &r->pages[0], BUDDY_MAX_ORDER, zeroed ? PAGE_ZEROED : 0);
+}
+
+void buddy_heap_add_region(buddy_heap_t *h, region_t *r, void *base, bool zeroed) {
+  for (size_t i = 0; i < BUDDY_REGION_PAGES; i++) r->pages[i] = (page_desc_t){0};
+  memset(r->page_class, 0, sizeof r->page_class);
+  buddy_heap_link_region(h, r, base, zeroed);
+}
+
+/* Nothing is cleared: the descriptors (32 KiB a region) stay untouched, so
+ * cost no memory, until their pages are used. */
+void buddy_heap_add_fresh_region(buddy_heap_t *h, region_t *r, void *base) {
+  buddy_heap_link_region(h, r, base, true);
 }
 
 void buddy_heap_remove_region(buddy_heap_t *h, region_t *r) {

@@ -53,6 +53,8 @@ void buddy_heap_init(buddy_heap_t *h);
 /* Adds a region (meta aligned to REGION_META_SIZE, base to BUDDY_REGION_SIZE)
  * whose pages are all free; `zeroed` says they hold only zeros. */
 void buddy_heap_add_region(buddy_heap_t *h, region_t *r, void *base, bool zeroed);
+/* The same for a region just mapped, its pages and metadata all zeros. */
+void buddy_heap_add_fresh_region(buddy_heap_t *h, region_t *r, void *base);
 /* Takes a wholly free region out of the heap (the caller unmaps it). */
 void buddy_heap_remove_region(buddy_heap_t *h, region_t *r);
 /* A block of `order` (kind PAGE_USED), or NULL when no region has room.

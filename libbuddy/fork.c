@@ -91,6 +91,6 @@ static void fork_child(void) {
   heap_bytes_fork_child();
 }
 
-void fork_install_handlers(void) {
-  pthread_atfork(fork_prepare, fork_parent, fork_child);
+startup_code void fork_install_handlers(void) {
+  os_at_fork(fork_prepare, fork_parent, fork_child);
 }

@@ -21,8 +21,9 @@
 
 static const char *heapmap_path;
 
-void heapmap_init(void) {
-  heapmap_path = os_getenv("BUDDY_HEAPMAP");
+startup_code void heapmap_init(void) {
+  static const char name[] startup_data = "BUDDY_HEAPMAP";
+  heapmap_path = os_getenv(name);
 }
 
 static uint8_t heapmap_code(const page_desc_t *head) {
@@ -46,7 +47,7 @@ static void heapmap_write_region(int fd, const region_t *r, unsigned zone) {
   os_write_fd(fd, line, len);
 }
 
-void heapmap_write(void) {
+startup_code void heapmap_write(void) {
   if (heapmap_path == NULL || *heapmap_path == '\0') return;
   int fd = os_create_file(heapmap_path);
   if (fd < 0) {

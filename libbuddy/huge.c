@@ -493,7 +493,7 @@ void huge_fault(void *addr) {
 
 /* Secure mode, at exit: the cached blocks' fill is checked (a write after
  * free that no reuse met). */
-__attribute__((destructor)) static void huge_check_at_exit(void) {
+__attribute__((destructor)) startup_code static void huge_check_at_exit(void) {
   if (!options.secure) return;
   lock_take(&huge_cache.lock);
   for (int i = 0; i < HUGE_CACHE_SLOTS; i++)

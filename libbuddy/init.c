@@ -21,7 +21,7 @@ static void runtime_fault(void *addr) {
   secure_fault(addr);
 }
 
-void runtime_init(void) {
+startup_code void runtime_init(void) {
   if (__atomic_load_n(&runtime_ready, __ATOMIC_ACQUIRE)) return;
   bool first = false;
   pthread_mutex_lock(&runtime_init_lock);
@@ -47,9 +47,15 @@ void runtime_init(void) {
   }
 }
 
+/* The dynamic linker calls this at unload (exit) in place of the C runtime's
+ * _fini (-Wl,-fini: preload/meson.build), which does nothing but lies at the
+ * end of the library's code, in a 64 KiB window of it that every process
+ * would touch at exit for nothing. */
+startup_code void runtime_at_unload(void) {}
+
 /* At load time, so that buddymalloc's fork handlers come before any the
  * program registers (child handlers run in registration order, and one that
  * allocates must find the zone locks released). */
-__attribute__((constructor(101))) static void runtime_at_load(void) {
+__attribute__((constructor(101))) startup_code static void runtime_at_load(void) {
   runtime_init();
 }

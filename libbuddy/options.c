@@ -282,8 +282,9 @@ static void options_report(void) {
 
 /* BUDDY_STATS takes what stats= takes; empty is the same as unset. A
  * stats= in BUDDY_OPTIONS, read after it, wins. */
-static void options_read_stats_variable(void) {
-  const char *value = os_getenv("BUDDY_STATS");
+startup_code static void options_read_stats_variable(void) {
+  static const char name[] startup_data = "BUDDY_STATS";
+  const char *value = os_getenv(name);
   if (value == NULL || *value == '\0') return;
   for (size_t i = 0; i < OPTION_COUNT; i++) {
     const option_spec_t *o = &option_table[i];
@@ -304,8 +305,9 @@ static void options_find_quiet(const char *s) {
   }
 }
 
-void options_init(void) {
-  const char *s = os_getenv("BUDDY_OPTIONS");
+startup_code void options_init(void) {
+  static const char name[] startup_data = "BUDDY_OPTIONS";
+  const char *s = os_getenv(name);
   if (s != NULL) options_find_quiet(s);
   options_read_stats_variable();
   if (s != NULL) parse_string(s, "BUDDY_OPTIONS");

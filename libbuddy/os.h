@@ -12,6 +12,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Code that every process runs once, at start-up or at exit, whether it
+ * allocates or not: all of it in one section, which the linker puts first
+ * in the library's code (.text.startup), so that a process that never
+ * allocates has the kernel map one or two 64 KiB windows of the code
+ * (fault-around) rather than all of them. Functions of every layer wear it. */
+#define startup_code __attribute__((section(".text.startup")))
+/* And the constants that code reads (the variables' names): among the data
+ * made read-only after relocation, whose page the dynamic linker has
+ * written anyway, so that a process that never allocates reads nothing of
+ * the library's other read-only data (.rodata). */
+#define startup_data __attribute__((section(".data.rel.ro.startup")))
+
 /* Maps `size` bytes (a page multiple) of zeroed, read-write memory aligned to
  * `align` (a power of two >= the page size). Returns NULL when the address
  * space is exhausted (ENOMEM, RLIMIT_AS). */
@@ -138,6 +150,9 @@ bool os_start_thread(void *(*main)(void *));
 /* Whether the process has never had a second thread (glibc's
  * __libc_single_threaded): no other thread can hold a lock then. */
 bool os_single_threaded(void);
+
+/* Registers fork handlers, as pthread_atfork does (start-up code). */
+void os_at_fork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
 
 /* stdio's list of open streams, locked around fork as glibc's own malloc
  * does: its lock comes before the allocator's (fflush(NULL) holds it while

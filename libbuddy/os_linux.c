@@ -177,11 +177,22 @@ void *os_remap_aligned(void *addr, size_t old_size, size_t new_size, size_t alig
   return p;
 }
 
-size_t os_page_size(void) {
+/* glibc's pthread_atfork is a stub in libc_nonshared.a that calls this with
+ * the library's __dso_handle (so that the handlers go if it is unloaded);
+ * linked from that archive, the stub would land at the end of the library's
+ * code, in a 64 KiB window of it that start-up touches for nothing else. */
+extern int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void), void *dso_handle);
+extern void *__dso_handle;
+
+startup_code void os_at_fork(void (*prepare)(void), void (*parent)(void), void (*child)(void)) {
+  __register_atfork(prepare, parent, child, __dso_handle);
+}
+
+startup_code size_t os_page_size(void) {
   return (size_t)sysconf(_SC_PAGESIZE);
 }
 
-const char *os_getenv(const char *name) {
+startup_code const char *os_getenv(const char *name) {
   if (getauxval(AT_SECURE)) return NULL;
   size_t len = strlen(name);
   for (char **e = environ; e != NULL && *e != NULL; e++)

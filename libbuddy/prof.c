@@ -69,7 +69,7 @@ static void *prof_map(size_t bytes) {
   return os_map_aligned((bytes + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1), PAGE_SIZE);
 }
 
-void prof_init(void) {
+startup_code void prof_init(void) {
   if (!options_sampling()) return;
   prof.stacks = prof_map(PROF_STACKS_MAX * sizeof(prof_stack_t));
   prof.index = prof_map(PROF_INDEX_SIZE * sizeof(uint32_t));
@@ -98,7 +98,7 @@ static int prof_find_own(struct dl_phdr_info *info, size_t size, void *arg) {
   return 0;
 }
 
-void prof_start(void) {
+startup_code void prof_start(void) {
   if (!prof.ready) return;
   void *frames[4];
   prof_inside = true;

@@ -239,7 +239,7 @@ static void prof_leak_report(void) {
 }
 
 /* At exit: the profile (prof=1) and the leak report (leaks=1). */
-__attribute__((destructor)) static void prof_at_exit(void) {
+__attribute__((destructor)) startup_code static void prof_at_exit(void) {
   if (options.prof) {
     char path[OPTIONS_PATH_MAX + 32];
     prof_path(path, sizeof path, ".heap");

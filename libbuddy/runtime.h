@@ -13,6 +13,8 @@
 
 extern bool runtime_ready;
 void runtime_init(void); /* idempotent; cheap once done */
+/* The preload library's DT_FINI: nothing to do (init.c says why). */
+void runtime_at_unload(void);
 
 /* ---- maintain.c: periodic maintenance ------------------------------------ */
 

@@ -143,7 +143,7 @@ static void secure_guard(void *p, size_t bytes) {
  * first object of a slab is kept out as its guard. */
 static void *secure_take(unsigned cls) {
   void *objs[SECURE_CHOICE];
-  zone_t *z = tcache_get()->zone;
+  zone_t *z = tcache_home_zone(tcache_get());
   for (;;) {
     unsigned got = zone_alloc_objects(z, cls, objs, SECURE_CHOICE), n = 0;
     if (got == 0) return NULL;
@@ -440,7 +440,7 @@ void secure_free_run(region_t *r, void *p, secure_kind_t kind) {
 }
 
 /* At exit, every block still in the quarantine is checked. */
-__attribute__((destructor)) static void secure_check_at_exit(void) {
+__attribute__((destructor)) startup_code static void secure_check_at_exit(void) {
   if (!options.secure) return;
   lock_take(&secure_quarantine.lock);
   for (unsigned i = 0; i < secure_quarantine.count; i++) secure_check_freed(secure_slot(i));

@@ -37,7 +37,7 @@ static void snapshot_on_signal(int sig) {
   errno = saved;
 }
 
-void snapshot_init(void) {
+startup_code void snapshot_init(void) {
   if (options.prof_signal != 0 && !options_sampling()) options.prof_signal = 0; /* nothing to write */
   if (options.stats_signal == 0 && options.prof_signal == 0) return;
   sem_init(&snapshot_wanted, 0, 0);

@@ -210,7 +210,7 @@ void stats_fork_child(void) {
 
 /* A private copy of stderr, kept for the reports at exit and on a signal: a
  * program may close fd 2 first (coreutils do). */
-void stats_init(void) {
+startup_code void stats_init(void) {
   if (options.stats != 0 || options.stats_signal != 0) stats_stderr_fd = os_dup_stderr();
   heapmap_init();
 }
@@ -275,7 +275,7 @@ void stats_report(stats_when_t when) {
   stats_write(-1, when, options.stats == 2, true);
 }
 
-__attribute__((destructor)) static void stats_at_exit(void) {
+__attribute__((destructor)) startup_code static void stats_at_exit(void) {
   heapmap_write();
   if (options.stats != 0) stats_report(STATS_AT_EXIT);
 }

@@ -45,19 +45,32 @@ static void *tcache_alloc_uncached(zone_t *z, unsigned cls) {
  * had none (still tcache_empty if that failed). */
 static tcache_t *tcache_enter_own(tcache_t *tc) {
   tc = tcache_enter(tc);
-  if (tc->state == TCACHE_EMPTY && tcache_thread_init()) tc = tcache_enter(tcache_own);
+  if (tc == &tcache_empty && tcache_thread_init()) tc = tcache_enter(tcache_own);
   return tc;
 }
 
-/* The bin ran empty: the class is in demand, so the bin grows (tcache_bin_grow)
- * before half of it is refilled. */
+/* How many objects a refill of the empty home bin of class cls takes. The
+ * bin ran empty: the class is in demand, so the bin grows (tcache_bin_grow)
+ * before half of it is refilled; but its first refill takes a few objects
+ * only (TCACHE_FIRST_FILL_BYTES), and until the bin has served half its max,
+ * the class has not shown demand: it is refilled without growing. 0: no
+ * bin (debug=1, or no budget left). */
+static uint32_t tcache_refill_count(tcache_t *tc, unsigned cls) {
+  uint32_t max = tc->bin_max[cls];
+  if (max != 0 && tcache_bin_requests(tc, cls) < (max + 1) / 2) return (max + 1) / 2;
+  bool first = max == 0;
+  max = tcache_bin_grow(tc, cls);
+  if (max == 0) return 0;
+  return first ? tcache_objects_in(cls, TCACHE_FIRST_FILL_BYTES, (max + 1) / 2) : (max + 1) / 2;
+}
+
 static void *tcache_refill_and_pop(tcache_t *tc, unsigned cls) {
-  if (tc->state != TCACHE_LIVE) return tcache_alloc_uncached(tc->zone, cls);
+  if (tc->state != TCACHE_LIVE) return tcache_alloc_uncached(tcache_home_zone(tc), cls);
   unsigned bin = tcache_home_bin(tc, cls);
   if (tc->bin_top[bin][-1] == NULL) {
-    uint32_t max = tcache_bin_grow(tc, cls);
-    if (max == 0) return tcache_alloc_uncached(tc->zone, cls);
-    unsigned got = zone_alloc_objects(tc->zone, cls, tc->bin_top[bin], (max + 1) / 2);
+    uint32_t count = tcache_refill_count(tc, cls);
+    if (count == 0) return tcache_alloc_uncached(tc->zone, cls);
+    unsigned got = zone_alloc_objects(tc->zone, cls, tc->bin_top[bin], count);
     if (got == 0) return NULL;
     tcache_set_top(tc, bin, tc->bin_top[bin] + got);
   }
@@ -158,7 +171,7 @@ static noinline void tcache_free_other(void *p, unsigned cls, unsigned zone_inde
   /* Confirmed before a first cache is made: making it (and pthread's own
    * allocation for its key) could take p from its slab. Not found there, p
    * is in no cache of this thread's either (it had none). */
-  if (suspect && tc->state == TCACHE_EMPTY) {
+  if (suspect && tc == &tcache_empty) {
     if (tcache_check_double_free(tc, p, cls, zone_index)) return tcache_release();
     suspect = false;
   }

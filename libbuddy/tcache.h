@@ -13,8 +13,9 @@
 /* The calling thread's cache and busy depth, in one TLS block so that a fast
  * path finds them from one thread-pointer offset (one GOT load). `current`
  * is the cache (whose bin tops come first: free's fast path indexes them by
- * bin number); `home` points at its home zone's top of class 0, so malloc's
- * fast path indexes it by class. Both change together (tcache_set_current). */
+ * bin number); `home` points at its home zone's top of class 0 (for a
+ * static cache, at tcache_static_tops), so malloc's fast path indexes it by
+ * class. Both change together (tcache_set_current). */
 typedef struct tcache_tls {
   void ***home;      /* &current->bin_top[current->home_bins] */
   tcache_t *current; /* the thread's cache, or a static stand-in (tcache.c) */
@@ -129,6 +130,11 @@ static inline void tcache_release(void) {
 static inline tcache_t *tcache_get(void) {
   return __atomic_load_n(&tcache_tls.current, __ATOMIC_RELAXED);
 }
+/* The zone tc's thread allocates from: its home zone; zone 0 for a static
+ * cache (a thread before its own cache, after its exit, or reclaimed). */
+static inline zone_t *tcache_home_zone(const tcache_t *tc) {
+  return tc->state == TCACHE_LIVE ? tc->zone : &zones[0];
+}
 /* Its home zone's bin tops, by class (tcache_tls.home). */
 static inline void ***tcache_get_home(void) {
   return __atomic_load_n(&tcache_tls.home, __ATOMIC_RELAXED);
@@ -144,9 +150,10 @@ static inline uint32_t tcache_bin_objects(unsigned cls, size_t bytes) {
   return options.debug ? 0 : tcache_objects_in(cls, bytes, (size_t)options.tcache_max);
 }
 /* The max a home bin of class cls starts at (tcache_size.c: bins adapt). At
- * most TCACHE_BIN_START_MAX objects: a thread's first small malloc takes half
- * of that from its zone, and the starts of all classes together fit the
- * budget; a class in demand doubles from there. */
+ * most TCACHE_BIN_START_MAX objects: a thread's first small malloc takes a
+ * first fill (TCACHE_FIRST_FILL_BYTES) from its zone, its next refill half
+ * of the start, and the starts of all classes together fit the budget; a
+ * class in demand doubles from there. */
 static inline uint32_t tcache_bin_start(unsigned cls) {
   uint32_t n = tcache_bin_objects(cls, TCACHE_BIN_START_BYTES);
   return n < TCACHE_BIN_START_MAX ? n : TCACHE_BIN_START_MAX;
@@ -208,8 +215,11 @@ static inline uint32_t tcache_bin_grow(tcache_t *tc, unsigned cls) {
 /* tcache_thread.c */
 /* The thread's own live cache, also while tcache_reclaimed stands in for it. */
 extern __thread tcache_t *tcache_own __attribute__((tls_model("initial-exec")));
-/* The static stand-in a reclaim swaps in (empty bins, max 0). */
-extern tcache_t tcache_reclaimed;
+/* The static cache every thread starts on, and the stand-in a reclaim swaps
+ * in (no bins); the home bin tops of every static cache, each with a NULL
+ * below it (tcache_thread.c). */
+extern tcache_t tcache_empty, tcache_reclaimed;
+extern void **const tcache_static_tops[SIZE_CLASS_COUNT];
 /* Under tcache_registry_lock: the live caches, those a fork child found
  * without their threads, and the request counts of caches gone. */
 extern pthread_mutex_t tcache_registry_lock;
@@ -232,7 +242,7 @@ void tcache_memory_free(tcache_t *tc);
  * swapped it out, and counts the slow path (an idle cache's count stands
  * still: tcache_sweep.c). */
 static inline tcache_t *tcache_enter(tcache_t *tc) {
-  if (unlikely(tc->state == TCACHE_RECLAIMED)) tc = tcache_resume();
+  if (unlikely(tc == &tcache_reclaimed)) tc = tcache_resume();
   if (tc->state == TCACHE_LIVE) counter_add(tc->slow_paths, 1);
   return tc;
 }

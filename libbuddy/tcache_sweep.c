@@ -92,7 +92,7 @@ static void tcache_sweep_locked(void) {
         /* The owner's slots change only under tcache_registry_lock, held
          * here; a fast path that read the old home meanwhile ran, which
          * step 2 sees. */
-        __atomic_store_n(&tc->owner_tls->home, tcache_reclaimed.bin_top, __ATOMIC_SEQ_CST);
+        __atomic_store_n(&tc->owner_tls->home, (void ***)tcache_static_tops, __ATOMIC_SEQ_CST);
         tcache_reclaim_locked(tc);
       }
       blocked = false; /* emptied, or not idle after all: start over */

@@ -18,22 +18,24 @@
 
 #include <errno.h>
 
-/* The NULL every bin of a static cache shows below its top, so that malloc's
- * fast path goes slow; never written (their bins have no room: each top is
- * its limit). */
-static void *tcache_no_objects[1];
-#define STATIC_TOPS                                                                                                    \
-  { [0 ... SIZE_CLASS_COUNT - 1] = &tcache_no_objects[1] } /* the home bins of zone 0 */
-static tcache_t tcache_empty = {
-    .bin_top = STATIC_TOPS, .bin_limit = STATIC_TOPS, .zone = &zones[0], .state = TCACHE_EMPTY};
-static tcache_t tcache_dead = {
-    .bin_top = STATIC_TOPS, .bin_limit = STATIC_TOPS, .zone = &zones[0], .state = TCACHE_DEAD};
-tcache_t tcache_reclaimed = {
-    .bin_top = STATIC_TOPS, .bin_limit = STATIC_TOPS, .zone = &zones[0], .state = TCACHE_RECLAIMED};
-#undef STATIC_TOPS
+/* The static caches: zero-initialised (.bss), so that a process pays no
+ * page for them until it uses one. Their bins' tops and limits are all NULL,
+ * equal: free's fast path finds no room and goes slow; malloc's pops through
+ * tcache_tls.home, which points at tcache_static_tops for them. Their state
+ * is TCACHE_STATIC and their zone NULL (tcache_home_zone). */
+tcache_t tcache_empty, tcache_reclaimed;
+static tcache_t tcache_dead;
+
+/* What malloc's fast path finds under a static cache's home bin tops: a NULL,
+ * so it goes slow. The tops are constant (read-only after relocation), one
+ * per class, and no fast path ever moves them: their bins are empty. */
+static void *const tcache_no_objects[1];
+#define STATIC_TOP ((void **)&tcache_no_objects[1])
+void **const tcache_static_tops[SIZE_CLASS_COUNT] = {[0 ... SIZE_CLASS_COUNT - 1] = STATIC_TOP};
+#undef STATIC_TOP
 
 __thread tcache_tls_t tcache_tls
-    __attribute__((tls_model("initial-exec"))) = {.home = tcache_empty.bin_top, .current = &tcache_empty};
+    __attribute__((tls_model("initial-exec"))) = {.home = (void ***)tcache_static_tops, .current = &tcache_empty};
 __thread tcache_t *tcache_own __attribute__((tls_model("initial-exec")));
 
 pthread_mutex_t tcache_registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -47,7 +49,10 @@ static pthread_key_t tcache_thread_key;
 static void tcache_set_current(tcache_tls_t *tls, tcache_t *tc) {
   __atomic_store_n(&tls->current, tc, __ATOMIC_RELAXED);
   /* With sampling on, malloc pops from the sampling stacks (tcache_prof.c). */
-  __atomic_store_n(&tls->home, tc->prof != NULL ? tc->prof->top : &tc->bin_top[tc->home_bins], __ATOMIC_RELAXED);
+  void ***home = tc->state != TCACHE_LIVE ? (void ***)tcache_static_tops
+                 : tc->prof != NULL       ? tc->prof->top
+                                          : &tc->bin_top[tc->home_bins];
+  __atomic_store_n(&tls->home, home, __ATOMIC_RELAXED);
 }
 
 /* A reclaim swapped tcache_reclaimed in: take the own cache back, once the
@@ -140,7 +145,7 @@ void tcache_fork_child(void) {
   if (tcache_own != NULL) tcache_own->tid = os_thread_id();
 }
 
-void tcache_init(void) {
+startup_code void tcache_init(void) {
   pthread_key_create(&tcache_thread_key, tcache_thread_exit);
 }
 

@@ -128,6 +128,12 @@ _Static_assert(TCACHE_BINS <= 256, "a bin number fits the small map's byte");
 #define TCACHE_FLUSH_DIVISOR 4
 #define TCACHE_BIN_START_BYTES ((size_t)12288)
 #define TCACHE_BIN_START_MAX 128
+/* A bin's first refill takes about TCACHE_FIRST_FILL_BYTES of objects (one
+ * at least, half its start at most), and the bin doubles only once it has
+ * served half its start: a class a thread asks for a few times costs it a
+ * few objects, each touched (their key), not half a start's worth. A class
+ * in demand pays one more refill than it would otherwise. */
+#define TCACHE_FIRST_FILL_BYTES ((size_t)1024)
 #define TCACHE_BIN_CEILING_BYTES ((size_t)131072)
 #define TCACHE_BYTES_MAX ((size_t)1024 * 1024)
 #define TCACHE_REBALANCE_SLOW_PATHS 1024
@@ -397,11 +403,12 @@ typedef struct tcache_remote {
   uint32_t bytes; /* sum of the objects' class sizes */
 } tcache_remote_t;
 
+/* The static caches (tcache_thread.c) are zero-initialised, so that they
+ * cost a process no page until used: all three have state 0 and are told
+ * apart by their addresses (tcache_empty, tcache_dead, tcache_reclaimed). */
 typedef enum tcache_state {
-  TCACHE_EMPTY = 0, /* the static cache every thread starts on */
-  TCACHE_LIVE,      /* a thread's own cache */
-  TCACHE_DEAD,      /* after the thread's cache was flushed at exit */
-  TCACHE_RECLAIMED, /* static: put in an idle thread's place while its bins were emptied */
+  TCACHE_STATIC = 0, /* a static cache: no bins, no zone of its own */
+  TCACHE_LIVE,       /* a thread's own cache */
 } tcache_state_t;
 
 /* A thread's cache. The bins and counters are the owner's alone: no lock, no
@@ -423,7 +430,7 @@ typedef struct tcache {
   uint64_t bin_requests[TCACHE_BINS]; /* objects handed out (home bins) */
   unsigned home_bins;                 /* number of the home zone's bin of class 0 */
   tcache_remote_t remote[ZONES_MAX];  /* frees bound for other zones, by zone index */
-  zone_t *zone;                       /* home zone: refills come from here */
+  zone_t *zone;                       /* home zone: refills come from here (NULL: static) */
   uint32_t state;                     /* tcache_state_t */
   unsigned *owner_busy;               /* the owner's tcache_tls.busy */
   bool orphan_busy;                   /* an orphan: its owner was inside an allocator call at the fork */

@@ -65,7 +65,7 @@ static bool zone_grow_locked(zone_t *z) {
   if (base == NULL) return false;
   region_t *r = region_of_address(base);
   os_huge_pages(base, BUDDY_REGION_SIZE, options.thp != 0); /* never by surprise */
-  buddy_heap_add_region(&z->heap, r, base, true);
+  buddy_heap_add_fresh_region(&z->heap, r, base);
   r->zone = z;
   r->zone_index = (uint8_t)(z - zones);
   if (!pagemap_register(base, BUDDY_REGION_SIZE, pagemap_region_entry(r))) {

@@ -775,6 +775,7 @@ Test(misuse, a_flush_refuses_a_second_copy_within_a_run, .init = cr_redirect_std
 }
 
 Test(misuse, a_flush_refuses_an_object_never_handed_out_within_a_run, .init = cr_redirect_stderr) {
+  options.tcache_max = 8;     /* before the first refill: see flush_a_run_with */
   char *p = buddy_malloc(48); /* the slab the test's blocks come from */
   char *never = (char *)((uintptr_t)p & ~(uintptr_t)(PAGE_SIZE - 1)) + 84 * 48; /* its last object */
   buddy_free(p);

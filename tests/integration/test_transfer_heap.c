@@ -299,6 +299,7 @@ Test(transfer, a_block_free_in_its_slab_is_refused_there, .init = cr_redirect_st
 Test(transfer, a_block_never_handed_out_is_refused_there, .init = cr_redirect_stderr) {
   options.abort_on_error = 0;
   quiet_sweeps();
+  options.tcache_max = 16; /* refills of 8 blocks: the 63 below carve 64 of the slab's 85 */
   enum { BATCH = TCACHE_REMOTE_MAX };
   void *blocks[BATCH];
   for (int i = 0; i < BATCH - 1; i++) blocks[i] = buddy_malloc(48);

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "buddy.h"
 #include "test_support.h"
@@ -311,4 +312,38 @@ Test(buddy, verifier_catches_unmerged_buddies, .signal = SIGABRT) {
   b->kind = PAGE_FREE; /* forge a free buddy without merging */
   a->kind = PAGE_FREE;
   verify();
+}
+
+/* Pages of [p, p + bytes) the process has touched (mincore: resident). */
+static size_t resident_pages(void *p, size_t bytes) {
+  unsigned char vec[REGION_META_SIZE / PAGE_SIZE];
+  cr_assert_leq(bytes / PAGE_SIZE, sizeof vec);
+  cr_assert_eq(mincore(p, bytes, vec), 0);
+  size_t n = 0;
+  for (size_t i = 0; i < bytes / PAGE_SIZE; i++) n += vec[i] & 1;
+  return n;
+}
+
+/* A region just mapped keeps its metadata untouched but for the pages its
+ * blocks' descriptors lie in: its descriptors alone are 32 KiB, which every
+ * process that allocates would pay for at once if they were cleared. */
+Test(buddy_fresh, a_fresh_regions_metadata_is_touched_only_where_used) {
+  char *base = os_map_aligned_with_prefix(REGION_META_SIZE, BUDDY_REGION_SIZE, BUDDY_REGION_SIZE);
+  cr_assert_not_null(base);
+  region_t *r = region_of_address(base);
+  buddy_heap_t h;
+  buddy_heap_init(&h);
+  buddy_heap_add_fresh_region(&h, r, base);
+  bool zeroed = false;
+  page_desc_t *d = buddy_heap_alloc(&h, 0, &zeroed);
+  cr_assert(zeroed, "a fresh region's pages are zeroed");
+  /* The header with the first descriptors, and the pages of the splits'
+   * buddies' descriptors (one per order, for the region's pages 1, 2, 4,
+   * ... 512: 16 KiB of descriptors). No whole-heap walk here: it reads
+   * every descriptor. */
+  size_t touched = resident_pages(r, REGION_META_SIZE);
+  cr_assert_leq(touched, 5, "%zu of %zu metadata pages touched", touched, REGION_META_SIZE / PAGE_SIZE);
+  buddy_heap_free(&h, d);
+  buddy_heap_remove_region(&h, r);
+  os_unmap(r, REGION_META_SIZE + BUDDY_REGION_SIZE);
 }

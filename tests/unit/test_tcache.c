@@ -523,7 +523,8 @@ static void *zone_object(unsigned zi, unsigned cls) {
 }
 
 Test(slow, the_first_allocation_makes_the_threads_cache) {
-  cr_assert_eq(tcache_get()->state, TCACHE_EMPTY, "a thread starts on the static empty cache");
+  cr_assert_eq(tcache_get(), &tcache_empty, "a thread starts on the static empty cache");
+  cr_assert_eq(tcache_get_home(), (void ***)tcache_static_tops, "whose home bins show malloc a NULL");
   unsigned cls = SIZE_CLASS_FOR_48;
   void **p = slow_alloc(cls);
   cr_assert_eq(tcache_tls.busy, 0, "the slow path released what the fast path held");
@@ -536,9 +537,10 @@ Test(slow, the_first_allocation_makes_the_threads_cache) {
   cr_assert_eq(page_class_at(region_of_address(p), p), cls);
   cr_assert(size_class_is_object(cls, p));
   cr_assert_null(p[1], "handed out without the key");
-  uint32_t start = tcache_bin_start(cls);
+  uint32_t start = tcache_bin_start(cls), first = tcache_objects_in(cls, TCACHE_FIRST_FILL_BYTES, (start + 1) / 2);
   cr_assert_eq(tc->bin_max[cls], start);
-  cr_assert_eq(bin_count(tc, cls), (start + 1) / 2 - 1, "half a bin refilled, one handed out");
+  cr_assert_lt(first, (start + 1) / 2, "a 48-byte class's first fill is less than half its start");
+  cr_assert_eq(bin_count(tc, cls), first - 1, "a first fill refilled, one handed out");
   cr_assert_eq(tcache_bin_requests(tc, cls), 1);
   /* The cache is a page run of its home zone, the allocator's own. */
   region_t *r = pagemap_region_of(tc);
@@ -549,12 +551,22 @@ Test(slow, the_first_allocation_makes_the_threads_cache) {
   cr_assert_eq(r->zone, tc->zone);
 }
 
+/* A bin's first refill takes a few objects (TCACHE_FIRST_FILL_BYTES); it
+ * runs empty before it has served half its start: refilled with half its
+ * start, not grown; from then on an empty bin doubles and refills half. */
 Test(slow, an_empty_bin_doubles_and_refills_half) {
   unsigned cls = SIZE_CLASS_FOR_256;
   void *first = slow_alloc(cls);
   tcache_t *tc = tcache_get();
   uint32_t max = tc->bin_max[cls];
+  cr_assert_eq(max, tcache_bin_start(cls));
+  cr_assert_eq(bin_count(tc, cls), TCACHE_FIRST_FILL_BYTES / 256 - 1, "a first fill of 1 KiB, one handed out");
   unsigned allocs = 1;
+  while (bin_count(tc, cls) > 0) slow_alloc(cls), allocs++;
+  slow_alloc(cls); /* empty, but it served less than half its start */
+  allocs++;
+  cr_assert_eq(tc->bin_max[cls], max, "not grown");
+  cr_assert_eq(bin_count(tc, cls), (max + 1) / 2 - 1, "half refilled");
   for (int refill = 0; refill < 3; refill++) {
     while (bin_count(tc, cls) > 0) {
       slow_alloc(cls); /* a pop */
@@ -734,7 +746,7 @@ Test(tcache_misuse, a_double_free_as_a_threads_first_call_is_found) {
   cr_assert_eq(zone_alloc_objects(&zones[0], SIZE_CLASS_FOR_64, &p, 1), 1);
   zone_free_objects(&p, 1); /* free in its slab, with the key */
   slow_free(p);
-  cr_assert_eq(tcache_get()->state, TCACHE_EMPTY, "no cache made for it");
+  cr_assert_eq(tcache_get(), &tcache_empty, "no cache made for it");
   const char *text = redirected_stderr();
   cr_assert_not_null(strstr(text, "double free of a small block"), "got:\n%s", text);
 }
@@ -764,6 +776,13 @@ static void *allocate_and_exit(void *arg) {
   return NULL; /* its cache is flushed and freed by the key's destructor */
 }
 
+/* The static caches are zero-initialised, so that they cost a process no
+ * page: nothing may write to them, whichever thread stands on them. */
+static bool static_caches_untouched(void) {
+  static const tcache_t zero;
+  return memcmp(&tcache_empty, &zero, sizeof zero) == 0 && memcmp(&tcache_reclaimed, &zero, sizeof zero) == 0;
+}
+
 static buddy_stats_t caches_stats(void) {
   buddy_stats_t s;
   memset(&s, 0, sizeof s);
@@ -785,6 +804,7 @@ Test(threads, an_exiting_thread_gives_its_cache_back) {
   cr_assert_eq(s.class_requests[SIZE_CLASS_FOR_80], 30, "its requests are kept");
   region_t *r = pagemap_region_of(exited_cache);
   cr_assert_neq(page_desc_of(r, exited_cache)->kind, PAGE_RUN, "the cache's run went back to its zone");
+  cr_assert(static_caches_untouched());
   zone_verify_all();
 }
 
@@ -928,6 +948,7 @@ Test(threads, an_idle_threads_cache_is_emptied_at_the_third_sweep, .timeout = 30
   cr_assert_gt(s.bytes_reclaimed, 0);
   for (int i = 0; i < 40; i++) cr_assert(free_in_slab(w.objs[i]), "object %d went home", i);
   worker_finish(&w); /* it takes its cache back and allocates */
+  cr_assert(static_caches_untouched());
   zone_verify_all();
 }
 
