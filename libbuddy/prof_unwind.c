@@ -13,7 +13,8 @@
  *
  * Safety: every read of the stack is of 8 bytes within [sp, top), where sp
  * is the frame's own stack pointer (it only grows: each CFA must be above
- * the frame's sp, and becomes the caller's sp) and top is the top of the
+ * the frame's sp, and becomes the caller's sp; a frame a signal interrupted
+ * may also read its red zone, below its sp) and top is the top of the
  * thread's stack: the thread's descriptor (glibc puts it above the stack it
  * allocates, or at the top of one the program gave), or for the main thread
  * __libc_stack_end (where its stack began), if either is above sp and
@@ -48,6 +49,8 @@
 #define UNWIND_PROBES 4
 /* The farthest a thread's stack top may be above the walk's first sp. */
 #define UNWIND_STACK_SPAN ((uintptr_t)1 << 30)
+/* The x86-64 ABI's red zone: below a function's rsp, kept from signals. */
+#define UNWIND_RED_ZONE 128
 /* Where a signal frame (glibc's __restore_rt, at the CFA of the handler's
  * frame) keeps the interrupted registers. */
 #define UNWIND_UC_RIP offsetof(ucontext_t, uc_mcontext.gregs[REG_RIP])
@@ -127,9 +130,13 @@ static unwind_rule_t unwind_rule_at(uintptr_t pc) {
 /* ---- the walk ----------------------------------------------------------- */
 
 /* Where the walk is: the frame's code address to look up, its registers,
- * and the bounds of what it may read. */
+ * and the bounds of what it may read, [floor, top). The floor is sp, but
+ * for a frame a signal interrupted: the 128 bytes below its sp (the ABI's
+ * red zone, which the kernel leaves above the signal frame) hold a saved
+ * register there after an epilogue popped it (gcc's rule for rbp after
+ * `leave` is still its slot below the CFA). */
 typedef struct unwind_frame {
-  uintptr_t pc, sp, bp, top;
+  uintptr_t pc, sp, bp, floor, top;
   bool bp_known;
 } unwind_frame_t;
 
@@ -141,9 +148,9 @@ static uintptr_t unwind_stack_top(uintptr_t sp) {
   return (sp | (PAGE_SIZE - 1)) + 1;
 }
 
-/* The 8 bytes at `at` into *out, if they lie within the frame's [sp, top). */
+/* The 8 bytes at `at` into *out, if they lie within the frame's bounds. */
 static bool unwind_read(const unwind_frame_t *f, uintptr_t at, uintptr_t *out) {
-  if (at < f->sp || at > f->top - sizeof(uintptr_t)) return false;
+  if (at < f->floor || at > f->top - sizeof(uintptr_t)) return false;
   memcpy(out, (const void *)at, sizeof *out);
   return true;
 }
@@ -158,7 +165,7 @@ static bool unwind_step(unwind_frame_t *f, unwind_rule_t rule, uintptr_t *ra) {
   unwind_bp_t bp = unwind_rule_bp(rule);
   if (bp == UNWIND_BP_SAVED) f->bp_known = unwind_read(f, cfa + (uintptr_t)unwind_rule_bp_off(rule), &f->bp);
   else if (bp == UNWIND_BP_LOST) f->bp_known = false;
-  f->sp = cfa;
+  f->sp = f->floor = cfa;
   f->pc = *ra - 1;
   return true;
 }
@@ -170,6 +177,7 @@ static bool unwind_signal_step(unwind_frame_t *f, uintptr_t *ra) {
       !unwind_read(f, f->sp + UNWIND_UC_RBP, &f->bp))
     return false;
   if (sp <= f->sp || sp >= f->top) return false; /* another stack: sigaltstack's */
+  f->floor = sp - UNWIND_RED_ZONE > f->sp ? sp - UNWIND_RED_ZONE : f->sp;
   f->sp = sp;
   f->bp_known = true;
   f->pc = *ra; /* where it was interrupted: exact */
@@ -180,6 +188,7 @@ noinline int prof_unwind(void **frames, int max) {
   unwind_frame_t f = {.bp_known = true};
   __asm__ volatile("leaq 0(%%rip), %0\n\tmovq %%rsp, %1\n\tmovq %%rbp, %2" : "=r"(f.pc), "=r"(f.sp), "=r"(f.bp));
   if (unwind_cache == NULL) return 0;
+  f.floor = f.sp;
   f.top = unwind_stack_top(f.sp);
   int n = 0;
   while (n < max) {
