@@ -6,7 +6,8 @@
  *    frame built with frame pointers, a C++ frame with a landing pad; the
  *    first time (each call site a cache miss) and again (hits), and in four
  *    threads at once (the shared cache's writers racing);
- *  - the same last frame: main's _start, a thread's clone3;
+ *  - the same last frame: main's _start, a thread's clone3, a makecontext
+ *    coroutine's __start_context (on a stack of its own, mapped);
  *  - through a signal frame: a handler on the thread's own stack, and
  *    wherever a signal interrupts a busy thread (any instruction of the
  *    frames above, prologues and epilogues included; or ours stop at the
@@ -24,6 +25,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <ucontext.h>
 
 #include "prof.h"
 #include "test_support.h"
@@ -38,6 +40,7 @@
 #define SIGNALS 3000
 #define SPIN_LEAF 64         /* loop turns at a busy stack's top */
 #define ALT_STACK (64 * KIB) /* an alternate signal stack */
+#define COROUTINE_STACK (256 * KIB)
 
 typedef struct trace trace_t;
 struct trace {
@@ -226,6 +229,27 @@ Test(prof_unwind, returns_glibcs_frames_in_threads_at_once_to_their_last) {
     if (traces[i].bad > 0) trace_print("thread", &traces[i].first_bad);
     cr_assert_eq(traces[i].bad, 0, "thread %d: %d of %d stacks not glibc's", i, traces[i].bad, THREAD_ROUNDS);
   }
+}
+
+static ucontext_t coroutine_return;
+static trace_t coroutine_trace;
+
+static void coroutine(void) {
+  trace_deep(&coroutine_trace, 12, TRACE_FRAMES);
+}
+
+Test(prof_unwind, returns_glibcs_frames_in_a_coroutine_to_its_last) {
+  void *stack = mmap(NULL, COROUTINE_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  cr_assert_neq(stack, MAP_FAILED);
+  ucontext_t uc;
+  cr_assert_eq(getcontext(&uc), 0);
+  uc.uc_stack = (stack_t){.ss_sp = stack, .ss_size = COROUTINE_STACK};
+  uc.uc_link = &coroutine_return;
+  makecontext(&uc, coroutine, 0);
+  cr_assert_eq(swapcontext(&coroutine_return, &uc), 0);
+  cr_assert_gt(coroutine_trace.ours_n, 12);
+  assert_same(&coroutine_trace, "coroutine");
+  munmap(stack, COROUTINE_STACK);
 }
 
 Test(prof_unwind, stops_at_a_frame_whose_cfa_is_an_expression) {
