@@ -80,14 +80,14 @@ static size_t unwind_home(uintptr_t pc) {
   return (size_t)((pc * 0x9E3779B97F4A7C15ULL) >> (64 - UNWIND_CACHE_BITS));
 }
 
-static unwind_slot_t *unwind_slot(size_t home, unsigned probe) {
-  return &unwind_cache[(home + probe) & (UNWIND_CACHE_SIZE - 1)];
+static unwind_slot_t *unwind_slot(unwind_slot_t *cache, size_t home, unsigned probe) {
+  return &cache[(home + probe) & (UNWIND_CACHE_SIZE - 1)];
 }
 
 /* The cached rule of pc, or 0. */
-static unwind_rule_t unwind_cached(uintptr_t pc, size_t home) {
+static unwind_rule_t unwind_cached(unwind_slot_t *cache, uintptr_t pc, size_t home) {
   for (unsigned i = 0; i < UNWIND_PROBES; i++) {
-    unwind_slot_t *s = unwind_slot(home, i);
+    unwind_slot_t *s = unwind_slot(cache, home, i);
     uint64_t seq = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE);
     uint64_t key = __atomic_load_n(&s->pc, __ATOMIC_ACQUIRE);
     if (key == 0) return 0;
@@ -101,12 +101,12 @@ static unwind_rule_t unwind_cached(uintptr_t pc, size_t home) {
 
 /* Caches pc's rule: in its slot or the first empty one of its probes, else
  * over the home slot; not at all if another writer has that slot. */
-static void unwind_remember(uintptr_t pc, size_t home, unwind_rule_t rule) {
-  unwind_slot_t *s = unwind_slot(home, 0);
+static void unwind_remember(unwind_slot_t *cache, uintptr_t pc, size_t home, unwind_rule_t rule) {
+  unwind_slot_t *s = unwind_slot(cache, home, 0);
   for (unsigned i = 0; i < UNWIND_PROBES; i++) {
-    uint64_t key = __atomic_load_n(&unwind_slot(home, i)->pc, __ATOMIC_RELAXED);
+    uint64_t key = __atomic_load_n(&unwind_slot(cache, home, i)->pc, __ATOMIC_RELAXED);
     if (key == 0 || key == pc) {
-      s = unwind_slot(home, i);
+      s = unwind_slot(cache, home, i);
       break;
     }
   }
@@ -118,12 +118,12 @@ static void unwind_remember(uintptr_t pc, size_t home, unwind_rule_t rule) {
   __atomic_store_n(&s->seq, seq + 2, __ATOMIC_RELEASE);
 }
 
-static unwind_rule_t unwind_rule_at(uintptr_t pc) {
+static unwind_rule_t unwind_rule_at(unwind_slot_t *cache, uintptr_t pc) {
   size_t home = unwind_home(pc);
-  unwind_rule_t rule = unwind_cached(pc, home);
-  if (rule != 0) return rule;
+  unwind_rule_t rule = unwind_cached(cache, pc, home);
+  if (likely(rule != 0)) return rule;
   rule = prof_cfi_rule(pc);
-  unwind_remember(pc, home, rule);
+  unwind_remember(cache, pc, home, rule);
   return rule;
 }
 
@@ -187,12 +187,13 @@ static bool unwind_signal_step(unwind_frame_t *f, uintptr_t *ra) {
 noinline int prof_unwind(void **frames, int max) {
   unwind_frame_t f = {.bp_known = true};
   __asm__ volatile("leaq 0(%%rip), %0\n\tmovq %%rsp, %1\n\tmovq %%rbp, %2" : "=r"(f.pc), "=r"(f.sp), "=r"(f.bp));
-  if (unwind_cache == NULL) return 0;
+  unwind_slot_t *cache = unwind_cache;
+  if (cache == NULL) return 0;
   f.floor = f.sp;
   f.top = unwind_stack_top(f.sp);
   int n = 0;
   while (n < max) {
-    unwind_rule_t rule = unwind_rule_at(f.pc);
+    unwind_rule_t rule = unwind_rule_at(cache, f.pc);
     unwind_kind_t kind = unwind_rule_kind(rule);
     uintptr_t ra;
     bool stepped = kind == UNWIND_SIGNAL                              ? unwind_signal_step(&f, &ra)
