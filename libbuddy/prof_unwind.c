@@ -18,12 +18,21 @@
  * thread's stack: the thread's descriptor (glibc puts it above the stack it
  * allocates, or at the top of one the program gave), or for the main thread
  * __libc_stack_end (where its stack began), if either is above sp and
- * within UNWIND_STACK_SPAN of it; else the end of sp's page (a stack of
- * sigaltstack's, a coroutine's: the walk stops sooner). So even a wrong
- * rule (an object unloaded and another loaded at its addresses after its
- * rules were cached) reads only the stack: it makes a wrong stack, never a
- * fault. Anything odd ends the walk: a CFA not above sp, a return address
- * of 0, a frame rule that needs an rbp that was lost.
+ * within UNWIND_STACK_SPAN of it; else the end of sp's page (an alternate
+ * signal stack, or a coroutine's far from both: the walk stops sooner).
+ * libgcc's unwinder bounds none of its reads; with these, even a wrong rule
+ * (an object unloaded and another loaded at its addresses after its rules
+ * were cached: the cache keeps them) reads only the stack: it makes a wrong
+ * stack, not a fault. Anything odd ends the walk: a CFA not above sp, a
+ * return address of 0, a frame rule that needs an rbp that was lost.
+ *
+ * Where the walk stops early (a rule it does not follow: prof_cfi.c), the
+ * sample's stack is shorter. There is no fallback to glibc's backtrace():
+ * its first call loads libgcc_s, which allocates and takes the loader's
+ * lock, from inside malloc; and what libgcc follows and we do not (PLT
+ * stubs, ld.so's lazy binding, the *context functions) is seldom on an
+ * allocation's stack: where a signal interrupted it, or where ld.so binds
+ * a symbol and allocates (its CFA there is rbx-based).
  *
  * The cache: UNWIND_CACHE_SIZE slots mapped from the OS at start-up, open
  * addressing with UNWIND_PROBES probes from the pc's hash, no deletion (a
