@@ -98,7 +98,11 @@ static int prof_find_own(struct dl_phdr_info *info, size_t size, void *arg) {
 }
 
 void prof_start(void) {
-  if (prof.ready) dl_iterate_phdr(prof_find_own, NULL);
+  if (!prof.ready) return;
+  prof_inside = true; /* the unwinder's start may allocate */
+  prof_unwind_start();
+  dl_iterate_phdr(prof_find_own, NULL);
+  prof_inside = false;
 }
 
 bool prof_large_due(size_t bytes) {

@@ -54,7 +54,8 @@ size_t prof_stack_count(void);
 
 /* ---- prof_unwind.c, prof_cfi.c: the stack walk ----------------------------
  *
- * The heap profile's unwinder (x86-64 Linux), for prof.c alone: the return addresses of the calling thread's stack,
+ * The heap profile's unwinder (x86-64 Linux; elsewhere glibc's backtrace()),
+ * for prof.c alone: the return addresses of the calling thread's stack,
  * from the DWARF call frame information of the loaded objects (.eh_frame, found by their .eh_frame_hdr), with each call
  * site's frame rule kept in a cache.
  *
@@ -125,6 +126,10 @@ static inline int64_t unwind_rule_cfa_off(unwind_rule_t r) {
 /* Maps the cache of rules (sampling on, at start-up); false if it cannot:
  * prof_unwind then finds nothing. */
 bool prof_unwind_init(void);
+/* After start-up, outside any lock: on an architecture other than x86-64,
+ * where prof_unwind is glibc's backtrace(), its first call (which loads
+ * libgcc_s, and allocates). */
+void prof_unwind_start(void);
 /* The return addresses of the calling function's callers, innermost first,
  * at most max of them, into frames; returns how many. frames[0] is in the
  * caller of prof_unwind, as with glibc's backtrace(). Takes no lock and

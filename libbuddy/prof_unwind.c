@@ -48,6 +48,7 @@
  */
 #include "prof.h"
 
+#include <execinfo.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <string.h>
@@ -62,9 +63,25 @@
 #define UNWIND_RED_ZONE 128
 /* Where a signal frame (glibc's __restore_rt, at the CFA of the handler's
  * frame) keeps the interrupted registers. */
+#if defined(__x86_64__)
+static const bool unwind_native = true;
+#define UNWIND_BACKTRACE_MAX 1 /* not used */
 #define UNWIND_UC_RIP offsetof(ucontext_t, uc_mcontext.gregs[REG_RIP])
 #define UNWIND_UC_RSP offsetof(ucontext_t, uc_mcontext.gregs[REG_RSP])
 #define UNWIND_UC_RBP offsetof(ucontext_t, uc_mcontext.gregs[REG_RBP])
+/* rip, rsp and rbp at one instruction. */
+#define UNWIND_HERE(pc, sp, bp)                                                                                        \
+  __asm__ volatile("leaq 0(%%rip), %0\n\tmovq %%rsp, %1\n\tmovq %%rbp, %2" : "=r"(pc), "=r"(sp), "=r"(bp))
+#else
+/* Another architecture: glibc's backtrace() (libgcc's unwinder), whose
+ * first call, from prof_start (prof_unwind_start), loads libgcc_s. */
+#define UNWIND_BACKTRACE_MAX 128
+static const bool unwind_native = false;
+#define UNWIND_UC_RIP 0
+#define UNWIND_UC_RSP 0
+#define UNWIND_UC_RBP 0
+#define UNWIND_HERE(pc, sp, bp) ((pc) = (sp) = (bp) = 0)
+#endif
 
 typedef struct unwind_slot {
   uint64_t seq; /* odd while a writer fills the slot */
@@ -193,9 +210,21 @@ static bool unwind_signal_step(unwind_frame_t *f, uintptr_t *ra) {
   return true;
 }
 
+void prof_unwind_start(void) {
+  void *frames[1];
+  if (!unwind_native) backtrace(frames, 1);
+}
+
 noinline int prof_unwind(void **frames, int max) {
+  if (!unwind_native) { /* backtrace()'s frames less its first, here */
+    void *all[UNWIND_BACKTRACE_MAX + 1];
+    int n = backtrace(all, (max < UNWIND_BACKTRACE_MAX ? max : UNWIND_BACKTRACE_MAX) + 1) - 1;
+    if (n <= 0) return 0;
+    memcpy(frames, all + 1, (size_t)n * sizeof(void *));
+    return n;
+  }
   unwind_frame_t f = {.bp_known = true};
-  __asm__ volatile("leaq 0(%%rip), %0\n\tmovq %%rsp, %1\n\tmovq %%rbp, %2" : "=r"(f.pc), "=r"(f.sp), "=r"(f.bp));
+  UNWIND_HERE(f.pc, f.sp, f.bp);
   unwind_slot_t *cache = unwind_cache;
   if (cache == NULL) return 0;
   f.floor = f.sp;
