@@ -23,11 +23,14 @@
  *
  * The stack: prof_unwind (prof_unwind.c), our own walk of the DWARF unwind
  * tables (frame pointers are usually absent) with each call site's rule
- * cached: it allocates nothing and takes no lock, so it runs before
- * prof_lock is taken. A thread inside prof_note is marked (prof_inside),
- * so that an allocation made under it (a signal handler's) is never sampled
- * in turn. The innermost frames are the allocator's own: those within its
- * code (the preload library's executable segment) are left out.
+ * cached: it allocates nothing and takes none of our locks. It runs before
+ * prof_lock is taken, so that the lock is held for the record alone (and
+ * the loader's lock, which a cache miss takes where glibc is older than
+ * 2.35, is never taken under ours). A thread inside prof_note is marked
+ * (prof_inside), so that an allocation made under it (a signal handler's)
+ * is never sampled in turn. The innermost frames are the allocator's own:
+ * those within its code (the preload library's executable segment) are
+ * left out.
  */
 #include "prof.h"
 

@@ -132,8 +132,9 @@ bool prof_unwind_init(void);
 void prof_unwind_start(void);
 /* The return addresses of the calling function's callers, innermost first,
  * at most max of them, into frames; returns how many. frames[0] is in the
- * caller of prof_unwind, as with glibc's backtrace(). Takes no lock and
- * allocates nothing (async-signal-safe). */
+ * caller of prof_unwind, as with glibc's backtrace(). Allocates nothing and
+ * takes no lock of ours; built against glibc 2.35 or later (_dl_find_object),
+ * no lock at all: async-signal-safe. */
 int prof_unwind(void **frames, int max);
 
 /* The rule of the code at pc (a return address less 1, or the exact
