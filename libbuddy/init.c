@@ -43,7 +43,7 @@ startup_code void runtime_init(void) {
   pthread_mutex_unlock(&runtime_init_lock);
   if (first) {
     fork_install_handlers();
-    prof_start(); /* loads the unwinder, which allocates */
+    prof_start(); /* takes the loader's lock: not under ours */
   }
 }
 

@@ -21,17 +21,19 @@
  * and nothing is allocated or locked under it (fork.c takes it last). A
  * table that is full drops the sample and counts it.
  *
- * The stack: glibc's backtrace() (libgcc's unwinder, from the DWARF unwind
- * tables: frame pointers are usually absent), whose first call loads libgcc_s
- * and allocates; prof_start makes that call at start-up, outside any lock.
- * A thread inside prof_note is marked (prof_inside), so that an allocation
- * the unwinder makes is never sampled in turn. The innermost frames are the
- * allocator's own: those within its code (the preload library's executable
- * segment) are left out.
+ * The stack: prof_unwind (prof_unwind.c), our own walk of the DWARF unwind
+ * tables (frame pointers are usually absent) with each call site's rule
+ * cached: it allocates nothing and takes none of our locks. It runs before
+ * prof_lock is taken, so that the lock is held for the record alone (and
+ * the loader's lock, which a cache miss takes where glibc is older than
+ * 2.35, is never taken under ours). A thread inside prof_note is marked
+ * (prof_inside), so that an allocation made under it (a signal handler's)
+ * is never sampled in turn. The innermost frames are the allocator's own:
+ * those within its code (the preload library's executable segment) are
+ * left out.
  */
 #include "prof.h"
 
-#include <execinfo.h>
 #include <link.h>
 #include <string.h>
 
@@ -74,7 +76,7 @@ startup_code void prof_init(void) {
   prof.stacks = prof_map(PROF_STACKS_MAX * sizeof(prof_stack_t));
   prof.index = prof_map(PROF_INDEX_SIZE * sizeof(uint32_t));
   prof.samples = prof_map(PROF_SAMPLES_SIZE * sizeof(prof_sample_t));
-  if (prof.stacks == NULL || prof.index == NULL || prof.samples == NULL) {
+  if (prof.stacks == NULL || prof.index == NULL || prof.samples == NULL || !prof_unwind_init()) {
     base_warning("prof: cannot map the sample tables: no heap profile", (const char *)NULL);
     return;
   }
@@ -100,9 +102,8 @@ static int prof_find_own(struct dl_phdr_info *info, size_t size, void *arg) {
 
 startup_code void prof_start(void) {
   if (!prof.ready) return;
-  void *frames[4];
-  prof_inside = true;
-  backtrace(frames, 4); /* loads libgcc_s, which allocates */
+  prof_inside = true; /* the unwinder's start may allocate */
+  prof_unwind_start();
   dl_iterate_phdr(prof_find_own, NULL);
   prof_inside = false;
 }
@@ -162,7 +163,7 @@ void prof_note(void *p, size_t bytes) {
   if (!prof.ready || prof_inside) return;
   prof_inside = true;
   void *frames[PROF_UNWIND_DEPTH];
-  int n = backtrace(frames, PROF_UNWIND_DEPTH), first = 1; /* frames[0] is here */
+  int n = prof_unwind(frames, PROF_UNWIND_DEPTH), first = 1; /* frames[0] is here */
   while (first < n && (uintptr_t)frames[first] >= prof.own_lo && (uintptr_t)frames[first] < prof.own_hi) first++;
   n -= first;
   if (n > PROF_DEPTH) n = PROF_DEPTH;
