@@ -77,9 +77,29 @@ bool tcache_prof_due(tcache_prof_t *pr, unsigned cls) {
   return false;
 }
 
+/* Tops class cls's home bin up from its zone with at most `want` objects,
+ * within its max; returns how many it took. */
+static size_t tcache_prof_top_up(tcache_t *tc, unsigned cls, unsigned bin, size_t want) {
+  size_t room = (size_t)(tc->bin_limit[bin] - tc->bin_top[bin]);
+  if (want > room) want = room;
+  if (want == 0) return 0;
+  unsigned got = zone_alloc_objects(tc->zone, cls, tc->bin_top[bin], (unsigned)want);
+  tcache_set_top(tc, bin, tc->bin_top[bin] + got);
+  return got;
+}
+
 /* Moves to class cls's stack, from the top of its home bin, the objects that
- * stay below the sample point (at most its slots): with k objects in the
- * stack, the next allocation reaches the point when (k + 1) * size >= left. */
+ * stay below the sample point, at most its slots and half the bin's max:
+ * with k objects in the stack, the next allocation reaches the point when
+ * (k + 1) * size >= left.
+ * Why half the max, and why the bin may be topped up first: with a class
+ * allocated and freed in turn, the frees bring back to the bin as many
+ * objects as the stack hands out, so the stack's length at its first fills
+ * is its length from then on, and the slow path comes once per that many
+ * allocations. A bin holding under half of what the stack may take (a bin's
+ * first refill is small: types.h, TCACHE_FIRST_FILL_BYTES) is topped up from
+ * its zone; and a stack of more than half the max would leave the frees a
+ * full bin, and each round trip would flush. */
 void tcache_prof_fill(tcache_t *tc, unsigned cls) {
   tcache_prof_t *pr = tc->prof;
   int64_t size = (int64_t)size_class_bytes[cls];
@@ -89,6 +109,8 @@ void tcache_prof_fill(tcache_t *tc, unsigned cls) {
   size_t in_bin = (size_t)(tc->bin_top[bin] - (tc->bin_base[cls] + 1));
   size_t n = below <= 0 ? 0 : (size_t)below;
   if (n > TCACHE_PROF_SLOTS - have) n = TCACHE_PROF_SLOTS - have;
+  if (n > tc->bin_max[cls] / 2) n = tc->bin_max[cls] / 2;
+  if (in_bin < n / 2) in_bin += tcache_prof_top_up(tc, cls, bin, n - in_bin);
   if (n > in_bin) n = in_bin;
   if (n == 0) return;
   tcache_set_top(tc, bin, tc->bin_top[bin] - n);

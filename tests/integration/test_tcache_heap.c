@@ -600,6 +600,45 @@ Test(bins, a_smaller_class_in_demand_takes_budget_from_larger_ones_still_in_use)
   zone_verify_all();
 }
 
+/* ---- Sampling stacks (prof=1: tcache_prof.c) ------------------------------ */
+
+enum { PROF_LIVE = 8, PROF_WARM = 20000, PROF_PAIRS = 100000 };
+
+/* A thread whose cache has sampling stacks (options.prof was set before its
+ * first malloc) frees and allocates blocks of one class in turn, as
+ * bench/pair does; returns its slow paths over the last PROF_PAIRS pairs. */
+static void *prof_pairs_main(void *arg) {
+  void *live[PROF_LIVE];
+  for (int i = 0; i < PROF_LIVE; i++) check((live[i] = buddy_malloc(SMALL_SIZE)) != NULL);
+  check(tcache_own != NULL && tcache_own->prof != NULL);
+  uint64_t before = 0;
+  for (int i = 0; i < PROF_WARM + PROF_PAIRS; i++) {
+    if (i == PROF_WARM) before = tcache_own->slow_paths;
+    buddy_free(live[i % PROF_LIVE]);
+    check((live[i % PROF_LIVE] = buddy_malloc(SMALL_SIZE)) != NULL);
+  }
+  *(uint64_t *)arg = tcache_own->slow_paths - before;
+  for (int i = 0; i < PROF_LIVE; i++) buddy_free(live[i]);
+  return NULL;
+}
+
+/* With a class allocated and freed in turn, a sampling stack is refilled
+ * with as many objects as the bin gets back: its first fills must be long
+ * (half the bin's max, the bin topped up from the zone if need be), or the
+ * slow path comes every few allocations for the rest of the run (it came
+ * every 16 of 64 bytes once a bin's first refill became 1 KiB, and each
+ * round trip flushed a full bin). */
+Test(sampling, a_class_allocated_and_freed_in_turn_rarely_takes_the_slow_path) {
+  options.prof = 1;
+  options.prof_sample = (long)1 << 40; /* no sample point is reached */
+  uint64_t slow_paths = 0;
+  pthread_t t;
+  cr_assert_eq(pthread_create(&t, NULL, prof_pairs_main, &slow_paths), 0);
+  pthread_join(t, NULL);
+  options.prof = 0; /* no profile written at exit */
+  cr_assert_leq(slow_paths, PROF_PAIRS / 32, "%llu slow paths in %d pairs", (unsigned long long)slow_paths, PROF_PAIRS);
+}
+
 Test(stats, requests_are_counted_exactly_per_class) {
   unsigned cls = size_class_of(SMALL_SIZE), other = size_class_of(OTHER_SIZE);
   buddy_stats_t before = stats_now();
