@@ -92,7 +92,7 @@ static const option_spec_t option_table[] = {
      "secure mode: canaries after blocks, freed blocks filled, checked and held in a quarantine, random reuse "
      "(implies debug=1)"},
     {"quarantine_kb", &options.quarantine_kb, NULL, NULL, 0, 1048576, NULL, NULL,
-     "secure mode: KiB of freed blocks held back from reuse, oldest first"},
+     "secure mode: KiB of freed blocks held back from reuse, oldest first, per zone"},
     {"reclaim_idle", &options.reclaim_idle, NULL, NULL, 0, 1, NULL, NULL,
      "empty the caches of threads blocked in a system call for a whole purge period"},
     {"prof", &options.prof, NULL, NULL, 0, 1, NULL, NULL,

@@ -30,11 +30,12 @@
  * to 0 as slab.c's fill does (a delete[] of the block after it, which came
  * from new, reads a count of 0 and frees what is then an interior
  * pointer, reported), and waits in the
- * quarantine: a FIFO bounded in bytes (quarantine_kb) and in slots. A block
- * leaving it is checked (a write after free) before it goes back to its slab
- * or its zone; each free also checks one block still waiting (a cursor
- * going round), and the whole quarantine is checked at exit. A second free
- * of a block in the quarantine finds the mark: a double free.
+ * quarantine of the freeing thread's home zone: a FIFO bounded in bytes
+ * (quarantine_kb, each) and in slots. A block leaving it is checked (a
+ * write after free) before it goes back to its slab or its zone; each free
+ * also checks one block still waiting (a cursor going round), and every
+ * quarantine is checked at exit. A second free of a block in a quarantine
+ * finds the mark: a double free.
  *
  * malloc takes SECURE_CHOICE objects from the zone and keeps one chosen at
  * random, giving back the others (they go back filled): the next block is
@@ -42,7 +43,7 @@
  * of each slab is never handed out: it stays filled with FILL_FREED, a
  * guard whose end the underflow check of the next object reads.
  *
- * The quarantine's lock is a leaf (lock.h): blocks leave it with the lock
+ * A quarantine's lock is a leaf (lock.h): blocks leave it with the lock
  * released.
  */
 #include "tcache.h"
@@ -65,12 +66,19 @@ typedef struct secure_entry {
   unsigned cls;     /* its class; 0: a page run */
 } secure_entry_t;
 
-static struct secure_quarantine {
+typedef struct secure_quarantine {
   pthread_mutex_t lock;
   secure_entry_t slot[SECURE_QUARANTINE_SLOTS];
   unsigned first, count, cursor; /* the oldest; how many; the next to check in place */
   size_t bytes;
-} secure_quarantine = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} secure_quarantine_t;
+
+/* A quarantine per zone: a block waits in its freeing thread's home zone's,
+ * so that threads of different zones do not contend for one lock on every
+ * free. Zone 0's is static; the others are mapped at start-up in secure
+ * mode (secure_init), and stay zone 0's if that fails. */
+static secure_quarantine_t secure_quarantine0 = {.lock = PTHREAD_MUTEX_INITIALIZER};
+static secure_quarantine_t *secure_quarantines[ZONES_MAX] = {[0 ... ZONES_MAX - 1] = &secure_quarantine0};
 
 static uint64_t secure_sequence; /* atomic: the random choice's counter */
 
@@ -81,6 +89,23 @@ static uint64_t secure_secret;
 
 void secure_init(void) {
   secure_secret = (uint64_t)os_random_seed() | 1;
+  size_t others = (size_t)options.zones - 1;
+  size_t bytes = (others * sizeof(secure_quarantine_t) + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+  secure_quarantine_t *q = others == 0 ? NULL : os_map_aligned(bytes, PAGE_SIZE);
+  if (q == NULL) return; /* all of them zone 0's */
+  for (size_t i = 0; i < others; i++) {
+    lock_reset(&q[i].lock, NULL);
+    secure_quarantines[i + 1] = &q[i];
+  }
+}
+
+/* Calls f on each quarantine once (zones may share zone 0's). */
+static void secure_each_quarantine(void (*f)(secure_quarantine_t *q)) {
+  for (unsigned i = 0; i < ZONES_MAX; i++) {
+    bool seen = false;
+    for (unsigned j = 0; j < i && !seen; j++) seen = secure_quarantines[j] == secure_quarantines[i];
+    if (!seen) f(secure_quarantines[i]);
+  }
 }
 
 /* ---- Words of a block ---------------------------------------------------- */
@@ -143,7 +168,7 @@ static void secure_guard(void *p, size_t bytes) {
  * first object of a slab is kept out as its guard. */
 static void *secure_take(unsigned cls) {
   void *objs[SECURE_CHOICE];
-  zone_t *z = tcache_home_zone(tcache_get());
+  zone_t *z = tcache_thread_zone();
   for (;;) {
     unsigned got = zone_alloc_objects(z, cls, objs, SECURE_CHOICE), n = 0;
     if (got == 0) return NULL;
@@ -256,8 +281,8 @@ static void secure_fill_freed(void *p, size_t checked, bool small) {
 
 /* ---- The quarantine ------------------------------------------------------ */
 
-static secure_entry_t *secure_slot(unsigned i) {
-  return &secure_quarantine.slot[(secure_quarantine.first + i) % SECURE_QUARANTINE_SLOTS];
+static secure_entry_t *secure_slot(secure_quarantine_t *q, unsigned i) {
+  return &q->slot[(q->first + i) % SECURE_QUARANTINE_SLOTS];
 }
 
 /* A block leaving the quarantine: checked, then back to its slab or zone. */
@@ -288,13 +313,13 @@ static void secure_quarantine_put(secure_entry_t e) {
   secure_entry_t out[SECURE_EVICT_MAX];
   unsigned n = 0;
   size_t bound = (size_t)options.quarantine_kb << 10;
-  struct secure_quarantine *q = &secure_quarantine;
+  secure_quarantine_t *q = secure_quarantines[tcache_home_zone(tcache_get()) - zones];
   lock_take(&q->lock);
-  if (q->count > 0) secure_check_freed(secure_slot(q->cursor++ % q->count));
-  *secure_slot(q->count++) = e;
+  if (q->count > 0) secure_check_freed(secure_slot(q, q->cursor++ % q->count));
+  *secure_slot(q, q->count++) = e;
   q->bytes += e.bytes;
   while (n < SECURE_EVICT_MAX && q->count > 0 && (q->bytes > bound || q->count == SECURE_QUARANTINE_SLOTS)) {
-    out[n++] = *secure_slot(0);
+    out[n++] = *secure_slot(q, 0);
     q->bytes -= out[n - 1].bytes;
     q->first = (q->first + 1) % SECURE_QUARANTINE_SLOTS;
     q->count--;
@@ -439,23 +464,38 @@ void secure_free_run(region_t *r, void *p, secure_kind_t kind) {
       .sealed = sealed, .p = p, .run = head, .bytes = run_bytes, .checked = checked, .region = r, .cls = 0});
 }
 
-/* At exit, every block still in the quarantine is checked. */
-__attribute__((destructor)) startup_code static void secure_check_at_exit(void) {
-  if (!options.secure) return;
-  lock_take(&secure_quarantine.lock);
-  for (unsigned i = 0; i < secure_quarantine.count; i++) secure_check_freed(secure_slot(i));
-  lock_release(&secure_quarantine.lock);
+static void secure_check_quarantine(secure_quarantine_t *q) {
+  lock_take(&q->lock);
+  for (unsigned i = 0; i < q->count; i++) secure_check_freed(secure_slot(q, i));
+  lock_release(&q->lock);
 }
 
-/* fork(): the quarantine's lock is a leaf, taken last, re-made in the child. */
+/* At exit, every block still in a quarantine is checked. */
+__attribute__((destructor)) startup_code static void secure_check_at_exit(void) {
+  if (!options.secure) return;
+  secure_each_quarantine(secure_check_quarantine);
+}
+
+/* fork(): the quarantines' locks are leaves (no two are held at once but
+ * here, in zone order), taken last, re-made in the child. */
+static void secure_lock_quarantine(secure_quarantine_t *q) {
+  lock_take(&q->lock);
+}
+static void secure_unlock_quarantine(secure_quarantine_t *q) {
+  lock_release(&q->lock);
+}
+static void secure_remake_quarantine_lock(secure_quarantine_t *q) {
+  lock_reset(&q->lock, NULL);
+}
+
 void secure_fork_prepare(void) {
-  lock_take(&secure_quarantine.lock);
+  secure_each_quarantine(secure_lock_quarantine);
 }
 
 void secure_fork_parent(void) {
-  lock_release(&secure_quarantine.lock);
+  secure_each_quarantine(secure_unlock_quarantine);
 }
 
 void secure_fork_child(void) {
-  lock_reset(&secure_quarantine.lock, NULL);
+  secure_each_quarantine(secure_remake_quarantine_lock);
 }

@@ -88,6 +88,13 @@ static void *tcache_prof_refill_and_pop(tcache_t *tc, unsigned cls) {
   return p;
 }
 
+zone_t *tcache_thread_zone(void) {
+  tcache_hold();
+  zone_t *z = tcache_home_zone(tcache_enter_own(tcache_get()));
+  tcache_release();
+  return z;
+}
+
 void *tcache_alloc_slow(unsigned cls) {
   tcache_t *tc = tcache_enter_own(tcache_get());
   void *p = tc->prof == NULL ? tcache_refill_and_pop(tc, cls) : tcache_prof_refill_and_pop(tc, cls);

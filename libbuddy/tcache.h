@@ -96,6 +96,11 @@ static inline void tcache_bin_push(tcache_t *tc, size_t bin, void *p) {
 int64_t tcache_prof_draw(uint64_t *state);
 /* Called held (tcache_hold) by the fast paths; they release. */
 void *tcache_alloc_slow(unsigned cls); /* ENOMEM on failure */
+/* The calling thread's home zone, its own cache made first if it has none
+ * (a thread that never took a small block's slow path is on a static cache,
+ * whose zone is zone 0): secure mode, which caches nothing, takes its
+ * blocks from there, so that its threads are spread over the zones. */
+zone_t *tcache_thread_zone(void);
 /* What tcache_alloc_slow returns, with sampling on, for the allocation that
  * reaches its class's sample point (tcache_prof.c): the caller serves and
  * records it. */
