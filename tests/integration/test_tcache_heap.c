@@ -600,6 +600,35 @@ Test(bins, a_smaller_class_in_demand_takes_budget_from_larger_ones_still_in_use)
   zone_verify_all();
 }
 
+/* ---- Secure mode's zones ---------------------------------------------------- */
+
+static void *secure_zone_main(void *arg) {
+  void *p = buddy_malloc(SMALL_SIZE);
+  check(p != NULL);
+  *(unsigned *)arg = pagemap_region_of(p)->zone_index;
+  buddy_free(p);
+  return NULL;
+}
+
+/* Secure mode caches nothing, so its threads never take the slow path that
+ * makes their caches; it makes them itself (tcache_thread_zone), so that
+ * each thread takes its blocks from its own home zone, not all from zone 0
+ * (one lock for every thread's every malloc). */
+Test(secure, threads_take_blocks_from_their_own_zones) {
+  options.secure = 1;
+  options.debug = 1; /* as secure=1 in BUDDY_OPTIONS sets it */
+  options.zones = 3;
+  void *p = buddy_malloc(SMALL_SIZE);
+  cr_assert_not_null(p);
+  cr_assert_eq(pagemap_region_of(p)->zone_index, 0, "the first thread's home zone");
+  unsigned zone = 0;
+  pthread_t t;
+  cr_assert_eq(pthread_create(&t, NULL, secure_zone_main, &zone), 0);
+  pthread_join(t, NULL);
+  cr_assert_neq(zone, 0, "a second thread alive at the same time takes another zone");
+  buddy_free(p);
+}
+
 /* ---- Sampling stacks (prof=1: tcache_prof.c) ------------------------------ */
 
 enum { PROF_LIVE = 8, PROF_WARM = 20000, PROF_PAIRS = 100000 };
