@@ -20,29 +20,33 @@ static void *alloc_fail(void) {
   return NULL;
 }
 
-/* A zone could not map a region (out of address space, RLIMIT_AS): the
- * freed huge blocks waiting in their cache hold address space, which goes
- * back to the OS so that the caller can try once more. False if there was
- * none to give back. (huge.c does the same for a huge block's mapping.) */
+/* A mapping failed (out of address space, RLIMIT_AS): a zone's region for
+ * small and medium blocks, or a huge block's own. The freed huge blocks
+ * waiting in their cache hold address space, which goes back to the OS so
+ * that the caller can try once more. False if there was none to give
+ * back. */
 static bool alloc_unmap_cached_huge(void) {
   if (__atomic_load_n(&huge_cached_bytes, __ATOMIC_RELAXED) == 0) return false;
   huge_trim();
   return true;
 }
 
-/* A medium or huge block of `order` (huge: above BUDDY_MAX_ORDER); a
- * sampled one is flagged, so that its free forgets its sample (prof.c). */
-static void *alloc_block(size_t size, size_t align, unsigned order, bool *fresh, bool sampled) {
+static void *alloc_block_once(size_t size, size_t align, unsigned order, bool *fresh, bool sampled) {
   if (order > BUDDY_MAX_ORDER) {
     void *p = huge_alloc(size, align, fresh);
     if (p != NULL && sampled) pagemap_huge(pagemap_entry(p))->sampled = true;
     return p;
   }
   zone_t *z = tcache_home_zone(tcache_get());
-  for (int tries = 0;; tries++) {
-    void *p = sampled ? zone_alloc_sampled_run(z, order, fresh) : zone_alloc_run(z, order, fresh);
-    if (p != NULL || tries > 0 || !alloc_unmap_cached_huge()) return p;
-  }
+  return sampled ? zone_alloc_sampled_run(z, order, fresh) : zone_alloc_run(z, order, fresh);
+}
+
+/* A medium or huge block of `order` (huge: above BUDDY_MAX_ORDER); a
+ * sampled one is flagged, so that its free forgets its sample (prof.c). */
+static void *alloc_block(size_t size, size_t align, unsigned order, bool *fresh, bool sampled) {
+  void *p = alloc_block_once(size, align, order, fresh, sampled);
+  if (p == NULL && alloc_unmap_cached_huge()) p = alloc_block_once(size, align, order, fresh, sampled);
+  return p;
 }
 
 /* A page run of at least `size` bytes or a huge block, aligned to `align`.

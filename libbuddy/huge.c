@@ -23,8 +23,8 @@
  * fault in about as few pages as allocators that keep all freed pages
  * (docs/benchmarks.md: large-*); purge_delay_ms and malloc_trim still give
  * everything back. A mapping that fails for want of address space
- * (RLIMIT_AS) is tried again once the cache is emptied. A second free of a
- * cached block is a double free.
+ * (RLIMIT_AS) is tried again once the cache is emptied (alloc.c). A second
+ * free of a cached block is a double free.
  *
  * Checks on the way (fill.c): a live block holds FILL_TAIL in the bytes
  * just past the request (huge_arm_tail), checked when it is freed (a write
@@ -404,13 +404,7 @@ static void *huge_alloc_block(size_t size, size_t align, bool *zeroed) {
     }
   }
   *zeroed = true;
-  void *p = huge_map_new(length, align);
-  /* Out of address space: the cached blocks hold some (RLIMIT_AS). */
-  if (p == NULL && __atomic_load_n(&huge_cached_bytes, __ATOMIC_RELAXED) != 0) {
-    huge_cache_expire(true);
-    p = huge_map_new(length, align);
-  }
-  return p;
+  return huge_map_new(length, align);
 }
 
 void *huge_alloc(size_t size, size_t align, bool *zeroed) {
