@@ -70,9 +70,7 @@ static void *tcache_refill_and_pop(tcache_t *tc, unsigned cls) {
   if (tc->bin_top[bin][-1] == NULL) {
     uint32_t count = tcache_refill_count(tc, cls);
     if (count == 0) return tcache_alloc_uncached(tc->zone, cls);
-    unsigned got = zone_alloc_objects(tc->zone, cls, tc->bin_top[bin], count);
-    if (got == 0) return NULL;
-    tcache_set_top(tc, bin, tc->bin_top[bin] + got);
+    if (tcache_bin_take_from_zone(tc, bin, cls, count) == 0) return NULL;
   }
   return tcache_pop(tc, bin);
 }

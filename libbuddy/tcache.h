@@ -58,6 +58,13 @@ static inline bool tcache_zone_is_home(const tcache_t *tc, unsigned zone_index) 
 static inline void tcache_set_top(tcache_t *tc, unsigned bin, void **top) {
   __atomic_store_n(&tc->bin_top[bin], top, __ATOMIC_RELAXED);
 }
+/* Pushes up to n objects of class cls from tc's zone on tc's home bin `bin`,
+ * which has room for them; returns how many (0: out of memory). */
+static inline unsigned tcache_bin_take_from_zone(tcache_t *tc, unsigned bin, unsigned cls, unsigned n) {
+  unsigned got = zone_alloc_objects(tc->zone, cls, tc->bin_top[bin], n);
+  tcache_set_top(tc, bin, tc->bin_top[bin] + got);
+  return got;
+}
 /* Objects in the home bin of class cls of tc. The owner may be moving the
  * top or resizing the bin while another thread reads (statistics, the idle
  * sweep): such a reader may see a count off by the change, never one below

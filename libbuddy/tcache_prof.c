@@ -82,10 +82,7 @@ bool tcache_prof_due(tcache_prof_t *pr, unsigned cls) {
 static size_t tcache_prof_top_up(tcache_t *tc, unsigned cls, unsigned bin, size_t want) {
   size_t room = (size_t)(tc->bin_limit[bin] - tc->bin_top[bin]);
   if (want > room) want = room;
-  if (want == 0) return 0;
-  unsigned got = zone_alloc_objects(tc->zone, cls, tc->bin_top[bin], (unsigned)want);
-  tcache_set_top(tc, bin, tc->bin_top[bin] + got);
-  return got;
+  return want == 0 ? 0 : tcache_bin_take_from_zone(tc, bin, cls, (unsigned)want);
 }
 
 /* Moves to class cls's stack, from the top of its home bin, the objects that
