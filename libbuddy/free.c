@@ -92,7 +92,7 @@ static noinline void free_sized_large(void *p, size_t size, secure_kind_t kind) 
 void free_sized_as(void *p, size_t size, secure_kind_t kind) {
   size_t bin;
   if (unlikely(!small_map_object(p, &bin))) return free_sized_large(p, size, kind);
-  unsigned cls = (unsigned)(bin % SIZE_CLASS_COUNT);
+  unsigned cls = small_map_bin_class(bin);
   if (unlikely(size > SMALL_SIZE_MAX || size_class_of(size) != cls)) free_sized_wrong(p, size, size_class_bytes[cls]);
   free_fast_as(p, kind);
 }

@@ -118,6 +118,10 @@ static inline bool small_map_covers(uintptr_t p) {
 static inline unsigned small_map_bin_number(unsigned zone_index, unsigned cls) {
   return zone_index * SIZE_CLASS_COUNT + cls;
 }
+/* The class of bin number `bin` (small_map_bin_number's inverse). */
+static inline unsigned small_map_bin_class(size_t bin) {
+  return (unsigned)(bin % SIZE_CLASS_COUNT);
+}
 /* True if p starts an object of the slab the map says p lies in; *bin is its
  * bin number. The root entry, the byte, a multiply and a
  * compare (sizeclass.c). */

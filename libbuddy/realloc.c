@@ -93,7 +93,7 @@ void *buddy_realloc(void *p, size_t size) {
   if (p == NULL) return buddy_malloc(size);
   size_t bin;
   if (likely(size - 1 < SMALL_SIZE_MAX) && small_map_object(p, &bin) && !options.secure &&
-      size_class_of(size) == bin % SIZE_CLASS_COUNT && !free_key_matches(((void **)p)[1]))
+      size_class_of(size) == small_map_bin_class(bin) && !free_key_matches(((void **)p)[1]))
     return p;
   return realloc_checked(p, size);
 }

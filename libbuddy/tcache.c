@@ -193,7 +193,7 @@ static noinline void tcache_free_other(void *p, unsigned cls, unsigned zone_inde
  * Entered held; releases. */
 void tcache_free_slow(void *p, size_t bin) {
   tcache_t *tc = tcache_get();
-  unsigned zone_index = bin / SIZE_CLASS_COUNT, cls = bin % SIZE_CLASS_COUNT;
+  unsigned zone_index = bin / SIZE_CLASS_COUNT, cls = small_map_bin_class(bin);
   if (likely(!free_key_matches(((void **)p)[1]) && tc->state == TCACHE_LIVE && !tcache_zone_is_home(tc, zone_index) &&
              !options.debug)) {
     tcache_remote_push(tc, &tc->remote[zone_index], p, cls);
