@@ -488,8 +488,9 @@ void huge_fault(void *addr) {
 /* Secure mode, at exit: the cached blocks' fill is checked (a write after
  * free that no reuse met). */
 __attribute__((destructor)) startup_code static void huge_check_at_exit(void) {
-  if (!options.secure) return;
-  lock_take(&huge_cache.lock);
+  /* A trylock, as secure.c's check at exit: the lock may be held for good
+   * in a child forked by a signal handler (fork.c). */
+  if (!options.secure || !lock_try(&huge_cache.lock)) return;
   for (int i = 0; i < HUGE_CACHE_SLOTS; i++)
     if (huge_cache.slot[i] != NULL) huge_check_freed(huge_cache.slot[i]);
   lock_release(&huge_cache.lock);

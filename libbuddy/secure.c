@@ -464,8 +464,11 @@ void secure_free_run(region_t *r, void *p, secure_kind_t kind) {
       .sealed = sealed, .p = p, .run = head, .bytes = run_bytes, .checked = checked, .region = r, .cls = 0});
 }
 
+/* A trylock: at exit the lock may be held for good, by a frame a signal
+ * handler interrupted before it forked this process (fork.c); the check is
+ * then skipped rather than the exit hung. */
 static void secure_check_quarantine(secure_quarantine_t *q) {
-  lock_take(&q->lock);
+  if (!lock_try(&q->lock)) return;
   for (unsigned i = 0; i < q->count; i++) secure_check_freed(secure_slot(q, i));
   lock_release(&q->lock);
 }
