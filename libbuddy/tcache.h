@@ -73,7 +73,7 @@ static inline unsigned tcache_bin_take_from_zone(tcache_t *tc, unsigned bin, uns
 static inline uint32_t tcache_bin_count(const tcache_t *tc, unsigned cls) {
   uint32_t max = __atomic_load_n(&tc->bin_max[cls], __ATOMIC_RELAXED);
   uintptr_t top = (uintptr_t)__atomic_load_n(&tc->bin_top[tcache_home_bin(tc, cls)], __ATOMIC_RELAXED);
-  uintptr_t bottom = (uintptr_t)(tc->bin_base[cls] + 1);
+  uintptr_t bottom = (uintptr_t)(__atomic_load_n(&tc->bin_base[cls], __ATOMIC_RELAXED) + 1);
   if (max == 0 || top <= bottom) return 0;
   size_t n = (top - bottom) / sizeof(void *);
   return n < max ? (uint32_t)n : max;
@@ -207,8 +207,13 @@ void tcache_flush_all(tcache_t *tc);
 size_t tcache_cached_bytes(const tcache_t *tc);
 
 /* tcache_size.c */
-/* The slots of a bin of class cls above its NULL (its largest ceiling). */
+/* The slots (words) the remote batches take among a cache's slots. */
+#define TCACHE_REMOTE_SLOTS ((ZONES_MAX * sizeof(tcache_remote_t) + sizeof(void *) - 1) / sizeof(void *))
+_Static_assert(_Alignof(tcache_remote_t) <= _Alignof(void *), "a batch may follow a slot");
+/* The slots of a bin's full stack of class cls above its NULL (its largest
+ * ceiling), and of its nursery (its largest start). */
 size_t tcache_bin_slots(unsigned cls);
+size_t tcache_bin_nursery_slots(unsigned cls);
 uint32_t tcache_bin_grow_slow(tcache_t *tc, unsigned cls);
 /* The class is in demand (its bin ran empty, or its first slow path): its
  * bin starts, or doubles, within its ceiling and the budget (tcache_size.c).

@@ -10,24 +10,47 @@
  */
 #include "tcache.h"
 
-/* The slots of a bin of class cls above its NULL: its ceiling with the
- * largest tcache_max, so that no option makes a bin outgrow them. */
+#include <string.h>
+
+/* The slots of a bin's full stack of class cls above its NULL: its ceiling
+ * with the largest tcache_max, so that no option makes a bin outgrow them. */
 size_t tcache_bin_slots(unsigned cls) {
   return cls == 0 ? 0 : tcache_objects_in(cls, TCACHE_BIN_CEILING_BYTES, TCACHE_BIN_MAX);
 }
 
+/* The slots of class cls's nursery above its NULL: its start with the
+ * largest tcache_max (tcache_bin_start), so that a bin moves to its full
+ * stack only when it grows past its start. */
+size_t tcache_bin_nursery_slots(unsigned cls) {
+  return cls == 0 ? 0 : tcache_objects_in(cls, TCACHE_BIN_START_BYTES, TCACHE_BIN_START_MAX);
+}
+
 size_t tcache_size(void) {
   size_t slots = 0;
-  for (unsigned c = 0; c < SIZE_CLASS_COUNT; c++) slots += 1 + tcache_bin_slots(c);
+  for (unsigned c = 0; c < SIZE_CLASS_COUNT; c++) slots += 2 + tcache_bin_nursery_slots(c) + tcache_bin_slots(c);
+  slots += TCACHE_REMOTE_SLOTS;
   /* With sampling on, the sampling stacks follow the slots (tcache_prof.c). */
   return sizeof(tcache_t) + slots * sizeof(void *) + (options_sampling() ? sizeof(tcache_prof_t) : 0);
 }
 
-/* Sets the max of tc's home bin of class cls, flushing the objects past it;
- * keeps the limit and the budget's sum. */
+/* A bin outgrows its nursery: its `count` objects move to its full stack,
+ * which it keeps from then on (a thread's demand for a class comes back). */
+static void tcache_bin_move_to_stack(tcache_t *tc, unsigned cls, uint32_t count) {
+  void **stack = tc->bin_stack[cls];
+  stack[0] = NULL;
+  memcpy(stack + 1, tc->bin_base[cls] + 1, count * sizeof(void *));
+  __atomic_store_n(&tc->bin_base[cls], stack, __ATOMIC_RELAXED);
+  tcache_set_top(tc, tcache_home_bin(tc, cls), stack + 1 + count);
+}
+
+/* Sets the max of tc's home bin of class cls, flushing the objects past it
+ * and moving the bin to its full stack if its nursery is too small; keeps
+ * the limit and the budget's sum. */
 static void tcache_bin_resize(tcache_t *tc, unsigned cls, uint32_t max) {
   uint32_t old = tc->bin_max[cls], count = tcache_bin_count(tc, cls);
-  if (count > max) tcache_flush_bin(tc, cls, count - max, false);
+  if (count > max) tcache_flush_bin(tc, cls, count - max, false), count = max;
+  if (max > tcache_bin_nursery_slots(cls) && tc->bin_base[cls] != tc->bin_stack[cls])
+    tcache_bin_move_to_stack(tc, cls, count);
   tc->bin_limit[tcache_home_bin(tc, cls)] = tc->bin_base[cls] + 1 + max;
   tc->budget_used = tc->budget_used - (size_t)old * size_class_bytes[cls] + (size_t)max * size_class_bytes[cls];
   __atomic_store_n(&tc->bin_max[cls], max, __ATOMIC_RELAXED);

@@ -17,6 +17,7 @@
 #include "tcache.h"
 
 #include <errno.h>
+#include <string.h>
 
 /* The static caches: zero-initialised (.bss), so that a process pays no
  * page for them until it uses one. Their bins' tops and limits are all NULL,
@@ -38,11 +39,11 @@ __thread tcache_tls_t tcache_tls
     __attribute__((tls_model("initial-exec"))) = {.home = (void ***)tcache_static_tops, .current = &tcache_empty};
 __thread tcache_t *tcache_own __attribute__((tls_model("initial-exec")));
 
-pthread_mutex_t tcache_registry_lock = PTHREAD_MUTEX_INITIALIZER;
-tcache_t *tcache_registry, *tcache_orphans;
+pthread_mutex_t tcache_registry_lock startup_state = PTHREAD_MUTEX_INITIALIZER;
+tcache_t *tcache_registry startup_state, *tcache_orphans startup_state;
 uint64_t tcache_requests_retired[SIZE_CLASS_COUNT];
 
-static pthread_key_t tcache_thread_key;
+static pthread_key_t tcache_thread_key startup_state;
 
 /* Makes tc the calling thread's cache (or the one of the thread whose TLS
  * block `tls` is, under tcache_registry_lock: see the header). */
@@ -149,6 +150,7 @@ startup_code void tcache_init(void) {
   pthread_key_create(&tcache_thread_key, tcache_thread_exit);
 }
 
+/* Every bin empty, with max 0, in its nursery (types.h: tcache_t). */
 void **tcache_lay_out_bins(tcache_t *tc, bool zeroed) {
   void **slot = tc->slots;
   for (unsigned c = 0; c < SIZE_CLASS_COUNT; c++) {
@@ -156,6 +158,13 @@ void **tcache_lay_out_bins(tcache_t *tc, bool zeroed) {
     tc->bin_base[c] = slot;
     if (!zeroed) slot[0] = NULL;
     tc->bin_top[bin] = tc->bin_limit[bin] = slot + 1;
+    slot += 1 + tcache_bin_nursery_slots(c);
+  }
+  tc->remote = (tcache_remote_t *)(void *)slot;
+  if (!zeroed) memset(tc->remote, 0, ZONES_MAX * sizeof(tcache_remote_t));
+  slot += TCACHE_REMOTE_SLOTS;
+  for (unsigned c = 0; c < SIZE_CLASS_COUNT; c++) {
+    tc->bin_stack[c] = slot;
     slot += 1 + tcache_bin_slots(c);
   }
   return slot;

@@ -385,8 +385,9 @@ typedef struct buddy_options {
  * count the objects it handed out (one add on malloc's fast path); its count
  * of objects is top - slot 0 - 1. Invariant: slot 0 < top <= limit = slot 0
  * + 1 + max, max <= the bin's ceiling <= TCACHE_BIN_MAX, and the bin's slots
- * hold its ceiling. Other threads read the tops (statistics, the idle
- * sweep), so every write of a top is a store of the whole word. */
+ * hold its max (its nursery its start, its full stack its ceiling: tcache_t).
+ * Other threads read the tops and slot 0s (statistics, the idle sweep), so
+ * every write of either is a store of the whole word. */
 
 /* Objects freed by this thread that belong to one other zone, with their
  * classes (FREE_KEY in each one's second word): not reused while the batch
@@ -429,7 +430,8 @@ typedef struct tcache {
   void **bin_limit[TCACHE_BINS];      /* the top when full; == top: no room */
   uint64_t bin_requests[TCACHE_BINS]; /* objects handed out (home bins) */
   unsigned home_bins;                 /* number of the home zone's bin of class 0 */
-  tcache_remote_t remote[ZONES_MAX];  /* frees bound for other zones, by zone index */
+  tcache_remote_t *remote;            /* ZONES_MAX batches of frees bound for other zones, by zone
+                                       * index, after the nurseries (NULL in the static caches) */
   zone_t *zone;                       /* home zone: refills come from here (NULL: static) */
   uint32_t state;                     /* tcache_state_t */
   unsigned *owner_busy;               /* the owner's tcache_tls.busy */
@@ -453,9 +455,19 @@ typedef struct tcache {
   bool idle_seen;
   uint64_t idle_run_ns, idle_slow_paths;
   struct tcache_prof *prof; /* malloc's sampling stacks (prof=1; else NULL) */
-  /* Each home bin's slot 0 (NULL), its stack above it; then the stacks,
-   * one per class, each its class's ceiling long (tcache.c). */
+  /* Each home bin's slot 0 (NULL), its stack above it: in the class's
+   * nursery while its max fits there, in its full stack once it outgrew
+   * it (tcache_size.c: tcache_bin_resize moves it, never back). The slots
+   * hold the nurseries, class after class, each its class's largest start
+   * long (tcache_bin_nursery_slots), then the full stacks, each its
+   * class's ceiling long (tcache_bin_slots): so a thread that uses a few
+   * objects of many classes touches a few pages of slots, not a page per
+   * class. Invariant: bin_base[c] is bin_nursery(c) or bin_stack[c], and
+   * the bin's limit lies within the slots it points at. The remote batches
+   * lie between the nurseries and the full stacks, out of the way of a
+   * thread that frees no other zone's blocks. */
   void **bin_base[SIZE_CLASS_COUNT];
+  void **bin_stack[SIZE_CLASS_COUNT];
   void *slots[];
 } tcache_t;
 

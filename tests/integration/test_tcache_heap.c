@@ -445,10 +445,16 @@ static size_t check_own_budget(void) {
     unsigned bin = tcache_home_bin(tc, c);
     check(tc->bin_limit[bin] == tc->bin_base[c] + 1 + tc->bin_max[c] && tc->bin_max[c] <= bin_ceiling(c));
     /* The stack: a NULL below it, its top at most its limit, within its
-     * slots (which end where the next class's NULL is). */
+     * slots: its nursery's (which end where the next class's nursery
+     * begins) or its full stack's (which end where the next class's full
+     * stack begins). */
     check(tc->bin_base[c][0] == NULL && tc->bin_top[bin] > tc->bin_base[c] && tc->bin_top[bin] <= tc->bin_limit[bin]);
     check((size_t)(tc->bin_top[bin] - tc->bin_base[c] - 1) == tcache_bin_count(tc, c));
-    if (c + 1 < SIZE_CLASS_COUNT) check(tc->bin_base[c] + 1 + bin_ceiling(c) <= tc->bin_base[c + 1]);
+    if (tc->bin_base[c] == tc->bin_stack[c]) {
+      if (c + 1 < SIZE_CLASS_COUNT) check(tc->bin_stack[c] + 1 + bin_ceiling(c) <= tc->bin_stack[c + 1]);
+    } else {
+      check(tc->bin_max[c] <= tcache_bin_nursery_slots(c) && tc->bin_base[c] < tc->bin_stack[1]);
+    }
     sum += (size_t)tc->bin_max[c] * size_class_bytes[c];
     cached += (size_t)tcache_bin_count(tc, c) * size_class_bytes[c];
   }

@@ -144,19 +144,79 @@ Test(sizes, the_starts_fit_the_budget) {
   cr_assert_leq(starts, TCACHE_BYTES_MAX, "the starts need %zu KiB", starts >> 10);
 }
 
-/* A cache's size is its header and, per class, a NULL and room for the
- * largest ceiling any tcache_max allows. */
+/* A cache's size is its header, the remote batches and, per class, a
+ * nursery (a NULL and room for the largest start any tcache_max allows) and
+ * a full stack (a NULL and room for the largest ceiling). */
 Test(sizes, a_caches_size_holds_every_bins_slots) {
   size_t slots = 0;
   cr_assert_eq(tcache_bin_slots(0), 0);
+  cr_assert_eq(tcache_bin_nursery_slots(0), 0);
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
-    size_t n = TCACHE_BIN_CEILING_BYTES / size_class_bytes[c];
+    size_t n = TCACHE_BIN_CEILING_BYTES / size_class_bytes[c], start = TCACHE_BIN_START_BYTES / size_class_bytes[c];
     cr_assert_eq(tcache_bin_slots(c), n < 1 ? 1 : n > TCACHE_BIN_MAX ? TCACHE_BIN_MAX : n, "class %u", c);
-    slots += 1 + tcache_bin_slots(c);
+    cr_assert_eq(tcache_bin_nursery_slots(c),
+                 start < 1                      ? 1
+                 : start > TCACHE_BIN_START_MAX ? TCACHE_BIN_START_MAX
+                                                : start,
+                 "class %u", c);
+    cr_assert_geq(tcache_bin_nursery_slots(c), tcache_bin_start(c), "class %u: a bin starts in its nursery", c);
+    slots += 2 + tcache_bin_nursery_slots(c) + tcache_bin_slots(c);
   }
-  cr_assert_eq(tcache_size(), sizeof(tcache_t) + (1 + slots) * sizeof(void *));
+  size_t remote_slots = (ZONES_MAX * sizeof(tcache_remote_t) + sizeof(void *) - 1) / sizeof(void *);
+  cr_assert_eq(tcache_size(), sizeof(tcache_t) + (2 + slots + remote_slots) * sizeof(void *));
   options.tcache_max = 8;
   cr_assert_eq(tcache_bin_slots(1), TCACHE_BIN_MAX, "slots do not follow the option");
+  cr_assert_eq(tcache_bin_nursery_slots(1), TCACHE_BIN_START_MAX, "nor do nurseries");
+}
+
+/* Laid out, the nurseries come first, class after class, then the remote
+ * batches, then the full stacks: no two overlap, and all fit the cache. A
+ * thread that uses a little of many classes touches the nurseries' few
+ * pages (with the 16-byte classes' 128 slots each, they hold under 12 KiB). */
+Test(sizes, the_nurseries_come_first_then_the_batches_then_the_full_stacks) {
+  tcache_t *tc = cache_build(0);
+  void **end = (void **)(void *)((char *)tc + tcache_size());
+  void **next = tc->slots;
+  for (unsigned c = 0; c < SIZE_CLASS_COUNT; c++) {
+    cr_assert_eq(tc->bin_base[c], next, "class %u's nursery follows the one before", c);
+    next += 1 + tcache_bin_nursery_slots(c);
+  }
+  cr_assert_leq((char *)next - (char *)tc->slots, 12 * 1024, "the nurseries take %td bytes",
+                (char *)next - (char *)tc->slots);
+  cr_assert_eq((void *)tc->remote, (void *)next);
+  next = (void **)(void *)(tc->remote + ZONES_MAX);
+  for (unsigned c = 0; c < SIZE_CLASS_COUNT; c++) {
+    cr_assert_geq(tc->bin_stack[c], next, "class %u's stack overlaps what comes before", c);
+    next = tc->bin_stack[c] + 1 + tcache_bin_slots(c);
+  }
+  cr_assert_leq(next, end, "the slots fit tcache_size()");
+  free(tc);
+}
+
+/* A bin stays in its nursery up to its start; growing past it, it moves to
+ * its full stack with its objects, oldest at the bottom, and stays there
+ * when it shrinks again. */
+Test(sizes, a_bin_outgrowing_its_nursery_moves_to_its_stack_with_its_objects) {
+  tcache_t *tc = cache_build(0);
+  unsigned cls = SIZE_CLASS_FOR_64, bin = tcache_home_bin(tc, cls);
+  void **nursery = tc->bin_base[cls];
+  uint32_t start = tcache_bin_grow(tc, cls);
+  cr_assert_eq(start, tcache_bin_nursery_slots(cls), "64-byte bins start at their nursery's size");
+  void *objs[128];
+  cr_assert_leq(start, 128);
+  bin_fill(tc, cls, objs, start, 0);
+  cr_assert_eq(tc->bin_base[cls], nursery, "full, still in the nursery");
+  cr_assert_eq(bin_room(tc, cls), 0);
+  cr_assert_eq(tcache_bin_grow(tc, cls), 2 * start);
+  cr_assert_eq(tc->bin_base[cls], tc->bin_stack[cls], "moved to its full stack");
+  cr_assert_null(tc->bin_base[cls][0]);
+  cr_assert_eq(bin_count(tc, cls), start, "with every object");
+  for (uint32_t i = 0; i < start; i++) cr_assert_eq(tc->bin_base[cls][1 + i], objs[i], "object %u in its place", i);
+  cr_assert_eq(bin_room(tc, cls), start, "room for as many more");
+  check_budget(tc);
+  tcache_flush_bin(tc, cls, start, false);
+  cr_assert_eq(tc->bin_top[bin], tc->bin_base[cls] + 1, "flushed");
+  free(tc);
 }
 
 Test(sizes, a_built_cache_has_every_bin_empty_and_closed) {
