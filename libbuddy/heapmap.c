@@ -19,7 +19,7 @@
 #define HEAPMAP_CODE_FREE 0
 #define HEAPMAP_CODE_RUN SIZE_CLASS_COUNT
 
-static const char *heapmap_path;
+static const char *heapmap_path startup_state;
 
 startup_code void heapmap_init(void) {
   static const char name[] startup_data = "BUDDY_HEAPMAP";

@@ -10,8 +10,8 @@
  */
 #include "runtime.h"
 
-bool runtime_ready;
-static pthread_mutex_t runtime_init_lock = PTHREAD_MUTEX_INITIALIZER;
+bool runtime_ready startup_state;
+static pthread_mutex_t runtime_init_lock startup_state = PTHREAD_MUTEX_INITIALIZER;
 
 /* Secure mode's SIGSEGV handler: a fault in a huge block's guard page or in
  * a sealed block (huge.c, secure.c) is reported; anything else goes on to
@@ -32,6 +32,7 @@ startup_code void runtime_init(void) {
     stats_init();
     snapshot_init();
     tcache_init();
+    maintain_init();
     /* Secure mode: its secret, and faults in guard pages and sealed blocks
      * are reported. */
     if (options.secure) secure_init();

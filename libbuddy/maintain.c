@@ -21,20 +21,33 @@
 #define MAINTAIN_PERIOD_MIN_MS 100
 
 __thread unsigned maintain_slow_paths __attribute__((tls_model("initial-exec")));
-bool maintain_thread_running;
+bool maintain_thread_running startup_state;
 /* The background thread could not be started (out of threads or of address
  * space for its stack): maintain_thread_running stays set until the next
  * period, so that the slow paths in between do not each try again. */
-static bool maintain_thread_failed;
-uint64_t maintain_thread_failures;
-static uint64_t maintain_next_ns;
+static bool maintain_thread_failed startup_state;
+uint64_t maintain_thread_failures startup_state;
+/* When the next period is due: the first MAINTAIN_PERIOD_MIN_MS after
+ * start-up (maintain_init; the shortest period, whatever the purge delay
+ * is set to later), since nothing the periodic work does can be due
+ * sooner, and so a process that ends sooner never runs that code (nor maps
+ * its pages: preload/meson.build); at once in a fork child. */
+static uint64_t maintain_next_ns startup_state;
+
+static uint64_t maintain_period_ns(void) {
+  long period_ms = options.purge_delay_ms > MAINTAIN_PERIOD_MIN_MS ? options.purge_delay_ms : MAINTAIN_PERIOD_MIN_MS;
+  return (uint64_t)period_ms * 1000000u;
+}
+
+startup_code void maintain_init(void) {
+  __atomic_store_n(&maintain_next_ns, os_now_ns() + (uint64_t)MAINTAIN_PERIOD_MIN_MS * 1000000u, __ATOMIC_RELAXED);
+}
 
 void maintain_tick(void) {
   uint64_t now = os_now_ns(), due = __atomic_load_n(&maintain_next_ns, __ATOMIC_RELAXED);
   if (now < due) return;
-  long period_ms = options.purge_delay_ms > MAINTAIN_PERIOD_MIN_MS ? options.purge_delay_ms : MAINTAIN_PERIOD_MIN_MS;
-  if (!__atomic_compare_exchange_n(&maintain_next_ns, &due, now + (uint64_t)period_ms * 1000000u, false,
-                                   __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+  if (!__atomic_compare_exchange_n(&maintain_next_ns, &due, now + maintain_period_ns(), false, __ATOMIC_RELAXED,
+                                   __ATOMIC_RELAXED))
     return;
   if (__atomic_exchange_n(&maintain_thread_failed, false, __ATOMIC_ACQ_REL))
     __atomic_store_n(&maintain_thread_running, false, __ATOMIC_RELEASE); /* the next slow path tries again */

@@ -33,11 +33,11 @@
 
 void *pagemap_empty_leaf[PAGEMAP_LEAF_ENTRIES];
 uintptr_t pagemap_root[(size_t)1 << PAGEMAP_ROOT_BITS];
-static pthread_mutex_t pagemap_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t pagemap_lock startup_state = PTHREAD_MUTEX_INITIALIZER;
 
 small_map_t small_map __attribute__((aligned(PAGE_SIZE)));
 _Static_assert(offsetof(small_map_t, empty_leaf) % PAGE_SIZE == 0, "the empty leaf is whole pages");
-static bool small_map_ready; /* under pagemap_lock: info filled, read-only parts protected */
+static bool small_map_ready startup_state; /* under pagemap_lock: info filled, read-only parts protected */
 
 /* The leaf for region number `slot`, mapped if absent; NULL if out of memory. */
 static void **pagemap_leaf_locked(uintptr_t slot) {

@@ -10,7 +10,7 @@
  */
 #include "zone.h"
 
-uint64_t zone_run_requests;
+uint64_t zone_run_requests startup_state;
 
 /* The bytes of a run of the program's (not PAGE_META) count as handed out. */
 static long zone_run_bytes(unsigned order) {

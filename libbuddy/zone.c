@@ -19,7 +19,7 @@
  * process nothing until it uses them. */
 zone_t zones[ZONES_MAX];
 
-static unsigned zone_next_thread;
+static unsigned zone_next_thread startup_state;
 
 /* ---- Locking ------------------------------------------------------------- */
 
