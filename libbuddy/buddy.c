@@ -168,6 +168,17 @@ region_t *buddy_heap_free(buddy_heap_t *h, page_desc_t *d) {
   return r->free_pages == BUDDY_REGION_PAGES ? r : NULL;
 }
 
+page_desc_t *buddy_heap_split(page_desc_t *d) {
+  assert_internal(d->kind == PAGE_USED && d->order > 0);
+  unsigned k = d->order - 1u;
+  page_desc_t *upper = d + ((size_t)1 << k);
+  d->order = (uint8_t)k;
+  upper->kind = PAGE_USED;
+  upper->order = (uint8_t)k;
+  upper->flags = 0;
+  return upper;
+}
+
 /* ---- Resizing in place --------------------------------------------------- */
 
 bool buddy_heap_grow(buddy_heap_t *h, page_desc_t *d, unsigned order) {

@@ -63,6 +63,10 @@ page_desc_t *buddy_heap_alloc(buddy_heap_t *h, unsigned order, bool *zeroed);
 /* Frees the block headed by `d`; coalesces. Returns the region if it became
  * wholly free (the caller may release it), else NULL. */
 region_t *buddy_heap_free(buddy_heap_t *h, page_desc_t *d);
+/* Splits the used block d (order >= 1) into its two halves, both used, d
+ * the lower one; returns the upper one's head. Each is freed on its own,
+ * and they merge again when both are. */
+page_desc_t *buddy_heap_split(page_desc_t *d);
 /* Grows the block headed by `d` in place to `order` if the blocks above it are
  * free; returns false (nothing changed) otherwise. */
 bool buddy_heap_grow(buddy_heap_t *h, page_desc_t *d, unsigned order);

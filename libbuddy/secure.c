@@ -41,7 +41,10 @@
  * random, giving back the others (they go back filled): the next block is
  * not predictable from the last one freed or handed out. The first object
  * of each slab is never handed out: it stays filled with FILL_FREED, a
- * guard whose end the underflow check of the next object reads.
+ * guard whose end the underflow check of the next object reads. And each
+ * slab has a guard page just past its end (zone.c: PAGE_GUARD), so a read
+ * or write that runs off its last block faults at once and is reported
+ * here (secure_fault), and no two slabs touch.
  *
  * A quarantine's lock is a leaf (lock.h): blocks leave it with the lock
  * released.
@@ -418,6 +421,11 @@ void secure_fault(void *addr) {
   if (d != NULL && (d->flags & PAGE_SEALED))
     error_fatal_block("use after free: a freed medium block was read or written (it is sealed in the quarantine)", addr,
                       PAGE_SIZE << d->order, 0);
+  /* A guard page: the slab just before it (zone.c) was run off its end. */
+  const page_desc_t *slab = d != NULL && (d->flags & PAGE_GUARD) ? page_desc_of(r, page - PAGE_SIZE) : NULL;
+  if (slab != NULL && slab->kind == PAGE_SLAB)
+    error_fatal_block("heap overflow: a read or write past the end of a slab's last small block (its guard page)", addr,
+                      size_class_bytes[page_class_of_desc(slab)], 0);
 }
 
 /* A run waiting in the quarantine, its pages inaccessible (PAGE_SEALED):

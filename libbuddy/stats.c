@@ -25,6 +25,8 @@ static void stats_add_region(buddy_stats_t *s, const region_t *r) {
       s->class_live[cls] += d->slab_used;
       s->bytes_in_slabs += PAGE_SIZE << d->order;
       s->bytes_small_live += (size_t)d->slab_used * size_class_bytes[cls];
+    } else if (d->kind == PAGE_RUN && (d->flags & PAGE_GUARD)) {
+      /* secure mode's guard page: never resident */
     } else if (d->kind == PAGE_RUN && (d->flags & PAGE_META)) {
       s->bytes_meta_runs += PAGE_SIZE << d->order; /* resident at most */
     } else if (d->kind == PAGE_RUN) {

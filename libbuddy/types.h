@@ -174,6 +174,8 @@ enum page_flags {
   PAGE_META = 2,    /* head of a page run of the allocator's own (a thread's cache) */
   PAGE_SAMPLED = 4, /* head of a page run whose allocation was sampled (prof=1) */
   PAGE_SEALED = 8,  /* head of a page run in secure mode's quarantine, its pages inaccessible */
+  PAGE_GUARD = 16,  /* head of secure mode's guard page just past a slab (a PAGE_META run of
+                     * order 0, inaccessible: zone.c), freed with its slab */
 };
 
 /* One per page of a region, outside the pages.

@@ -116,10 +116,45 @@ size_t zone_release_free_regions_locked(zone_t *z, size_t keep) {
 
 /* ---- Slabs --------------------------------------------------------------- */
 
-/* Gives an empty slab's block back to the buddy core. */
+/* Secure mode (secure.c): a slab's block of `order` and, just past it, a
+ * guard page, inaccessible, so that a read or write running off the slab's
+ * last block faults at once (secure_fault reports it) and two slabs never
+ * touch. The pair is taken as one block of order + 1, split: the rest of its
+ * upper half goes back to the core. Without a guard if the page cannot be
+ * made inaccessible (the kernel's count of mappings). */
+static page_desc_t *zone_alloc_guarded_slab_locked(zone_t *z, unsigned order) {
+  page_desc_t *head = zone_alloc_block_locked(z, order + 1, NULL);
+  if (head == NULL) return NULL;
+  page_desc_t *guard = buddy_heap_split(head);
+  while (guard->order > 0) zone_free_block_locked(z, buddy_heap_split(guard));
+  if (!os_make_guard(page_address_of(guard), PAGE_SIZE)) {
+    zone_free_block_locked(z, guard);
+    return head;
+  }
+  guard->kind = PAGE_RUN;
+  guard->flags = PAGE_META | PAGE_GUARD;
+  return head;
+}
+
+/* The guard page past the slab at head, if it has one: made accessible
+ * again and freed (left in place if it cannot be). */
+static void zone_release_guard_locked(zone_t *z, page_desc_t *head) {
+  region_t *r = region_of_desc(head);
+  size_t after = (size_t)(head - r->pages) + ((size_t)1 << head->order);
+  if (after >= BUDDY_REGION_PAGES) return;
+  page_desc_t *guard = &r->pages[after];
+  if (guard->kind != PAGE_RUN || !(guard->flags & PAGE_GUARD)) return;
+  if (!os_make_writable(page_address_of(guard), PAGE_SIZE)) return;
+  guard->kind = PAGE_USED;
+  guard->flags = 0;
+  zone_free_block_locked(z, guard);
+}
+
+/* Gives an empty slab's block back to the buddy core, with its guard page. */
 void zone_release_slab_locked(zone_t *z, page_desc_t *head) {
   if (z->transfer_count[page_class_of_desc(head)] > 0)
     transfer_drop_range_locked(z, page_class_of_desc(head), page_address_of(head), PAGE_SIZE << head->order);
+  zone_release_guard_locked(z, head);
   for (size_t i = 0; i < ((size_t)1 << head->order); i++) head[i].kind = PAGE_INNER;
   page_class_set(head, (size_t)1 << head->order, 0);
   slab_clear_free_bits(head);
@@ -141,7 +176,9 @@ static page_desc_t *zone_reserve_pop_locked(zone_t *z, slab_list_t *s) {
 static page_desc_t *zone_slab_off_list_locked(zone_t *z, unsigned cls) {
   slab_list_t *s = &z->slabs[cls];
   if (s->empty.next != &s->empty) return zone_reserve_pop_locked(z, s);
-  page_desc_t *head = zone_alloc_block_locked(z, size_class_slab_order[cls], NULL);
+  unsigned order = size_class_slab_order[cls];
+  page_desc_t *head = options.secure ? zone_alloc_guarded_slab_locked(z, order)
+                                     : zone_alloc_block_locked(z, order, NULL);
   if (head != NULL) slab_init(head, cls);
   return head;
 }

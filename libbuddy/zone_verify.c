@@ -9,8 +9,14 @@
  * empty slabs' count and bytes. */
 static void zone_verify_slabs_locked(zone_t *z) {
   for (region_t *r = z->heap.region_list; r != NULL; r = r->next)
-    for (size_t i = 0; i < BUDDY_REGION_PAGES; i += (size_t)1 << r->pages[i].order)
-      if (r->pages[i].kind == PAGE_SLAB) slab_verify(&r->pages[i]);
+    for (size_t i = 0; i < BUDDY_REGION_PAGES; i += (size_t)1 << r->pages[i].order) {
+      const page_desc_t *d = &r->pages[i];
+      if (d->kind == PAGE_SLAB) slab_verify(&r->pages[i]);
+      /* A guard page follows the last page of its slab (zone.c). */
+      if (d->kind == PAGE_RUN && (d->flags & PAGE_GUARD) &&
+          (d->order != 0 || !(d->flags & PAGE_META) || i == 0 || d[-1].kind != PAGE_SLAB))
+        error_fatal("heap check failed: a guard page that follows no slab", page_address_of(d));
+    }
   size_t empty_bytes = 0;
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
     uint32_t count = 0;

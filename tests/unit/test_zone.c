@@ -9,9 +9,11 @@
  * a process of its own, on zones that start empty. */
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "zone.h"
 #include "heap_util.h"
@@ -331,6 +333,49 @@ Test(objects, the_empty_slab_reserve_is_bounded_and_a_trim_empties_it) {
   cr_assert_eq(z->slabs[cls].empty_count, 0);
   cr_assert_eq(z->empty_slab_bytes, 0);
   cr_assert_eq(heap_test_zone_regions(), 0);
+}
+
+/* Whether the process may read the byte at p: write(2) from it to a pipe
+ * fails with EFAULT where it may not (no signal). */
+static bool readable(const void *p) {
+  int fds[2];
+  cr_assert_eq(pipe(fds), 0);
+  bool ok = write(fds[1], p, 1) == 1;
+  cr_assert(ok || errno == EFAULT);
+  close(fds[0]);
+  close(fds[1]);
+  return ok;
+}
+
+/* Secure mode: every slab has a guard page just past its end, inaccessible
+ * and of the allocator's own; emptied and given back, the slab takes its
+ * guard with it and the region comes back whole. */
+Test(objects, secure_slabs_have_a_guard_page_past_their_end) {
+  options.secure = 1;
+  options.purge_delay_ms = 3600000;
+  zone_t *z = &zones[0];
+  static const unsigned classes[] = {1, SIZE_CLASS_FOR_64, SIZE_CLASS_FOR_2048, SIZE_CLASS_COUNT - 1};
+  static void *out[4][300];
+  for (unsigned i = 0; i < 4; i++) {
+    unsigned cls = classes[i], n = size_class_slab_count[cls] + 1; /* two slabs */
+    cr_assert_leq(n, 300);
+    objects_alloc(z, cls, out[i], n);
+    for (unsigned j = 0; j < n; j++) {
+      page_desc_t *slab = slab_of(out[i][j]);
+      char *end = (char *)page_address_of(slab) + (PAGE_SIZE << slab->order);
+      region_t *r = pagemap_region_of(out[i][j]);
+      page_desc_t *guard = page_desc_of(r, end);
+      cr_assert_eq(guard->kind, PAGE_RUN, "class %u: a run past the slab", cls);
+      cr_assert_eq(guard->order, 0, "one page");
+      cr_assert_eq(guard->flags, PAGE_META | PAGE_GUARD, "the allocator's own guard");
+      cr_assert(readable(end - 1), "the slab's last byte may be read");
+      cr_assert_not(readable(end), "class %u: the guard page may not", cls);
+    }
+  }
+  zone_verify_all();
+  for (unsigned i = 0; i < 4; i++) zone_free_objects(out[i], size_class_slab_count[classes[i]] + 1);
+  cr_assert_eq(zone_trim_all(), 1);
+  cr_assert_eq(heap_test_zone_regions(), 0, "guards and slabs went back: the region was whole again");
 }
 
 /* Objects of several zones and classes in one call each go home. */
