@@ -41,7 +41,7 @@ void lock_word_wake(lock_word_t *l) {
   os_futex_wake(&l->state);
 }
 
-static long heap_bytes_out, heap_bytes_most;
+static long heap_bytes_out startup_state, heap_bytes_most startup_state;
 
 /* Off the fast paths (base.h): an atomic add, and a compare-and-swap only
  * when the count passes its peak. */

@@ -16,7 +16,10 @@
  * allocates or not: all of it in one section, which the linker puts first
  * in the library's code (.text.startup), so that a process that never
  * allocates has the kernel map one or two 64 KiB windows of the code
- * (fault-around) rather than all of them. Functions of every layer wear it. */
+ * (fault-around) rather than all of them. Functions of every layer wear it;
+ * so do the fork handlers that every child runs, which a file of cold code
+ * holds (a child maps the code it runs anew: fork copies no page table of a
+ * file's mapping). */
 #define startup_code __attribute__((section(".text.startup")))
 /* And the constants that code reads (the variables' names): among the data
  * made read-only after relocation, whose page the dynamic linker has

@@ -78,7 +78,7 @@ void snapshot_start_thread(void) {
 
 /* The thread is not in the child; its next slow path starts one. Signals
  * the parent had not reported yet are the parent's. */
-void snapshot_fork_child(void) {
+startup_code void snapshot_fork_child(void) {
   if (!snapshot_caught) return;
   sem_init(&snapshot_wanted, 0, 0);
   snapshot_thread_running = false;
