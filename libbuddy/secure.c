@@ -37,9 +37,10 @@
  * quarantine is checked at exit. A second free of a block in a quarantine
  * finds the mark: a double free.
  *
- * malloc takes SECURE_CHOICE objects from the zone and keeps one chosen at
- * random, giving back the others (they go back filled): the next block is
- * not predictable from the last one freed or handed out. The first object
+ * malloc takes one object chosen at random among the free ones of a slab
+ * (slab_take_random: at least 8 to choose among while the slab has them),
+ * so the next block is not predictable from the last one freed or handed
+ * out, and only the block handed out has its fill checked. The first object
  * of each slab is never handed out: it stays filled with FILL_FREED, a
  * guard whose end the underflow check of the next object reads. And each
  * slab has a guard page just past its end (zone.c: PAGE_GUARD), so a read
@@ -54,7 +55,6 @@
 #include <errno.h>
 #include <string.h>
 
-#define SECURE_CHOICE 4
 #define SECURE_QUARANTINE_SLOTS 4096
 #define SECURE_RUN_FILL PAGE_SIZE
 #define SECURE_EVICT_MAX 16 /* blocks that leave the quarantine in one free, at most */
@@ -167,26 +167,15 @@ static void secure_guard(void *p, size_t bytes) {
   ((void **)p)[bytes / sizeof(void *) - 1] = NULL;
 }
 
-/* SECURE_CHOICE objects from the thread's zone, one kept at random; the
- * first object of a slab is kept out as its guard. */
+/* An object from the thread's zone, chosen at random among the free ones of
+ * a slab (zone_alloc_object_random); the first object of a slab is kept out
+ * as its guard. */
 static void *secure_take(unsigned cls) {
-  void *objs[SECURE_CHOICE];
   zone_t *z = tcache_thread_zone();
   for (;;) {
-    unsigned got = zone_alloc_objects(z, cls, objs, SECURE_CHOICE), n = 0;
-    if (got == 0) return NULL;
-    for (unsigned i = 0; i < got; i++) {
-      if (((uintptr_t)objs[i] & size_class_info[cls].slab_mask) == 0) secure_guard(objs[i], size_class_bytes[cls]);
-      else objs[n++] = objs[i];
-    }
-    if (n == 0) continue; /* a guard alone */
-    /* The one kept goes last; the others, checked on their way out and
-     * untouched, go back as they are. */
-    unsigned keep = (unsigned)(secure_random() % n);
-    void *p = objs[keep];
-    objs[keep] = objs[n - 1];
-    zone_return_untouched(z, cls, objs, n - 1);
-    return p;
+    void *p = zone_alloc_object_random(z, cls, secure_random());
+    if (p == NULL || ((uintptr_t)p & size_class_info[cls].slab_mask) != 0) return p;
+    secure_guard(p, size_class_bytes[cls]);
   }
 }
 

@@ -190,6 +190,46 @@ unsigned slab_take(page_desc_t *head, unsigned cls, void **out, unsigned n) {
   return taken;
 }
 
+/* Secure mode's choice: at least this many free objects to choose among,
+ * carved from the slab's untouched end while it has any. */
+#define SLAB_RANDOM_CHOICE 8
+
+void *slab_take_random(page_desc_t *head, unsigned cls, uint64_t random) {
+  uint64_t *words = slab_free_words(head);
+  char *start = page_address_of(head);
+  size_t bytes = size_class_bytes[cls];
+  unsigned carved = head->slab_carved, free_count = carved - head->slab_used;
+  unsigned left = (unsigned)size_class_slab_count[cls] - carved;
+  /* Carved objects are free ones: filled (debug=1), their bits set. */
+  for (; free_count < SLAB_RANDOM_CHOICE && left > 0; left--, free_count++, carved++) {
+    char *obj = start + (size_t)carved * bytes;
+    if (unlikely(options.debug)) slab_debug_fill(obj, bytes);
+    size_t g = (size_t)carved * bytes / SMALL_ALIGN;
+    words[g / 64] |= slab_free_mask(g);
+    if (g / 64 < head->slab_scan) head->slab_scan = (uint16_t)(g / 64);
+  }
+  head->slab_carved = (uint16_t)carved;
+  if (free_count == 0) error_fatal("heap corrupted: a slab with room gave no object", start);
+  /* The chosen free bit: the pick-th set one from slab_scan on. */
+  unsigned pick = (unsigned)(random % free_count);
+  size_t w = head->slab_scan, word_count = slab_free_word_count(head);
+  for (;; w++) {
+    if (w >= word_count) error_fatal("heap corrupted: a slab has fewer free bits than free objects", start);
+    unsigned here = (unsigned)__builtin_popcountll(words[w]);
+    if (pick < here) break;
+    pick -= here;
+  }
+  uint64_t bits = words[w];
+  while (pick-- > 0) bits &= bits - 1;
+  unsigned bit = (unsigned)__builtin_ctzll(bits);
+  words[w] &= ~((uint64_t)1 << bit);
+  void **obj = (void **)(start + (w * 64 + bit) * SMALL_ALIGN);
+  obj[1] = (void *)FREE_KEY;
+  if (unlikely(options.debug)) slab_debug_hand_out((void **)&obj, 1, cls);
+  head->slab_used++;
+  return obj;
+}
+
 void slab_clear_free_bits(page_desc_t *head) {
   memset(slab_free_words(head), 0, slab_free_word_count(head) * sizeof(uint64_t));
 }

@@ -32,6 +32,10 @@ void slab_init(page_desc_t *head, unsigned cls);
 /* Takes up to n objects of the slab (of class cls) into out[0..n), each with
  * FREE_KEY in its second word; returns the count. */
 unsigned slab_take(page_desc_t *head, unsigned cls, void **out, unsigned n);
+/* Secure mode: one free object of the slab (which has room), chosen by
+ * `random` among its free objects, of which it first carves enough from
+ * its untouched end to choose among several; its fill checked (debug=1). */
+void *slab_take_random(page_desc_t *head, unsigned cls, uint64_t random);
 /* Whether obj is free in its slab (its free bit). */
 static inline bool slab_holds_free(const page_desc_t *head, const void *obj) {
   size_t g = slab_free_granule(obj);

@@ -185,27 +185,47 @@ static page_desc_t *zone_slab_off_list_locked(zone_t *z, unsigned cls) {
 
 /* ---- Objects ------------------------------------------------------------- */
 
+/* `taken` objects left the slab at head (on the partial list if `listed`):
+ * counted as handed out, and a slab taken off the reserve or new joins the
+ * partial list only if it is not full after the take; a partial one leaves
+ * it when it is. */
+static void zone_slab_taken_locked(zone_t *z, page_desc_t *head, unsigned cls, unsigned taken, bool listed) {
+  z->out_pending += (long)(taken * size_class_bytes[cls]);
+  bool full = head->slab_used == size_class_slab_count[cls];
+  if (listed && full) zone_slab_list_remove(head);
+  else if (!listed && !full) zone_slab_list_push(&z->slabs[cls].partial, head);
+}
+
 unsigned zone_alloc_objects(zone_t *z, unsigned cls, void **out, unsigned n) {
   zone_lock(z);
   unsigned got = z->transfer_count[cls] > 0 ? transfer_take_locked(z, cls, out, n) : 0;
   slab_list_t *s = &z->slabs[cls];
-  /* Partial slabs first, then the reserve, then new ones. A slab taken off
-   * the reserve or new joins the partial list only if it is not full after
-   * the take; a partial one leaves it when it is. */
+  /* Partial slabs first, then the reserve, then new ones. */
   while (got < n) {
     page_desc_t *head = s->partial.next;
     bool listed = head != &s->partial;
     if (!listed && (head = zone_slab_off_list_locked(z, cls)) == NULL) break;
     unsigned taken = slab_take(head, cls, out + got, n - got);
     if (taken == 0) error_fatal("heap corrupted: a slab with room gave no object", page_address_of(head));
-    z->out_pending += (long)(taken * size_class_bytes[cls]);
     got += taken;
-    bool full = head->slab_used == size_class_slab_count[cls];
-    if (listed && full) zone_slab_list_remove(head);
-    else if (!listed && !full) zone_slab_list_push(&s->partial, head);
+    zone_slab_taken_locked(z, head, cls, taken, listed);
   }
   zone_unlock(z);
   return got;
+}
+
+void *zone_alloc_object_random(zone_t *z, unsigned cls, uint64_t random) {
+  zone_lock(z);
+  slab_list_t *s = &z->slabs[cls];
+  page_desc_t *head = s->partial.next;
+  bool listed = head != &s->partial;
+  void *p = NULL;
+  if (listed || (head = zone_slab_off_list_locked(z, cls)) != NULL) {
+    p = slab_take_random(head, cls, random);
+    zone_slab_taken_locked(z, head, cls, 1, listed);
+  }
+  zone_unlock(z);
+  return p;
 }
 
 /* ---- Transfer stacks back to their slabs --------------------------------- */

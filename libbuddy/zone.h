@@ -26,6 +26,10 @@ void zone_lock(zone_t *z);
 void zone_unlock(zone_t *z);
 /* Up to n objects of class cls into out[0..n); returns the count (0 = OOM). */
 unsigned zone_alloc_objects(zone_t *z, unsigned cls, void **out, unsigned n);
+/* Secure mode: one object of class cls from z's first slab with room, chosen
+ * by `random` among its free objects (slab_take_random); NULL if out of
+ * memory. */
+void *zone_alloc_object_random(zone_t *z, unsigned cls, uint64_t random);
 /* Returns objs[0..count), objects of any classes and zones from a thread's
  * bins or batches (each holds the key: one without it is reported). */
 void zone_free_objects(void *const *objs, unsigned count);

@@ -240,6 +240,48 @@ Test(slab, the_free_bits_are_the_objects_given_back) {
   }
 }
 
+/* Secure mode's take: each object once, any free one (a fresh slab carves
+ * eight to choose among), the counts and bits right after every take; and
+ * over many takes and gives the choice falls on every free object, not on
+ * the lowest. */
+Test(slab, a_random_take_hands_out_each_object_once_and_any_free_one) {
+  static const unsigned classes[] = {SIZE_CLASS_FOR_16, SIZE_CLASS_FOR_1024, SIZE_CLASS_FOR_32768};
+  test_rng rng = test_rng_seeded(7);
+  for (size_t k = 0; k < sizeof classes / sizeof classes[0]; k++) {
+    unsigned cls = classes[k], count = size_class_slab_count[cls];
+    page_desc_t *head = slab_new(cls);
+    objs[0] = slab_take_random(head, cls, test_rng_below(&rng, 1u << 30));
+    check_taken(head, cls, objs[0]);
+    cr_assert_eq(head->slab_carved, count < 8 ? count : 8, "class %u: carved to choose among eight", cls);
+    for (unsigned i = 1; i < count; i++) {
+      objs[i] = slab_take_random(head, cls, test_rng_below(&rng, 1u << 30));
+      check_taken(head, cls, objs[i]);
+      for (unsigned j = 0; j < i; j++) cr_assert_neq(objs[i], objs[j], "class %u: object %u handed out twice", cls, i);
+      cr_assert_eq(head->slab_used, i + 1);
+      cr_assert_eq(free_bits(head), (size_t)head->slab_carved - head->slab_used);
+      slab_verify(head);
+    }
+    cr_assert_eq(head->slab_carved, count);
+    /* With the first eight taken given back, take one and give it back,
+     * again and again: every pick is one of the eight, and each comes. */
+    unsigned free_now = count < 8 ? count : 8, seen = 0;
+    bool picked[8] = {false};
+    for (unsigned i = 0; i < free_now; i++) cr_assert(slab_give(region_of_desc(head), head, objs[i], cls));
+    for (int round = 0; round < 400; round++) {
+      void *p = slab_take_random(head, cls, test_rng_below(&rng, 1u << 30));
+      check_taken(head, cls, p);
+      unsigned i = 0;
+      while (i < free_now && objs[i] != p) i++;
+      cr_assert_lt(i, free_now, "class %u: only a free object is picked", cls);
+      if (!picked[i]) seen++, picked[i] = true;
+      cr_assert(slab_give(region_of_desc(head), head, p, cls));
+    }
+    cr_assert_eq(seen, free_now, "class %u: %u of the %u free objects ever picked", cls, seen, free_now);
+    slab_verify(head);
+    slab_release(head);
+  }
+}
+
 /* An object leaves its slab with the key in its second word, even if a write
  * after free wiped it there: a bin must not hold an object without it. */
 Test(slab, a_take_writes_the_key_again) {
