@@ -107,9 +107,10 @@ static inline void tcache_prof_move(tcache_t *tc, tcache_prof_t *pr, unsigned cl
 
 /* Moves to class cls's stack, from the top of its home bin `bin`, the
  * objects that stay below the sample point, at most its slots and half the
- * bin's max: with k objects in the stack, the next allocation reaches the
- * point when (k + 1) * size >= left. (The division only when the point is
- * what limits the fill.)
+ * bin's max (all of it but one once the bin has served TCACHE_PROF_HOT
+ * times its max: see below): with k objects in the stack, the next
+ * allocation reaches the point when (k + 1) * size >= left. (The division
+ * only when the point is what limits the fill.)
  * Why half the max, and why the bin may be topped up first: with a class
  * allocated and freed in turn, the frees bring back to the bin as many
  * objects as the stack hands out, so the stack's length at its first fills
@@ -121,13 +122,20 @@ static inline void tcache_prof_move(tcache_t *tc, tcache_prof_t *pr, unsigned cl
  * that length for good), is topped up from its zone; and a stack of more
  * than half the max would leave the frees a full bin, and each round trip
  * would flush. `last` is SIZE_MAX after a refill (nothing known).
+ * A hot class, whose bin has served TCACHE_PROF_HOT times its max, takes
+ * all of it but one: a stack of half the max took the slow path twice as
+ * often in a malloc/free loop, and a free that finds the bin full now moves
+ * objects to the stack (tcache_prof_absorb) instead of flushing. Only a hot
+ * one: a thread that lives for a few hundred allocations of a class would
+ * give back at its exit the stack it did not use (tcache_prof_unload).
  * A bin of fewer than TCACHE_PROF_GROW_BELOW objects (a class of a few KiB:
  * its start is TCACHE_BIN_START_BYTES) grows before the fill (tcache.c,
  * with tcache_prof_starved): half of a max of 1, 2 or 3 is 0 or 1 object,
  * and every allocation or every other one took the slow path. */
 static inline void tcache_prof_fill_from(tcache_t *tc, tcache_prof_t *pr, unsigned cls, unsigned bin, int64_t size,
                                          size_t last) {
-  size_t have = tcache_prof_count(pr, cls), n = tc->bin_max[cls] / 2;
+  size_t have = tcache_prof_count(pr, cls), max = tc->bin_max[cls];
+  size_t n = tc->bin_requests[bin] >= TCACHE_PROF_HOT * max && max != 0 ? max - 1 : max / 2;
   if (n > TCACHE_PROF_SLOTS - have) n = TCACHE_PROF_SLOTS - have;
   if ((int64_t)(have + n) * size >= pr->left[cls]) {
     int64_t below = (pr->left[cls] - 1) / size - (int64_t)have;

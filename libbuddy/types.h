@@ -480,6 +480,9 @@ typedef struct tcache {
 /* A home bin of fewer objects grows when its stack could take more than
  * half of it before the sample point (tcache.c: tcache_prof_refill_and_pop). */
 #define TCACHE_PROF_GROW_BELOW 8
+/* A stack takes all of its bin but one once the bin has served this many
+ * times its max, else half of it (tcache_prof.c: tcache_prof_fill_from). */
+#define TCACHE_PROF_HOT 64
 typedef struct tcache_prof {
   void **top[TCACHE_BINS];
   void **limit[TCACHE_BINS];
