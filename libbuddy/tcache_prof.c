@@ -100,7 +100,7 @@ static inline void tcache_prof_move(tcache_t *tc, tcache_prof_t *pr, unsigned cl
   void **from = tc->bin_top[bin] - n;
   tcache_set_top(tc, bin, from);
   memcpy(pr->top[cls], from, n * sizeof(void *)); /* libc's: a few instructions per 8 pointers */
-  pr->top[cls] += n;
+  counter_add(pr->top[cls], n);                   /* other threads read it (tcache_prof_waiting) */
   pr->filled[cls] += (uint32_t)n;
   counter_add(tc->bin_requests[bin], n);
 }
