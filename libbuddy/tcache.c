@@ -77,11 +77,13 @@ static void *tcache_refill_and_pop(tcache_t *tc, unsigned cls) {
 
 /* Sampling on (tcache_prof.c): class cls's sampling stack ran empty. The
  * allocation is the sample, or it is served from the home bin, which then
- * fills the stack. */
+ * fills the stack; an empty bin is refilled first. */
 static void *tcache_prof_refill_and_pop(tcache_t *tc, unsigned cls) {
   if (tc->state != TCACHE_LIVE || tc->prof == NULL) return tcache_refill_and_pop(tc, cls); /* not sampled */
-  if (tcache_prof_due(tc->prof, cls)) return TCACHE_SAMPLE;
-  void *p = tcache_refill_and_pop(tc, cls);
+  if (unlikely(tc->bin_max[cls] < TCACHE_PROF_GROW_BELOW) && tcache_prof_starved(tc, cls)) tcache_bin_grow(tc, cls);
+  void *p = tcache_prof_alloc(tc, cls);
+  if (p != NULL) return p;
+  p = tcache_refill_and_pop(tc, cls);
   if (p != NULL) tcache_prof_fill(tc, cls);
   return p;
 }
@@ -163,7 +165,7 @@ static void tcache_push(tcache_t *tc, void *p, unsigned cls, unsigned zone_index
   unsigned bin = tcache_home_bin(tc, cls);
   uint32_t max = tc->bin_max[cls];
   if (max == 0 && (max = tcache_bin_grow(tc, cls)) == 0) return zone_free_small(p); /* no budget */
-  if (tcache_top_full(&tc->bin_top[bin]))
+  if (tcache_top_full(&tc->bin_top[bin]) && !(tc->prof != NULL && tcache_prof_absorb(tc, cls)))
     tcache_flush_bin(tc, cls, (max + TCACHE_FLUSH_DIVISOR - 1) / TCACHE_FLUSH_DIVISOR, true);
   tcache_bin_push(tc, bin, p);
 }

@@ -189,8 +189,20 @@ void tcache_collect_stats(buddy_stats_t *s);
 /* tcache_prof.c (prof=1 or leaks=1) */
 /* Gives tc its sampling stacks, in pr (the end of its memory). */
 void tcache_prof_setup(tcache_t *tc, tcache_prof_t *pr, bool zeroed);
-bool tcache_prof_due(tcache_prof_t *pr, unsigned cls);
+/* Class cls's stack ran empty (tc live, with stacks): TCACHE_SAMPLE if the
+ * allocation reaches the sample point; else an object of the home bin, the
+ * stack filled from it; NULL if the bin is empty (the caller refills it,
+ * pops, then calls tcache_prof_fill). */
+void *tcache_prof_alloc(tcache_t *tc, unsigned cls);
 void tcache_prof_fill(tcache_t *tc, unsigned cls);
+/* Whether class cls's stack, at its next fill, could take more than half
+ * its bin's max before the sample point (then a bin of fewer than
+ * TCACHE_PROF_GROW_BELOW objects grows first: tcache.c). */
+bool tcache_prof_starved(const tcache_t *tc, unsigned cls);
+/* Class cls's home bin is full (a free): moves objects from it to the
+ * stack, if the stack may take them; false if it took none (the bin then
+ * flushes). */
+bool tcache_prof_absorb(tcache_t *tc, unsigned cls);
 bool tcache_prof_holds(const tcache_t *tc, unsigned cls, const void *p);
 void tcache_prof_unload(tcache_t *tc);
 /* Objects waiting in class cls's sampling stack of tc (0 with sampling

@@ -22,6 +22,16 @@
  * page run of its own); the others are served as before. The home bin
  * counts the objects it gives to the stack as requests at once, and takes
  * back those an emptied stack did not hand out (tcache_prof_unload).
+ *
+ * A stack takes objects at two slow paths: malloc's, when it ran empty
+ * (tcache_prof_alloc: the count, the pop and the fill in one call), and
+ * free's, when the home bin is full (tcache_prof_absorb): there the objects
+ * go to the stack, up to the bin's max, rather than back to their zone, and
+ * the next allocations find them without a slow path. Each counts first
+ * what the stack handed out since the last one, so that what it takes
+ * stays below the sample point whenever it takes. With sampling on, a
+ * thread so holds at most twice its bins' budget (TCACHE_BYTES_MAX): the
+ * bins, and stacks of at most their bins' max.
  */
 #include "tcache.h"
 
@@ -61,15 +71,14 @@ static size_t tcache_prof_count(const tcache_prof_t *pr, unsigned cls) {
   return (size_t)(pr->top[cls] - &pr->slots[cls][1]);
 }
 
-/* The slow path of an allocation of class cls: counts what the stack handed
- * out since the last one, then this allocation. True if it reaches the
- * sample point: then it is the sample, and the next point is drawn. */
-bool tcache_prof_due(tcache_prof_t *pr, unsigned cls) {
-  int64_t size = (int64_t)size_class_bytes[cls];
+/* Counts what class cls's stack handed out since the last slow path, then
+ * this allocation. True if it reaches the sample point: then it is the
+ * sample, and the next point is drawn. */
+static inline bool tcache_prof_due(tcache_prof_t *pr, unsigned cls, int64_t size) {
   size_t remaining = tcache_prof_count(pr, cls);
   int64_t left = pr->left[cls] - (int64_t)(pr->filled[cls] - remaining) * size;
   pr->filled[cls] = (uint32_t)remaining;
-  if (left <= size) {
+  if (unlikely(left <= size)) {
     pr->left[cls] = tcache_prof_draw(&pr->random) + (int64_t)remaining * size;
     return true;
   }
@@ -79,42 +88,122 @@ bool tcache_prof_due(tcache_prof_t *pr, unsigned cls) {
 
 /* Tops class cls's home bin up from its zone with at most `want` objects,
  * within its max; returns how many it took. */
-static size_t tcache_prof_top_up(tcache_t *tc, unsigned cls, unsigned bin, size_t want) {
+static noinline size_t tcache_prof_top_up(tcache_t *tc, unsigned cls, unsigned bin, size_t want) {
   size_t room = (size_t)(tc->bin_limit[bin] - tc->bin_top[bin]);
   if (want > room) want = room;
   return want == 0 ? 0 : tcache_bin_take_from_zone(tc, bin, cls, (unsigned)want);
 }
 
-/* Moves to class cls's stack, from the top of its home bin, the objects that
- * stay below the sample point, at most its slots and half the bin's max:
- * with k objects in the stack, the next allocation reaches the point when
- * (k + 1) * size >= left.
+/* Moves the n objects at the top of home bin `bin` onto class cls's stack,
+ * counted as given to it and as the bin's requests. */
+static inline void tcache_prof_move(tcache_t *tc, tcache_prof_t *pr, unsigned cls, unsigned bin, size_t n) {
+  void **from = tc->bin_top[bin] - n;
+  tcache_set_top(tc, bin, from);
+  memcpy(pr->top[cls], from, n * sizeof(void *)); /* libc's: a few instructions per 8 pointers */
+  counter_add(pr->top[cls], n);                   /* other threads read it (tcache_prof_waiting) */
+  pr->filled[cls] += (uint32_t)n;
+  counter_add(tc->bin_requests[bin], n);
+}
+
+/* Moves to class cls's stack, from the top of its home bin `bin`, the
+ * objects that stay below the sample point, at most its slots and half the
+ * bin's max (all of it but one once the bin has served TCACHE_PROF_HOT
+ * times its max: see below): with k objects in the stack, the next
+ * allocation reaches the point when (k + 1) * size >= left. (The division
+ * only when the point is what limits the fill.)
  * Why half the max, and why the bin may be topped up first: with a class
  * allocated and freed in turn, the frees bring back to the bin as many
  * objects as the stack hands out, so the stack's length at its first fills
  * is its length from then on, and the slow path comes once per that many
  * allocations. A bin holding under half of what the stack may take (a bin's
- * first refill is small: types.h, TCACHE_FIRST_FILL_BYTES) is topped up from
- * its zone; and a stack of more than half the max would leave the frees a
- * full bin, and each round trip would flush. */
+ * first refill is small: types.h, TCACHE_FIRST_FILL_BYTES), or less than
+ * that but at least what the stack handed out since its last fill `last`
+ * (the frees brought them all back: they go round, and would go round at
+ * that length for good), is topped up from its zone; and a stack of more
+ * than half the max would leave the frees a full bin, and each round trip
+ * would flush. `last` is SIZE_MAX after a refill (nothing known).
+ * A hot class, whose bin has served TCACHE_PROF_HOT times its max, takes
+ * all of it but one: a stack of half the max took the slow path twice as
+ * often in a malloc/free loop, and a free that finds the bin full now moves
+ * objects to the stack (tcache_prof_absorb) instead of flushing. Only a hot
+ * one: a thread that lives for a few hundred allocations of a class would
+ * give back at its exit the stack it did not use (tcache_prof_unload).
+ * A bin of fewer than TCACHE_PROF_GROW_BELOW objects (a class of a few KiB:
+ * its start is TCACHE_BIN_START_BYTES) grows before the fill (tcache.c,
+ * with tcache_prof_starved): half of a max of 1, 2 or 3 is 0 or 1 object,
+ * and every allocation or every other one took the slow path. */
+static inline void tcache_prof_fill_from(tcache_t *tc, tcache_prof_t *pr, unsigned cls, unsigned bin, int64_t size,
+                                         size_t last) {
+  size_t have = tcache_prof_count(pr, cls), max = tc->bin_max[cls];
+  size_t n = tc->bin_requests[bin] >= TCACHE_PROF_HOT * max && max != 0 ? max - 1 : max / 2;
+  if (n > TCACHE_PROF_SLOTS - have) n = TCACHE_PROF_SLOTS - have;
+  if ((int64_t)(have + n) * size >= pr->left[cls]) {
+    int64_t below = (pr->left[cls] - 1) / size - (int64_t)have;
+    n = below <= 0 ? 0 : (size_t)below;
+  }
+  size_t in_bin = (size_t)(tc->bin_top[bin] - (tc->bin_base[cls] + 1));
+  if (in_bin < n / 2 || (in_bin < n && in_bin >= last)) in_bin += tcache_prof_top_up(tc, cls, bin, n - in_bin);
+  if (n > in_bin) n = in_bin;
+  if (n != 0) tcache_prof_move(tc, pr, cls, bin, n);
+}
+
 void tcache_prof_fill(tcache_t *tc, unsigned cls) {
-  tcache_prof_t *pr = tc->prof;
+  tcache_prof_fill_from(tc, tc->prof, cls, tcache_home_bin(tc, cls), (int64_t)size_class_bytes[cls], SIZE_MAX);
+}
+
+bool tcache_prof_starved(const tcache_t *tc, unsigned cls) {
+  const tcache_prof_t *pr = tc->prof;
   int64_t size = (int64_t)size_class_bytes[cls];
   size_t have = tcache_prof_count(pr, cls);
-  int64_t below = (pr->left[cls] - 1) / size - (int64_t)have;
+  /* left as the fill will see it: what the stack handed out, then this
+   * allocation, counted */
+  int64_t left = pr->left[cls] - (int64_t)(pr->filled[cls] - have + 1) * size;
+  return (int64_t)(have + tc->bin_max[cls] / 2 + 1) * size < left;
+}
+
+/* The count, the pop and the fill in one function (a slow path every few
+ * dozen allocations of a class: each call saved counts). */
+void *tcache_prof_alloc(tcache_t *tc, unsigned cls) {
+  tcache_prof_t *pr = tc->prof;
+  int64_t size = (int64_t)size_class_bytes[cls];
+  size_t last = pr->filled[cls] - tcache_prof_count(pr, cls);
+  if (tcache_prof_due(pr, cls, size)) return TCACHE_SAMPLE;
+  unsigned bin = tcache_home_bin(tc, cls);
+  void **top = tc->bin_top[bin] - 1, **p = *top;
+  if (p == NULL) return NULL;
+  tcache_set_top(tc, bin, top);
+  counter_add(tc->bin_requests[bin], 1);
+  p[1] = NULL;
+  tcache_prof_fill_from(tc, pr, cls, bin, size, last);
+  return p;
+}
+
+/* Free's slow path found the home bin full: the stack takes the objects
+ * at the bin's top that stay below the sample point, up to the bin's max in
+ * all (the bin keeps the oldest, which a flush would take). Then the
+ * allocations that follow pop them with no slow path, where they took one
+ * each time the stack ran empty, and the bin, which would have flushed a
+ * quarter of its objects to their zone under its lock, has room. */
+bool tcache_prof_absorb(tcache_t *tc, unsigned cls) {
+  tcache_prof_t *pr = tc->prof;
+  int64_t size = (int64_t)size_class_bytes[cls];
+  size_t have = tcache_prof_count(pr, cls), max = tc->bin_max[cls];
+  /* What the stack handed out since the last slow path counts now. */
+  pr->left[cls] -= (int64_t)(pr->filled[cls] - have) * size;
+  pr->filled[cls] = (uint32_t)have;
+  if (have >= max) return false;
+  size_t n = max - have;
+  if (n > TCACHE_PROF_SLOTS - have) n = TCACHE_PROF_SLOTS - have;
+  if ((int64_t)(have + n) * size >= pr->left[cls]) {
+    int64_t below = (pr->left[cls] - 1) / size - (int64_t)have;
+    n = below <= 0 ? 0 : (size_t)below;
+  }
   unsigned bin = tcache_home_bin(tc, cls);
   size_t in_bin = (size_t)(tc->bin_top[bin] - (tc->bin_base[cls] + 1));
-  size_t n = below <= 0 ? 0 : (size_t)below;
-  if (n > TCACHE_PROF_SLOTS - have) n = TCACHE_PROF_SLOTS - have;
-  if (n > tc->bin_max[cls] / 2) n = tc->bin_max[cls] / 2;
-  if (in_bin < n / 2) in_bin += tcache_prof_top_up(tc, cls, bin, n - in_bin);
   if (n > in_bin) n = in_bin;
-  if (n == 0) return;
-  tcache_set_top(tc, bin, tc->bin_top[bin] - n);
-  memcpy(pr->top[cls], tc->bin_top[bin], n * sizeof(void *)); /* libc's: a few instructions per 8 pointers */
-  pr->top[cls] += n;
-  pr->filled[cls] += (uint32_t)n;
-  counter_add(tc->bin_requests[bin], n);
+  if (n == 0) return false;
+  tcache_prof_move(tc, pr, cls, bin, n);
+  return true;
 }
 
 uint32_t tcache_prof_waiting(const tcache_t *tc, unsigned cls) {

@@ -478,16 +478,25 @@ typedef struct tcache {
  * on them: so the bytes a thread allocated are known exactly at every slow
  * path, and the allocation that reaches the next sample point takes the
  * slow path (tcache_prof.c). A stack is filled from its home bin with at
- * most the objects that stay below that point.
+ * most the objects that stay below that point, at malloc's slow path (it
+ * ran empty) and at free's (the bin is full: tcache_prof_absorb), each
+ * counting first what the stack handed out since the last; it holds at
+ * most its slots and its bin's max (as long as the max does not shrink).
  * Invariants, per class c: top[c] - (slots[c] + 1) <= filled[c] <=
- * TCACHE_PROF_SLOTS; slots[c][0] == NULL; (filled[c] + 1) * class bytes <=
- * left[c] + class bytes at the refill (those objects cannot reach the point);
+ * TCACHE_PROF_SLOTS; slots[c][0] == NULL; filled[c] * class bytes < left[c]
+ * at each fill (those objects cannot reach the point);
  * requests[c] is junk (the fast path counts pops there; the home bin
  * counted them when it gave the objects), and the limits are never read
  * (free pushes on the home bins). `top` and `limit` are TCACHE_BINS long so
  * that a class's request count lies 2 * TCACHE_BINS words after its top, as
  * in tcache_t. */
 #define TCACHE_PROF_SLOTS 256
+/* A home bin of fewer objects grows when its stack could take more than
+ * half of it before the sample point (tcache.c: tcache_prof_refill_and_pop). */
+#define TCACHE_PROF_GROW_BELOW 8
+/* A stack takes all of its bin but one once the bin has served this many
+ * times its max, else half of it (tcache_prof.c: tcache_prof_fill_from). */
+#define TCACHE_PROF_HOT 64
 typedef struct tcache_prof {
   void **top[TCACHE_BINS];
   void **limit[TCACHE_BINS];

@@ -674,6 +674,148 @@ Test(sampling, a_class_allocated_and_freed_in_turn_rarely_takes_the_slow_path) {
   cr_assert_leq(slow_paths, PROF_PAIRS / 32, "%llu slow paths in %d pairs", (unsigned long long)slow_paths, PROF_PAIRS);
 }
 
+/* Once its bin has served TCACHE_PROF_HOT times its max, a class allocated
+ * and freed in turn fills its stack with all of the bin but one, not half:
+ * the slow path comes about once per max allocations (64 bytes, a bin of
+ * 128: 1563 slow paths in 100000 pairs with half, about 790 now). */
+Test(sampling, a_hot_class_allocated_and_freed_in_turn_takes_the_slow_path_once_per_bin) {
+  options.prof = 1;
+  options.prof_sample = (long)1 << 40; /* no sample point is reached */
+  uint64_t slow_paths = 0;
+  pthread_t t;
+  cr_assert_eq(pthread_create(&t, NULL, prof_pairs_main, &slow_paths), 0);
+  pthread_join(t, NULL);
+  options.prof = 0; /* no profile written at exit */
+  cr_assert_leq(slow_paths, PROF_PAIRS / 100, "%llu slow paths in %d pairs", (unsigned long long)slow_paths,
+                PROF_PAIRS);
+}
+
+/* Blocks of 16 KiB, whose bin starts at one object (TCACHE_BIN_START_BYTES),
+ * allocated and freed in bursts of a few: the stack took at most half the
+ * bin's max, 0 objects, so every allocation took the slow path (50000 in
+ * 100000 allocations and frees, bursts of 4 or 16), and the frees flushed
+ * the full bin. Now such a bin grows (TCACHE_PROF_GROW_BELOW), and a free
+ * that finds it full moves its objects to the stack (tcache_prof_absorb). */
+typedef struct prof_burst {
+  size_t size;
+  int burst;
+  uint64_t slow_paths; /* over PROF_PAIRS allocations and as many frees */
+} prof_burst_t;
+
+static void *prof_burst_main(void *arg) {
+  prof_burst_t *t = arg;
+  void *live[16];
+  check(t->burst <= 16);
+  uint64_t before = 0;
+  for (long n = 0; n < PROF_WARM + PROF_PAIRS; n += t->burst) {
+    if (n == PROF_WARM) before = tcache_own->slow_paths;
+    for (int i = 0; i < t->burst; i++) check((live[i] = buddy_malloc(t->size)) != NULL);
+    for (int i = 0; i < t->burst; i++) buddy_free(live[i]);
+  }
+  check(tcache_own != NULL && tcache_own->prof != NULL);
+  t->slow_paths = tcache_own->slow_paths - before;
+  return NULL;
+}
+
+Test(sampling, blocks_of_16_kib_allocated_and_freed_in_bursts_take_the_slow_path_once_in_four_at_most) {
+  options.prof = 1;
+  options.prof_sample = (long)1 << 40; /* no sample point is reached */
+  const int bursts[] = {4, 16};
+  for (size_t i = 0; i < sizeof bursts / sizeof bursts[0]; i++) {
+    prof_burst_t t = {.size = 16384, .burst = bursts[i]};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, prof_burst_main, &t), 0);
+    pthread_join(th, NULL);
+    cr_assert_leq(t.slow_paths, PROF_PAIRS / 4, "bursts of %d: %llu slow paths in %d allocations", bursts[i],
+                  (unsigned long long)t.slow_paths, PROF_PAIRS);
+  }
+  options.prof = 0; /* no profile written at exit */
+}
+
+/* Exactness: from a countdown of `left` bytes set in the thread's cache, the
+ * allocation that reaches the sample point, and that one alone, is sampled
+ * (served from a page run flagged PAGE_SAMPLED): the ceil(left / size)-th,
+ * whatever the stack, the bin and the zone held, and however the bin grew
+ * on the way. */
+typedef struct prof_exact {
+  size_t size;
+  int64_t left;
+  int keep;     /* blocks kept live: freed and allocated in turn (pair), or all freed at once (batch) */
+  bool batch;   /* allocate `keep`, free them all, again */
+  long sampled; /* the index (from 1) of the one sampled allocation; 0: none */
+  long samples; /* how many were sampled */
+} prof_exact_t;
+
+enum { PROF_EXACT_WARM = 3000, PROF_EXACT_ALLOCS = 6000, PROF_EXACT_KEEP_MAX = 300 };
+
+static bool prof_was_sampled(void *p) {
+  region_t *r = pagemap_region_of(p);
+  return page_class_at(r, p) == 0 && (page_desc_of(r, p)->flags & PAGE_SAMPLED) != 0;
+}
+
+static void *prof_exact_main(void *arg) {
+  prof_exact_t *t = arg;
+  void *live[PROF_EXACT_KEEP_MAX];
+  unsigned cls = size_class_of(t->size);
+  /* The class in use first, in the pattern to come: its bin and stack hold objects. */
+  for (int i = 0; i < t->keep; i++) check((live[i] = buddy_malloc(t->size)) != NULL);
+  for (int n = 0; n < PROF_EXACT_WARM; n += t->keep)
+    for (int i = 0; i < t->keep; i++) {
+      buddy_free(live[i]);
+      check((live[i] = buddy_malloc(t->size)) != NULL);
+      check(!prof_was_sampled(live[i]));
+    }
+  tcache_t *tc = tcache_own;
+  check(tc != NULL && tc->prof != NULL);
+  /* The stack's objects back to the zone, nothing handed out since: the
+   * next allocation takes the slow path with `left` bytes to the point. */
+  tcache_prof_unload(tc);
+  tc->prof->filled[cls] = 0;
+  tc->prof->left[cls] = t->left;
+  long n = 0;
+  t->sampled = t->samples = 0;
+  while (n < PROF_EXACT_ALLOCS) {
+    for (int i = 0; i < t->keep && n < PROF_EXACT_ALLOCS; i++) {
+      if (!t->batch) buddy_free(live[i]);
+      check((live[i] = buddy_malloc(t->size)) != NULL);
+      n++;
+      if (prof_was_sampled(live[i])) {
+        t->samples++;
+        if (t->sampled == 0) t->sampled = n;
+      }
+    }
+    if (t->batch)
+      for (int i = 0; i < t->keep; i++) buddy_free(live[i]);
+  }
+  if (!t->batch)
+    for (int i = 0; i < t->keep; i++) buddy_free(live[i]);
+  return NULL;
+}
+
+Test(sampling, the_allocation_that_reaches_the_sample_point_is_the_one_sampled) {
+  options.prof = 1;
+  options.prof_sample = (long)1 << 40; /* after the one set here, no point is reached */
+  const size_t sizes[] = {16, 64, 448, 1024, 4096, 8192, 16384, 32768};
+  const int64_t objects[] = {1, 2, 7, 300, 4000}; /* the sampled one's index */
+  const int keeps[] = {1, 8, 300};
+  for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
+    for (size_t o = 0; o < sizeof objects / sizeof objects[0]; o++)
+      for (size_t k = 0; k < sizeof keeps / sizeof keeps[0]; k++)
+        for (int batch = 0; batch < 2; batch++) {
+          /* left just over objects - 1 sizes: the objects-th allocation reaches it */
+          int64_t size = (int64_t)sizes[s], left = (objects[o] - 1) * size + 1 + (int64_t)(o % 3) * (size / 3);
+          prof_exact_t t = {.size = sizes[s], .left = left, .keep = keeps[k], .batch = batch};
+          pthread_t th;
+          cr_assert_eq(pthread_create(&th, NULL, prof_exact_main, &t), 0);
+          pthread_join(th, NULL);
+          cr_assert_eq(t.samples, 1, "%zu bytes, left %lld, keep %d, batch %d: %ld samples", sizes[s], (long long)left,
+                       keeps[k], batch, t.samples);
+          cr_assert_eq(t.sampled, objects[o], "%zu bytes, left %lld, keep %d, batch %d: allocation %ld sampled",
+                       sizes[s], (long long)left, keeps[k], batch, t.sampled);
+        }
+  options.prof = 0;
+}
+
 Test(stats, requests_are_counted_exactly_per_class) {
   unsigned cls = size_class_of(SMALL_SIZE), other = size_class_of(OTHER_SIZE);
   buddy_stats_t before = stats_now();
