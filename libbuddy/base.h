@@ -121,8 +121,8 @@ size_t fill_tail_arm(char *p, size_t asked, size_t bytes);
 const unsigned char *fill_find_other(const void *p, size_t n, unsigned char byte);
 /* Reports `what` at the first of from[0..n) that is not FILL_TAIL any more
  * (a write past an end, or before a start), with the block's bytes and the
- * program's request; nothing if the fill is intact. */
-void fill_tail_check(const char *from, size_t n, const char *what, size_t block_bytes, size_t asked);
+ * program's request, and returns false; true if the fill is intact. */
+bool fill_tail_check(const char *from, size_t n, const char *what, size_t block_bytes, size_t asked);
 
 /* ---- options.c ----------------------------------------------------------- */
 

@@ -72,7 +72,8 @@ const unsigned char *fill_find_other(const void *p, size_t n, unsigned char byte
   return fill_find_other_words(b, end, byte);
 }
 
-void fill_tail_check(const char *from, size_t n, const char *what, size_t block_bytes, size_t asked) {
+bool fill_tail_check(const char *from, size_t n, const char *what, size_t block_bytes, size_t asked) {
   const unsigned char *bad = fill_find_other(from, n, FILL_TAIL);
   if (unlikely(bad != NULL)) error_misuse_block(what, bad, block_bytes, asked);
+  return bad == NULL;
 }

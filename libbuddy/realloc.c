@@ -71,9 +71,13 @@ static noinline void *realloc_checked(void *p, size_t size) {
   unsigned cls = page_class_at(r, p);
   if (options.secure && cls != 0 && size_class_is_object(cls, p)) {
     /* Secure mode: the usable size is the request, 0 for malloc(0), which
-     * the trailer records: the block stays only for the same request. */
+     * the trailer records: a block stays for a request of its class, its
+     * trailer rewritten (a string grown a byte at a time moved at every
+     * step, copying all it held: quadratic). */
     size_t asked = secure_usable_small(p, cls);
-    return size == asked ? p : realloc_move(p, asked, size);
+    if (size == asked) return p;
+    void *q = secure_resize_small(p, cls, size);
+    return q != NULL ? q : realloc_move(p, asked, size);
   }
   size_t usable = alloc_usable_size(p);
   if (usable == 0) return realloc_refuse();                                                  /* misuse, reported */

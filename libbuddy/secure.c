@@ -201,15 +201,28 @@ size_t secure_usable_small(void *p, unsigned cls) {
 
 /* ---- Checks at free ------------------------------------------------------ */
 
-/* A write past the end of the small block p: its canary, or its fill. */
-static void secure_check_trailer(void *p, size_t bytes) {
+/* A write past the end of the small block p: its canary, or its fill.
+ * False if it found one (reported). */
+static bool secure_check_trailer(void *p, size_t bytes) {
   size_t asked = secure_asked(p, bytes);
   if (asked == SIZE_MAX) {
     error_misuse_block("heap overflow: the canary after a block was overwritten", secure_trailer(p, bytes), bytes, 0);
-    return;
+    return false;
   }
-  fill_tail_check((char *)p + asked, bytes - SECURE_TRAILER - asked, "heap overflow: a write past the end of a block",
-                  bytes, asked);
+  return fill_tail_check((char *)p + asked, bytes - SECURE_TRAILER - asked,
+                         "heap overflow: a write past the end of a block", bytes, asked);
+}
+
+void *secure_resize_small(void *p, unsigned cls, size_t size) {
+  size_t bytes = size_class_bytes[cls];
+  if (secure_class(size, SMALL_ALIGN) != cls || secure_kind_of(p, bytes) != SECURE_MALLOC ||
+      !secure_check_trailer(p, bytes))
+    return NULL;
+  size_t *t = secure_trailer(p, bytes), asked = t[1];
+  if (size < asked) memset((char *)p + size, FILL_TAIL, asked - size);
+  t[0] = secure_cookie() ^ (uintptr_t)p ^ size ^ (size_t)SECURE_MALLOC;
+  t[1] = size;
+  return p;
 }
 
 /* Whether the last 16 bytes of the small block at q are each what some

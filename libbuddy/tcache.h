@@ -298,6 +298,11 @@ unsigned secure_class(size_t size, size_t align);
 void *secure_alloc_small(unsigned cls, size_t size, secure_kind_t kind);
 /* What a block of class cls can hold: its request. */
 size_t secure_usable_small(void *p, unsigned cls);
+/* realloc of the small block p of class cls from malloc to `size` bytes, in
+ * place when `size` has the same class (secure_class): its tail and canary
+ * checked, then rewritten for the new request. NULL if not (another class,
+ * not malloc's, or a write past its end, reported): the caller moves it. */
+void *secure_resize_small(void *p, unsigned cls, size_t size);
 /* Frees (checked, filled, into the quarantine) the small block p, an object
  * start of class cls in region r; or the page run p of region r. */
 void secure_free_small(region_t *r, void *p, unsigned cls, secure_kind_t kind);
