@@ -23,15 +23,6 @@
 
 uint64_t tcache_requests_uncached[SIZE_CLASS_COUNT];
 
-/* One object off a bin, counted as a request (as on the fast path). */
-static void *tcache_pop(tcache_t *tc, unsigned bin) {
-  void **top = tc->bin_top[bin] - 1, **p = *top;
-  tcache_set_top(tc, bin, top);
-  counter_add(tc->bin_requests[bin], 1);
-  p[1] = NULL;
-  return p;
-}
-
 /* A thread with no cache of its own (dead, or out of memory for one). */
 static void *tcache_alloc_uncached(zone_t *z, unsigned cls) {
   void *p = NULL;

@@ -58,6 +58,15 @@ static inline bool tcache_zone_is_home(const tcache_t *tc, unsigned zone_index) 
 static inline void tcache_set_top(tcache_t *tc, unsigned bin, void **top) {
   __atomic_store_n(&tc->bin_top[bin], top, __ATOMIC_RELAXED);
 }
+/* One object off bin `bin`, which holds one, counted as a request (as on
+ * the fast path), its key cleared. */
+static inline void *tcache_pop(tcache_t *tc, unsigned bin) {
+  void **top = tc->bin_top[bin] - 1, **p = *top;
+  tcache_set_top(tc, bin, top);
+  counter_add(tc->bin_requests[bin], 1);
+  p[1] = NULL;
+  return p;
+}
 /* Pushes up to n objects of class cls from tc's zone on tc's home bin `bin`,
  * which has room for them; returns how many (0: out of memory). */
 static inline unsigned tcache_bin_take_from_zone(tcache_t *tc, unsigned bin, unsigned cls, unsigned n) {

@@ -94,6 +94,19 @@ static noinline size_t tcache_prof_top_up(tcache_t *tc, unsigned cls, unsigned b
   return want == 0 ? 0 : tcache_bin_take_from_zone(tc, bin, cls, (unsigned)want);
 }
 
+/* How many of `n` more objects class cls's stack, holding `have`, may take:
+ * within its slots, and below the sample point (with k objects in the
+ * stack, the next allocation reaches the point when (k + 1) * size >=
+ * left; the division only when the point is what limits). */
+static inline size_t tcache_prof_room(const tcache_prof_t *pr, unsigned cls, size_t have, size_t n, int64_t size) {
+  if (n > TCACHE_PROF_SLOTS - have) n = TCACHE_PROF_SLOTS - have;
+  if ((int64_t)(have + n) * size >= pr->left[cls]) {
+    int64_t below = (pr->left[cls] - 1) / size - (int64_t)have;
+    n = below <= 0 ? 0 : (size_t)below;
+  }
+  return n;
+}
+
 /* Moves the n objects at the top of home bin `bin` onto class cls's stack,
  * counted as given to it and as the bin's requests. */
 static inline void tcache_prof_move(tcache_t *tc, tcache_prof_t *pr, unsigned cls, unsigned bin, size_t n) {
@@ -135,12 +148,8 @@ static inline void tcache_prof_move(tcache_t *tc, tcache_prof_t *pr, unsigned cl
 static inline void tcache_prof_fill_from(tcache_t *tc, tcache_prof_t *pr, unsigned cls, unsigned bin, int64_t size,
                                          size_t last) {
   size_t have = tcache_prof_count(pr, cls), max = tc->bin_max[cls];
-  size_t n = tc->bin_requests[bin] >= TCACHE_PROF_HOT * max && max != 0 ? max - 1 : max / 2;
-  if (n > TCACHE_PROF_SLOTS - have) n = TCACHE_PROF_SLOTS - have;
-  if ((int64_t)(have + n) * size >= pr->left[cls]) {
-    int64_t below = (pr->left[cls] - 1) / size - (int64_t)have;
-    n = below <= 0 ? 0 : (size_t)below;
-  }
+  bool hot = tc->bin_requests[bin] >= TCACHE_PROF_HOT * max && max != 0;
+  size_t n = tcache_prof_room(pr, cls, have, hot ? max - 1 : max / 2, size);
   size_t in_bin = (size_t)(tc->bin_top[bin] - (tc->bin_base[cls] + 1));
   if (in_bin < n / 2 || (in_bin < n && in_bin >= last)) in_bin += tcache_prof_top_up(tc, cls, bin, n - in_bin);
   if (n > in_bin) n = in_bin;
@@ -169,11 +178,8 @@ void *tcache_prof_alloc(tcache_t *tc, unsigned cls) {
   size_t last = pr->filled[cls] - tcache_prof_count(pr, cls);
   if (tcache_prof_due(pr, cls, size)) return TCACHE_SAMPLE;
   unsigned bin = tcache_home_bin(tc, cls);
-  void **top = tc->bin_top[bin] - 1, **p = *top;
-  if (p == NULL) return NULL;
-  tcache_set_top(tc, bin, top);
-  counter_add(tc->bin_requests[bin], 1);
-  p[1] = NULL;
+  if (tc->bin_top[bin][-1] == NULL) return NULL;
+  void *p = tcache_pop(tc, bin);
   tcache_prof_fill_from(tc, pr, cls, bin, size, last);
   return p;
 }
@@ -192,12 +198,7 @@ bool tcache_prof_absorb(tcache_t *tc, unsigned cls) {
   pr->left[cls] -= (int64_t)(pr->filled[cls] - have) * size;
   pr->filled[cls] = (uint32_t)have;
   if (have >= max) return false;
-  size_t n = max - have;
-  if (n > TCACHE_PROF_SLOTS - have) n = TCACHE_PROF_SLOTS - have;
-  if ((int64_t)(have + n) * size >= pr->left[cls]) {
-    int64_t below = (pr->left[cls] - 1) / size - (int64_t)have;
-    n = below <= 0 ? 0 : (size_t)below;
-  }
+  size_t n = tcache_prof_room(pr, cls, have, max - have, size);
   unsigned bin = tcache_home_bin(tc, cls);
   size_t in_bin = (size_t)(tc->bin_top[bin] - (tc->bin_base[cls] + 1));
   if (n > in_bin) n = in_bin;

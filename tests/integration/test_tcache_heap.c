@@ -657,13 +657,9 @@ static void *prof_pairs_main(void *arg) {
   return NULL;
 }
 
-/* With a class allocated and freed in turn, a sampling stack is refilled
- * with as many objects as the bin gets back: its first fills must be long
- * (half the bin's max, the bin topped up from the zone if need be), or the
- * slow path comes every few allocations for the rest of the run (it came
- * every 16 of 64 bytes once a bin's first refill became 1 KiB, and each
- * round trip flushed a full bin). */
-Test(sampling, a_class_allocated_and_freed_in_turn_rarely_takes_the_slow_path) {
+/* The slow paths of prof_pairs_main, run in a thread of its own with
+ * sampling on and no sample point within reach. */
+static uint64_t prof_pairs_slow_paths(void) {
   options.prof = 1;
   options.prof_sample = (long)1 << 40; /* no sample point is reached */
   uint64_t slow_paths = 0;
@@ -671,6 +667,17 @@ Test(sampling, a_class_allocated_and_freed_in_turn_rarely_takes_the_slow_path) {
   cr_assert_eq(pthread_create(&t, NULL, prof_pairs_main, &slow_paths), 0);
   pthread_join(t, NULL);
   options.prof = 0; /* no profile written at exit */
+  return slow_paths;
+}
+
+/* With a class allocated and freed in turn, a sampling stack is refilled
+ * with as many objects as the bin gets back: its first fills must be long
+ * (half the bin's max, the bin topped up from the zone if need be), or the
+ * slow path comes every few allocations for the rest of the run (it came
+ * every 16 of 64 bytes once a bin's first refill became 1 KiB, and each
+ * round trip flushed a full bin). */
+Test(sampling, a_class_allocated_and_freed_in_turn_rarely_takes_the_slow_path) {
+  uint64_t slow_paths = prof_pairs_slow_paths();
   cr_assert_leq(slow_paths, PROF_PAIRS / 32, "%llu slow paths in %d pairs", (unsigned long long)slow_paths, PROF_PAIRS);
 }
 
@@ -679,13 +686,7 @@ Test(sampling, a_class_allocated_and_freed_in_turn_rarely_takes_the_slow_path) {
  * the slow path comes about once per max allocations (64 bytes, a bin of
  * 128: 1563 slow paths in 100000 pairs with half, about 790 now). */
 Test(sampling, a_hot_class_allocated_and_freed_in_turn_takes_the_slow_path_once_per_bin) {
-  options.prof = 1;
-  options.prof_sample = (long)1 << 40; /* no sample point is reached */
-  uint64_t slow_paths = 0;
-  pthread_t t;
-  cr_assert_eq(pthread_create(&t, NULL, prof_pairs_main, &slow_paths), 0);
-  pthread_join(t, NULL);
-  options.prof = 0; /* no profile written at exit */
+  uint64_t slow_paths = prof_pairs_slow_paths();
   cr_assert_leq(slow_paths, PROF_PAIRS / 100, "%llu slow paths in %d pairs", (unsigned long long)slow_paths,
                 PROF_PAIRS);
 }
