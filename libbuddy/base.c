@@ -12,9 +12,16 @@
 
 __thread unsigned lock_depth __attribute__((tls_model("initial-exec")));
 
-/* How many times a thread looks at a held lock word before it sleeps: about
- * what glibc's adaptive mutex spins at most. */
-#define LOCK_WORD_SPINS 100
+/* How many times a thread looks at a held lock word before it sleeps. A
+ * zone's longest sections (a flush of a full bin, a remote batch going home)
+ * take tens of microseconds; a futex sleep and its wake-up cost about as
+ * much, and more in a virtual machine. With 100 looks (glibc's adaptive
+ * mutex's most, 3 to 5 us at a pause of 100 to 140 cycles), mixed-xthread
+ * slept about 300 times a run, tcmalloc's threads 25 times; with 1000 (up to
+ * 50 us), 20 to 40 times, and it took 0.7 to 0.9 of the time
+ * (docs/benchmarks.md). A waiter whose holder was preempted wastes that much
+ * before it sleeps, against a time slice of milliseconds. */
+#define LOCK_WORD_SPINS 1000
 
 static inline void lock_word_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
