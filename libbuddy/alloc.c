@@ -227,8 +227,7 @@ size_t alloc_usable_size(const void *p) {
     error_misuse("malloc_usable_size of a pointer inside a small block", p);
     return 0;
   }
-  if (d->kind == PAGE_RUN && !(d->flags & PAGE_META) && ((uintptr_t)p & (PAGE_SIZE - 1)) == 0)
-    return PAGE_SIZE << d->order;
+  if (zone_run_live_at(d, p)) return PAGE_SIZE << d->order;
   const char *head = options.secure ? secure_run_head(r, (void *)p) : NULL;
   if (head != NULL) return (PAGE_SIZE << page_desc_of(r, head)->order) - PAGE_SIZE;
   error_misuse("malloc_usable_size of a pointer that is not a live block", p);

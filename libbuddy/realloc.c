@@ -33,7 +33,7 @@ static void *realloc_run(region_t *r, void *p, size_t usable, size_t size) {
   unsigned current = page_desc_of(r, p)->order;
   if (order < current) zone_shrink_run(r, p, order);
   if (order <= current || zone_grow_run(r, p, order)) {
-    zone_run_arm_tail(p, size); /* the tail check, at the new end */
+    zone_run_move_tail(p, size); /* the tail check, at the new end */
     return p;
   }
   return realloc_move(p, usable, size);
@@ -79,6 +79,10 @@ static noinline void *realloc_checked(void *p, size_t size) {
     void *q = secure_resize_small(p, cls, size);
     return q != NULL ? q : realloc_move(p, asked, size);
   }
+  /* A live page run (alloc_usable_size's test, made here once): a string
+   * appended to past the small classes reallocs it at every step. */
+  page_desc_t *d = page_desc_of(r, p);
+  if (cls == 0 && !options.secure && zone_run_live_at(d, p)) return realloc_run(r, p, PAGE_SIZE << d->order, size);
   size_t usable = alloc_usable_size(p);
   if (usable == 0) return realloc_refuse();                                                  /* misuse, reported */
   if (options.secure && secure_run_head(r, p) != NULL) return realloc_move(p, usable, size); /* its header stays */

@@ -10,6 +10,8 @@
  */
 #include "zone.h"
 
+#include <string.h>
+
 uint64_t zone_run_requests startup_state;
 
 /* The bytes of a run of the program's (not PAGE_META) count as handed out. */
@@ -71,6 +73,21 @@ static void zone_run_check_tail(const page_desc_t *d, const char *p) {
 void zone_run_arm_tail(void *p, size_t asked) {
   page_desc_t *d = page_desc_of(region_of_address(p), p);
   d->run_tail = (uint8_t)fill_tail_arm(p, asked, PAGE_SIZE << d->order);
+  d->run_asked = (uint32_t)asked;
+}
+
+/* A live run's new end (realloc in place). Grown within its armed tail (a
+ * string appended to: a few bytes at a time), the bytes of the old tail
+ * past the new end hold the fill already, or a write past the old end that
+ * the free will still report: only the bytes past the old tail are filled,
+ * where each step refilled the whole tail before. */
+void zone_run_move_tail(void *p, size_t asked) {
+  page_desc_t *d = page_desc_of(region_of_address(p), p);
+  size_t old_end = (size_t)d->run_asked + d->run_tail;
+  if (d->run_tail == 0 || asked < d->run_asked || asked >= old_end) return zone_run_arm_tail(p, asked);
+  size_t tail = fill_tail_bytes(asked, PAGE_SIZE << d->order);
+  if (asked + tail > old_end) memset((char *)p + old_end, FILL_TAIL, asked + tail - old_end);
+  d->run_tail = (uint8_t)tail;
   d->run_asked = (uint32_t)asked;
 }
 

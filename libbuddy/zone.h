@@ -64,6 +64,10 @@ bool zone_release_empty_slabs_locked(zone_t *z);
 void *zone_alloc_run(zone_t *z, unsigned order, bool *zeroed);
 void zone_free_run(region_t *r, void *p);
 void *zone_alloc_sampled_run(zone_t *z, unsigned order, bool *zeroed);
+/* Whether p heads a live page run of the program's (d: p's page). */
+static inline bool zone_run_live_at(const page_desc_t *d, const void *p) {
+  return d->kind == PAGE_RUN && !(d->flags & PAGE_META) && ((uintptr_t)p & (PAGE_SIZE - 1)) == 0;
+}
 /* Whether the run headed at p (the program's, live) was sampled. */
 static inline bool zone_run_sampled(region_t *r, const void *p) {
   return (page_desc_of(r, p)->flags & PAGE_SAMPLED) != 0;
@@ -72,6 +76,8 @@ static inline bool zone_run_sampled(region_t *r, const void *p) {
  * `asked` are filled, and checked when the run is freed; disarmed when the
  * program may use every byte of the run (malloc_usable_size). */
 void zone_run_arm_tail(void *p, size_t asked);
+/* The same at a live run's new end (realloc in place: run.c). */
+void zone_run_move_tail(void *p, size_t asked);
 void zone_run_disarm_tail(void *p);
 /* Checks the tail of the run at p now, then disarms it (secure.c). */
 void zone_run_take_tail(void *p);

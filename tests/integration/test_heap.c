@@ -706,6 +706,73 @@ Test(misuse, warn_and_leak_keeps_the_heap_working, .init = cr_redirect_stderr) {
   cr_assert_null(strstr(text, "error:"), "nothing was fatal:\n%s", text);
 }
 
+/* ---- A page run's tail check through realloc in place ---------------------
+ * realloc in place moves the tail check to the new end (run.c:
+ * zone_run_move_tail), filling only the bytes past the old tail when the run
+ * grew within it. A string appended to a few bytes at a time: */
+
+#define RUN_START 40000 /* a page run of 64 KiB: above the small classes */
+#define RUN_STEP 7
+
+static char *run_grown_to(size_t end) {
+  char *p = buddy_malloc(RUN_START), *q = p;
+  memset(p, 'a', RUN_START);
+  for (size_t n = RUN_START + RUN_STEP; n <= end; n += RUN_STEP) {
+    q = buddy_realloc(q, n);
+    cr_assert_eq(q, p, "in place at %zu bytes", n);
+    memset(q + n - RUN_STEP, 'b', RUN_STEP); /* the program writes what it asked for */
+  }
+  return q;
+}
+
+static void assert_overflow_reported(bool reported) {
+  const char *text = redirected_stderr();
+  const char *found = strstr(text, "a write past the end of a medium block");
+  cr_assert(reported ? found != NULL : found == NULL, "%s:\n%s", reported ? "not reported" : "reported", text);
+}
+
+Test(run_tail, a_run_grown_in_place_and_written_to_its_end_is_not_reported, .init = cr_redirect_stderr) {
+  options.abort_on_error = 0;
+  buddy_free(run_grown_to(RUN_START + 100 * RUN_STEP));
+  assert_overflow_reported(false);
+}
+
+Test(run_tail, a_write_past_the_new_end_of_a_grown_run_is_reported, .init = cr_redirect_stderr) {
+  options.abort_on_error = 0;
+  size_t end = RUN_START + 100 * RUN_STEP;
+  char *p = run_grown_to(end);
+  p[end + FILL_TAIL_MAX - 1] = 'x'; /* the last byte of the tail */
+  buddy_free(p);
+  assert_overflow_reported(true);
+}
+
+/* A write past the old end, which the grown run's new end does not reach:
+ * still past the end, still reported (refilling the whole tail at each
+ * realloc used to erase it). */
+Test(run_tail, a_write_past_the_old_end_that_stays_past_the_new_one_is_reported, .init = cr_redirect_stderr) {
+  options.abort_on_error = 0;
+  char *p = run_grown_to(RUN_START);
+  p[RUN_START + 20] = 'x';
+  cr_assert_eq(buddy_realloc(p, RUN_START + 10), p);
+  buddy_free(p);
+  assert_overflow_reported(true);
+}
+
+/* Shrunk, or grown past its tail, the run is armed again whole. */
+Test(run_tail, a_run_shrunk_or_grown_far_is_checked_at_its_new_end, .init = cr_redirect_stderr) {
+  options.abort_on_error = 0;
+  char *p = run_grown_to(RUN_START);
+  cr_assert_eq(buddy_realloc(p, RUN_START - 1000), p, "shrunk in place");
+  p[RUN_START - 1000] = 'x';
+  buddy_free(p);
+  assert_overflow_reported(true);
+  char *q = run_grown_to(RUN_START);
+  cr_assert_eq(buddy_realloc(q, RUN_START + 1000), q, "grown in place past the tail");
+  memset(q + RUN_START, 'b', 1000);
+  buddy_free(q);
+  assert_overflow_reported(false); /* what was written since the first report */
+}
+
 /* slab_give checks every object a bin flush sends home (slab_check_give): an
  * object start never handed out is refused and left alone, and the slab stays
  * intact. Bins hold one block, so each free below
