@@ -129,10 +129,12 @@ bool transfer_holds_locked(const zone_t *z, unsigned cls, const void *p) {
 /* A slab going back to the core has none of its objects in the stack: one
  * there would mean the slab gave back an object twice (a double free that
  * reached the slab by a bin). Drops and reports any, so that none is handed
- * out from memory that is no longer this slab's. */
+ * out from memory that is no longer this slab's. The stack is only read
+ * until one is found: every slab that empties comes here. */
 void transfer_drop_range_locked(zone_t *z, unsigned cls, const char *start, size_t bytes) {
   unsigned kept = 0, count = z->transfer_count[cls];
-  for (unsigned i = 0; i < count; i++) {
+  while (kept < count && (uintptr_t)((const char *)z->transfer[cls][kept] - start) >= bytes) kept++;
+  for (unsigned i = kept; i < count; i++) {
     void *p = z->transfer[cls][i];
     if ((uintptr_t)((const char *)p - start) < bytes) error_misuse("double free of a small block", p);
     else z->transfer[cls][kept++] = p;
