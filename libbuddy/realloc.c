@@ -84,8 +84,12 @@ static noinline void *realloc_checked(void *p, size_t size) {
   page_desc_t *d = page_desc_of(r, p);
   if (cls == 0 && !options.secure && zone_run_live_at(d, p)) return realloc_run(r, p, PAGE_SIZE << d->order, size);
   size_t usable = alloc_usable_size(p);
-  if (usable == 0) return realloc_refuse();                                                  /* misuse, reported */
-  if (options.secure && secure_run_head(r, p) != NULL) return realloc_move(p, usable, size); /* its header stays */
+  if (usable == 0) return realloc_refuse(); /* misuse, reported */
+  char *head = options.secure ? secure_run_head(r, p) : NULL;
+  if (head != NULL) { /* secure mode's medium block, after its header page */
+    void *q = secure_resize_run(r, p, head, size);
+    return q != NULL ? q : realloc_move(p, usable, size);
+  }
   if (cls == 0) return realloc_run(r, p, usable, size);
   /* In place only within the block's class, so that the size a program
    * gives free_sized or sized delete afterwards still names the class. */

@@ -398,6 +398,23 @@ void *secure_run_head(region_t *r, void *p) {
   return head;
 }
 
+void *secure_resize_run(region_t *r, void *p, char *head, size_t size) {
+  page_desc_t *d = page_desc_of(r, head);
+  size_t bytes = (PAGE_SIZE << d->order) - PAGE_SIZE, asked = d->run_tail != 0 ? d->run_asked - PAGE_SIZE : 0;
+  uintptr_t made = ((uintptr_t *)head)[1] ^ secure_header_kind_word(head, SECURE_MALLOC);
+  if (made != SECURE_MALLOC || size > bytes ||
+      buddy_order_for_pages(((size + PAGE_SIZE - 1) >> PAGE_SHIFT) + 1) != d->order)
+    return NULL;
+  if (d->run_tail != 0 &&
+      !fill_tail_check(head + d->run_asked, d->run_tail,
+                       "heap overflow: a write past the end of a medium block, found at its realloc", bytes, asked)) {
+    zone_run_disarm_tail(head); /* reported once: the move's free does not again */
+    return NULL;
+  }
+  zone_run_arm_tail(head, size + PAGE_SIZE); /* the run's request counts the header */
+  return p;
+}
+
 /* The head of the page run that holds `page` (a page of region r), or NULL:
  * runs are aligned to their order, so the head is the page rounded down to
  * some order's size. Reads descriptors only: the signal handler calls it. */

@@ -326,6 +326,12 @@ void secure_fault(void *addr);
  * head of p's run if p is such a block, else NULL. */
 void *secure_header_run(void *head, secure_kind_t kind);
 void *secure_run_head(region_t *r, void *p);
+/* realloc of such a block p (its run's head at head, in region r) to `size`
+ * bytes, in place when `size` and the header still need the run's order and
+ * malloc made it: its tail checked, then armed at the new end. NULL if not
+ * (another order, not malloc's, or a write past its end, reported): the
+ * caller moves it. A string appended to was copied whole at each step. */
+void *secure_resize_run(region_t *r, void *p, char *head, size_t size);
 /* Draws the secret of secure mode's canaries and choices (start-up). */
 void secure_init(void);
 void secure_fork_prepare(void);

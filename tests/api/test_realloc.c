@@ -87,6 +87,28 @@ Test(realloc, a_block_grown_a_byte_at_a_time_moves_once_per_class_at_most) {
   buddy_free(p);
 }
 
+/* The same past the small classes, in steps of a line appended: a page run
+ * moves when its order no longer holds the block (secure mode: with its
+ * header page), not at each step. */
+Test(realloc, a_medium_block_grown_in_steps_moves_once_per_order_at_most) {
+  enum { GROWN_FROM = 33000, GROWN_TO = 250000, STEP = 61, MOVES_MAX = 8 };
+  char *p = buddy_malloc(GROWN_FROM);
+  cr_assert_not_null(p);
+  memset(p, 'a', GROWN_FROM);
+  int moves = 0;
+  for (size_t size = GROWN_FROM + STEP; size <= GROWN_TO; size += STEP) {
+    char *q = buddy_realloc(p, size);
+    cr_assert_not_null(q);
+    if (q != p) moves++;
+    char last = size == GROWN_FROM + STEP ? 'a' : 'b';
+    cr_assert_eq(q[size - STEP - 1], last, "size %zu: the last byte kept", size);
+    memset(q + size - STEP, 'b', STEP);
+    p = q;
+  }
+  cr_assert_leq(moves, MOVES_MAX, "%d moves growing to %d bytes", moves, GROWN_TO);
+  buddy_free(p);
+}
+
 Test(realloc, shrinks_through_every_class) {
   size_t sizes[MAX_WALK_SIZES];
   size_t n = walk_sizes(sizes);

@@ -773,6 +773,27 @@ Test(run_tail, a_run_shrunk_or_grown_far_is_checked_at_its_new_end, .init = cr_r
   assert_overflow_reported(false); /* what was written since the first report */
 }
 
+/* Secure mode: a medium block (after its header page) stays in place too,
+ * its tail checked at each realloc; one written past its end is reported
+ * there, once, and moves. */
+Test(run_tail, secure_mode_reports_a_write_past_a_medium_block_at_its_realloc, .init = cr_redirect_stderr) {
+  options.secure = 1;
+  options.debug = 1; /* as secure=1 in BUDDY_OPTIONS sets it */
+  options.abort_on_error = 0;
+  char *p = buddy_malloc(RUN_START);
+  memset(p, 'a', RUN_START);
+  cr_assert_eq(buddy_realloc(p, RUN_START + 100), p, "in place");
+  p[RUN_START + 100] = 'x';
+  char *q = buddy_realloc(p, RUN_START + 200);
+  cr_assert_not_null(q);
+  cr_assert_neq(q, p, "moved after the report");
+  cr_assert_eq(q[RUN_START - 1], 'a');
+  buddy_free(q);
+  const char *text = redirected_stderr();
+  cr_assert_not_null(strstr(text, "a write past the end of a medium block, found at its realloc"), "got:\n%s", text);
+  cr_assert_null(strstr(text, "found when it was freed"), "reported once:\n%s", text);
+}
+
 /* slab_give checks every object a bin flush sends home (slab_check_give): an
  * object start never handed out is refused and left alone, and the slab stays
  * intact. Bins hold one block, so each free below
