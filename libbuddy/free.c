@@ -66,7 +66,7 @@ static noinline void free_sized_large(void *p, size_t size, secure_kind_t kind) 
     page_desc_t *d = page_desc_of(r, p);
     size_t pages = (size + PAGE_SIZE - 1) >> PAGE_SHIFT;
     unsigned cls = page_class_at(r, p);
-    bool run = cls == 0 && d->kind == PAGE_RUN && !(d->flags & PAGE_META) && page_address_of(d) == p;
+    bool run = cls == 0 && zone_run_live_at(d, p);
     size_t small_max = options.secure ? SMALL_SIZE_MAX - SECURE_TRAILER : SMALL_SIZE_MAX;
     /* A sampled small block (prof=1) is a run of its own: a size of its
      * class is right. */

@@ -398,11 +398,23 @@ void *secure_run_head(region_t *r, void *p) {
   return head;
 }
 
+/* The program's request for the block after the header page at head (d:
+ * its descriptor), which the run's tail check records with the header
+ * counted; 0 if the tail is disarmed (malloc_usable_size). */
+static size_t secure_run_asked(const page_desc_t *d) {
+  return d->run_tail != 0 ? d->run_asked - PAGE_SIZE : 0;
+}
+
+/* The kind the header at head records (secure_kind_t), or a larger value if
+ * the word was overwritten. */
+static uintptr_t secure_run_made(const char *head) {
+  return ((const uintptr_t *)head)[1] ^ secure_header_kind_word(head, SECURE_MALLOC);
+}
+
 void *secure_resize_run(region_t *r, void *p, char *head, size_t size) {
   page_desc_t *d = page_desc_of(r, head);
-  size_t bytes = (PAGE_SIZE << d->order) - PAGE_SIZE, asked = d->run_tail != 0 ? d->run_asked - PAGE_SIZE : 0;
-  uintptr_t made = ((uintptr_t *)head)[1] ^ secure_header_kind_word(head, SECURE_MALLOC);
-  if (made != SECURE_MALLOC || size > bytes ||
+  size_t bytes = (PAGE_SIZE << d->order) - PAGE_SIZE, asked = secure_run_asked(d);
+  if (secure_run_made(head) != SECURE_MALLOC || size > bytes ||
       buddy_order_for_pages(((size + PAGE_SIZE - 1) >> PAGE_SHIFT) + 1) != d->order)
     return NULL;
   if (d->run_tail != 0 &&
@@ -411,7 +423,7 @@ void *secure_resize_run(region_t *r, void *p, char *head, size_t size) {
     zone_run_disarm_tail(head); /* reported once: the move's free does not again */
     return NULL;
   }
-  zone_run_arm_tail(head, size + PAGE_SIZE); /* the run's request counts the header */
+  zone_run_move_tail(head, size + PAGE_SIZE); /* the run's request counts the header */
   return p;
 }
 
@@ -461,16 +473,15 @@ void secure_free_run(region_t *r, void *p, secure_kind_t kind) {
   char *head = secure_run_head(r, p);
   page_desc_t *d = page_desc_of(r, head != NULL ? head : p);
   if (head == NULL) {
-    bool run = ((uintptr_t)p & (PAGE_SIZE - 1)) == 0 && d->kind == PAGE_RUN && !(d->flags & PAGE_META);
-    if (!run) return zone_free_run(r, p); /* reported there */
+    if (!zone_run_live_at(d, p)) return zone_free_run(r, p); /* reported there */
     head = p;
   }
   size_t run_bytes = PAGE_SIZE << d->order, bytes = run_bytes - (size_t)((char *)p - head);
   if (((void **)p)[0] == (void *)secure_mark(p))
     return error_misuse_block("double free of a medium block (it waits in the quarantine)", p, bytes, 0);
   if (head != (char *)p) {
-    size_t asked = d->run_tail != 0 ? d->run_asked - PAGE_SIZE : 0; /* the run's request counts the header */
-    uintptr_t made = ((uintptr_t *)head)[1] ^ secure_header_kind_word(head, SECURE_MALLOC);
+    size_t asked = secure_run_asked(d);
+    uintptr_t made = secure_run_made(head);
     if (made <= SECURE_KIND_MAX) secure_check_made(p, bytes, asked, (secure_kind_t)made, kind);
     fill_tail_check(head + PAGE_SIZE - SECURE_HEADER_TAIL, SECURE_HEADER_TAIL,
                     "heap underflow: a write before the start of a medium block", bytes, asked);

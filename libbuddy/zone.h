@@ -49,8 +49,7 @@ void zone_purge_due(void);
 void zone_free_object(region_t *r, page_desc_t *d, void *p);
 /* objs[0..n), of class cls and zone z, that hold the debug fill whole (and
  * the key): back to their slabs under one lock, not filled again. For
- * secure mode (secure.c): objects zone_alloc_objects(z) handed out that the
- * random choice did not keep, blocks leaving the quarantine (checked). */
+ * secure mode (secure.c): blocks leaving the quarantine (checked). */
 void zone_return_untouched(zone_t *z, unsigned cls, void *const *objs, unsigned n);
 /* The same for a small object of buddymalloc's own, found by its address. */
 void zone_free_small(void *p);
