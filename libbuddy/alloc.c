@@ -49,6 +49,14 @@ static void *alloc_block(size_t size, size_t align, unsigned order, bool *fresh,
   return p;
 }
 
+/* Records the sampled block p of `bytes`, a page run or huge block of
+ * `order` (prof.c), and keeps the record with it for its free. */
+static void alloc_note_sample(void *p, size_t bytes, unsigned order) {
+  prof_record_t sample = {.bytes = bytes, .stack = prof_note(bytes)};
+  if (order > BUDDY_MAX_ORDER) pagemap_huge(pagemap_entry(p))->sample = sample;
+  else zone_run_keep_sample(p, sample);
+}
+
 /* A page run of at least `size` bytes or a huge block, aligned to `align`.
  * With sampling on, it counts towards the thread's sample point for large
  * blocks (prof_large_due). */
@@ -62,7 +70,7 @@ static void *alloc_run_or_huge(size_t size, size_t align, bool *zeroed) {
   void *p = alloc_block(size, align, order, &fresh, sampled);
   if (p == NULL) return alloc_fail();
   if (order <= BUDDY_MAX_ORDER) zone_run_arm_tail(p, size); /* huge_alloc arms its own */
-  if (sampled) prof_note(p, size);
+  if (sampled) alloc_note_sample(p, size, order);
   if (zeroed != NULL) *zeroed = fresh;
   return p;
 }
@@ -105,7 +113,7 @@ static noinline void *alloc_small_sampling(unsigned cls) {
   p = alloc_block(size, PAGE_SIZE, alloc_sampled_order(cls), &fresh, true);
   if (p == NULL) return alloc_fail();
   zone_run_arm_tail(p, size);
-  prof_note(p, size);
+  alloc_note_sample(p, size, alloc_sampled_order(cls));
   return p;
 }
 

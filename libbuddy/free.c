@@ -22,7 +22,7 @@ noinline void free_not_small_object(void *p, secure_kind_t kind) {
     unsigned cls = page_class_at(r, p);
     if (cls == 0) {
       if (unlikely(options.secure)) return secure_free_run(r, p, kind);
-      if (unlikely(options_sampling()) && zone_run_sampled(r, p)) prof_forget(p);
+      if (unlikely(options_sampling())) return prof_forget(zone_free_run_sample(r, p));
       return zone_free_run(r, p);
     }
     if (!size_class_is_object(cls, p)) return error_misuse("free of a pointer inside a small block (not its start)", p);
@@ -38,7 +38,7 @@ noinline void free_not_small_object(void *p, secure_kind_t kind) {
       secure_check_made(p, h->size, h->tail != 0 ? h->asked : 0, (secure_kind_t)(h->made - 1), kind);
     if (unlikely(h->sampled) && p == h->base) {
       h->sampled = false;
-      prof_forget(p);
+      prof_forget(h->sample);
     }
     huge_free(h, p);
   } else if (p != NULL) error_misuse("free of a pointer buddymalloc does not own", p);

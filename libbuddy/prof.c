@@ -7,19 +7,23 @@
  * countdown per thread here (prof_large_due), all drawn the same way, one
  * sample per prof_sample bytes on average. The API serves a sampled block
  * from a page run flagged PAGE_SAMPLED (a huge block: huge_t.sampled), so
- * that its free, which never takes free's fast path, sees the flag and calls
- * prof_forget. Nothing here runs with sampling off: the tables are not even
+ * that its free, which never takes free's fast path, sees the flag, and
+ * passes the block's record (prof_record_t: its stack's number and bytes,
+ * which the API keeps in the run's head descriptor or the huge_t) to
+ * prof_forget. Nothing here runs with sampling off: the table is not even
  * mapped.
  *
- * Two tables, in memory mapped from the OS at start-up (never malloc):
- *  - stacks: one record per distinct stack (prof_stack_t), found by its hash
- *    through an open-addressed index; a record lives for the whole process,
- *    so that the profile's total-allocated figures cover freed blocks too;
- *  - samples: live sampled blocks by address (linear probing, deletion by
- *    backward shift), each with its size and its stack's number.
- * Both under prof_lock, a leaf: taken with no other allocator lock held,
- * and nothing is allocated or locked under it (fork.c takes it last). A
- * table that is full drops the sample and counts it.
+ * One table, in memory mapped from the OS at start-up (never malloc): one
+ * record per distinct stack (prof_stack_t), found by its hash through an
+ * open-addressed index; a record lives for the whole process, so that the
+ * profile's total-allocated figures cover freed blocks too. The live
+ * samples are counted in their stacks' records and kept nowhere else: a
+ * table of them by address would touch a page of its own at almost every
+ * sample (the first touch maps the zero page, the first write then copies
+ * it and flushes the other cores' TLBs). Under prof_lock, a leaf: taken
+ * with no other allocator lock held, and nothing is allocated or locked
+ * under it (fork.c takes it last). A full table drops the sample and
+ * counts it.
  *
  * The stack: prof_unwind (prof_unwind.c), our own walk of the DWARF unwind
  * tables (frame pointers are usually absent) with each call site's rule
@@ -39,16 +43,8 @@
 
 #define PROF_STACKS_MAX ((size_t)1 << 16)
 #define PROF_INDEX_SIZE ((size_t)1 << 17) /* stack numbers + 1 by hash; 0: empty */
-#define PROF_SAMPLES_SIZE ((size_t)1 << 20)
-#define PROF_SAMPLES_MAX (PROF_SAMPLES_SIZE / 2) /* the probes stay short */
 /* Frames the unwinder is asked for: the stack's and the allocator's own. */
 #define PROF_UNWIND_DEPTH (PROF_DEPTH + 16)
-
-typedef struct prof_sample {
-  uintptr_t addr; /* 0: an empty slot */
-  uint64_t bytes;
-  uint32_t stack;
-} prof_sample_t;
 
 static struct {
   pthread_mutex_t lock;
@@ -56,8 +52,7 @@ static struct {
   uintptr_t own_lo, own_hi; /* the allocator's code, when it is a library of its own */
   prof_stack_t *stacks;     /* [PROF_STACKS_MAX] */
   uint32_t *index;          /* [PROF_INDEX_SIZE] */
-  prof_sample_t *samples;   /* [PROF_SAMPLES_SIZE] */
-  size_t stack_count, live;
+  size_t stack_count;
   uint64_t dropped;
 } prof = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -75,8 +70,7 @@ startup_code void prof_init(void) {
   if (!options_sampling()) return;
   prof.stacks = prof_map(PROF_STACKS_MAX * sizeof(prof_stack_t));
   prof.index = prof_map(PROF_INDEX_SIZE * sizeof(uint32_t));
-  prof.samples = prof_map(PROF_SAMPLES_SIZE * sizeof(prof_sample_t));
-  if (prof.stacks == NULL || prof.index == NULL || prof.samples == NULL || !prof_unwind_init()) {
+  if (prof.stacks == NULL || prof.index == NULL || !prof_unwind_init()) {
     base_warning("prof: cannot map the sample tables: no heap profile", (const char *)NULL);
     return;
   }
@@ -148,19 +142,8 @@ static uint32_t prof_stack_locked(void *const *frames, int n, uint64_t hash) {
   return id;
 }
 
-static size_t prof_slot_of(uintptr_t addr) {
-  return (size_t)(((addr >> 4) * 0x9E3779B97F4A7C15ULL) >> 44) & (PROF_SAMPLES_SIZE - 1);
-}
-
-static void prof_insert_locked(uintptr_t addr, uint64_t bytes, uint32_t stack) {
-  size_t mask = PROF_SAMPLES_SIZE - 1, i = prof_slot_of(addr);
-  while (prof.samples[i].addr != 0 && prof.samples[i].addr != addr) i = (i + 1) & mask;
-  if (prof.samples[i].addr == 0) prof.live++;
-  prof.samples[i] = (prof_sample_t){.addr = addr, .bytes = bytes, .stack = stack};
-}
-
-void prof_note(void *p, size_t bytes) {
-  if (!prof.ready || prof_inside) return;
+uint32_t prof_note(size_t bytes) {
+  if (!prof.ready || prof_inside) return PROF_NO_STACK;
   prof_inside = true;
   void *frames[PROF_UNWIND_DEPTH];
   int n = prof_unwind(frames, PROF_UNWIND_DEPTH), first = 1; /* frames[0] is here */
@@ -169,46 +152,25 @@ void prof_note(void *p, size_t bytes) {
   if (n > PROF_DEPTH) n = PROF_DEPTH;
   uint64_t hash = prof_hash_frames(frames + first, n);
   lock_take(&prof.lock);
-  uint32_t id = prof.live < PROF_SAMPLES_MAX ? prof_stack_locked(frames + first, n, hash) : PROF_STACKS_MAX;
+  uint32_t id = prof_stack_locked(frames + first, n, hash);
   if (id < PROF_STACKS_MAX) {
     prof_stack_t *s = &prof.stacks[id];
     s->live_count++, s->live_bytes += bytes;
     s->total_count++, s->total_bytes += bytes;
-    prof_insert_locked((uintptr_t)p, bytes, id);
   } else {
     prof.dropped++;
+    id = PROF_NO_STACK;
   }
   lock_release(&prof.lock);
   prof_inside = false;
+  return id;
 }
 
-/* Under prof_lock: empties slot i, moving back the entries of its probe run
- * that would no longer be found (backward-shift deletion). */
-static void prof_remove_locked(size_t i) {
-  size_t mask = PROF_SAMPLES_SIZE - 1;
-  for (size_t j = (i + 1) & mask; prof.samples[j].addr != 0; j = (j + 1) & mask) {
-    size_t home = prof_slot_of(prof.samples[j].addr);
-    /* j's entry may move to i if its home is not in (i, j] (cyclically). */
-    bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-    if (stays) continue;
-    prof.samples[i] = prof.samples[j];
-    i = j;
-  }
-  prof.samples[i].addr = 0;
-  prof.live--;
-}
-
-void prof_forget(void *p) {
-  if (!prof.ready) return;
-  size_t mask = PROF_SAMPLES_SIZE - 1;
+void prof_forget(prof_record_t sample) {
+  if (!prof.ready || sample.stack == PROF_NO_STACK) return;
   lock_take(&prof.lock);
-  for (size_t i = prof_slot_of((uintptr_t)p); prof.samples[i].addr != 0; i = (i + 1) & mask) {
-    if (prof.samples[i].addr != (uintptr_t)p) continue;
-    prof_stack_t *s = &prof.stacks[prof.samples[i].stack];
-    s->live_count--, s->live_bytes -= prof.samples[i].bytes;
-    prof_remove_locked(i);
-    break;
-  }
+  prof_stack_t *s = &prof.stacks[sample.stack];
+  s->live_count--, s->live_bytes -= sample.bytes;
   lock_release(&prof.lock);
 }
 

@@ -23,11 +23,13 @@ void prof_start(void);
 /* A page run or huge block of `bytes` is about to be allocated: whether it
  * reaches the calling thread's sample point for large blocks. */
 bool prof_large_due(size_t bytes);
-/* Records the sampled block p of `bytes` with the calling thread's stack;
- * nothing if the thread is already inside (a signal handler's allocation). */
-void prof_note(void *p, size_t bytes);
-/* p, a sampled block, is being freed. */
-void prof_forget(void *p);
+/* Records a sampled block of `bytes` with the calling thread's stack, and
+ * returns the stack's number, which the block keeps (prof_record_t) for its
+ * free; PROF_NO_STACK if nothing was recorded (the thread is already inside:
+ * a signal handler's allocation; the table is full). */
+uint32_t prof_note(size_t bytes);
+/* A sampled block is being freed: its record. */
+void prof_forget(prof_record_t sample);
 void prof_fork_prepare(void);
 void prof_fork_parent(void);
 void prof_fork_child(void);
@@ -46,8 +48,7 @@ typedef struct prof_stack {
   void *frames[PROF_DEPTH];          /* return addresses, innermost first */
 } prof_stack_t;
 /* Copies the stacks into out (at most max), under the samples' lock;
- * returns how many. *samples: the live samples, *dropped: the samples the
- * full tables could not take. */
+ * returns how many. *dropped: the samples the full table could not take. */
 size_t prof_copy_stacks(prof_stack_t *out, size_t max, uint64_t *dropped);
 /* The stacks' count, to size a copy. */
 size_t prof_stack_count(void);

@@ -101,12 +101,14 @@ void zone_run_disarm_tail(void *p) {
   page_desc_of(region_of_address(p), p)->run_tail = 0;
 }
 
-static void zone_free_run_flagged(region_t *r, void *p, uint8_t meta) {
+/* *sample: the record of the run if it was sampled (left as it is if not). */
+static void zone_free_run_flagged(region_t *r, void *p, uint8_t meta, prof_record_t *sample) {
   zone_t *z = r->zone;
   zone_lock(z);
   page_desc_t *d = zone_run_locked(r, p, meta);
   if (d != NULL && d->run_tail != 0) zone_run_check_tail(d, p);
   if (d != NULL) {
+    if (d->flags & PAGE_SAMPLED) *sample = d->sample;
     if (!meta) z->out_pending -= zone_run_bytes(d->order);
     zone_free_block_locked(z, d);
   }
@@ -114,11 +116,19 @@ static void zone_free_run_flagged(region_t *r, void *p, uint8_t meta) {
 }
 
 void zone_free_run(region_t *r, void *p) {
-  zone_free_run_flagged(r, p, 0);
+  prof_record_t ignored;
+  zone_free_run_flagged(r, p, 0, &ignored);
+}
+
+prof_record_t zone_free_run_sample(region_t *r, void *p) {
+  prof_record_t sample = {.stack = PROF_NO_STACK};
+  zone_free_run_flagged(r, p, 0, &sample);
+  return sample;
 }
 
 void zone_free_meta_run(void *p) {
-  zone_free_run_flagged(region_of_address(p), p, PAGE_META);
+  prof_record_t ignored;
+  zone_free_run_flagged(region_of_address(p), p, PAGE_META, &ignored);
 }
 
 bool zone_grow_run(region_t *r, void *p, unsigned order) {

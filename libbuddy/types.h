@@ -178,6 +178,16 @@ enum page_flags {
                      * order 0, inaccessible: zone.c), freed with its slab */
 };
 
+/* A sampled block's record (prof=1, leaks=1: prof.c), kept with the block
+ * (its run's head descriptor, or its huge_t) so that its free finds it
+ * without a table: the sample's stack number (PROF_NO_STACK: not recorded)
+ * and the bytes it was sampled at. */
+typedef struct prof_record {
+  uint64_t bytes;
+  uint32_t stack;
+} prof_record_t;
+#define PROF_NO_STACK UINT32_MAX
+
 /* One per page of a region, outside the pages.
  * Invariants:
  *   kind == PAGE_FREE   <=> the page heads a free block of `order`, which is on
@@ -190,8 +200,13 @@ enum page_flags {
  *                        its class; no free bit is set in the slab's bitmap
  *                        words below slab_scan (slab.c). */
 typedef struct page_desc {
-  struct page_desc *next; /* free list of its order, or zone list of its slab */
-  struct page_desc *prev;
+  union {
+    struct {
+      struct page_desc *next; /* free list of its order, or zone list of its slab */
+      struct page_desc *prev;
+    };
+    prof_record_t sample; /* head of a live run flagged PAGE_SAMPLED (on no list) */
+  };
   uint16_t slab_used;   /* slab head: objects out of the slab (caches or users) */
   uint16_t slab_carved; /* slab head: objects ever handed out; the rest untouched */
   uint16_t slab_scan;   /* slab head: no free bit in the slab's words below this */
@@ -242,19 +257,20 @@ _Static_assert(sizeof(page_desc_t) == 32, "page descriptors stay 32 bytes");
 /* A block above MEDIUM_SIZE_MAX, in a BUDDY_REGION_SIZE-aligned mapping of its
  * own; every region-sized slot it covers maps to it in the page map. */
 typedef struct huge {
-  uint8_t kind;    /* CHUNK_HUGE */
-  bool cached;     /* freed, waiting in the huge cache for reuse or unmapping */
-  bool freed_fill; /* cached, and its first HUGE_FREED_FILL bytes hold FILL_FREED */
-  uint8_t tail;    /* bytes from `asked` on that hold FILL_TAIL (huge.c) */
-  bool guarded;    /* secure mode: a guard page before and after it (huge.c) */
-  bool sampled;    /* its allocation was sampled (prof=1): its free forgets the sample */
-  bool sealed;     /* secure mode: cached, its pages inaccessible (huge.c) */
-  uint8_t made;    /* secure mode: its kind (secure_kind_t) + 1; 0: not known */
-  char *base;      /* start of the block */
-  size_t size;     /* usable bytes: mapped length */
-  size_t asked;    /* bytes the program asked for (live, tail != 0) */
-  char *mapping;   /* start of the mapping it was carved from (huge.c: blocks
-                      split from one mapping merge again; never across two) */
+  uint8_t kind;         /* CHUNK_HUGE */
+  bool cached;          /* freed, waiting in the huge cache for reuse or unmapping */
+  bool freed_fill;      /* cached, and its first HUGE_FREED_FILL bytes hold FILL_FREED */
+  uint8_t tail;         /* bytes from `asked` on that hold FILL_TAIL (huge.c) */
+  bool guarded;         /* secure mode: a guard page before and after it (huge.c) */
+  bool sampled;         /* its allocation was sampled (prof=1): its free forgets `sample` */
+  bool sealed;          /* secure mode: cached, its pages inaccessible (huge.c) */
+  uint8_t made;         /* secure mode: its kind (secure_kind_t) + 1; 0: not known */
+  char *base;           /* start of the block */
+  size_t size;          /* usable bytes: mapped length */
+  size_t asked;         /* bytes the program asked for (live, tail != 0) */
+  char *mapping;        /* start of the mapping it was carved from (huge.c: blocks
+                           split from one mapping merge again; never across two) */
+  prof_record_t sample; /* sampled: its record */
 } huge_t;
 
 /* ---- The buddy heap ------------------------------------------------------ */

@@ -63,13 +63,18 @@ bool zone_release_empty_slabs_locked(zone_t *z);
 void *zone_alloc_run(zone_t *z, unsigned order, bool *zeroed);
 void zone_free_run(region_t *r, void *p);
 void *zone_alloc_sampled_run(zone_t *z, unsigned order, bool *zeroed);
+/* zone_free_run for a run that may have been sampled: its record, read
+ * under the lock once the run is known to be live and the program's
+ * (.stack PROF_NO_STACK if it was not sampled, or the free was misuse). */
+prof_record_t zone_free_run_sample(region_t *r, void *p);
+/* Keeps the record of the sampled run at p (live, the program's), for its
+ * free: a live run's head is on no list, so its links hold it. */
+static inline void zone_run_keep_sample(void *p, prof_record_t sample) {
+  page_desc_of(region_of_address(p), p)->sample = sample;
+}
 /* Whether p heads a live page run of the program's (d: p's page). */
 static inline bool zone_run_live_at(const page_desc_t *d, const void *p) {
   return d->kind == PAGE_RUN && !(d->flags & PAGE_META) && ((uintptr_t)p & (PAGE_SIZE - 1)) == 0;
-}
-/* Whether the run headed at p (the program's, live) was sampled. */
-static inline bool zone_run_sampled(region_t *r, const void *p) {
-  return (page_desc_of(r, p)->flags & PAGE_SAMPLED) != 0;
 }
 /* The tail check of a run of the program's at p (run.c): the bytes past
  * `asked` are filled, and checked when the run is freed; disarmed when the

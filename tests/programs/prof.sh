@@ -46,6 +46,12 @@ elif [ -z "$truth" ] || [ -z "$bytes" ] || [ $((bytes * 10)) -lt $((truth * 8)) 
 else
     echo "ok: leaks: prof_leak_known first, $bytes bytes estimated for $truth leaked"
 fi
+# Every other block was freed, and each free forgot its sample: the total
+# still live is the leak's too.
+total=$(awk '/leak report/ { for (i = 1; i < NF; i++) if ($i == "about") { print $(i + 1); exit } }' "$t/leak.err")
+if [ -z "$total" ] || [ $((total * 10)) -lt $((truth * 8)) ] || [ $((total * 10)) -gt $((truth * 12)) ]; then
+    buddy_fail "leaks: ${total:-no} bytes live at exit in all, $truth leaked: the frees did not forget their samples"
+fi
 [ "$(grep -c '^leak [0-9]*:' "$t/leak.err")" -le 10 ] || buddy_fail "leaks: more than ten leaks on stderr"
 grep -q '^leak 1:' "$t/leak.leaks" || buddy_fail "leaks: no report in $t/leak.leaks"
 [ -e "$t/leak.heap" ] && buddy_fail "leaks: leaks=1 alone wrote a heap profile"
