@@ -32,7 +32,6 @@ startup_code void runtime_init(void) {
     stats_init();
     snapshot_init();
     tcache_init();
-    maintain_init();
     /* Secure mode: its secret, and faults in guard pages and sealed blocks
      * are reported. */
     if (options.secure) secure_init();

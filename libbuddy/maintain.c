@@ -27,24 +27,28 @@ bool maintain_thread_running startup_state;
  * period, so that the slow paths in between do not each try again. */
 static bool maintain_thread_failed startup_state;
 uint64_t maintain_thread_failures startup_state;
-/* When the next period is due: the first MAINTAIN_PERIOD_MIN_MS after
- * start-up (maintain_init; the shortest period, whatever the purge delay
- * is set to later), since nothing the periodic work does can be due
- * sooner, and so a process that ends sooner never runs that code (nor maps
- * its pages: preload/meson.build); at once in a fork child. */
-static uint64_t maintain_next_ns startup_state;
+/* When the next period is due: MAINTAIN_CLOCK_UNSTARTED until the first
+ * tick, which starts the clock (the first period is due
+ * MAINTAIN_PERIOD_MIN_MS after it, whatever the purge delay is set to
+ * later: nothing the periodic work does can be due sooner); at once in a
+ * fork child. Start-up does not read the clock: a process that ends before
+ * its first tick (most short ones) never runs this code, nor maps the pages
+ * of libc's clock_gettime (a 64 KiB window of libc's code: preload/meson.build
+ * says why a window counts). */
+uint64_t maintain_next_ns startup_state = MAINTAIN_CLOCK_UNSTARTED;
 
 static uint64_t maintain_period_ns(void) {
   long period_ms = options.purge_delay_ms > MAINTAIN_PERIOD_MIN_MS ? options.purge_delay_ms : MAINTAIN_PERIOD_MIN_MS;
   return (uint64_t)period_ms * 1000000u;
 }
 
-startup_code void maintain_init(void) {
-  __atomic_store_n(&maintain_next_ns, os_now_ns() + (uint64_t)MAINTAIN_PERIOD_MIN_MS * 1000000u, __ATOMIC_RELAXED);
-}
-
 void maintain_tick(void) {
   uint64_t now = os_now_ns(), due = __atomic_load_n(&maintain_next_ns, __ATOMIC_RELAXED);
+  if (due == MAINTAIN_CLOCK_UNSTARTED) {
+    uint64_t first = now + (uint64_t)MAINTAIN_PERIOD_MIN_MS * 1000000u;
+    __atomic_compare_exchange_n(&maintain_next_ns, &due, first, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+    return;
+  }
   if (now < due) return;
   if (!__atomic_compare_exchange_n(&maintain_next_ns, &due, now + maintain_period_ns(), false, __ATOMIC_RELAXED,
                                    __ATOMIC_RELAXED))

@@ -24,8 +24,12 @@ void runtime_at_unload(void);
 extern __thread unsigned maintain_slow_paths __attribute__((tls_model("initial-exec")));
 extern bool maintain_thread_running;
 extern uint64_t maintain_thread_failures; /* starts of the background thread that failed */
-/* The periodic work, if a period has passed since the last (any thread). */
-void maintain_init(void); /* starts the clock: the first period is due MAINTAIN_PERIOD_MIN_MS after start-up */
+/* When the next period is due (os_now_ns), or MAINTAIN_CLOCK_UNSTARTED
+ * (maintain.c). */
+extern uint64_t maintain_next_ns;
+#define MAINTAIN_CLOCK_UNSTARTED UINT64_MAX
+/* The periodic work, if a period has passed since the last (any thread);
+ * the first call starts the clock. */
 void maintain_tick(void);
 void maintain_start_thread(void); /* the background thread, if asked for */
 void maintain_fork_child(void);

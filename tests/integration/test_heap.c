@@ -1087,6 +1087,7 @@ Test(purge, a_background_thread_that_cannot_start_is_tried_once_a_period, .timeo
   skip_under_asan();
   options.purge_delay_ms = 50;            /* a period: 100 ms (MAINTAIN_PERIOD_MIN_MS) */
   buddy_free(buddy_malloc(MEDIUM_BLOCK)); /* start-up, a region: within the limit below */
+  maintain_tick();                        /* starts the clock: the first period ends 100 ms from here */
   struct rlimit before;
   cr_assert_eq(getrlimit(RLIMIT_AS, &before), 0);
   struct rlimit tight = {address_space_bytes() + 2 * MIB, before.rlim_max};
@@ -1105,6 +1106,25 @@ Test(purge, a_background_thread_that_cannot_start_is_tried_once_a_period, .timeo
   cr_assert_eq(__atomic_load_n(&maintain_thread_failures, __ATOMIC_RELAXED), 1);
   cr_assert(__atomic_load_n(&maintain_thread_running, __ATOMIC_ACQUIRE), "the background thread runs");
   cr_assert_eq(idle_purge_works(), 0, "and purges");
+}
+
+/* Start-up reads no clock (a short process never maps libc's clock_gettime
+ * for it: #20): the first tick starts the clock, and the periodic work is
+ * due one period (100 ms) after it, not at once. */
+Test(purge, the_maintenance_clock_starts_at_the_first_tick, .timeout = 20) {
+  buddy_free(buddy_malloc(MEDIUM_BLOCK)); /* start-up */
+  cr_assert_eq(__atomic_load_n(&maintain_next_ns, __ATOMIC_RELAXED), MAINTAIN_CLOCK_UNSTARTED,
+               "start-up started the clock");
+  uint64_t before = os_now_ns();
+  maintain_tick();
+  uint64_t due = __atomic_load_n(&maintain_next_ns, __ATOMIC_RELAXED), after = os_now_ns();
+  cr_assert(due >= before + 100 * 1000000ull && due <= after + 100 * 1000000ull,
+            "the first period is due 100 ms after the first tick");
+  maintain_tick();
+  cr_assert_eq(__atomic_load_n(&maintain_next_ns, __ATOMIC_RELAXED), due, "not due yet: nothing changes");
+  test_sleep_ms(110);
+  maintain_tick();
+  cr_assert_gt(__atomic_load_n(&maintain_next_ns, __ATOMIC_RELAXED), due, "due: the next period is set");
 }
 
 /* Frees a written 32 MiB block into the huge cache (purge delay 50 ms) and
