@@ -95,11 +95,16 @@ static noinline size_t tcache_prof_top_up(tcache_t *tc, unsigned cls, unsigned b
 }
 
 /* How many of `n` more objects class cls's stack, holding `have`, may take:
- * within its slots, and below the sample point (with k objects in the
- * stack, the next allocation reaches the point when (k + 1) * size >=
- * left; the division only when the point is what limits). */
+ * within its slots and TCACHE_PROF_FILL_BYTES, and below the sample point
+ * (with k objects in the stack, the next allocation reaches the point when
+ * (k + 1) * size >= left; the division only when the point is what
+ * limits). */
 static inline size_t tcache_prof_room(const tcache_prof_t *pr, unsigned cls, size_t have, size_t n, int64_t size) {
-  if (n > TCACHE_PROF_SLOTS - have) n = TCACHE_PROF_SLOTS - have;
+  size_t cap = TCACHE_PROF_FILL_BYTES / (size_t)size;
+  if (cap < TCACHE_PROF_FILL_MIN) cap = TCACHE_PROF_FILL_MIN;
+  if (cap > TCACHE_PROF_SLOTS) cap = TCACHE_PROF_SLOTS;
+  if (have >= cap) return 0;
+  if (n > cap - have) n = cap - have;
   if ((int64_t)(have + n) * size >= pr->left[cls]) {
     int64_t below = (pr->left[cls] - 1) / size - (int64_t)have;
     n = below <= 0 ? 0 : (size_t)below;
@@ -119,9 +124,10 @@ static inline void tcache_prof_move(tcache_t *tc, tcache_prof_t *pr, unsigned cl
 }
 
 /* Moves to class cls's stack, from the top of its home bin `bin`, the
- * objects that stay below the sample point, at most its slots and half the
- * bin's max (all of it but one once the bin has served TCACHE_PROF_HOT
- * times its max: see below): with k objects in the stack, the next
+ * objects that stay below the sample point, at most its slots,
+ * TCACHE_PROF_FILL_BYTES (tcache_prof_room) and half the bin's max (all of
+ * it but one once the bin has served TCACHE_PROF_HOT times its max: see
+ * below): with k objects in the stack, the next
  * allocation reaches the point when (k + 1) * size >= left. (The division
  * only when the point is what limits the fill.)
  * Why half the max, and why the bin may be topped up first: with a class

@@ -497,7 +497,8 @@ typedef struct tcache {
  * most the objects that stay below that point, at malloc's slow path (it
  * ran empty) and at free's (the bin is full: tcache_prof_absorb), each
  * counting first what the stack handed out since the last; it holds at
- * most its slots and its bin's max (as long as the max does not shrink).
+ * most its slots, TCACHE_PROF_FILL_BYTES of objects (TCACHE_PROF_FILL_MIN
+ * objects at least) and its bin's max (as long as the max does not shrink).
  * Invariants, per class c: top[c] - (slots[c] + 1) <= filled[c] <=
  * TCACHE_PROF_SLOTS; slots[c][0] == NULL; filled[c] * class bytes < left[c]
  * at each fill (those objects cannot reach the point);
@@ -507,6 +508,15 @@ typedef struct tcache {
  * that a class's request count lies 2 * TCACHE_BINS words after its top, as
  * in tcache_t. */
 #define TCACHE_PROF_SLOTS 256
+/* And a fill takes at most TCACHE_PROF_FILL_BYTES of objects
+ * (TCACHE_PROF_FILL_MIN at least). malloc pops the stack where free pushes on
+ * the bin, so the stack hands out objects freed up to a stack's length
+ * earlier, where a bin hands back the last one freed: a short stack keeps
+ * them in the cache (pools-t1, prof=1, 2 MiB of simulated LL: 160K data
+ * misses with 256 objects of any size, 58K with 16 KiB, 42K with sampling
+ * off; docs/benchmarks.md). */
+#define TCACHE_PROF_FILL_BYTES ((size_t)16384)
+#define TCACHE_PROF_FILL_MIN 8
 /* A home bin of fewer objects grows when its stack could take more than
  * half of it before the sample point (tcache.c: tcache_prof_refill_and_pop). */
 #define TCACHE_PROF_GROW_BELOW 8

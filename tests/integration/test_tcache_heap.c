@@ -691,6 +691,38 @@ Test(sampling, a_hot_class_allocated_and_freed_in_turn_takes_the_slow_path_once_
                 PROF_PAIRS);
 }
 
+/* A stack hands out objects freed up to its length earlier (free pushes on
+ * the bin), so a fill takes at most TCACHE_PROF_FILL_BYTES of objects: 16 of
+ * 1 KiB, where the hot class's stack took all of its bin but one (127). */
+static void *prof_fill_main(void *arg) {
+  unsigned cls = size_class_of(1024);
+  void *live[PROF_LIVE];
+  for (int i = 0; i < PROF_LIVE; i++) check((live[i] = buddy_malloc(1024)) != NULL);
+  check(tcache_own != NULL && tcache_own->prof != NULL);
+  uint32_t most = 0;
+  for (int i = 0; i < PROF_WARM + PROF_PAIRS; i++) {
+    buddy_free(live[i % PROF_LIVE]);
+    check((live[i % PROF_LIVE] = buddy_malloc(1024)) != NULL);
+    uint32_t waiting = tcache_prof_waiting(tcache_own, cls);
+    if (waiting > most) most = waiting;
+  }
+  *(uint32_t *)arg = most;
+  for (int i = 0; i < PROF_LIVE; i++) buddy_free(live[i]);
+  return NULL;
+}
+
+Test(sampling, a_stack_takes_at_most_its_fill_bytes) {
+  options.prof = 1;
+  options.prof_sample = (long)1 << 40; /* no sample point is reached */
+  uint32_t most = 0;
+  pthread_t t;
+  cr_assert_eq(pthread_create(&t, NULL, prof_fill_main, &most), 0);
+  pthread_join(t, NULL);
+  options.prof = 0; /* no profile written at exit */
+  cr_assert_leq(most * (size_t)1024, TCACHE_PROF_FILL_BYTES, "%u objects of 1 KiB in the stack", most);
+  cr_assert_geq(most, TCACHE_PROF_FILL_BYTES / 1024 / 2, "the stack was filled (%u objects)", most);
+}
+
 /* Blocks of 16 KiB, whose bin starts at one object (TCACHE_BIN_START_BYTES),
  * allocated and freed in bursts of a few: the stack took at most half the
  * bin's max, 0 objects, so every allocation took the slow path (50000 in
