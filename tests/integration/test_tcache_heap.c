@@ -640,34 +640,45 @@ Test(secure, threads_take_blocks_from_their_own_zones) {
 enum { PROF_LIVE = 8, PROF_WARM = 20000, PROF_PAIRS = 100000 };
 
 /* A thread whose cache has sampling stacks (options.prof was set before its
- * first malloc) frees and allocates blocks of one class in turn, as
- * bench/pair does; returns its slow paths over the last PROF_PAIRS pairs. */
+ * first malloc) frees and allocates blocks of one size in turn, as
+ * bench/pair does: its slow paths over the last PROF_PAIRS pairs, and the
+ * most objects its class's stack held after a malloc. */
+typedef struct prof_pairs {
+  size_t size;
+  uint64_t slow_paths;
+  uint32_t most_waiting;
+} prof_pairs_t;
+
 static void *prof_pairs_main(void *arg) {
+  prof_pairs_t *t = arg;
+  unsigned cls = size_class_of(t->size);
   void *live[PROF_LIVE];
-  for (int i = 0; i < PROF_LIVE; i++) check((live[i] = buddy_malloc(SMALL_SIZE)) != NULL);
+  for (int i = 0; i < PROF_LIVE; i++) check((live[i] = buddy_malloc(t->size)) != NULL);
   check(tcache_own != NULL && tcache_own->prof != NULL);
   uint64_t before = 0;
   for (int i = 0; i < PROF_WARM + PROF_PAIRS; i++) {
     if (i == PROF_WARM) before = tcache_own->slow_paths;
     buddy_free(live[i % PROF_LIVE]);
-    check((live[i % PROF_LIVE] = buddy_malloc(SMALL_SIZE)) != NULL);
+    check((live[i % PROF_LIVE] = buddy_malloc(t->size)) != NULL);
+    uint32_t waiting = tcache_prof_waiting(tcache_own, cls);
+    if (waiting > t->most_waiting) t->most_waiting = waiting;
   }
-  *(uint64_t *)arg = tcache_own->slow_paths - before;
+  t->slow_paths = tcache_own->slow_paths - before;
   for (int i = 0; i < PROF_LIVE; i++) buddy_free(live[i]);
   return NULL;
 }
 
-/* The slow paths of prof_pairs_main, run in a thread of its own with
- * sampling on and no sample point within reach. */
-static uint64_t prof_pairs_slow_paths(void) {
+/* prof_pairs_main, run in a thread of its own with sampling on and no sample
+ * point within reach. */
+static prof_pairs_t prof_pairs_run(size_t size) {
   options.prof = 1;
   options.prof_sample = (long)1 << 40; /* no sample point is reached */
-  uint64_t slow_paths = 0;
-  pthread_t t;
-  cr_assert_eq(pthread_create(&t, NULL, prof_pairs_main, &slow_paths), 0);
-  pthread_join(t, NULL);
+  prof_pairs_t t = {.size = size};
+  pthread_t th;
+  cr_assert_eq(pthread_create(&th, NULL, prof_pairs_main, &t), 0);
+  pthread_join(th, NULL);
   options.prof = 0; /* no profile written at exit */
-  return slow_paths;
+  return t;
 }
 
 /* With a class allocated and freed in turn, a sampling stack is refilled
@@ -677,7 +688,7 @@ static uint64_t prof_pairs_slow_paths(void) {
  * every 16 of 64 bytes once a bin's first refill became 1 KiB, and each
  * round trip flushed a full bin). */
 Test(sampling, a_class_allocated_and_freed_in_turn_rarely_takes_the_slow_path) {
-  uint64_t slow_paths = prof_pairs_slow_paths();
+  uint64_t slow_paths = prof_pairs_run(SMALL_SIZE).slow_paths;
   cr_assert_leq(slow_paths, PROF_PAIRS / 32, "%llu slow paths in %d pairs", (unsigned long long)slow_paths, PROF_PAIRS);
 }
 
@@ -686,7 +697,7 @@ Test(sampling, a_class_allocated_and_freed_in_turn_rarely_takes_the_slow_path) {
  * the slow path comes about once per max allocations (64 bytes, a bin of
  * 128: 1563 slow paths in 100000 pairs with half, about 790 now). */
 Test(sampling, a_hot_class_allocated_and_freed_in_turn_takes_the_slow_path_once_per_bin) {
-  uint64_t slow_paths = prof_pairs_slow_paths();
+  uint64_t slow_paths = prof_pairs_run(SMALL_SIZE).slow_paths;
   cr_assert_leq(slow_paths, PROF_PAIRS / 100, "%llu slow paths in %d pairs", (unsigned long long)slow_paths,
                 PROF_PAIRS);
 }
@@ -694,31 +705,8 @@ Test(sampling, a_hot_class_allocated_and_freed_in_turn_takes_the_slow_path_once_
 /* A stack hands out objects freed up to its length earlier (free pushes on
  * the bin), so a fill takes at most TCACHE_PROF_FILL_BYTES of objects: 16 of
  * 1 KiB, where the hot class's stack took all of its bin but one (127). */
-static void *prof_fill_main(void *arg) {
-  unsigned cls = size_class_of(1024);
-  void *live[PROF_LIVE];
-  for (int i = 0; i < PROF_LIVE; i++) check((live[i] = buddy_malloc(1024)) != NULL);
-  check(tcache_own != NULL && tcache_own->prof != NULL);
-  uint32_t most = 0;
-  for (int i = 0; i < PROF_WARM + PROF_PAIRS; i++) {
-    buddy_free(live[i % PROF_LIVE]);
-    check((live[i % PROF_LIVE] = buddy_malloc(1024)) != NULL);
-    uint32_t waiting = tcache_prof_waiting(tcache_own, cls);
-    if (waiting > most) most = waiting;
-  }
-  *(uint32_t *)arg = most;
-  for (int i = 0; i < PROF_LIVE; i++) buddy_free(live[i]);
-  return NULL;
-}
-
 Test(sampling, a_stack_takes_at_most_its_fill_bytes) {
-  options.prof = 1;
-  options.prof_sample = (long)1 << 40; /* no sample point is reached */
-  uint32_t most = 0;
-  pthread_t t;
-  cr_assert_eq(pthread_create(&t, NULL, prof_fill_main, &most), 0);
-  pthread_join(t, NULL);
-  options.prof = 0; /* no profile written at exit */
+  uint32_t most = prof_pairs_run(1024).most_waiting;
   cr_assert_leq(most * (size_t)1024, TCACHE_PROF_FILL_BYTES, "%u objects of 1 KiB in the stack", most);
   cr_assert_geq(most, TCACHE_PROF_FILL_BYTES / 1024 / 2, "the stack was filled (%u objects)", most);
 }
