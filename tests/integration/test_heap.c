@@ -574,8 +574,13 @@ Test(stats, a_signal_writes_a_snapshot) {
 }
 
 /* A fork child has no snapshot thread of its parent's: its first slow path
- * starts its own, and its reports name it. */
+ * starts its own, and its reports name it. Not under AddressSanitizer: its
+ * allocator's lock may be held by another thread of the test process when
+ * it forks, and the child's new thread then waits on it for good, inside
+ * the sanitizer (AsanThread::Init → pthread_getattr_np → free; seen in 1 run
+ * in 40, with the code of dd30a08 too). */
 Test(stats, a_fork_child_writes_its_own_snapshots) {
+  if (TEST_ASAN) cr_skip_test("a fork child's pthread_create may wait on AddressSanitizer's allocator lock");
   char dir[] = "/tmp/buddy-stats-XXXXXX", path[128], header[128];
   cr_assert_not_null(mkdtemp(dir));
   snprintf(path, sizeof path, "%s/snapshot", dir);
