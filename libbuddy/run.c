@@ -101,14 +101,15 @@ void zone_run_disarm_tail(void *p) {
   page_desc_of(region_of_address(p), p)->run_tail = 0;
 }
 
-/* *sample: the record of the run if it was sampled (left as it is if not). */
+/* *sample (if sample is not NULL): the record of the run if it was sampled
+ * (left as it is if not). */
 static void zone_free_run_flagged(region_t *r, void *p, uint8_t meta, prof_record_t *sample) {
   zone_t *z = r->zone;
   zone_lock(z);
   page_desc_t *d = zone_run_locked(r, p, meta);
   if (d != NULL && d->run_tail != 0) zone_run_check_tail(d, p);
   if (d != NULL) {
-    if (d->flags & PAGE_SAMPLED) *sample = d->sample;
+    if (sample != NULL && (d->flags & PAGE_SAMPLED)) *sample = d->sample;
     if (!meta) z->out_pending -= zone_run_bytes(d->order);
     zone_free_block_locked(z, d);
   }
@@ -116,8 +117,7 @@ static void zone_free_run_flagged(region_t *r, void *p, uint8_t meta, prof_recor
 }
 
 void zone_free_run(region_t *r, void *p) {
-  prof_record_t ignored;
-  zone_free_run_flagged(r, p, 0, &ignored);
+  zone_free_run_flagged(r, p, 0, NULL);
 }
 
 prof_record_t zone_free_run_sample(region_t *r, void *p) {
@@ -127,8 +127,7 @@ prof_record_t zone_free_run_sample(region_t *r, void *p) {
 }
 
 void zone_free_meta_run(void *p) {
-  prof_record_t ignored;
-  zone_free_run_flagged(region_of_address(p), p, PAGE_META, &ignored);
+  zone_free_run_flagged(region_of_address(p), p, PAGE_META, NULL);
 }
 
 bool zone_grow_run(region_t *r, void *p, unsigned order) {
