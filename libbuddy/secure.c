@@ -1,13 +1,14 @@
 /* secure.c: secure mode (BUDDY_OPTIONS=secure=1): the checks that cost too
  * much for the default mode, on the slow paths every block takes then.
  *
- * Secure mode implies debug=1, so that nothing is cached: a freed small
- * block goes back to its slab, filled (slab.c), and the fill is checked when
- * the slab hands it out again. The zones leave the small map empty
- * (zone.c), so that every free reaches free_not_small_object and, from
- * there, this file; malloc's fast path finds every bin empty and reaches
- * alloc_small_slow, which comes here with the size asked for. So the fast
- * paths carry no test of their own for the mode.
+ * Secure mode implies debug=1, so that the thread caches' bins hold
+ * nothing: the zones leave the small map empty (zone.c), so that every free
+ * reaches free_not_small_object and, from there, this file; malloc's fast
+ * path finds every bin empty and reaches alloc_small_slow, which comes here
+ * with the size asked for. So the fast paths carry no test of their own for
+ * the mode. A freed block's way back to the program (a thread's batch, its
+ * zone's quarantine, the blocks the thread hands out next) is
+ * secure_cache.c's.
  *
  * A small block of secure mode, of class bytes B, holds
  *   [0, asked)         the program's bytes;
@@ -26,108 +27,24 @@
  *
  * A freed block (small, or a page run's first SECURE_RUN_FILL bytes) is
  * filled with FILL_FREED, its first word set to its quarantine mark
- * (secure_cookie ^ ~address), its second to FREE_KEY and, if small, its last
- * to 0 as slab.c's fill does (a delete[] of the block after it, which came
- * from new, reads a count of 0 and frees what is then an interior
- * pointer, reported), and waits in the
- * quarantine of the freeing thread's home zone: a FIFO bounded in bytes
- * (quarantine_kb, each) and in slots. A block leaving it is checked (a
- * write after free) before it goes back to its slab or its zone; each free
- * also checks one block still waiting (a cursor going round), and every
- * quarantine is checked at exit. A second free of a block in a quarantine
- * finds the mark: a double free.
+ * (secure_mark), its second to FREE_KEY and, if small, its last to 0 as
+ * slab.c's fill does (a delete[] of the block after it, which came from
+ * new, reads a count of 0 and frees what is then an interior pointer,
+ * reported). A second free of a block on its way back finds the mark: a
+ * double free; one that went back to its slab is found there.
  *
- * malloc takes one object chosen at random among the free ones of a slab
- * (slab_take_random: at least 8 to choose among while the slab has them),
- * so the next block is not predictable from the last one freed or handed
- * out, and only the block handed out has its fill checked. The first object
- * of each slab is never handed out: it stays filled with FILL_FREED, a
- * guard whose end the underflow check of the next object reads. And each
- * slab has a guard page just past its end (zone.c: PAGE_GUARD), so a read
- * or write that runs off its last block faults at once and is reported
- * here (secure_fault), and no two slabs touch.
- *
- * A quarantine's lock is a leaf (lock.h): blocks leave it with the lock
- * released.
+ * The first object of each slab is never handed out: it stays filled with
+ * FILL_FREED, a guard whose end the underflow check of the next object
+ * reads. And each slab has a guard page just past its end (zone.c:
+ * PAGE_GUARD), so a read or write that runs off its last block faults at
+ * once and is reported here (secure_fault), and no two slabs touch.
  */
 #include "tcache.h"
 
 #include <errno.h>
 #include <string.h>
 
-#define SECURE_QUARANTINE_SLOTS 4096
-#define SECURE_RUN_FILL PAGE_SIZE
-#define SECURE_EVICT_MAX 16 /* blocks that leave the quarantine in one free, at most */
-
-typedef struct secure_entry {
-  bool sealed;      /* a page run whose pages are inaccessible while it waits */
-  void *p;          /* the block as the program had it */
-  void *run;        /* a page run: its head (p, or p's header page) */
-  size_t bytes;     /* the block's: class bytes or the run's */
-  size_t checked;   /* bytes from p that hold the fill (and the mark, the key) */
-  region_t *region; /* its region */
-  unsigned cls;     /* its class; 0: a page run */
-} secure_entry_t;
-
-typedef struct secure_quarantine {
-  pthread_mutex_t lock;
-  secure_entry_t slot[SECURE_QUARANTINE_SLOTS];
-  unsigned first, count, cursor; /* the oldest; how many; the next to check in place */
-  size_t bytes;
-} secure_quarantine_t;
-
-/* A quarantine per zone: a block waits in its freeing thread's home zone's,
- * so that threads of different zones do not contend for one lock on every
- * free. Zone 0's is static; the others are mapped at start-up in secure
- * mode (secure_init), and stay zone 0's if that fails. */
-static secure_quarantine_t secure_quarantine0 = {.lock = PTHREAD_MUTEX_INITIALIZER};
-static secure_quarantine_t *secure_quarantines[ZONES_MAX] = {[0 ... ZONES_MAX - 1] = &secure_quarantine0};
-
-static uint64_t secure_sequence; /* atomic: the random choice's counter */
-
-/* The secret of the canaries, the quarantine marks and the random choice,
- * drawn at start-up (secure_init): the library's code does not tell them
- * (FREE_KEY, a constant of the fast paths, would). */
-static uint64_t secure_secret;
-
-void secure_init(void) {
-  secure_secret = (uint64_t)os_random_seed() | 1;
-  size_t others = (size_t)options.zones - 1;
-  size_t bytes = (others * sizeof(secure_quarantine_t) + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
-  secure_quarantine_t *q = others == 0 ? NULL : os_map_aligned(bytes, PAGE_SIZE);
-  if (q == NULL) return; /* all of them zone 0's */
-  for (size_t i = 0; i < others; i++) {
-    lock_reset(&q[i].lock, NULL);
-    secure_quarantines[i + 1] = &q[i];
-  }
-}
-
-/* Calls f on each quarantine once (zones may share zone 0's). */
-static void secure_each_quarantine(void (*f)(secure_quarantine_t *q)) {
-  for (unsigned i = 0; i < ZONES_MAX; i++) {
-    bool seen = false;
-    for (unsigned j = 0; j < i && !seen; j++) seen = secure_quarantines[j] == secure_quarantines[i];
-    if (!seen) f(secure_quarantines[i]);
-  }
-}
-
 /* ---- Words of a block ---------------------------------------------------- */
-
-static uintptr_t secure_cookie(void) {
-  return (uintptr_t)(secure_secret * 0x9e3779b97f4a7c15u ^ 0x5a5a5a5a5a5a5a5au);
-}
-
-static uintptr_t secure_mark(const void *p) {
-  return secure_cookie() ^ ~(uintptr_t)p;
-}
-
-/* A random number (splitmix64 of a counter and the secret). */
-static uint64_t secure_random(void) {
-  uint64_t x = __atomic_add_fetch(&secure_sequence, 0x9e3779b97f4a7c15u, __ATOMIC_RELAXED) ^ secure_secret;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9u;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebu;
-  return x ^ (x >> 31);
-}
 
 static size_t *secure_trailer(void *p, size_t bytes) {
   return (size_t *)((char *)p + bytes - SECURE_TRAILER);
@@ -156,31 +73,21 @@ static size_t secure_asked(void *p, size_t bytes) {
 unsigned secure_class(size_t size, size_t align) {
   if (size > SMALL_SIZE_MAX - SECURE_TRAILER || align > PAGE_SIZE) return 0;
   size_t need = size + SECURE_TRAILER > 2 * sizeof(void *) ? size + SECURE_TRAILER : 2 * sizeof(void *) + 1;
-  for (unsigned c = size_class_of(need); c < SIZE_CLASS_COUNT; c++)
+  unsigned first = size_class_of(need);
+  /* Every class is a multiple of SMALL_ALIGN: malloc's blocks need no
+   * search (and no division); the class after the huge descriptors' is
+   * small too. */
+  _Static_assert(sizeof(huge_t) <= SMALL_SIZE_MAX / 2, "a class follows the huge descriptors'");
+  if (align <= SMALL_ALIGN) return first != HUGE_DESC_CLASS ? first : first + 1;
+  for (unsigned c = first; c < SIZE_CLASS_COUNT; c++)
     if (size_class_bytes[c] % align == 0 && c != HUGE_DESC_CLASS) return c;
   return 0;
 }
 
-/* The first object of a slab, kept out: it ends as a freed block does. */
-static void secure_guard(void *p, size_t bytes) {
-  memset(p, FILL_FREED, bytes);
-  ((void **)p)[bytes / sizeof(void *) - 1] = NULL;
-}
-
-/* An object from the thread's zone, chosen at random among the free ones of
- * a slab (zone_alloc_object_random); the first object of a slab is kept out
- * as its guard. */
-static void *secure_take(unsigned cls) {
-  zone_t *z = tcache_thread_zone();
-  for (;;) {
-    void *p = zone_alloc_object_random(z, cls, secure_random());
-    if (p == NULL || ((uintptr_t)p & size_class_info[cls].slab_mask) != 0) return p;
-    secure_guard(p, size_class_bytes[cls]);
-  }
-}
-
 void *secure_alloc_small(unsigned cls, size_t size, secure_kind_t kind) {
-  void *p = secure_take(cls);
+  tcache_t *tc = tcache_enter_held();
+  void *p = secure_cache_take(tc, cls);
+  tcache_release();
   if (p == NULL) {
     errno = ENOMEM;
     return NULL;
@@ -252,23 +159,6 @@ static void secure_check_before(void *p, size_t bytes, unsigned cls) {
                      bytes, secure_usable_small(p, cls));
 }
 
-/* The block of entry e still holds its fill and mark: else written after
- * free. */
-/* False after reporting a write to the block since its free. */
-static bool secure_check_freed(const secure_entry_t *e) {
-  if (e->sealed) return true; /* nothing could write to it */
-  void **w = e->p;
-  const unsigned char *bad = NULL;
-  size_t last = e->cls != 0 ? e->bytes / sizeof(void *) - 1 : 0; /* 0: none */
-  if (w[0] != (void *)secure_mark(e->p)) bad = e->p;
-  else if (w[1] != (void *)FREE_KEY) bad = (unsigned char *)e->p + sizeof(void *);
-  else if (last != 0 && w[last] != NULL) bad = (unsigned char *)(w + last);
-  else bad = fill_find_other(w + 2, e->checked - (last != 0 ? 3 : 2) * sizeof(void *), FILL_FREED);
-  if (bad == NULL) return true;
-  error_misuse_block("use after free: a freed block was written to while in the quarantine", bad, e->bytes, 0);
-  return false;
-}
-
 /* checked: the bytes filled; small: the block's last word is set to 0,
  * first (secure_end_plausible). */
 static void secure_fill_freed(void *p, size_t checked, bool small) {
@@ -282,55 +172,6 @@ static void secure_fill_freed(void *p, size_t checked, bool small) {
   memset(p, FILL_FREED, checked);
   ((void **)p)[0] = (void *)secure_mark(p);
   ((void **)p)[1] = (void *)FREE_KEY;
-}
-
-/* ---- The quarantine ------------------------------------------------------ */
-
-static secure_entry_t *secure_slot(secure_quarantine_t *q, unsigned i) {
-  return &q->slot[(q->first + i) % SECURE_QUARANTINE_SLOTS];
-}
-
-/* A block leaving the quarantine: checked, then back to its slab or zone. */
-static void secure_release(const secure_entry_t *e) {
-  if (e->sealed) {
-    if (!os_make_writable(e->run, e->bytes)) {
-      base_warning("secure=1: a quarantined block cannot be made accessible again; it stays out of use", e->run);
-      return;
-    }
-    page_desc_of(e->region, e->run)->flags &= (uint8_t)~PAGE_SEALED;
-  }
-  bool intact = secure_check_freed(e);
-  if (e->cls != 0 && !intact) return zone_free_small(e->p); /* slab.c's fill replaces what was written */
-  if (e->cls != 0) {
-    /* Filled as slab.c fills a freed object but for its mark: with the
-     * fill in its place, it goes back as it is. */
-    memset(&((void **)e->p)[0], FILL_FREED, sizeof(void *));
-    return zone_return_untouched(e->region->zone, e->cls, &e->p, 1);
-  }
-  ((void **)e->p)[0] = NULL;   /* the run may come back to the program as it is */
-  ((void **)e->run)[0] = NULL; /* and its header, if it had one, is gone */
-  zone_free_run(e->region, e->run);
-}
-
-/* Parks e; the oldest blocks leave while the quarantine is over its bounds.
- * One block still waiting is checked in place. */
-static void secure_quarantine_put(secure_entry_t e) {
-  secure_entry_t out[SECURE_EVICT_MAX];
-  unsigned n = 0;
-  size_t bound = (size_t)options.quarantine_kb << 10;
-  secure_quarantine_t *q = secure_quarantines[tcache_home_zone(tcache_get()) - zones];
-  lock_take(&q->lock);
-  if (q->count > 0) secure_check_freed(secure_slot(q, q->cursor++ % q->count));
-  *secure_slot(q, q->count++) = e;
-  q->bytes += e.bytes;
-  while (n < SECURE_EVICT_MAX && q->count > 0 && (q->bytes > bound || q->count == SECURE_QUARANTINE_SLOTS)) {
-    out[n++] = *secure_slot(q, 0);
-    q->bytes -= out[n - 1].bytes;
-    q->first = (q->first + 1) % SECURE_QUARANTINE_SLOTS;
-    q->count--;
-  }
-  lock_release(&q->lock);
-  for (unsigned i = 0; i < n; i++) secure_release(&out[i]);
 }
 
 /* The block was freed by what did not allocate it (`made`): free of a block
@@ -362,8 +203,9 @@ void secure_free_small(region_t *r, void *p, unsigned cls, secure_kind_t kind) {
   secure_check_kind(p, bytes, kind);
   secure_check_before(p, bytes, cls);
   secure_fill_freed(p, bytes, true);
-  secure_quarantine_put(
-      (secure_entry_t){.p = p, .run = NULL, .bytes = bytes, .checked = bytes, .region = r, .cls = cls});
+  tcache_t *tc = tcache_enter_held(); /* on its way back to the program (secure_cache.c) */
+  secure_cache_put_small(tc, p, cls);
+  tcache_release();
 }
 
 /* ---- Medium blocks: a header page -------------------------------------- */
@@ -495,48 +337,25 @@ void secure_free_run(region_t *r, void *p, secure_kind_t kind) {
   secure_fill_freed(p, checked, false);
   /* Sealed while it waits, so that a read or a write through a stale
    * pointer faults at once (secure_fault); where that fails (the kernel's
-   * count of mappings), its fill is checked when it leaves. */
+   * count of mappings), its fill is checked when it leaves. A sealed run's
+   * bytes are never read again: its pages go back to the system while it
+   * waits, so that a quarantine of runs costs address space, not memory. */
   bool sealed = os_make_guard(head, run_bytes);
-  if (sealed) d->flags |= PAGE_SEALED;
-  secure_quarantine_put((secure_entry_t){
-      .sealed = sealed, .p = p, .run = head, .bytes = run_bytes, .checked = checked, .region = r, .cls = 0});
+  if (sealed) {
+    d->flags |= PAGE_SEALED;
+    os_purge(head, run_bytes, false);
+  }
+  tcache_t *tc = tcache_enter_held();
+  secure_cache_put_run(tc, p, head, run_bytes, sealed);
+  tcache_release();
 }
 
-/* A trylock: at exit the lock may be held for good, by a frame a signal
- * handler interrupted before it forked this process (fork.c); the check is
- * then skipped rather than the exit hung. */
-static void secure_check_quarantine(secure_quarantine_t *q) {
-  if (!lock_try(&q->lock)) return;
-  for (unsigned i = 0; i < q->count; i++) secure_check_freed(secure_slot(q, i));
-  lock_release(&q->lock);
-}
-
-/* At exit, every block still in a quarantine is checked. */
+/* At exit, every block still waiting is checked: the calling thread's own
+ * (other threads' are checked when they leave them) unless its frame is
+ * halfway through a change of them (a signal handler's child exits), and
+ * the quarantines'. */
 __attribute__((destructor)) startup_code static void secure_check_at_exit(void) {
   if (!options.secure) return;
-  secure_each_quarantine(secure_check_quarantine);
-}
-
-/* fork(): the quarantines' locks are leaves (no two are held at once but
- * here, in zone order), taken last, re-made in the child. */
-static void secure_lock_quarantine(secure_quarantine_t *q) {
-  lock_take(&q->lock);
-}
-static void secure_unlock_quarantine(secure_quarantine_t *q) {
-  lock_release(&q->lock);
-}
-static void secure_remake_quarantine_lock(secure_quarantine_t *q) {
-  lock_reset(&q->lock, NULL);
-}
-
-void secure_fork_prepare(void) {
-  secure_each_quarantine(secure_lock_quarantine);
-}
-
-void secure_fork_parent(void) {
-  secure_each_quarantine(secure_unlock_quarantine);
-}
-
-void secure_fork_child(void) {
-  secure_each_quarantine(secure_remake_quarantine_lock);
+  if (tcache_tls.busy == 0) secure_cache_check(tcache_get());
+  secure_check_quarantines();
 }

@@ -198,7 +198,7 @@ void *slab_take_random(page_desc_t *head, unsigned cls, uint64_t random) {
   uint64_t *words = slab_free_words(head);
   char *start = page_address_of(head);
   size_t bytes = size_class_bytes[cls];
-  unsigned carved = head->slab_carved, free_count = carved - head->slab_used;
+  unsigned carved = head->slab_carved, free_count = carved - head->slab_used, carved_before = carved;
   unsigned left = (unsigned)size_class_slab_count[cls] - carved;
   /* Carved objects are free ones: filled (debug=1), their bits set. */
   for (; free_count < SLAB_RANDOM_CHOICE && left > 0; left--, free_count++, carved++) {
@@ -225,7 +225,9 @@ void *slab_take_random(page_desc_t *head, unsigned cls, uint64_t random) {
   words[w] &= ~((uint64_t)1 << bit);
   void **obj = (void **)(start + (w * 64 + bit) * SMALL_ALIGN);
   obj[1] = (void *)FREE_KEY;
-  if (unlikely(options.debug)) slab_debug_hand_out((void **)&obj, 1, cls);
+  /* One carved by this call was filled just now: nothing to check yet. */
+  bool carved_now = (char *)obj >= start + (size_t)carved_before * bytes;
+  if (unlikely(options.debug) && !carved_now) slab_debug_hand_out((void **)&obj, 1, cls);
   head->slab_used++;
   return obj;
 }

@@ -79,11 +79,9 @@ static void *tcache_prof_refill_and_pop(tcache_t *tc, unsigned cls) {
   return p;
 }
 
-zone_t *tcache_thread_zone(void) {
+tcache_t *tcache_enter_held(void) {
   tcache_hold();
-  zone_t *z = tcache_home_zone(tcache_enter_own(tcache_get()));
-  tcache_release();
-  return z;
+  return tcache_enter_own(tcache_get());
 }
 
 void *tcache_alloc_slow(unsigned cls) {

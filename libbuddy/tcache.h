@@ -112,11 +112,13 @@ static inline void tcache_bin_push(tcache_t *tc, size_t bin, void *p) {
 int64_t tcache_prof_draw(uint64_t *state);
 /* Called held (tcache_hold) by the fast paths; they release. */
 void *tcache_alloc_slow(unsigned cls); /* ENOMEM on failure */
-/* The calling thread's home zone, its own cache made first if it has none
- * (a thread that never took a small block's slow path is on a static cache,
- * whose zone is zone 0): secure mode, which caches nothing, takes its
- * blocks from there, so that its threads are spread over the zones. */
-zone_t *tcache_thread_zone(void);
+/* The calling thread's cache, held (tcache_hold: the caller releases) and
+ * entered, its own made first if it has none (a thread that never took a
+ * small block's slow path is on a static cache, whose zone is zone 0):
+ * secure mode, whose bins hold nothing, keeps its blocks there
+ * (secure_cache.c) and takes them from its home zone, so that its threads
+ * are spread over the zones. */
+tcache_t *tcache_enter_held(void);
 /* What tcache_alloc_slow returns, with sampling on, for the allocation that
  * reaches its class's sample point (tcache_prof.c): the caller serves and
  * records it. */
@@ -189,7 +191,8 @@ void tcache_collect_stats(buddy_stats_t *s);
 
 /* ---- Within the tcache layer ---------------------------------------------
  *
- * Files, bottom to top: tcache_prof.c (malloc's sampling stacks),
+ * Files, bottom to top: secure_cache.c (secure mode's freed blocks, which
+ * a flush empties), tcache_prof.c (malloc's sampling stacks),
  * tcache_flush.c (objects back to their zones),
  * tcache_size.c (bin sizes), tcache_thread.c (a cache from thread start to
  * exit, the registry, fork), tcache.c (the slow paths), tcache_sweep.c
@@ -289,6 +292,44 @@ static inline tcache_t *tcache_enter(tcache_t *tc) {
 /* Requests served uncached (debug=1, a thread after its exit): atomic adds. */
 extern uint64_t tcache_requests_uncached[SIZE_CLASS_COUNT];
 
+/* ---- secure_cache.c: secure mode's freed blocks on their way back -------- */
+
+/* The secret of secure mode's canaries, quarantine marks and random
+ * choices, drawn at start-up (secure_init): the library's code does not
+ * tell them (FREE_KEY, a constant of the fast paths, would). */
+extern uint64_t secure_secret;
+static inline uintptr_t secure_cookie(void) {
+  return (uintptr_t)(secure_secret * 0x9e3779b97f4a7c15u ^ 0x5a5a5a5a5a5a5a5au);
+}
+/* A freed block's first word while it waits to be reused. */
+static inline uintptr_t secure_mark(const void *p) {
+  return secure_cookie() ^ ~(uintptr_t)p;
+}
+/* Draws the secret and maps the zones' quarantines (start-up). */
+void secure_init(void);
+/* A freed block, filled and marked, on its way back: the small block p of
+ * class cls into tc's batch (or into its zone's quarantine at once if tc
+ * has no secure cache); the block p of the page run of `bytes` at head into
+ * the quarantine, `sealed` if its pages were made inaccessible. tc: the
+ * caller's, entered. */
+void secure_cache_put_small(const tcache_t *tc, void *p, unsigned cls);
+void secure_cache_put_run(const tcache_t *tc, void *p, void *head, size_t bytes, bool sealed);
+/* A block of class cls for the program, its fill checked, its mark off (its
+ * key still on); NULL if out of memory. */
+void *secure_cache_take(const tcache_t *tc, unsigned cls);
+/* Bytes of a thread cache's secure part (0 unless secure=1); gives tc that
+ * part, at sc; everything it holds back to the quarantine and the slabs. */
+size_t secure_cache_size(void);
+void secure_cache_setup(tcache_t *tc, secure_cache_t *sc);
+void secure_cache_flush(tcache_t *tc);
+/* Checks every block waiting in tc's batch and ready blocks, and in the
+ * quarantines (at exit). */
+void secure_cache_check(const tcache_t *tc);
+void secure_check_quarantines(void);
+void secure_fork_prepare(void);
+void secure_fork_parent(void);
+void secure_fork_child(void);
+
 /* ---- secure.c: secure mode (secure=1), below the caches it bypasses ----- */
 
 /* Who allocated a small block, and so who must free it: malloc and its
@@ -332,11 +373,6 @@ void *secure_run_head(region_t *r, void *p);
  * (another order, not malloc's, or a write past its end, reported): the
  * caller moves it. A string appended to was copied whole at each step. */
 void *secure_resize_run(region_t *r, void *p, char *head, size_t size);
-/* Draws the secret of secure mode's canaries and choices (start-up). */
-void secure_init(void);
-void secure_fork_prepare(void);
-void secure_fork_parent(void);
-void secure_fork_child(void);
 
 #pragma GCC visibility pop
 

@@ -1,6 +1,7 @@
 /* tcache_flush.c: a thread cache's objects back to their zones: the oldest
  * of a bin (a full bin, or one shrinking), a remote batch, or everything
- * (thread exit, a reclaim, a fork's orphans).
+ * (thread exit, a reclaim, a fork's orphans), secure mode's blocks
+ * included.
  */
 #include "tcache.h"
 
@@ -27,6 +28,7 @@ void tcache_remote_flush(tcache_remote_t *rb) {
 
 void tcache_flush_all(tcache_t *tc) {
   tcache_prof_unload(tc);
+  secure_cache_flush(tc);
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) tcache_flush_bin(tc, c, tcache_bin_count(tc, c), false);
   for (unsigned z = 0; z < ZONES_MAX; z++) tcache_remote_flush(&tc->remote[z]);
 }

@@ -29,8 +29,10 @@ size_t tcache_size(void) {
   size_t slots = 0;
   for (unsigned c = 0; c < SIZE_CLASS_COUNT; c++) slots += 2 + tcache_bin_nursery_slots(c) + tcache_bin_slots(c);
   slots += TCACHE_REMOTE_SLOTS;
-  /* With sampling on, the sampling stacks follow the slots (tcache_prof.c). */
-  return sizeof(tcache_t) + slots * sizeof(void *) + (options_sampling() ? sizeof(tcache_prof_t) : 0);
+  /* With sampling on, the sampling stacks follow the slots (tcache_prof.c);
+   * in secure mode, its blocks (secure_cache.c). */
+  return sizeof(tcache_t) + slots * sizeof(void *) + (options_sampling() ? sizeof(tcache_prof_t) : 0) +
+         secure_cache_size();
 }
 
 /* A bin outgrows its nursery: its `count` objects move to its full stack,

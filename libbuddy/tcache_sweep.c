@@ -60,6 +60,7 @@ static void tcache_flush_orphans_locked(void) {
     next = tc->next;
     if (tc->orphan_busy) continue; /* as its owner was at the fork (tcache_fork_child_locked) */
     tcache_prof_unload(tc);
+    secure_cache_flush(tc);
     for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
       unsigned bin = tcache_home_bin(tc, c);
       size_t n = (size_t)(tc->bin_top[bin] - (tc->bin_base[c] + 1));

@@ -184,6 +184,8 @@ bool tcache_thread_init(void) {
                    .home_bins = small_map_bin_number((unsigned)(z - zones), 0)};
   void **end = tcache_lay_out_bins(tc, zeroed);
   if (options_sampling()) tcache_prof_setup(tc, (tcache_prof_t *)(void *)end, zeroed);
+  if (secure_cache_size() != 0)
+    secure_cache_setup(tc, (secure_cache_t *)(void *)((char *)end + (options_sampling() ? sizeof(tcache_prof_t) : 0)));
   tcache_own = tc;
   tcache_set_current(&tcache_tls, tc);
   tcache_register(tc);

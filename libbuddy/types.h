@@ -472,7 +472,8 @@ typedef struct tcache {
    * and slow-path count. Unchanged at the next sweep means idle since. */
   bool idle_seen;
   uint64_t idle_run_ns, idle_slow_paths;
-  struct tcache_prof *prof; /* malloc's sampling stacks (prof=1; else NULL) */
+  struct tcache_prof *prof;    /* malloc's sampling stacks (prof=1; else NULL) */
+  struct secure_cache *secure; /* secure mode's freed and next blocks (secure=1; else NULL) */
   /* Each home bin's slot 0 (NULL), its stack above it: in the class's
    * nursery while its max fits there, in its full stack once it outgrew
    * it (tcache_size.c: tcache_bin_resize moves it, never back). The slots
@@ -535,6 +536,67 @@ typedef struct tcache_prof {
 _Static_assert(offsetof(tcache_prof_t, requests) - offsetof(tcache_prof_t, top) ==
                    offsetof(tcache_t, bin_requests) - offsetof(tcache_t, bin_top),
                "a stack's request count lies where a bin's does");
+
+/* ---- Secure mode's blocks (secure_cache.c) ------------------------------- */
+
+/* A freed block waiting in a quarantine (secure mode): in its thread's batch,
+ * then in its zone's FIFO. `what` holds its class (0: a page run) in its
+ * low SECURE_ENTRY_CLASS_BITS, then SECURE_ENTRY_SEALED (a page run whose
+ * pages are inaccessible while it waits) and SECURE_ENTRY_HEADER (p lies
+ * a header page past its run's head), and its bytes (the class's, or the
+ * whole run's) from SECURE_ENTRY_BYTES_SHIFT up: two words, so that a batch
+ * or a quarantine's ring is quick to copy and small to keep. */
+typedef struct secure_entry {
+  void *p; /* the block as the program had it */
+  uintptr_t what;
+} secure_entry_t;
+#define SECURE_ENTRY_CLASS_BITS 6
+#define SECURE_ENTRY_SEALED ((uintptr_t)1 << SECURE_ENTRY_CLASS_BITS)
+#define SECURE_ENTRY_HEADER ((uintptr_t)2 << SECURE_ENTRY_CLASS_BITS)
+#define SECURE_ENTRY_BYTES_SHIFT (SECURE_ENTRY_CLASS_BITS + 2)
+_Static_assert(SIZE_CLASS_COUNT <= (1 << SECURE_ENTRY_CLASS_BITS), "a class fits an entry's class bits");
+/* Of a freed page run, the first SECURE_RUN_FILL bytes are filled and
+ * checked (past the header page, if any). */
+#define SECURE_RUN_FILL PAGE_SIZE
+
+/* A thread's freed small blocks wait in its batch until the batch holds
+ * SECURE_BATCH_SLOTS of them or SECURE_BATCH_BYTES, then move to its home
+ * zone's quarantine under one lock; as many of the oldest blocks there as
+ * go over its bounds come back in the same call, at most SECURE_EVICT_MAX
+ * more than went in (so a quarantine over its bounds shrinks). */
+#define SECURE_BATCH_SLOTS 64
+#define SECURE_BATCH_BYTES ((size_t)64 << 10)
+#define SECURE_EVICT_MAX 16
+/* The blocks a thread hands out next, per class: those that left the
+ * quarantine through it, of classes it allocates, and those its zone gives
+ * it SECURE_READY_FILL at a time, each chosen at random in its slab. malloc
+ * takes one of them at random. A class holds at most SECURE_READY_BYTES of
+ * them (SECURE_READY_FILL blocks at least, SECURE_READY_MAX at most); more
+ * go back to their slabs. */
+#define SECURE_READY_MAX 128
+#define SECURE_READY_FILL 8
+#define SECURE_READY_BYTES ((size_t)64 << 10)
+/* A class counts as one the thread allocates (its blocks leaving the
+ * quarantine join its ready ones) for this many spills after its last
+ * malloc. */
+#define SECURE_WANTED_SPILLS 8
+/* Invariants: every block in `batch` and in `ready` holds its quarantine
+ * mark in its first word, FREE_KEY in its second, 0 in its last and
+ * FILL_FREED elsewhere (secure_cache.c), unless the program wrote to it
+ * after its free; batch_count <= SECURE_BATCH_SLOTS between calls, and the
+ * slots past it hold what a spill brings back; ready_count[c] <= the
+ * class's cap (secure_cache.c: secure_ready_cap) <= SECURE_READY_MAX. Only
+ * the owner touches it, or a flush while the owner cannot (thread exit, an
+ * idle reclaim, a fork's orphan). */
+typedef struct secure_cache {
+  unsigned batch_count;
+  size_t batch_bytes;
+  uint64_t random; /* the state of the thread's random choices (xorshift) */
+  secure_entry_t batch[SECURE_BATCH_SLOTS + SECURE_EVICT_MAX];
+  uint32_t ready_count[SIZE_CLASS_COUNT];
+  uint8_t wanted[SIZE_CLASS_COUNT]; /* spills to go before the class counts as not taken any more */
+  void *ready[SIZE_CLASS_COUNT][SECURE_READY_MAX];
+} secure_cache_t;
 
 /* ---- Statistics (stats.c) ------------------------------------------------ */
 

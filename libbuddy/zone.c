@@ -214,18 +214,20 @@ unsigned zone_alloc_objects(zone_t *z, unsigned cls, void **out, unsigned n) {
   return got;
 }
 
-void *zone_alloc_object_random(zone_t *z, unsigned cls, uint64_t random) {
+unsigned zone_alloc_objects_random(zone_t *z, unsigned cls, void **out, unsigned n, uint64_t random) {
+  unsigned got = 0;
   zone_lock(z);
   slab_list_t *s = &z->slabs[cls];
-  page_desc_t *head = s->partial.next;
-  bool listed = head != &s->partial;
-  void *p = NULL;
-  if (listed || (head = zone_slab_off_list_locked(z, cls)) != NULL) {
-    p = slab_take_random(head, cls, random);
+  while (got < n) {
+    page_desc_t *head = s->partial.next;
+    bool listed = head != &s->partial;
+    if (!listed && (head = zone_slab_off_list_locked(z, cls)) == NULL) break;
+    out[got++] = slab_take_random(head, cls, random >> 16);
     zone_slab_taken_locked(z, head, cls, 1, listed);
+    random = random * 6364136223846793005u + 1442695040888963407u; /* the next choice's (an LCG step) */
   }
   zone_unlock(z);
-  return p;
+  return got;
 }
 
 /* ---- Transfer stacks back to their slabs --------------------------------- */

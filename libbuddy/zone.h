@@ -26,10 +26,10 @@ void zone_lock(zone_t *z);
 void zone_unlock(zone_t *z);
 /* Up to n objects of class cls into out[0..n); returns the count (0 = OOM). */
 unsigned zone_alloc_objects(zone_t *z, unsigned cls, void **out, unsigned n);
-/* Secure mode: one object of class cls from z's first slab with room, chosen
- * by `random` among its free objects (slab_take_random); NULL if out of
- * memory. */
-void *zone_alloc_object_random(zone_t *z, unsigned cls, uint64_t random);
+/* Secure mode: up to n objects of class cls into out[0..n), each from z's
+ * first slab with room, chosen at random among its free objects
+ * (slab_take_random) from `random` on; returns the count (0 = OOM). */
+unsigned zone_alloc_objects_random(zone_t *z, unsigned cls, void **out, unsigned n, uint64_t random);
 /* Returns objs[0..count), objects of any classes and zones from a thread's
  * bins or batches (each holds the key: one without it is reported). */
 void zone_free_objects(void *const *objs, unsigned count);
@@ -47,10 +47,11 @@ void zone_transfer_expire(void);
 /* Purges each zone's dirty pages if their delay has passed. */
 void zone_purge_due(void);
 void zone_free_object(region_t *r, page_desc_t *d, void *p);
-/* objs[0..n), of class cls and zone z, that hold the debug fill whole (and
- * the key): back to their slabs under one lock, not filled again. For
- * secure mode (secure.c): blocks leaving the quarantine (checked). */
-void zone_return_untouched(zone_t *z, unsigned cls, void *const *objs, unsigned n);
+/* objs[0..n), small objects of any classes and zones that hold the debug
+ * fill whole (and the key): back to their slabs, under one lock for those of
+ * one zone in a row, not filled again. For secure mode (secure_cache.c):
+ * blocks leaving the quarantine's way (checked). */
+void zone_return_untouched(void *const *objs, unsigned n);
 /* The same for a small object of buddymalloc's own, found by its address. */
 void zone_free_small(void *p);
 /* Whether p is free in its slab or waits in its zone's transfer stack

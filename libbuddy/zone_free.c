@@ -29,16 +29,26 @@ void zone_free_object(region_t *r, page_desc_t *d, void *p) {
   zone_unlock(z);
 }
 
-void zone_return_untouched(zone_t *z, unsigned cls, void *const *objs, unsigned n) {
-  if (n == 0) return;
+/* A flush of objects that may belong to several zones holds the lock of
+ * one at a time: unlocks `held` (if any) and locks z. Apart, so that the
+ * loops that call it keep their registers. */
+static noinline zone_t *zone_switch_lock(zone_t *held, zone_t *z) {
+  if (held != NULL) zone_unlock(held);
   zone_lock(z);
+  return z;
+}
+
+void zone_return_untouched(void *const *objs, unsigned n) {
+  zone_t *locked = NULL;
   for (unsigned i = 0; i < n; i++) {
     region_t *r = region_of_address(objs[i]);
+    if (r->zone != locked) locked = zone_switch_lock(locked, r->zone);
+    unsigned cls = page_class_at(r, objs[i]);
     page_desc_t *head = slab_head_at(r, objs[i], cls);
     unsigned used = head->slab_used;
-    if (slab_give_as(r, head, objs[i], cls, true)) zone_slab_given_locked(z, head, cls, used);
+    if (slab_give_as(r, head, objs[i], cls, true)) zone_slab_given_locked(locked, head, cls, used);
   }
-  zone_unlock(z);
+  if (locked != NULL) zone_unlock(locked);
 }
 
 /* An object from a thread's bin or batch holds the key, which its push
@@ -49,15 +59,6 @@ static bool zone_cached_key_intact(const void *p) {
   if (likely(free_key_matches(((void *const *)p)[1]))) return true;
   error_misuse("double free of a small block (or a write to it after its free)", p);
   return false;
-}
-
-/* A flush of objects that may belong to several zones holds the lock of
- * one at a time: unlocks `held` (if any) and locks z. Apart, so that the
- * loops that call it keep their registers. */
-static noinline zone_t *zone_switch_lock(zone_t *held, zone_t *z) {
-  if (held != NULL) zone_unlock(held);
-  zone_lock(z);
-  return z;
 }
 
 /* Every object here was found in a zone region by free (the small map or

@@ -616,8 +616,8 @@ static void *secure_zone_main(void *arg) {
   return NULL;
 }
 
-/* Secure mode caches nothing, so its threads never take the slow path that
- * makes their caches; it makes them itself (tcache_thread_zone), so that
+/* Secure mode's bins hold nothing, so its threads never take the slow path
+ * that makes their caches; it makes them itself (tcache_enter_held), so that
  * each thread takes its blocks from its own home zone, not all from zone 0
  * (one lock for every thread's every malloc). */
 Test(secure, threads_take_blocks_from_their_own_zones) {
@@ -633,6 +633,181 @@ Test(secure, threads_take_blocks_from_their_own_zones) {
   pthread_join(t, NULL);
   cr_assert_neq(zone, 0, "a second thread alive at the same time takes another zone");
   buddy_free(p);
+}
+
+/* ---- Secure mode's freed blocks on their way back (secure_cache.c) -------- */
+
+/* 48 bytes and the trailer: blocks of 64 bytes, or of the next class if
+ * that is the huge descriptors' (secure_class). */
+#define SECURE_SIZE 48
+#define SECURE_QUARANTINE_KB 16
+#define SECURE_CLASS secure_class(SECURE_SIZE, SMALL_ALIGN)
+#define SECURE_QUARANTINE_BLOCKS ((int)(SECURE_QUARANTINE_KB * 1024 / size_class_bytes[SECURE_CLASS]))
+/* More than the quarantine and two batches hold: enough to push a block
+ * through both. */
+#define SECURE_OTHERS (SECURE_QUARANTINE_KB * 1024 / 16 + 2 * SECURE_BATCH_SLOTS)
+
+/* Secure mode as BUDDY_OPTIONS sets it, on for the caches made from now on
+ * (the test's threads): each of them keeps its freed blocks. */
+static void secure_mode(long quarantine_kb) {
+  options.secure = 1;
+  options.debug = 1;
+  options.quarantine_kb = quarantine_kb;
+}
+
+static void run_thread(void *(*fn)(void *), void *arg) {
+  pthread_t t;
+  cr_assert_eq(pthread_create(&t, NULL, fn, arg), 0);
+  cr_assert_eq(pthread_join(t, NULL), 0);
+}
+
+/* Whether p is one of the calling thread's ready blocks of its class. */
+static bool secure_ready_holds(const void *p) {
+  const secure_cache_t *sc = tcache_get()->secure;
+  unsigned cls = SECURE_CLASS;
+  for (uint32_t i = 0; i < sc->ready_count[cls]; i++)
+    if (sc->ready[cls][i] == p) return true;
+  return false;
+}
+
+/* Frees p, then frees `others` blocks of its class that were live before
+ * it, in one go (no malloc between, so that p is not handed out): p goes
+ * through the thread's batch and the quarantine. */
+static void secure_free_then_others(void *p, void **others, unsigned count) {
+  buddy_free(p);
+  for (unsigned i = 0; i < count; i++) buddy_free(others[i]);
+}
+
+typedef struct secure_reuse {
+  int first_reuse; /* pairs after p's free until p came back; -1: never */
+} secure_reuse_t;
+
+static void *secure_reuse_main(void *arg) {
+  secure_reuse_t *r = arg;
+  void *p = buddy_malloc(SECURE_SIZE);
+  check(p != NULL);
+  buddy_free(p);
+  r->first_reuse = -1;
+  for (int i = 0; i < 20 * SECURE_QUARANTINE_BLOCKS && r->first_reuse < 0; i++) {
+    void *q = buddy_malloc(SECURE_SIZE);
+    check(q != NULL);
+    if (q == p) r->first_reuse = i;
+    buddy_free(q);
+  }
+  return NULL;
+}
+
+/* A freed block waits while quarantine_kb of others are freed after it
+ * (its batch, then its zone's quarantine), then joins its thread's ready
+ * blocks and is handed out again: not lost on the way. */
+Test(secure, a_freed_block_comes_back_after_the_quarantine_and_not_before) {
+  secure_mode(SECURE_QUARANTINE_KB);
+  secure_reuse_t r;
+  run_thread(secure_reuse_main, &r);
+  cr_assert_geq(r.first_reuse, SECURE_QUARANTINE_BLOCKS, "came back after %d frees, before the quarantine's %d",
+                r.first_reuse, SECURE_QUARANTINE_BLOCKS);
+  zone_verify_all();
+}
+
+typedef struct secure_ready {
+  bool in_ready, written;
+} secure_ready_t;
+
+/* A block of the thread's that went through the quarantine into its ready
+ * blocks (checked there), the others it freed after it. */
+static void *secure_block_made_ready(void) {
+  static void *others[SECURE_OTHERS];
+  for (unsigned i = 0; i < SECURE_OTHERS; i++) check((others[i] = buddy_malloc(SECURE_SIZE)) != NULL);
+  void *p = buddy_malloc(SECURE_SIZE);
+  check(p != NULL);
+  secure_free_then_others(p, others, SECURE_OTHERS);
+  return p;
+}
+
+static void *secure_double_free_main(void *arg) {
+  secure_ready_t *r = arg;
+  void *p = buddy_malloc(SECURE_SIZE);
+  check(p != NULL);
+  buddy_free(p);
+  buddy_free(p); /* it waits in the thread's batch */
+  void *q = secure_block_made_ready();
+  r->in_ready = secure_ready_holds(q);
+  buddy_free(q); /* it waits among the ready blocks */
+  return NULL;
+}
+
+/* Runs fn in a thread of secure mode, which puts a block among its ready
+ * ones (checked): what it reported. */
+static const char *secure_ready_run(void *(*fn)(void *), secure_ready_t *r) {
+  secure_mode(SECURE_QUARANTINE_KB);
+  run_thread(fn, r);
+  cr_assert(r->in_ready, "the block left the quarantine into the thread's ready blocks");
+  return redirected_stderr();
+}
+
+/* A second free finds the block's quarantine mark wherever it waits: in the
+ * freeing thread's batch, or among the blocks it hands out next. */
+Test(secure, a_double_free_is_found_in_the_batch_and_among_the_ready_blocks, .init = heap_test_warn_on_misuse) {
+  secure_ready_t r = {0};
+  const char *text = secure_ready_run(secure_double_free_main, &r);
+  const char *first = strstr(text, "double free");
+  cr_assert(first != NULL && strstr(first + 1, "double free") != NULL, "both double frees reported:\n%s", text);
+  zone_verify_all();
+}
+
+static void *secure_write_after_free_main(void *arg) {
+  secure_ready_t *r = arg;
+  unsigned char *p = secure_block_made_ready();
+  r->in_ready = secure_ready_holds(p);
+  p[SECURE_SIZE / 2] = 'x'; /* a write through a stale pointer */
+  /* Every ready block is handed out (and checked) before the class refills. */
+  void *taken[SECURE_READY_MAX + 1];
+  unsigned n = 0;
+  while (n < SECURE_READY_MAX + 1 && secure_ready_holds(p)) check((taken[n++] = buddy_malloc(SECURE_SIZE)) != NULL);
+  for (unsigned i = 0; i < n; i++) r->written |= taken[i] == (void *)p;
+  for (unsigned i = 0; i < n; i++) buddy_free(taken[i]);
+  return NULL;
+}
+
+/* A ready block is checked when malloc takes it: one written to after its
+ * free is reported and not handed out. */
+Test(secure, a_write_to_a_ready_block_is_reported_when_it_is_taken, .init = heap_test_warn_on_misuse) {
+  secure_ready_t r = {0};
+  const char *text = secure_ready_run(secure_write_after_free_main, &r);
+  cr_assert_not(r.written, "the written block is not handed out");
+  cr_assert_not_null(strstr(text, "use after free: a freed block was written to"), "got:\n%s", text);
+  zone_verify_all();
+}
+
+typedef struct secure_exit {
+  size_t live_before_exit;
+} secure_exit_t;
+
+static void *secure_exit_main(void *arg) {
+  enum { BLOCKS = 300 };
+  void *blocks[BLOCKS];
+  for (unsigned i = 0; i < BLOCKS; i++) check((blocks[i] = buddy_malloc(SECURE_SIZE)) != NULL);
+  for (unsigned i = 0; i < BLOCKS; i++) buddy_free(blocks[i]);
+  check(buddy_malloc(SECURE_SIZE) != NULL); /* the class is one the thread takes: ready blocks kept, one leaked */
+  ((secure_exit_t *)arg)->live_before_exit = stats_now().class_live[SECURE_CLASS];
+  return NULL;
+}
+
+/* An exiting thread's batch goes to the quarantine and its ready blocks to
+ * their slabs: with quarantine_kb=0, all of them, so that out of the slabs
+ * remain the one block it kept and the slabs' guards (a slab's first object,
+ * never handed out, at most one per slab). */
+Test(secure, an_exiting_thread_gives_its_blocks_back) {
+  secure_mode(0);
+  secure_exit_t r;
+  run_thread(secure_exit_main, &r);
+  unsigned cls = SECURE_CLASS;
+  buddy_stats_t s = stats_now();
+  cr_assert_gt(r.live_before_exit, 1 + s.class_slabs[cls], "the thread held blocks before its exit: %zu",
+               r.live_before_exit);
+  cr_assert_leq(s.class_live[cls], 1 + s.class_slabs[cls], "%zu blocks out of %zu slabs after the exit",
+                s.class_live[cls], s.class_slabs[cls]);
+  zone_verify_all();
 }
 
 /* ---- Sampling stacks (prof=1: tcache_prof.c) ------------------------------ */
