@@ -337,14 +337,9 @@ void secure_free_run(region_t *r, void *p, secure_kind_t kind) {
   secure_fill_freed(p, checked, false);
   /* Sealed while it waits, so that a read or a write through a stale
    * pointer faults at once (secure_fault); where that fails (the kernel's
-   * count of mappings), its fill is checked when it leaves. A sealed run's
-   * bytes are never read again: its pages go back to the system while it
-   * waits, so that a quarantine of runs costs address space, not memory. */
+   * count of mappings), its fill is checked when it leaves. */
   bool sealed = os_make_guard(head, run_bytes);
-  if (sealed) {
-    d->flags |= PAGE_SEALED;
-    os_purge(head, run_bytes, false);
-  }
+  if (sealed) d->flags |= PAGE_SEALED;
   tcache_t *tc = tcache_enter_held();
   secure_cache_put_run(tc, p, head, run_bytes, sealed);
   tcache_release();

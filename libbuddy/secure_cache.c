@@ -26,9 +26,10 @@
  * thread takes a lock once per SECURE_BATCH_SLOTS frees and once per
  * SECURE_READY_FILL mallocs of a class at most, not at every call.
  *
- * A freed page run goes to the quarantine at once, sealed (inaccessible,
- * its pages given back to the system: secure.c) while it waits where the
- * kernel allows, and back to its zone when it leaves. So do small blocks of
+ * A freed page run goes to the quarantine at once, sealed (inaccessible)
+ * while it waits where the kernel allows (secure.c), its pages given back
+ * to the system past quarantine_kb of sealed runs in all the quarantines,
+ * and back to its zone when it leaves. So do small blocks of
  * a thread without a cache of its own (it exited, or secure mode was set
  * after its cache was made).
  *
@@ -71,6 +72,9 @@ static secure_quarantine_t secure_quarantine0 = {.lock = PTHREAD_MUTEX_INITIALIZ
 static secure_quarantine_t *secure_quarantines[ZONES_MAX] = {[0 ... ZONES_MAX - 1] = &secure_quarantine0};
 
 static uint64_t secure_sequence; /* atomic: the counter of the choices made without a cache */
+/* Atomic: bytes of the sealed runs waiting in all the quarantines with
+ * their pages kept (secure_cache_put_run). */
+static size_t secure_sealed_resident;
 
 uint64_t secure_secret;
 
@@ -191,6 +195,8 @@ static unsigned secure_release(const secure_entry_t *e, void **back, unsigned n)
   unsigned cls = secure_entry_class(e);
   char *run = secure_entry_run(e);
   region_t *r = region_of_address(e->p);
+  if (e->what & SECURE_ENTRY_RESIDENT)
+    __atomic_sub_fetch(&secure_sealed_resident, secure_entry_bytes(e), __ATOMIC_RELAXED);
   if (e->what & SECURE_ENTRY_SEALED) {
     if (!os_make_writable(run, secure_entry_bytes(e))) {
       base_warning("secure=1: a quarantined block cannot be made accessible again; it stays out of use", run);
@@ -288,10 +294,29 @@ static noinline void secure_batch_spill(const tcache_t *tc, secure_cache_t *sc, 
     for (unsigned c = 0; c < SIZE_CLASS_COUNT; c++) sc->wanted[c] -= sc->wanted[c] != 0;
 }
 
+/* A sealed run keeps its pages while the sealed runs waiting in all the
+ * quarantines keep at most quarantine_kb of them before it
+ * (secure_sealed_resident); past that, its pages go back to the system (its
+ * bytes are never read
+ * again), so that the quarantines of several zones do not hold several
+ * times quarantine_kb of memory, while a run that comes back keeps its
+ * pages where the quarantine holds them anyway (a purged run is faulted in
+ * again when the program reuses it: realloc-vectors took 2x the time of
+ * secure mode when every sealed run was purged). */
 void secure_cache_put_run(const tcache_t *tc, void *p, void *head, size_t bytes, bool sealed) {
-  secure_entry_t e = {.p = p,
-                      .what = bytes << SECURE_ENTRY_BYTES_SHIFT | (sealed ? SECURE_ENTRY_SEALED : 0) |
-                              (p != head ? SECURE_ENTRY_HEADER : 0)};
+  uintptr_t what = bytes << SECURE_ENTRY_BYTES_SHIFT | (p != head ? SECURE_ENTRY_HEADER : 0);
+  if (sealed) {
+    what |= SECURE_ENTRY_SEALED;
+    size_t budget = (size_t)options.quarantine_kb << 10;
+    /* Before this one: a single quarantine never reaches the budget. */
+    if (__atomic_fetch_add(&secure_sealed_resident, bytes, __ATOMIC_RELAXED) <= budget) {
+      what |= SECURE_ENTRY_RESIDENT;
+    } else {
+      __atomic_sub_fetch(&secure_sealed_resident, bytes, __ATOMIC_RELAXED);
+      os_purge(head, bytes, false);
+    }
+  }
+  secure_entry_t e = {.p = p, .what = what};
   secure_quarantine_put(tc, &e);
 }
 

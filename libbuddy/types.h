@@ -542,10 +542,11 @@ _Static_assert(offsetof(tcache_prof_t, requests) - offsetof(tcache_prof_t, top) 
 /* A freed block waiting in a quarantine (secure mode): in its thread's batch,
  * then in its zone's FIFO. `what` holds its class (0: a page run) in its
  * low SECURE_ENTRY_CLASS_BITS, then SECURE_ENTRY_SEALED (a page run whose
- * pages are inaccessible while it waits) and SECURE_ENTRY_HEADER (p lies
- * a header page past its run's head), and its bytes (the class's, or the
- * whole run's) from SECURE_ENTRY_BYTES_SHIFT up: two words, so that a batch
- * or a quarantine's ring is quick to copy and small to keep. */
+ * pages are inaccessible while it waits), SECURE_ENTRY_HEADER (p lies a
+ * header page past its run's head) and SECURE_ENTRY_RESIDENT (a sealed
+ * run whose pages were kept: secure_cache.c), and its bytes (the class's,
+ * or the whole run's) from SECURE_ENTRY_BYTES_SHIFT up: two words, so that
+ * a batch or a quarantine's ring is quick to copy and small to keep. */
 typedef struct secure_entry {
   void *p; /* the block as the program had it */
   uintptr_t what;
@@ -553,7 +554,8 @@ typedef struct secure_entry {
 #define SECURE_ENTRY_CLASS_BITS 6
 #define SECURE_ENTRY_SEALED ((uintptr_t)1 << SECURE_ENTRY_CLASS_BITS)
 #define SECURE_ENTRY_HEADER ((uintptr_t)2 << SECURE_ENTRY_CLASS_BITS)
-#define SECURE_ENTRY_BYTES_SHIFT (SECURE_ENTRY_CLASS_BITS + 2)
+#define SECURE_ENTRY_RESIDENT ((uintptr_t)4 << SECURE_ENTRY_CLASS_BITS)
+#define SECURE_ENTRY_BYTES_SHIFT (SECURE_ENTRY_CLASS_BITS + 3)
 _Static_assert(SIZE_CLASS_COUNT <= (1 << SECURE_ENTRY_CLASS_BITS), "a class fits an entry's class bits");
 /* Of a freed page run, the first SECURE_RUN_FILL bytes are filled and
  * checked (past the header page, if any). */

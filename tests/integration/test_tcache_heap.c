@@ -810,6 +810,70 @@ Test(secure, an_exiting_thread_gives_its_blocks_back) {
   zone_verify_all();
 }
 
+/* A medium block of secure mode: a run of SECURE_RUN_BYTES with its header
+ * page. */
+#define SECURE_RUN_BYTES ((size_t)64 << 10)
+#define SECURE_RUN_SIZE (SECURE_RUN_BYTES - PAGE_SIZE)
+
+/* Pages of the page run holding block p (after its header page) that are
+ * resident. */
+static size_t secure_run_resident_pages(void *p) {
+  char *head = (char *)p - PAGE_SIZE;
+  unsigned char in[SECURE_RUN_BYTES / PAGE_SIZE];
+  cr_assert_eq(mincore(head, SECURE_RUN_BYTES, in), 0);
+  size_t n = 0;
+  for (size_t i = 0; i < SECURE_RUN_BYTES / PAGE_SIZE; i++) n += in[i] & 1;
+  return n;
+}
+
+static void *secure_written_run(void) {
+  void *p = buddy_malloc(SECURE_RUN_SIZE);
+  check(p != NULL);
+  memset(p, 'r', SECURE_RUN_SIZE);
+  return p;
+}
+
+/* The calling thread's home zone, whose quarantine its frees go to. */
+static zone_t *secure_home_zone(void) {
+  return tcache_home_zone(tcache_get());
+}
+
+typedef struct secure_runs {
+  zone_t *zone; /* the thread's home zone */
+  void *last;   /* its last run freed, still in its quarantine */
+} secure_runs_t;
+
+static void *secure_free_three_runs_main(void *arg) {
+  secure_runs_t *r = arg;
+  void *runs[3];
+  for (unsigned i = 0; i < 3; i++) runs[i] = secure_written_run();
+  for (unsigned i = 0; i < 3; i++) buddy_free(runs[i]);
+  r->zone = secure_home_zone();
+  r->last = runs[2];
+  return NULL;
+}
+
+/* Sealed runs keep their pages while those of all the quarantines hold
+ * quarantine_kb at most before them; past that, a sealed run's pages go
+ * back to the system. One quarantine alone never purges: it holds no more
+ * than quarantine_kb. */
+Test(secure, sealed_runs_keep_their_pages_up_to_quarantine_kb_in_all_quarantines) {
+  secure_mode((long)(2 * SECURE_RUN_BYTES >> 10));
+  secure_init(); /* a quarantine per zone, as at start-up */
+  secure_runs_t other;
+  run_thread(secure_free_three_runs_main, &other); /* 2 runs stay sealed in its zone's quarantine */
+  void *first = secure_written_run(), *second = secure_written_run();
+  buddy_free(first);  /* 2 runs' bytes sealed before it: kept */
+  buddy_free(second); /* 3 before it: purged */
+  cr_assert_neq(secure_home_zone(), other.zone, "the test's thread has a quarantine of its own");
+  cr_assert_eq(secure_run_resident_pages(other.last), SECURE_RUN_BYTES / PAGE_SIZE,
+               "the other quarantine's keep theirs");
+  cr_assert_eq(page_desc_of(pagemap_region_of(first), (char *)first - PAGE_SIZE)->flags & PAGE_SEALED, PAGE_SEALED,
+               "sealed");
+  cr_assert_eq(secure_run_resident_pages(first), SECURE_RUN_BYTES / PAGE_SIZE, "the first keeps its pages");
+  cr_assert_eq(secure_run_resident_pages(second), 0, "the second's pages went back");
+}
+
 /* ---- Sampling stacks (prof=1: tcache_prof.c) ------------------------------ */
 
 enum { PROF_LIVE = 8, PROF_WARM = 20000, PROF_PAIRS = 100000 };
