@@ -282,12 +282,9 @@ static noinline void secure_batch_spill(const tcache_t *tc, secure_cache_t *sc, 
   for (unsigned i = 0; i < left; i++) {
     const secure_entry_t *e = &sc->batch[i];
     unsigned cls = secure_entry_class(e);
-    if (ready && cls != 0 && sc->wanted[cls] != 0 && sc->ready_count[cls] < secure_ready_cap(cls)) {
-      /* Checked when it is taken, within about a batch of mallocs: its
-       * first line is fetched now, as it left the quarantine cold. */
-      __builtin_prefetch(e->p, 1);
-      sc->ready[cls][sc->ready_count[cls]++] = e->p;
-    } else n = secure_release(e, back, n);
+    if (ready && cls != 0 && sc->wanted[cls] != 0 && sc->ready_count[cls] < secure_ready_cap(cls))
+      sc->ready[cls][sc->ready_count[cls]++] = e->p; /* checked when it is taken */
+    else n = secure_release(e, back, n);
   }
   zone_return_untouched(back, n);
   if (ready)
