@@ -17,7 +17,10 @@
  * gives a thread blocks too, SECURE_READY_FILL at a time, each chosen at
  * random among the free ones of its slab (zone_alloc_objects_random), its
  * fill checked there. So a thread keeps at most a batch and
- * SECURE_READY_BYTES per class it allocates. malloc takes one of a
+ * SECURE_READY_BYTES per class it allocates; a class it stops taking gives
+ * its ready blocks back after SECURE_WANTED_SPILLS spills, and an idle
+ * thread's blocks are reclaimed as its bins would be (secure_cache_bytes
+ * counts them for tcache_sweep.c). malloc takes one of a
  * class's ready blocks at random and checks that it still holds its fill
  * whole (else a write after free, reported with the block's address and
  * class) before handing it out. So the next block is predictable neither
@@ -224,6 +227,17 @@ static uint32_t secure_ready_cap(unsigned cls) {
   return n < SECURE_READY_FILL ? SECURE_READY_FILL : n > SECURE_READY_MAX ? SECURE_READY_MAX : (uint32_t)n;
 }
 
+/* Class cls's ready blocks back to their slabs, each checked first. */
+static void secure_ready_return(secure_cache_t *sc, unsigned cls) {
+  uint32_t n = sc->ready_count[cls], kept = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    secure_entry_t e = secure_small_entry(sc->ready[cls][i], cls);
+    kept = secure_release(&e, sc->ready[cls], kept); /* kept <= i: in place */
+  }
+  zone_return_untouched(sc->ready[cls], kept);
+  sc->ready_count[cls] = 0;
+}
+
 /* ---- The quarantines ----------------------------------------------------- */
 
 static secure_entry_t *secure_slot(secure_quarantine_t *q, unsigned i) {
@@ -287,8 +301,13 @@ static noinline void secure_batch_spill(const tcache_t *tc, secure_cache_t *sc, 
     else n = secure_release(e, back, n);
   }
   zone_return_untouched(back, n);
-  if (ready)
-    for (unsigned c = 0; c < SIZE_CLASS_COUNT; c++) sc->wanted[c] -= sc->wanted[c] != 0;
+  if (!ready) return;
+  /* A class the thread stopped taking gives its ready blocks back (checked):
+   * nothing waits unchecked, or held, for a malloc that does not come. */
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
+    if (sc->wanted[c] == 1 && sc->ready_count[c] != 0) secure_ready_return(sc, c);
+    sc->wanted[c] -= sc->wanted[c] != 0;
+  }
 }
 
 /* A sealed run keeps its pages while the sealed runs waiting in all the
@@ -407,16 +426,22 @@ void secure_cache_flush(tcache_t *tc) {
   secure_cache_t *sc = tc->secure;
   if (sc == NULL) return;
   if (sc->batch_count <= SECURE_BATCH_SLOTS) secure_batch_spill(tc, sc, false);
-  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
-    uint32_t n = sc->ready_count[c], kept = 0;
-    for (uint32_t i = 0; i < n && n <= SECURE_READY_MAX; i++) {
-      secure_entry_t e = secure_small_entry(sc->ready[c][i], c);
-      kept = secure_release(&e, sc->ready[c], kept); /* kept <= i: in place */
-    }
-    zone_return_untouched(sc->ready[c], kept);
-  }
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++)
+    if (sc->ready_count[c] <= SECURE_READY_MAX) secure_ready_return(sc, c);
   sc->batch_count = 0;
   memset(sc->ready_count, 0, sizeof sc->ready_count);
+}
+
+size_t secure_cache_bytes(const tcache_t *tc) {
+  const secure_cache_t *sc = tc->secure;
+  if (sc == NULL) return 0;
+  size_t bytes = __atomic_load_n(&sc->batch_bytes, __ATOMIC_RELAXED);
+  bytes = bytes < SECURE_BATCH_BYTES + SMALL_SIZE_MAX ? bytes : 0;
+  for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
+    uint32_t n = __atomic_load_n(&sc->ready_count[c], __ATOMIC_RELAXED);
+    bytes += (size_t)(n <= SECURE_READY_MAX ? n : 0) * size_class_bytes[c];
+  }
+  return bytes;
 }
 
 /* ---- At exit, and fork ---------------------------------------------------- */

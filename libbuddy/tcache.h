@@ -322,6 +322,10 @@ void *secure_cache_take(const tcache_t *tc, unsigned cls);
 size_t secure_cache_size(void);
 void secure_cache_setup(tcache_t *tc, secure_cache_t *sc);
 void secure_cache_flush(tcache_t *tc);
+/* Bytes of the blocks in tc's batch and ready blocks, read from another
+ * thread as the bins' counts are (tcache_bin_count): off by what the owner
+ * is changing, within their bounds (the idle-cache reclaim). */
+size_t secure_cache_bytes(const tcache_t *tc);
 /* Checks every block waiting in tc's batch and ready blocks, and in the
  * quarantines (at exit). */
 void secure_cache_check(const tcache_t *tc);

@@ -34,7 +34,7 @@ void tcache_flush_all(tcache_t *tc) {
 }
 
 size_t tcache_cached_bytes(const tcache_t *tc) {
-  size_t bytes = 0;
+  size_t bytes = secure_cache_bytes(tc);
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++)
     bytes += (size_t)(tcache_bin_count(tc, c) + tcache_prof_waiting(tc, c)) * size_class_bytes[c];
   return bytes;

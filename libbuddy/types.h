@@ -580,8 +580,8 @@ _Static_assert(SIZE_CLASS_COUNT <= (1 << SECURE_ENTRY_CLASS_BITS), "a class fits
 #define SECURE_READY_BYTES ((size_t)64 << 10)
 /* A class counts as one the thread allocates (its blocks leaving the
  * quarantine join its ready ones) for this many spills after its last
- * malloc. */
-#define SECURE_WANTED_SPILLS 8
+ * malloc; then its ready blocks go back to their slabs. */
+#define SECURE_WANTED_SPILLS 64
 /* Invariants: every block in `batch` and in `ready` holds its quarantine
  * mark in its first word, FREE_KEY in its second, 0 in its last and
  * FILL_FREED elsewhere (secure_cache.c), unless the program wrote to it

@@ -644,8 +644,10 @@ Test(secure, threads_take_blocks_from_their_own_zones) {
 #define SECURE_CLASS secure_class(SECURE_SIZE, SMALL_ALIGN)
 #define SECURE_QUARANTINE_BLOCKS ((int)(SECURE_QUARANTINE_KB * 1024 / size_class_bytes[SECURE_CLASS]))
 /* More than the quarantine and two batches hold: enough to push a block
- * through both. */
-#define SECURE_OTHERS (SECURE_QUARANTINE_KB * 1024 / 16 + 2 * SECURE_BATCH_SLOTS)
+ * through both, in fewer than SECURE_WANTED_SPILLS spills (so its class
+ * still counts as taken). SECURE_OTHERS_MAX: for the smallest class. */
+#define SECURE_OTHERS ((unsigned)SECURE_QUARANTINE_BLOCKS + 2 * SECURE_BATCH_SLOTS)
+#define SECURE_OTHERS_MAX (SECURE_QUARANTINE_KB * 1024 / 16 + 2 * SECURE_BATCH_SLOTS)
 
 /* Secure mode as BUDDY_OPTIONS sets it, on for the caches made from now on
  * (the test's threads): each of them keeps its freed blocks. */
@@ -716,7 +718,7 @@ typedef struct secure_ready {
 /* A block of the thread's that went through the quarantine into its ready
  * blocks (checked there), the others it freed after it. */
 static void *secure_block_made_ready(void) {
-  static void *others[SECURE_OTHERS];
+  static void *others[SECURE_OTHERS_MAX];
   for (unsigned i = 0; i < SECURE_OTHERS; i++) check((others[i] = buddy_malloc(SECURE_SIZE)) != NULL);
   void *p = buddy_malloc(SECURE_SIZE);
   check(p != NULL);
@@ -807,6 +809,54 @@ Test(secure, an_exiting_thread_gives_its_blocks_back) {
                r.live_before_exit);
   cr_assert_leq(s.class_live[cls], 1 + s.class_slabs[cls], "%zu blocks out of %zu slabs after the exit",
                 s.class_live[cls], s.class_slabs[cls]);
+  zone_verify_all();
+}
+
+typedef struct secure_decay {
+  uint32_t ready_after_first_spill, ready_at_end;
+} secure_decay_t;
+
+static uint32_t secure_ready_count(unsigned cls) {
+  return tcache_get()->secure->ready_count[cls];
+}
+
+/* Takes and frees blocks of SECURE_SIZE's class, then frees only blocks of
+ * another class for SECURE_WANTED_SPILLS + 2 batches. */
+static void *secure_decay_main(void *arg) {
+  secure_decay_t *r = arg;
+  enum { OTHER = 200, SPILLS = SECURE_WANTED_SPILLS + 2 };
+  static void *mine[SECURE_BATCH_SLOTS], *others[SPILLS * SECURE_BATCH_SLOTS];
+  for (unsigned i = 0; i < SPILLS * SECURE_BATCH_SLOTS; i++) check((others[i] = buddy_malloc(OTHER)) != NULL);
+  for (unsigned i = 0; i < SECURE_BATCH_SLOTS; i++) check((mine[i] = buddy_malloc(SECURE_SIZE)) != NULL);
+  for (unsigned i = 0; i < SECURE_BATCH_SLOTS; i++) buddy_free(mine[i]); /* a spill: into the ready ones */
+  r->ready_after_first_spill = secure_ready_count(SECURE_CLASS);
+  for (unsigned i = 0; i < SPILLS * SECURE_BATCH_SLOTS; i++) buddy_free(others[i]);
+  r->ready_at_end = secure_ready_count(SECURE_CLASS);
+  return NULL;
+}
+
+/* The ready blocks of a class the thread stopped taking go back to their
+ * slabs after SECURE_WANTED_SPILLS spills: nothing is held for a malloc
+ * that does not come. */
+Test(secure, a_class_no_longer_taken_gives_its_ready_blocks_back) {
+  secure_mode(0); /* blocks leave the quarantine at once */
+  secure_decay_t r;
+  run_thread(secure_decay_main, &r);
+  cr_assert_gt(r.ready_after_first_spill, 0, "the class's blocks came back as ready ones");
+  cr_assert_eq(r.ready_at_end, 0, "%u ready blocks still held", r.ready_at_end);
+  zone_verify_all();
+}
+
+/* An idle thread's batch and ready blocks are reclaimed as its bins would
+ * be (tcache_cached_bytes counts them). */
+Test(secure, an_idle_threads_blocks_are_reclaimed, .timeout = 30) {
+  secure_mode(0);
+  worker_t w = {.stray = NULL};
+  idle_worker_start(&w);
+  cr_assert_gt(stats_now().class_live[SECURE_CLASS], 0, "the idle worker holds blocks");
+  cr_assert(wait_for_reclaim(0, RECLAIM_WAIT_MS), "no reclaim within %d ms", RECLAIM_WAIT_MS);
+  cr_assert_gt(stats_now().bytes_reclaimed, 0);
+  worker_finish(&w); /* it takes its cache back and checks its blocks */
   zone_verify_all();
 }
 
