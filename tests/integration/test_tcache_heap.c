@@ -1057,6 +1057,10 @@ typedef struct prof_exact {
 } prof_exact_t;
 
 enum { PROF_EXACT_WARM = 3000, PROF_EXACT_ALLOCS = 6000, PROF_EXACT_KEEP_MAX = 300 };
+/* Points drawn at random (mean prof_sample, at most 2^40 bytes) are moved
+ * this far, so that only the point the test sets is reached. */
+#define PROF_EXACT_OUT_OF_REACH ((int64_t)1 << 50)
+#define PROF_EXACT_OTHER_SIZE 96
 
 static bool prof_was_sampled(void *p) {
   region_t *r = pagemap_region_of(p);
@@ -1067,6 +1071,13 @@ static void *prof_exact_main(void *arg) {
   prof_exact_t *t = arg;
   void *live[PROF_EXACT_KEEP_MAX];
   unsigned cls = size_class_of(t->size);
+  /* The thread's cache made by another class, then the class's first point,
+   * drawn at random, moved out of reach of the warm-up (below). */
+  check(size_class_of(PROF_EXACT_OTHER_SIZE) != cls);
+  buddy_free(buddy_malloc(PROF_EXACT_OTHER_SIZE));
+  tcache_t *tc = tcache_own;
+  check(tc != NULL && tc->prof != NULL);
+  tc->prof->left[cls] += PROF_EXACT_OUT_OF_REACH;
   /* The class in use first, in the pattern to come: its bin and stack hold objects. */
   for (int i = 0; i < t->keep; i++) check((live[i] = buddy_malloc(t->size)) != NULL);
   for (int n = 0; n < PROF_EXACT_WARM; n += t->keep)
@@ -1075,8 +1086,6 @@ static void *prof_exact_main(void *arg) {
       check((live[i] = buddy_malloc(t->size)) != NULL);
       check(!prof_was_sampled(live[i]));
     }
-  tcache_t *tc = tcache_own;
-  check(tc != NULL && tc->prof != NULL);
   /* The stack's objects back to the zone, nothing handed out since: the
    * next allocation takes the slow path with `left` bytes to the point. */
   tcache_prof_unload(tc);
@@ -1091,7 +1100,13 @@ static void *prof_exact_main(void *arg) {
       n++;
       if (prof_was_sampled(live[i])) {
         t->samples++;
-        if (t->sampled == 0) t->sampled = n;
+        if (t->sampled == 0) {
+          t->sampled = n;
+          /* The next point, drawn at random, would be reached within the
+           * up to 200 MB this thread still allocates with a chance of 1 in
+           * 5000 (about 1% over the test's 240 threads, as CI once saw). */
+          tc->prof->left[cls] += PROF_EXACT_OUT_OF_REACH;
+        }
       }
     }
     if (t->batch)
