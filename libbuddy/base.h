@@ -82,7 +82,7 @@ static inline bool free_key_matches(const void *word) {
 /* "buddymalloc: warning: " and the strings up to a NULL, then a newline, on
  * stderr in one write (so that processes sharing stderr do not mix lines);
  * never allocates. */
-void base_warning(const char *first, ...);
+void base_warning(const char *first, ...) __attribute__((sentinel));
 /* Set by quiet=1 (options.c): base_warning prints nothing. */
 extern bool base_warnings_off;
 

@@ -44,6 +44,7 @@ startup_code void runtime_init(void) {
   if (first) {
     fork_install_handlers();
     prof_start(); /* takes the loader's lock: not under ours */
+    if (options.secure && secure_find_replaced_operators != NULL) secure_find_replaced_operators(); /* the same */
   }
 }
 

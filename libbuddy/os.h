@@ -147,6 +147,19 @@ bool os_catch_signal(int sig, void (*handler)(int));
 /* Makes a page-aligned range inaccessible (a guard: any access faults);
  * false if it could not be. */
 bool os_make_guard(void *addr, size_t size);
+/* The same for guards there may be many of at once (secure mode's guard
+ * page after each slab, its sealed runs), each of which may split a
+ * mapping in three: two more of the kernel's count of mappings per process
+ * (vm.max_map_count, 65530 by default), past which mprotect and mmap fail,
+ * the program's own too. Refused (false) while os_counted_guards_max of
+ * them are live, so that they take at most half of the default count; the
+ * callers go on without the guard. os_drop_counted_guard makes one
+ * accessible again (false if the system refuses: it stays counted). */
+#define OS_COUNTED_GUARDS_MAX 16384
+extern size_t os_counted_guards_max; /* OS_COUNTED_GUARDS_MAX; tests lower it */
+bool os_make_counted_guard(void *addr, size_t size);
+bool os_drop_counted_guard(void *addr, size_t size);
+size_t os_counted_guards(void);
 /* Secure mode: on SIGSEGV and SIGBUS, calls handler(fault address) first;
  * when it returns, the signal gets the action it had before (which the
  * faulting access, repeated, then meets). False if it cannot be caught. */

@@ -408,6 +408,26 @@ bool os_make_guard(void *addr, size_t size) {
   return os_protect(addr, size, PROT_NONE);
 }
 
+size_t os_counted_guards_max = OS_COUNTED_GUARDS_MAX;
+static size_t os_counted_guards_live;
+
+bool os_make_counted_guard(void *addr, size_t size) {
+  size_t live = __atomic_add_fetch(&os_counted_guards_live, 1, __ATOMIC_RELAXED);
+  if (live <= __atomic_load_n(&os_counted_guards_max, __ATOMIC_RELAXED) && os_make_guard(addr, size)) return true;
+  __atomic_sub_fetch(&os_counted_guards_live, 1, __ATOMIC_RELAXED);
+  return false;
+}
+
+bool os_drop_counted_guard(void *addr, size_t size) {
+  if (!os_make_writable(addr, size)) return false;
+  __atomic_sub_fetch(&os_counted_guards_live, 1, __ATOMIC_RELAXED);
+  return true;
+}
+
+size_t os_counted_guards(void) {
+  return __atomic_load_n(&os_counted_guards_live, __ATOMIC_RELAXED);
+}
+
 static void (*os_fault_handler)(void *addr);
 static struct sigaction os_fault_before[2]; /* SIGSEGV's and SIGBUS's */
 

@@ -174,8 +174,11 @@ static void secure_fill_freed(void *p, size_t checked, bool small) {
   ((void **)p)[1] = (void *)FREE_KEY;
 }
 
+unsigned secure_replaced_kinds;
+
 /* The block was freed by what did not allocate it (`made`): free of a block
- * from new, delete of one from malloc, delete[] of one from new, and so on. */
+ * from new, delete of one from malloc, delete[] of one from new, and so on
+ * (but not between malloc and operators the program replaced). */
 void secure_check_made(void *p, size_t bytes, size_t asked, secure_kind_t made, secure_kind_t freed) {
   static const char *const what[SECURE_KIND_MAX + 1][SECURE_KIND_MAX + 1] = {
       [SECURE_MALLOC] = {[SECURE_NEW] = "mismatched free: delete of a block from malloc",
@@ -185,7 +188,10 @@ void secure_check_made(void *p, size_t bytes, size_t asked, secure_kind_t made, 
       [SECURE_NEW_ARRAY] = {[SECURE_MALLOC] = "mismatched free: free of a block from new[]",
                             [SECURE_NEW] = "mismatched free: delete of a block from new[]"},
   };
-  if (made != freed) error_misuse_block(what[made][freed], p, bytes, asked);
+  if (made == freed) return;
+  secure_kind_t operators = made != SECURE_MALLOC ? made : freed;
+  if ((made == SECURE_MALLOC || freed == SECURE_MALLOC) && (secure_replaced_kinds & (1u << operators))) return;
+  error_misuse_block(what[made][freed], p, bytes, asked);
 }
 
 static void secure_check_kind(void *p, size_t bytes, secure_kind_t kind) {
@@ -337,8 +343,9 @@ void secure_free_run(region_t *r, void *p, secure_kind_t kind) {
   secure_fill_freed(p, checked, false);
   /* Sealed while it waits, so that a read or a write through a stale
    * pointer faults at once (secure_fault); where that fails (the kernel's
-   * count of mappings), its fill is checked when it leaves. */
-  bool sealed = os_make_guard(head, run_bytes);
+   * count of mappings, or the count of guards: os.h), its fill is checked
+   * when it leaves. */
+  bool sealed = os_make_counted_guard(head, run_bytes);
   if (sealed) d->flags |= PAGE_SEALED;
   tcache_t *tc = tcache_enter_held();
   secure_cache_put_run(tc, p, head, run_bytes, sealed);

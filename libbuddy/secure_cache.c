@@ -177,17 +177,6 @@ static void secure_unmark(void *p) {
   memset(p, FILL_FREED, sizeof(void *));
 }
 
-/* The first object of a slab, kept out for good: it ends as a freed block
- * does, a guard whose end the underflow check of the next object reads. */
-static void secure_guard(void *p, size_t bytes) {
-  memset(p, FILL_FREED, bytes);
-  ((void **)p)[bytes / sizeof(void *) - 1] = NULL;
-}
-
-static bool secure_is_guard(const void *p, unsigned cls) {
-  return ((uintptr_t)p & size_class_info[cls].slab_mask) == 0;
-}
-
 /* ---- Back to the slabs and the zones ------------------------------------- */
 
 /* A block leaving for good, checked: a small one, if intact, into back[]
@@ -201,8 +190,9 @@ static unsigned secure_release(const secure_entry_t *e, void **back, unsigned n)
   if (e->what & SECURE_ENTRY_RESIDENT)
     __atomic_sub_fetch(&secure_sealed_resident, secure_entry_bytes(e), __ATOMIC_RELAXED);
   if (e->what & SECURE_ENTRY_SEALED) {
-    if (!os_make_writable(run, secure_entry_bytes(e))) {
-      base_warning("secure=1: a quarantined block cannot be made accessible again; it stays out of use", run);
+    if (!os_drop_counted_guard(run, secure_entry_bytes(e))) {
+      base_warning("secure=1: a quarantined block cannot be made accessible again; it stays out of use",
+                   (const char *)NULL);
       return n;
     }
     page_desc_of(r, run)->flags &= (uint8_t)~PAGE_SEALED;
@@ -356,17 +346,13 @@ void secure_cache_put_small(const tcache_t *tc, void *p, unsigned cls) {
 
 /* Blocks of class cls from the zone, marked, into the thread's ready ones
  * (their slab checked their fill): how many are ready then, 0 if out of
- * memory. A slab's first object is kept out as its guard. */
+ * memory. (A slab's first object, its guard, never comes: slab_keep_guard.) */
 static uint32_t secure_ready_refill(const tcache_t *tc, secure_cache_t *sc, unsigned cls) {
   void *got[SECURE_READY_FILL];
   while (sc->ready_count[cls] == 0) {
     unsigned n = zone_alloc_objects_random(tcache_home_zone(tc), cls, got, SECURE_READY_FILL, secure_cache_random(sc));
     if (n == 0) return 0;
     for (unsigned i = 0; i < n; i++) {
-      if (secure_is_guard(got[i], cls)) {
-        secure_guard(got[i], size_class_bytes[cls]);
-        continue;
-      }
       ((void **)got[i])[0] = (void *)secure_mark(got[i]);
       sc->ready[cls][sc->ready_count[cls]++] = got[i];
     }
@@ -377,11 +363,9 @@ static uint32_t secure_ready_refill(const tcache_t *tc, secure_cache_t *sc, unsi
 /* A thread without a cache: one object chosen at random in a slab of its
  * zone, its fill checked there. */
 static void *secure_take_uncached(zone_t *z, unsigned cls) {
-  for (;;) {
-    void *p = NULL;
-    if (zone_alloc_objects_random(z, cls, &p, 1, secure_random_shared()) == 0 || !secure_is_guard(p, cls)) return p;
-    secure_guard(p, size_class_bytes[cls]);
-  }
+  void *p = NULL;
+  zone_alloc_objects_random(z, cls, &p, 1, secure_random_shared());
+  return p;
 }
 
 void *secure_cache_take(const tcache_t *tc, unsigned cls) {

@@ -39,6 +39,18 @@ void slab_init(page_desc_t *head, unsigned cls) {
   head->slab_used = 0;
   head->slab_carved = 0;
   head->slab_scan = 0;
+  head->flags = 0;
+}
+
+void slab_keep_guard(page_desc_t *head, unsigned cls) {
+  assert_internal(head->slab_carved == 0);
+  size_t bytes = size_class_bytes[cls];
+  void **first = (void **)page_address_of(head);
+  memset(first, FILL_FREED, bytes);
+  if (bytes > 2 * sizeof(void *)) first[bytes / sizeof(void *) - 1] = NULL;
+  head->slab_carved = 1;
+  head->slab_used = 1;
+  head->flags |= PAGE_SLAB_GUARD;
 }
 
 /* debug=1: a freed object's bytes hold DEBUG_FILL until it is handed out

@@ -29,6 +29,16 @@ static inline size_t slab_free_word_count(const page_desc_t *head) {
 }
 
 void slab_init(page_desc_t *head, unsigned cls);
+/* Secure mode, on a slab slab_init just made: its first object is carved
+ * and kept out for good, filled as a freed block ends (secure.c reads it
+ * as the end of the block before the second), and the slab is flagged
+ * PAGE_SLAB_GUARD. */
+void slab_keep_guard(page_desc_t *head, unsigned cls);
+/* The objects a slab keeps out for good: counted in slab_used, the slab is
+ * empty when slab_used is this. */
+static inline unsigned slab_kept(const page_desc_t *head) {
+  return (head->flags & PAGE_SLAB_GUARD) ? 1 : 0;
+}
 /* Takes up to n objects of the slab (of class cls) into out[0..n), each with
  * FREE_KEY in its second word; returns the count. */
 unsigned slab_take(page_desc_t *head, unsigned cls, void **out, unsigned n);
@@ -58,7 +68,8 @@ static inline const char *slab_check_give_at(const region_t *r, const page_desc_
     return "free of a small block that was never allocated";
   size_t g = slab_free_granule(obj);
   if (r->slab_free_bits[g / 64] & slab_free_mask(g)) return "double free of a small block";
-  if (head->slab_used == 0) return "double free of a small block (slab already empty)";
+  if (head->slab_used <= slab_kept(head)) return "double free of a small block (slab already empty)";
+  if (offset == 0 && slab_kept(head)) return "free of a small block that was never allocated (a slab's guard)";
   return NULL;
 }
 /* The same, from the slab's head alone. Slabs are aligned to their size: the

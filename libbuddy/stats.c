@@ -22,9 +22,10 @@ static void stats_add_region(buddy_stats_t *s, const region_t *r) {
     if (d->kind == PAGE_SLAB) {
       unsigned cls = page_class_of_desc(d);
       s->class_slabs[cls]++;
-      s->class_live[cls] += d->slab_used;
+      unsigned live = d->slab_used - slab_kept(d); /* not secure mode's guards */
+      s->class_live[cls] += live;
       s->bytes_in_slabs += PAGE_SIZE << d->order;
-      s->bytes_small_live += (size_t)d->slab_used * size_class_bytes[cls];
+      s->bytes_small_live += (size_t)live * size_class_bytes[cls];
     } else if (d->kind == PAGE_RUN && (d->flags & PAGE_GUARD)) {
       /* secure mode's guard page: never resident */
     } else if (d->kind == PAGE_RUN && (d->flags & PAGE_META)) {

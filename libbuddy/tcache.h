@@ -364,6 +364,17 @@ void secure_free_run(region_t *r, void *p, secure_kind_t kind);
 /* Reports a block of `bytes` (asked: its request, 0 if unknown) that
  * `made` allocated and `freed` frees, if the two do not match. */
 void secure_check_made(void *p, size_t bytes, size_t asked, secure_kind_t made, secure_kind_t freed);
+/* The kinds (bit 1 << SECURE_NEW, 1 << SECURE_NEW_ARRAY) whose operators
+ * the program replaced in part (shim_cxx.c finds out at load): its own
+ * operator new may allocate with malloc, and its own delete free what the
+ * runtime's new allocated; the standard lets a replaced operator and the
+ * default one of the pair meet. So a block of malloc's kind freed by such
+ * an operator, or one of that kind freed by free, is no mismatch; new
+ * against new[] still is. */
+extern unsigned secure_replaced_kinds;
+/* Sets secure_replaced_kinds (the preload library's shim_cxx.c defines it,
+ * with the operators; linked use has neither). */
+void secure_find_replaced_operators(void) __attribute__((weak));
 /* The SIGSEGV handler's check of a medium block used after its free. */
 void secure_fault(void *addr);
 /* Medium blocks have a header page in secure mode: the run at head is

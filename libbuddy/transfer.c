@@ -78,7 +78,7 @@ unsigned transfer_push_bin_locked(zone_t *z, unsigned cls, void *const *objs, un
     if (r->zone != z || r->page_class[page] != cls || (uintptr_t)p[1] != key || (uintptr_t)p[0] == ~key) break;
     const page_desc_t *head = &r->pages[page & head_mask];
     if (offset >= (size_t)head->slab_carved * bytes || (r->slab_free_bits[g / 64] & slab_free_mask(g)) ||
-        head->slab_used == 0)
+        head->slab_used <= slab_kept(head))
       break;
     p[0] = (void *)zone_transfer_mark();
     stack[pushed] = p;

@@ -170,12 +170,15 @@ typedef enum page_kind {
 } page_kind_t;
 
 enum page_flags {
-  PAGE_ZEROED = 1,  /* free block known to hold only zero bytes (fresh or purged) */
-  PAGE_META = 2,    /* head of a page run of the allocator's own (a thread's cache) */
-  PAGE_SAMPLED = 4, /* head of a page run whose allocation was sampled (prof=1) */
-  PAGE_SEALED = 8,  /* head of a page run in secure mode's quarantine, its pages inaccessible */
-  PAGE_GUARD = 16,  /* head of secure mode's guard page just past a slab (a PAGE_META run of
-                     * order 0, inaccessible: zone.c), freed with its slab */
+  PAGE_ZEROED = 1,      /* free block known to hold only zero bytes (fresh or purged) */
+  PAGE_META = 2,        /* head of a page run of the allocator's own (a thread's cache) */
+  PAGE_SAMPLED = 4,     /* head of a page run whose allocation was sampled (prof=1) */
+  PAGE_SEALED = 8,      /* head of a page run in secure mode's quarantine, its pages inaccessible */
+  PAGE_GUARD = 16,      /* head of secure mode's guard page just past a slab (a PAGE_META run of
+                         * order 0, inaccessible: zone.c), freed with its slab */
+  PAGE_SLAB_GUARD = 32, /* head of a slab of secure mode whose first object is kept out for
+                         * good, a guard (slab_keep_guard): counted in slab_used, so that
+                         * the slab is empty with that one out (slab_kept) */
 };
 
 /* A sampled block's record (prof=1, leaks=1: prof.c), kept with the block

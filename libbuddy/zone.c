@@ -121,13 +121,14 @@ size_t zone_release_free_regions_locked(zone_t *z, size_t keep) {
  * last block faults at once (secure_fault reports it) and two slabs never
  * touch. The pair is taken as one block of order + 1, split: the rest of its
  * upper half goes back to the core. Without a guard if the page cannot be
- * made inaccessible (the kernel's count of mappings). */
+ * made inaccessible (the kernel's count of mappings, or past
+ * os_counted_guards_max guards: os.h). */
 static page_desc_t *zone_alloc_guarded_slab_locked(zone_t *z, unsigned order) {
   page_desc_t *head = zone_alloc_block_locked(z, order + 1, NULL);
   if (head == NULL) return NULL;
   page_desc_t *guard = buddy_heap_split(head);
   while (guard->order > 0) zone_free_block_locked(z, buddy_heap_split(guard));
-  if (!os_make_guard(page_address_of(guard), PAGE_SIZE)) {
+  if (!os_make_counted_guard(page_address_of(guard), PAGE_SIZE)) {
     zone_free_block_locked(z, guard);
     return head;
   }
@@ -144,7 +145,7 @@ static void zone_release_guard_locked(zone_t *z, page_desc_t *head) {
   if (after >= BUDDY_REGION_PAGES) return;
   page_desc_t *guard = &r->pages[after];
   if (guard->kind != PAGE_RUN || !(guard->flags & PAGE_GUARD)) return;
-  if (!os_make_writable(page_address_of(guard), PAGE_SIZE)) return;
+  if (!os_drop_counted_guard(page_address_of(guard), PAGE_SIZE)) return;
   guard->kind = PAGE_USED;
   guard->flags = 0;
   zone_free_block_locked(z, guard);
@@ -179,7 +180,9 @@ static page_desc_t *zone_slab_off_list_locked(zone_t *z, unsigned cls) {
   unsigned order = size_class_slab_order[cls];
   page_desc_t *head = options.secure ? zone_alloc_guarded_slab_locked(z, order)
                                      : zone_alloc_block_locked(z, order, NULL);
-  if (head != NULL) slab_init(head, cls);
+  if (head == NULL) return NULL;
+  slab_init(head, cls);
+  if (options.secure) slab_keep_guard(head, cls);
   return head;
 }
 

@@ -21,7 +21,8 @@ static void zone_verify_slabs_locked(zone_t *z) {
   for (unsigned c = 1; c < SIZE_CLASS_COUNT; c++) {
     uint32_t count = 0;
     for (page_desc_t *d = z->slabs[c].empty.next; d != &z->slabs[c].empty; d = d->next, count++) {
-      if (d->slab_used != 0) error_fatal("heap check failed: a slab in reserve holds objects", page_address_of(d));
+      if (d->slab_used != slab_kept(d))
+        error_fatal("heap check failed: a slab in reserve holds objects", page_address_of(d));
       empty_bytes += PAGE_SIZE << d->order;
     }
     if (count != z->slabs[c].empty_count) error_fatal("heap check failed: an empty-slab count is wrong", z);

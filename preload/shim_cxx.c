@@ -158,3 +158,30 @@ void cxx_delete_array_sized_aligned(void *p, size_t n, size_t a) { (void)n; (voi
 void cxx_delete_plain_aligned_nothrow(void *p, size_t a, const void *tag) { (void)a; (void)tag; buddy_free(p); }
 void cxx_delete_array_aligned_nothrow(void *p, size_t a, const void *tag) { (void)a; (void)tag; buddy_free(p); }
 /* clang-format on */
+
+/* ---- Operators the program replaced --------------------------------------- */
+
+/* The program may replace some of these operators with its own (its
+ * executable's definitions come before ours) and keep ours for the rest: a
+ * new of its own over malloc whose blocks our delete frees, or a delete of
+ * its own calling free on blocks of our new. The standard allows both (a
+ * replaced operator meets the default one of its pair), so secure mode
+ * must not report them as mismatched (secure_replaced_kinds). */
+static bool cxx_replaced(const char *name, void *ours) {
+  void *found = dlsym(RTLD_DEFAULT, name);
+  return found != NULL && found != ours;
+}
+
+void secure_find_replaced_operators(void) {
+  bool plain = cxx_replaced("_Znwm", (void *)cxx_new_plain) ||
+               cxx_replaced("_ZnwmRKSt9nothrow_t", (void *)cxx_new_plain_nothrow) ||
+               cxx_replaced("_ZdlPv", (void *)cxx_delete_plain) ||
+               cxx_replaced("_ZdlPvm", (void *)cxx_delete_plain_sized) ||
+               cxx_replaced("_ZdlPvRKSt9nothrow_t", (void *)cxx_delete_plain_nothrow);
+  bool array = cxx_replaced("_Znam", (void *)cxx_new_array) ||
+               cxx_replaced("_ZnamRKSt9nothrow_t", (void *)cxx_new_array_nothrow) ||
+               cxx_replaced("_ZdaPv", (void *)cxx_delete_array) ||
+               cxx_replaced("_ZdaPvm", (void *)cxx_delete_array_sized) ||
+               cxx_replaced("_ZdaPvRKSt9nothrow_t", (void *)cxx_delete_array_nothrow);
+  secure_replaced_kinds = (plain ? 1u << SECURE_NEW : 0) | (array ? 1u << SECURE_NEW_ARRAY : 0);
+}
