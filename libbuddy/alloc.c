@@ -20,15 +20,22 @@ static void *alloc_fail(void) {
   return NULL;
 }
 
-/* A mapping failed (out of address space, RLIMIT_AS): a zone's region for
- * small and medium blocks, or a huge block's own. The freed huge blocks
- * waiting in their cache hold address space, which goes back to the OS so
- * that the caller can try once more. False if there was none to give
- * back. */
-static bool alloc_unmap_cached_huge(void) {
-  if (__atomic_load_n(&huge_cached_bytes, __ATOMIC_RELAXED) == 0) return false;
-  huge_trim();
-  return true;
+/* A mapping failed (out of address space: RLIMIT_AS, or the kernel's count
+ * of mappings): a zone's region for small and medium blocks, or a huge
+ * block's own. Freed memory kept mapped for reuse holds address space that
+ * the program may have again, as glibc's malloc gives it (tests/hang:
+ * rlimit_reuse): the freed huge blocks waiting in their cache, and the
+ * regions that the calling thread's cached blocks, the zones' transfer
+ * stacks and empty slabs leave wholly free, go back to the OS so that the
+ * caller can try once more. False if none did. */
+static bool alloc_unmap_freed(void) {
+  /* A signal handler's malloc whose thread was inside a locked section: the
+   * locks here could be the ones its interrupted frame holds. */
+  if (lock_depth != 0) return false;
+  bool huge = __atomic_load_n(&huge_cached_bytes, __ATOMIC_RELAXED) != 0;
+  if (huge) huge_trim();
+  tcache_flush_current();
+  return zone_unmap_free_all() || huge;
 }
 
 static void *alloc_block_once(size_t size, size_t align, unsigned order, bool *fresh, bool sampled) {
@@ -45,7 +52,7 @@ static void *alloc_block_once(size_t size, size_t align, unsigned order, bool *f
  * sampled one is flagged, so that its free forgets its sample (prof.c). */
 static void *alloc_block(size_t size, size_t align, unsigned order, bool *fresh, bool sampled) {
   void *p = alloc_block_once(size, align, order, fresh, sampled);
-  if (p == NULL && alloc_unmap_cached_huge()) p = alloc_block_once(size, align, order, fresh, sampled);
+  if (p == NULL && alloc_unmap_freed()) p = alloc_block_once(size, align, order, fresh, sampled);
   return p;
 }
 
@@ -129,7 +136,7 @@ noinline void *alloc_small_slow(size_t size, unsigned cls, secure_kind_t kind) {
   if (unlikely(options_sampling())) return alloc_small_sampling(cls);
   int saved = errno;
   void *p = tcache_alloc_slow(cls);
-  if (unlikely(p == NULL) && alloc_unmap_cached_huge()) {
+  if (unlikely(p == NULL) && alloc_unmap_freed()) {
     errno = saved;
     tcache_hold(); /* tcache_alloc_slow released */
     p = tcache_alloc_slow(cls);

@@ -87,6 +87,10 @@ unsigned secure_class(size_t size, size_t align) {
 void *secure_alloc_small(unsigned cls, size_t size, secure_kind_t kind) {
   tcache_t *tc = tcache_enter_held();
   void *p = secure_cache_take(tc, cls);
+  /* Counted as the default mode counts a bin's pops (the statistics' per
+   * class requests), or a thread's without a cache of its own. */
+  if (p != NULL && tc->state == TCACHE_LIVE) counter_add(tc->bin_requests[tcache_home_bin(tc, cls)], 1);
+  else if (p != NULL) __atomic_fetch_add(&tcache_requests_uncached[cls], 1, __ATOMIC_RELAXED);
   tcache_release();
   if (p == NULL) {
     errno = ENOMEM;
@@ -201,6 +205,10 @@ static void secure_check_kind(void *p, size_t bytes, secure_kind_t kind) {
 
 void secure_free_small(region_t *r, void *p, unsigned cls, secure_kind_t kind) {
   size_t bytes = size_class_bytes[cls];
+  /* A slab's guard (its first object) was never handed out: let through, it
+   * would come back as a block of a slab that counts as empty without it. */
+  if (((uintptr_t)p & size_class_info[cls].slab_mask) == 0 && slab_kept(slab_head_at(r, p, cls)))
+    return error_misuse_block("free of a small block that was never allocated (a slab's guard)", p, bytes, 0);
   if (((void **)p)[0] == (void *)secure_mark(p))
     return error_misuse_block("double free of a small block (it waits in the quarantine)", p, bytes, 0);
   if (free_key_matches(((void **)p)[1]) && zone_holds_free_object(r, p))

@@ -123,6 +123,15 @@ size_t zone_release_free_regions_locked(zone_t *z, size_t keep) {
  * upper half goes back to the core. Without a guard if the page cannot be
  * made inaccessible (the kernel's count of mappings, or past
  * os_counted_guards_max guards: os.h). */
+/* Said once: past the guards' budget (os.h), secure mode protects less. */
+static void zone_warn_guards_spent(void) {
+  static bool warned;
+  if (os_counted_guards() < os_counted_guards_max || __atomic_exchange_n(&warned, true, __ATOMIC_RELAXED)) return;
+  base_warning("secure=1: the guard pages' budget is spent (os_counted_guards_max, half the kernel's default count ",
+               "of mappings): slabs made from now on have none, and freed page runs are not sealed",
+               (const char *)NULL);
+}
+
 static page_desc_t *zone_alloc_guarded_slab_locked(zone_t *z, unsigned order) {
   page_desc_t *head = zone_alloc_block_locked(z, order + 1, NULL);
   if (head == NULL) return NULL;
@@ -130,6 +139,7 @@ static page_desc_t *zone_alloc_guarded_slab_locked(zone_t *z, unsigned order) {
   while (guard->order > 0) zone_free_block_locked(z, buddy_heap_split(guard));
   if (!os_make_counted_guard(page_address_of(guard), PAGE_SIZE)) {
     zone_free_block_locked(z, guard);
+    zone_warn_guards_spent();
     return head;
   }
   guard->kind = PAGE_RUN;
@@ -330,11 +340,34 @@ bool zone_release_empty_slabs_locked(zone_t *z) {
   return released;
 }
 
+/* The transfer stacks and empty slabs back to the core, then every wholly
+ * free region unmapped; true if a region was. */
+static bool zone_unmap_free_locked(zone_t *z) {
+  zone_transfer_flush_locked(z);
+  zone_release_empty_slabs_locked(z);
+  return zone_release_free_regions_locked(z, 0) > 0;
+}
+
 static bool zone_trim_locked(zone_t *z) {
   zone_transfer_flush_locked(z);
   bool released = zone_release_empty_slabs_locked(z);
   released |= zone_release_free_regions_locked(z, 0) > 0;
   return zone_purge_locked(z) > 0 || released;
+}
+
+bool zone_unmap_free_all(void) {
+  bool unmapped = false;
+  for (unsigned i = 0; i < ZONES_MAX; i++) {
+    zone_t *z = &zones[i];
+    lock_word_take(&z->lock);
+    if (!z->initialised) { /* a zone never used holds nothing: left untouched */
+      lock_word_release(&z->lock);
+      continue;
+    }
+    unmapped |= zone_unmap_free_locked(z);
+    zone_unlock(z);
+  }
+  return unmapped;
 }
 
 int zone_trim_all(void) {

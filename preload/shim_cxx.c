@@ -24,6 +24,7 @@
 #include "internal.h"
 
 #include <dlfcn.h>
+#include <link.h>
 #include <stddef.h>
 
 #define SHIM_EXPORT __attribute__((visibility("default")))
@@ -169,7 +170,14 @@ void cxx_delete_array_aligned_nothrow(void *p, size_t a, const void *tag) { (voi
  * must not report them as mismatched (secure_replaced_kinds). */
 static bool cxx_replaced(const char *name, void *ours) {
   void *found = dlsym(RTLD_DEFAULT, name);
-  return found != NULL && found != ours;
+  if (found == NULL || found == ours) return false;
+  /* A definition, not a non-PIE executable's canonical PLT entry for the
+   * operator (an undefined symbol with an address, which dlsym returns too
+   * when the program takes the operator's address in its code). */
+  Dl_info info;
+  const ElfW(Sym) *symbol = NULL;
+  return dladdr1(found, &info, (void **)&symbol, RTLD_DL_SYMENT) != 0 && symbol != NULL &&
+         symbol->st_shndx != SHN_UNDEF;
 }
 
 void secure_find_replaced_operators(void) {

@@ -811,6 +811,80 @@ Test(secure, an_exiting_thread_gives_its_blocks_back) {
   zone_verify_all();
 }
 
+typedef struct secure_guard_free {
+  unsigned used_before, used_after;
+  bool guarded, handed_out;
+} secure_guard_free_t;
+
+enum { GUARD_FREE_ROUNDS = 20, GUARD_FREE_BLOCKS = 4 * SECURE_BATCH_SLOTS };
+
+static void *secure_guard_free_main(void *arg) {
+  secure_guard_free_t *r = arg;
+  void *p = buddy_malloc(SECURE_SIZE);
+  check(p != NULL);
+  unsigned cls = SECURE_CLASS;
+  region_t *reg = pagemap_region_of(p);
+  page_desc_t *head = slab_head_at(reg, p, cls);
+  void *guard = (void *)((uintptr_t)p & ~(uintptr_t)size_class_info[cls].slab_mask);
+  r->guarded = slab_kept(head) == 1;
+  r->used_before = head->slab_used;
+  buddy_free(guard);
+  r->used_after = head->slab_used;
+  buddy_free(p);
+  /* Batches spilled through the quarantine (quarantine_kb=0) into the
+   * ready blocks: the guard, if taken in, would be handed out. */
+  static void *blocks[GUARD_FREE_BLOCKS];
+  for (unsigned round = 0; round < GUARD_FREE_ROUNDS; round++) {
+    for (unsigned i = 0; i < GUARD_FREE_BLOCKS; i++) {
+      check((blocks[i] = buddy_malloc(SECURE_SIZE)) != NULL);
+      r->handed_out |= blocks[i] == guard;
+    }
+    for (unsigned i = 0; i < GUARD_FREE_BLOCKS; i++) buddy_free(blocks[i]);
+  }
+  return NULL;
+}
+
+/* A free of a slab's guard (its first object, never handed out) is
+ * reported and refused: let through, it would come back to the program as
+ * a block of a slab that counts as empty without it (and may go back to the
+ * core while the program holds it). */
+Test(secure, a_free_of_a_slabs_guard_is_refused, .init = heap_test_warn_on_misuse) {
+  secure_mode(0);
+  secure_guard_free_t r = {0};
+  run_thread(secure_guard_free_main, &r);
+  cr_assert(r.guarded, "a secure slab keeps its guard");
+  cr_assert_eq(r.used_after, r.used_before, "the slab's count unchanged");
+  cr_assert_not(r.handed_out, "the guard was handed out as a block");
+  const char *text = redirected_stderr();
+  cr_assert_not_null(strstr(text, "free of a small block that was never allocated (a slab's guard)"), "got:\n%s", text);
+  zone_verify_all();
+}
+
+typedef struct secure_requests {
+  uint64_t before, after;
+} secure_requests_t;
+
+static void *secure_requests_main(void *arg) {
+  secure_requests_t *r = arg;
+  enum { REQUESTS = 100 };
+  void *blocks[REQUESTS];
+  buddy_free(buddy_malloc(SECURE_SIZE)); /* the thread's cache made */
+  r->before = stats_now().class_requests[SECURE_CLASS];
+  for (unsigned i = 0; i < REQUESTS; i++) check((blocks[i] = buddy_malloc(SECURE_SIZE)) != NULL);
+  r->after = stats_now().class_requests[SECURE_CLASS];
+  for (unsigned i = 0; i < REQUESTS; i++) buddy_free(blocks[i]);
+  return NULL;
+}
+
+/* Secure mode's mallocs count in the per-class requests of the statistics
+ * (malloc_stats, stats=1), as the default mode's bin pops do: they showed 0. */
+Test(secure, requests_are_counted_per_class) {
+  secure_mode(0);
+  secure_requests_t r;
+  run_thread(secure_requests_main, &r);
+  cr_assert_eq(r.after - r.before, 100, "%llu requests counted", (unsigned long long)(r.after - r.before));
+}
+
 enum { SECURE_SLABS_BLOCKS = 3000 }; /* over several slabs of SECURE_SIZE's class */
 
 static void *secure_slabs_main(void *arg) {

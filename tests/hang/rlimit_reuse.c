@@ -1,0 +1,74 @@
+/* rlimit_reuse.c: memory the program freed is memory it can have again
+ * under an address-space limit (the idea of glibc's tst-malloc-thread-fail:
+ * allocation under RLIMIT_AS).
+ *
+ * An allocator that keeps freed memory mapped for a while (so that it is
+ * reused without being faulted in again) must give that address space back
+ * when a new mapping would pass RLIMIT_AS, before it answers ENOMEM: glibc
+ * serves these requests. The scenario lowers RLIMIT_AS to the address space
+ * it has (after a first allocation of each kind) plus HEADROOM, then twice
+ * fills FILLED of the headroom with blocks (of a medium size, then small
+ * ones), frees them all, and asks for one block of BIG: it fits in the
+ * headroom only if the freed blocks' address space went back.
+ */
+#include <sys/resource.h>
+
+#include "hang_common.h"
+
+#define HEADROOM (192 * MIB)
+#define FILLED (112 * MIB)
+#define BIG (128 * MIB)
+#define MEDIUM_BLOCK MIB
+#define SMALL_BLOCK 1000
+#define SMALL_COUNT (FILLED / SMALL_BLOCK)
+
+static size_t address_space(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (f == NULL) hang_fail("/proc/self/statm: %s", strerror(errno));
+  unsigned long pages = 0;
+  int got = fscanf(f, "%lu", &pages);
+  fclose(f);
+  if (got != 1) hang_fail("/proc/self/statm: no size");
+  return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Fills FILLED with blocks of `size`, each written, frees them all, then
+ * asks for BIG. */
+static void fill_free_then_big(const char *what, size_t size) {
+  static void *blocks[SMALL_COUNT];
+  size_t count = FILLED / size;
+  for (size_t i = 0; i < count; i++) {
+    blocks[i] = malloc(size);
+    if (blocks[i] == NULL)
+      hang_fail("%s: malloc(%zu) number %zu of %zu failed (%s) under RLIMIT_AS", what, size, i + 1, count,
+                strerror(errno));
+    memset(blocks[i], (int)i, size < 64 ? size : 64);
+  }
+  for (size_t i = 0; i < count; i++) free(blocks[i]);
+  char *big = malloc(BIG);
+  if (big == NULL)
+    hang_fail("%s: after %zu MiB of blocks of %zu bytes were freed, malloc(%zu MiB) failed (%s) with %zu MiB of "
+              "address space under a limit of %zu MiB more",
+              what, (size_t)FILLED / MIB, size, (size_t)BIG / MIB, strerror(errno), address_space() / MIB,
+              (size_t)HEADROOM / MIB);
+  big[0] = big[BIG - 1] = 1;
+  free(big);
+}
+
+int main(void) {
+  /* Whatever the allocator reserves at its first allocations of each kind
+   * is in place before the limit is set. */
+  free(malloc(SMALL_BLOCK));
+  free(malloc(MEDIUM_BLOCK));
+  free(malloc(BIG));
+  struct rlimit rl;
+  hang_check_errno(getrlimit(RLIMIT_AS, &rl), "getrlimit");
+  rlim_t limit = (rlim_t)(address_space() + HEADROOM);
+  if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > limit) {
+    rl.rlim_cur = limit;
+    hang_check_errno(setrlimit(RLIMIT_AS, &rl), "setrlimit");
+  }
+  fill_free_then_big("medium blocks", MEDIUM_BLOCK);
+  fill_free_then_big("small blocks", SMALL_BLOCK);
+  return 0;
+}
