@@ -161,7 +161,9 @@ static inline __attribute__((always_inline)) void zone_slab_given_locked(zone_t 
   slab_list_t *s = &z->slabs[cls];
   z->out_pending -= (long)((used - head->slab_used) * size_class_bytes[cls]);
   if (unlikely(used == size_class_slab_count[cls])) zone_slab_list_push(&s->partial, head);
-  if (likely(head->slab_used > slab_kept(head))) return;
+  /* Empty at slab_kept(head): 0, or 1 (secure mode's guard); a slab with
+   * more out costs no look at its flags. */
+  if (likely(head->slab_used > 1) || head->slab_used != slab_kept(head)) return;
   zone_slab_list_remove(head);
   size_t bytes = PAGE_SIZE << head->order;
   if (s->empty_count < SLAB_EMPTY_RESERVE || z->empty_slab_bytes + bytes <= ZONE_EMPTY_SLAB_BYTES) {
