@@ -9,6 +9,7 @@
 #include "buddymalloc.h"
 #include "internal.h"
 
+#include <errno.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,8 +98,10 @@ SHIM_EXPORT void malloc_stats(void) {
   stats_print(false);
 }
 
+/* glibc's contract: options must be 0, else EINVAL is the result (errno is
+ * left alone); a NULL stream is refused the same way rather than crashing. */
 SHIM_EXPORT int malloc_info(int options, FILE *out) {
-  if (options != 0 || out == NULL) return -1;
+  if (options != 0 || out == NULL) return EINVAL;
   struct mallinfo2 m = shim_mallinfo2();
   fprintf(out,
           "<malloc version=\"buddymalloc-1\">\n<total type=\"fast\" count=\"0\" size=\"0\"/>\n"

@@ -280,3 +280,19 @@ Test(basic, calloc_zeroes_recycled_huge) {
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) check_calloc_recycled(1, sizes[i], 2);
   check_calloc_recycled(2048, 4096, 2);
 }
+
+#ifdef API_PLAIN
+/* malloc_info as glibc's: options must be 0 (EINVAL, returned, not set in
+ * errno, otherwise), and the report is XML, as its readers expect. */
+Test(basic, malloc_info_takes_options_zero_only) {
+  FILE *out = tmpfile();
+  cr_assert_not_null(out);
+  cr_assert_eq(malloc_info(api_hide(1) != 0, out), EINVAL);
+  cr_assert_eq(malloc_info(0, out), 0);
+  rewind(out);
+  char head[16] = {0};
+  cr_assert_gt(fread(head, 1, sizeof head - 1, out), 0);
+  cr_assert_eq(strncmp(head, "<malloc", 7), 0, "got '%s'", head);
+  fclose(out);
+}
+#endif
