@@ -25,9 +25,10 @@ static void *alloc_fail(void) {
  * block's own. Freed memory kept mapped for reuse holds address space that
  * the program may have again, as glibc's malloc gives it (tests/hang:
  * rlimit_reuse): the freed huge blocks waiting in their cache, and the
- * regions that the calling thread's cached blocks, the zones' transfer
- * stacks and empty slabs leave wholly free, go back to the OS so that the
- * caller can try once more. False if none did. */
+ * regions that the calling thread's cached blocks, secure mode's
+ * quarantines, the zones' transfer stacks and empty slabs leave wholly
+ * free, go back to the OS so that the caller can try once more. False if
+ * none did. */
 static bool alloc_unmap_freed(void) {
   /* A signal handler's malloc whose thread was inside a locked section: the
    * locks here could be the ones its interrupted frame holds. */
@@ -35,7 +36,10 @@ static bool alloc_unmap_freed(void) {
   bool huge = __atomic_load_n(&huge_cached_bytes, __ATOMIC_RELAXED) != 0;
   if (huge) huge_trim();
   tcache_flush_current();
-  return zone_unmap_free_all() || huge;
+  /* Secure mode: the quarantines' delay before reuse gives way to the
+   * program's memory (the thread's batch went in with the flush). */
+  bool drained = options.secure && secure_drain_quarantines();
+  return zone_unmap_free_all() || huge || drained;
 }
 
 static void *alloc_block_once(size_t size, size_t align, unsigned order, bool *fresh, bool sampled) {
@@ -103,8 +107,14 @@ noinline void *alloc_large(size_t size, size_t align, bool *zeroed, secure_kind_
  * both, else a page run or a huge block (checked as in the default mode). */
 static noinline void *alloc_secure(size_t size, size_t align, secure_kind_t kind) {
   unsigned cls = secure_class(size, align);
-  if (cls != 0) return secure_alloc_small(cls, size, kind);
-  return alloc_large(size, align < PAGE_SIZE ? PAGE_SIZE : align, NULL, kind);
+  if (cls == 0) return alloc_large(size, align < PAGE_SIZE ? PAGE_SIZE : align, NULL, kind); /* retries itself */
+  int saved = errno;
+  void *p = secure_alloc_small(cls, size, kind);
+  if (unlikely(p == NULL) && alloc_unmap_freed()) {
+    errno = saved;
+    p = secure_alloc_small(cls, size, kind);
+  }
+  return p;
 }
 
 /* Sampling on, class cls's sampling stack ran empty (tcache_prof.c): the

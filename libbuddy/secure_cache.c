@@ -88,7 +88,11 @@ void secure_init(void) {
   secure_quarantine_t *q = others == 0 ? NULL : os_map_aligned(bytes, PAGE_SIZE);
   if (q == NULL) return; /* all of them zone 0's */
   for (size_t i = 0; i < others; i++) {
-    lock_reset(&q[i].lock, NULL);
+    /* pthread_mutex_init, not lock_reset: that is a fork child's, and
+     * lowers lock_depth, which then said that the thread that ran the
+     * start-up was inside a locked section: its forks took no locks
+     * (tests/hang: fork_main_threads). */
+    pthread_mutex_init(&q[i].lock, NULL);
     secure_quarantines[i + 1] = &q[i];
   }
 }
@@ -238,6 +242,14 @@ static secure_quarantine_t *secure_home_quarantine(const tcache_t *tc) {
   return secure_quarantines[tcache_home_zone(tc) - zones];
 }
 
+/* Takes q's oldest entry into *out (q holds one; its lock held). */
+static void secure_quarantine_pop_locked(secure_quarantine_t *q, secure_entry_t *out) {
+  *out = *secure_slot(q, 0);
+  q->bytes -= secure_entry_bytes(out);
+  q->first = (q->first + 1) % SECURE_RING_SLOTS;
+  q->count--;
+}
+
 /* Puts in[0..n) (n <= SECURE_BATCH_SLOTS) at the end of q; its oldest
  * entries over its bounds leave into out, at most n + SECURE_EVICT_MAX of
  * them, which may be `in` (read whole first). Returns how many left. Some
@@ -253,14 +265,38 @@ static unsigned secure_quarantine_swap(secure_quarantine_t *q, const secure_entr
     *secure_slot(q, q->count++) = in[i];
     q->bytes += secure_entry_bytes(&in[i]);
   }
-  while (left < n + SECURE_EVICT_MAX && q->count > 0 && (q->bytes > bound || q->count > SECURE_QUARANTINE_SLOTS)) {
-    out[left] = *secure_slot(q, 0);
-    q->bytes -= secure_entry_bytes(&out[left++]);
-    q->first = (q->first + 1) % SECURE_RING_SLOTS;
-    q->count--;
-  }
+  while (left < n + SECURE_EVICT_MAX && q->count > 0 && (q->bytes > bound || q->count > SECURE_QUARANTINE_SLOTS))
+    secure_quarantine_pop_locked(q, &out[left++]);
   lock_release(&q->lock);
   return left;
+}
+
+/* Every block waiting in q, checked, back to its slab or zone, a batch at
+ * a time (its lock is not held while they go back); true if any did. */
+static bool secure_quarantine_drain(secure_quarantine_t *q) {
+  bool drained = false;
+  for (;;) {
+    secure_entry_t out[SECURE_BATCH_SLOTS];
+    void *back[SECURE_BATCH_SLOTS];
+    unsigned left = 0, n = 0;
+    lock_take(&q->lock);
+    while (left < SECURE_BATCH_SLOTS && q->count > 0) secure_quarantine_pop_locked(q, &out[left++]);
+    lock_release(&q->lock);
+    if (left == 0) return drained;
+    drained = true;
+    for (unsigned i = 0; i < left; i++) n = secure_release(&out[i], back, n);
+    zone_return_untouched(back, n);
+  }
+}
+
+bool secure_drain_quarantines(void) {
+  bool drained = false;
+  for (unsigned i = 0; i < ZONES_MAX; i++) {
+    bool seen = false; /* zones may share zone 0's */
+    for (unsigned j = 0; j < i && !seen; j++) seen = secure_quarantines[j] == secure_quarantines[i];
+    if (!seen && secure_quarantines[i] != NULL) drained |= secure_quarantine_drain(secure_quarantines[i]);
+  }
+  return drained;
 }
 
 /* One block into the quarantine at once, and those it pushes out back to

@@ -330,6 +330,9 @@ size_t secure_cache_bytes(const tcache_t *tc);
  * quarantines (at exit). */
 void secure_cache_check(const tcache_t *tc);
 void secure_check_quarantines(void);
+/* A mapping failed (alloc.c): every block waiting in the quarantines goes
+ * back, checked, before the caller tries again; true if any did. */
+bool secure_drain_quarantines(void);
 void secure_fork_prepare(void);
 void secure_fork_parent(void);
 void secure_fork_child(void);
