@@ -158,6 +158,22 @@ void *buddy_malloc(size_t size) {
   return alloc_fast(size);
 }
 
+/* calloc's zeroing of a block that was not fresh: a huge one (a cached
+ * block taken again, its pages faulted in) has its whole pages purged, so
+ * that they read as zero and only those the program touches come back (a
+ * program that callocs a large table and uses a part of it keeps that part
+ * resident, not the table: jemalloc does likewise); the bytes past the last
+ * whole page, where the block's tail pattern follows the request, are
+ * written. Anything else is written. */
+static void alloc_zero_reused(void *p, size_t total) {
+  char *start = p, *end = start + total, *pages_end = (char *)((uintptr_t)end & ~(uintptr_t)(PAGE_SIZE - 1));
+  if (total > MEDIUM_SIZE_MAX && pages_end > start && os_purge(start, (size_t)(pages_end - start), false)) {
+    memset(pages_end, 0, (size_t)(end - pages_end));
+    return;
+  }
+  memset(p, 0, total);
+}
+
 void *buddy_calloc(size_t count, size_t size) {
   size_t total;
   if (__builtin_mul_overflow(count, size, &total)) return alloc_fail();
@@ -168,7 +184,7 @@ void *buddy_calloc(size_t count, size_t size) {
   }
   bool zeroed = false;
   void *p = alloc_large(total, PAGE_SIZE, &zeroed, SECURE_MALLOC);
-  if (p != NULL && !zeroed) memset(p, 0, total);
+  if (p != NULL && !zeroed) alloc_zero_reused(p, total);
   return p;
 }
 

@@ -123,6 +123,31 @@ Test(heap, huge_blocks_are_reused_from_the_cache) {
   buddy_free(c);
 }
 
+/* calloc of a cached huge block (its pages faulted in, dirty) purges them
+ * rather than writing zeros over them: every byte reads 0, and the pages the
+ * program does not touch stay out of its memory (a sparse table keeps only
+ * what it uses resident). The last partial page and the tail pattern past
+ * the request are kept right: the free reports nothing. */
+Test(heap, calloc_of_a_cached_huge_block_leaves_untouched_pages_out, .init = cr_redirect_stderr) {
+  options.purge_delay_ms = 3600000;
+  enum { BYTES = 24 * MIB, ASKED = 24 * MIB - 100 };
+  char *a = buddy_malloc(BYTES);
+  memset(a, 7, BYTES);
+  buddy_free(a);
+  char *c = buddy_calloc(1, ASKED);
+  cr_assert_eq(c, a, "the cached block is taken again");
+  unsigned char in[BYTES / 4096];
+  cr_assert_eq(mincore(c, BYTES, in), 0);
+  size_t resident = 0;
+  for (size_t i = 0; i < sizeof in; i++) resident += in[i] & 1;
+  cr_assert_leq(resident, 1, "%zu of %zu pages still resident after calloc", resident, sizeof in);
+  for (size_t i = 0; i < ASKED; i += 512) cr_assert_eq(c[i], 0, "byte %zu", i);
+  for (size_t i = ASKED - 4096; i < ASKED; i++) cr_assert_eq(c[i], 0, "byte %zu", i);
+  buddy_free(c);
+  fflush(stderr);
+  cr_assert_stderr_eq_str("", "the free found the tail intact");
+}
+
 Test(heap, double_free_of_a_cached_huge_block_aborts, .signal = SIGABRT) {
   options.purge_delay_ms = 3600000;
   void *a = buddy_malloc(10 * MIB);
