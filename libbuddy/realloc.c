@@ -26,11 +26,24 @@ static void *realloc_move(void *p, size_t old_usable, size_t size) {
   return q;
 }
 
+/* A page run shrunk to this many orders below its own, or more, moves: split
+ * in place, it would leave its freed upper buddies beside a live lower
+ * part, unable to coalesce into a run of the old order again. A buffer grown
+ * to 1 MB and shrunk to 40 KB to be kept (a string builder's shrink to fit)
+ * then strands 960 KiB of dirty pages each: 1000 of them kept a peak of
+ * 500 MB resident, against glibc's 42 MB. The copy is at most a quarter of
+ * what the program wrote into the block to grow it. */
+#define REALLOC_SHRINK_MOVE_ORDERS 2
+
 /* A page run: same order, shrink, or grow in place when the buddies allow. */
 static void *realloc_run(region_t *r, void *p, size_t usable, size_t size) {
   if (size <= SMALL_SIZE_MAX || size > MEDIUM_SIZE_MAX) return realloc_move(p, usable, size);
   unsigned order = buddy_order_for_pages((size + PAGE_SIZE - 1) >> PAGE_SHIFT);
   unsigned current = page_desc_of(r, p)->order;
+  if (order + REALLOC_SHRINK_MOVE_ORDERS <= current) {
+    void *q = realloc_move(p, usable, size);
+    if (q != NULL) return q; /* else shrunk in place: a shrink never fails */
+  }
   if (order < current) zone_shrink_run(r, p, order);
   if (order <= current || zone_grow_run(r, p, order)) {
     zone_run_move_tail(p, size); /* the tail check, at the new end */

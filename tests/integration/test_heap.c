@@ -803,6 +803,25 @@ Test(run_tail, a_run_shrunk_or_grown_far_is_checked_at_its_new_end, .init = cr_r
   assert_overflow_reported(false); /* what was written since the first report */
 }
 
+/* A page run shrunk to a quarter of its order or less moves, so that its
+ * whole run goes back and coalesces (the next buffer grown as large takes
+ * it); a smaller shrink splits it in place. A buffer grown to 1 MiB and
+ * shrunk to 40 KB to be kept stranded 960 KiB of dirty pages beside it. */
+Test(realloc, a_run_shrunk_to_a_quarter_moves_and_its_run_serves_again) {
+  enum { BIG = MIB, KEPT = 40000, HALF = 600 * 1024 };
+  char *a = buddy_malloc(BIG);
+  cr_assert_not_null(a);
+  for (size_t i = 0; i < BIG; i += 4096) a[i] = (char)(i >> 12);
+  char *kept = buddy_realloc(a, KEPT);
+  cr_assert_neq(kept, a, "shrunk to a quarter or less: moved");
+  for (size_t i = 0; i < KEPT; i += 4096) cr_assert_eq(kept[i], (char)(i >> 12), "byte %zu kept", i);
+  char *next = buddy_malloc(BIG);
+  cr_assert_eq(next, a, "the old run, whole again, serves the next block of its size");
+  cr_assert_eq(buddy_realloc(next, HALF), next, "shrunk to half: in place");
+  buddy_free(next);
+  buddy_free(kept);
+}
+
 /* Secure mode: a medium block (after its header page) stays in place too,
  * its tail checked at each realloc; one written past its end is reported
  * there, once, and moves. */
