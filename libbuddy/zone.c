@@ -116,13 +116,6 @@ size_t zone_release_free_regions_locked(zone_t *z, size_t keep) {
 
 /* ---- Slabs --------------------------------------------------------------- */
 
-/* Secure mode (secure.c): a slab's block of `order` and, just past it, a
- * guard page, inaccessible, so that a read or write running off the slab's
- * last block faults at once (secure_fault reports it) and two slabs never
- * touch. The pair is taken as one block of order + 1, split: the rest of its
- * upper half goes back to the core. Without a guard if the page cannot be
- * made inaccessible (the kernel's count of mappings, or past
- * os_counted_guards_max guards: os.h). */
 /* Said once: past the guards' budget (os.h), secure mode protects less. */
 static void zone_warn_guards_spent(void) {
   static bool warned;
@@ -132,6 +125,13 @@ static void zone_warn_guards_spent(void) {
                (const char *)NULL);
 }
 
+/* Secure mode (secure.c): a slab's block of `order` and, just past it, a
+ * guard page, inaccessible, so that a read or write running off the slab's
+ * last block faults at once (secure_fault reports it) and two slabs never
+ * touch. The pair is taken as one block of order + 1, split: the rest of its
+ * upper half goes back to the core. Without a guard if the page cannot be
+ * made inaccessible (the kernel's count of mappings, or past
+ * os_counted_guards_max guards: os.h). */
 static page_desc_t *zone_alloc_guarded_slab_locked(zone_t *z, unsigned order) {
   page_desc_t *head = zone_alloc_block_locked(z, order + 1, NULL);
   if (head == NULL) return NULL;
