@@ -207,7 +207,7 @@ void secure_free_small(region_t *r, void *p, unsigned cls, secure_kind_t kind) {
   size_t bytes = size_class_bytes[cls];
   /* A slab's guard (its first object) was never handed out: let through, it
    * would come back as a block of a slab that counts as empty without it. */
-  if (((uintptr_t)p & size_class_info[cls].slab_mask) == 0 && slab_kept(slab_head_at(r, p, cls)))
+  if (slab_guard_at(slab_head_at(r, p, cls), (uintptr_t)p & size_class_info[cls].slab_mask))
     return error_misuse_block("free of a small block that was never allocated (a slab's guard)", p, bytes, 0);
   if (((void **)p)[0] == (void *)secure_mark(p))
     return error_misuse_block("double free of a small block (it waits in the quarantine)", p, bytes, 0);

@@ -97,13 +97,18 @@ void secure_init(void) {
   }
 }
 
-/* Calls f on each quarantine once (zones may share zone 0's). */
+/* Whether a zone before zone i has i's quarantine (zones may share zone
+ * 0's): each quarantine is visited at its first zone only. */
+static bool secure_quarantine_seen(unsigned i) {
+  for (unsigned j = 0; j < i; j++)
+    if (secure_quarantines[j] == secure_quarantines[i]) return true;
+  return false;
+}
+
+/* Calls f on each quarantine once. */
 static void secure_each_quarantine(void (*f)(secure_quarantine_t *q)) {
-  for (unsigned i = 0; i < ZONES_MAX; i++) {
-    bool seen = false;
-    for (unsigned j = 0; j < i && !seen; j++) seen = secure_quarantines[j] == secure_quarantines[i];
-    if (!seen) f(secure_quarantines[i]);
-  }
+  for (unsigned i = 0; i < ZONES_MAX; i++)
+    if (!secure_quarantine_seen(i)) f(secure_quarantines[i]);
 }
 
 /* A random number without a cache: splitmix64 of a shared counter. */
@@ -291,11 +296,8 @@ static bool secure_quarantine_drain(secure_quarantine_t *q) {
 
 bool secure_drain_quarantines(void) {
   bool drained = false;
-  for (unsigned i = 0; i < ZONES_MAX; i++) {
-    bool seen = false; /* zones may share zone 0's */
-    for (unsigned j = 0; j < i && !seen; j++) seen = secure_quarantines[j] == secure_quarantines[i];
-    if (!seen && secure_quarantines[i] != NULL) drained |= secure_quarantine_drain(secure_quarantines[i]);
-  }
+  for (unsigned i = 0; i < ZONES_MAX; i++)
+    if (!secure_quarantine_seen(i)) drained |= secure_quarantine_drain(secure_quarantines[i]);
   return drained;
 }
 

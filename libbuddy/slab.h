@@ -39,6 +39,10 @@ void slab_keep_guard(page_desc_t *head, unsigned cls);
 static inline unsigned slab_kept(const page_desc_t *head) {
   return (head->flags & PAGE_SLAB_GUARD) ? 1 : 0;
 }
+/* Whether the object at `offset` in the slab is its guard (never handed out). */
+static inline bool slab_guard_at(const page_desc_t *head, size_t offset) {
+  return offset == 0 && slab_kept(head);
+}
 /* Takes up to n objects of the slab (of class cls) into out[0..n), each with
  * FREE_KEY in its second word; returns the count. */
 unsigned slab_take(page_desc_t *head, unsigned cls, void **out, unsigned n);
@@ -69,7 +73,7 @@ static inline const char *slab_check_give_at(const region_t *r, const page_desc_
   size_t g = slab_free_granule(obj);
   if (r->slab_free_bits[g / 64] & slab_free_mask(g)) return "double free of a small block";
   if (head->slab_used <= slab_kept(head)) return "double free of a small block (slab already empty)";
-  if (offset == 0 && slab_kept(head)) return "free of a small block that was never allocated (a slab's guard)";
+  if (slab_guard_at(head, offset)) return "free of a small block that was never allocated (a slab's guard)";
   return NULL;
 }
 /* The same, from the slab's head alone. Slabs are aligned to their size: the

@@ -341,44 +341,41 @@ bool zone_release_empty_slabs_locked(zone_t *z) {
 }
 
 /* The transfer stacks and empty slabs back to the core, then every wholly
- * free region unmapped; true if a region was. */
+ * free region unmapped; true if a slab or a region went. */
 static bool zone_unmap_free_locked(zone_t *z) {
   zone_transfer_flush_locked(z);
-  zone_release_empty_slabs_locked(z);
-  return zone_release_free_regions_locked(z, 0) > 0;
+  bool released = zone_release_empty_slabs_locked(z);
+  return zone_release_free_regions_locked(z, 0) > 0 || released;
 }
 
 static bool zone_trim_locked(zone_t *z) {
-  zone_transfer_flush_locked(z);
-  bool released = zone_release_empty_slabs_locked(z);
-  released |= zone_release_free_regions_locked(z, 0) > 0;
+  bool released = zone_unmap_free_locked(z);
   return zone_purge_locked(z) > 0 || released;
 }
 
-bool zone_unmap_free_all(void) {
-  bool unmapped = false;
+/* Calls f on every zone in use, under its lock (a zone never used holds
+ * nothing: it is left untouched, not made); true if any call was. */
+static bool zone_each_in_use(bool (*f)(zone_t *z)) {
+  bool any = false;
   for (unsigned i = 0; i < ZONES_MAX; i++) {
     zone_t *z = &zones[i];
     lock_word_take(&z->lock);
-    if (!z->initialised) { /* a zone never used holds nothing: left untouched */
+    if (!z->initialised) {
       lock_word_release(&z->lock);
       continue;
     }
-    unmapped |= zone_unmap_free_locked(z);
+    any |= f(z);
     zone_unlock(z);
   }
-  return unmapped;
+  return any;
+}
+
+bool zone_unmap_free_all(void) {
+  return zone_each_in_use(zone_unmap_free_locked);
 }
 
 int zone_trim_all(void) {
-  bool released = false;
-  for (unsigned i = 0; i < ZONES_MAX; i++) {
-    zone_t *z = &zones[i];
-    zone_lock(z);
-    released |= zone_trim_locked(z);
-    zone_unlock(z);
-  }
-  return released;
+  return zone_each_in_use(zone_trim_locked);
 }
 
 /* ---- fork() -------------------------------------------------------------- */

@@ -95,7 +95,8 @@ void zone_shrink_run(region_t *r, void *p, unsigned order);
 /* Returns every wholly free region beyond none kept, empty slabs; 1 if any. */
 int zone_trim_all(void);
 /* A mapping failed (alloc.c): what malloc_trim gives back but the purge,
- * which returns memory, not address space; true if a region was unmapped. */
+ * which returns memory, not address space; true if a slab or a region went
+ * back. */
 bool zone_unmap_free_all(void);
 /* Runs the invariant walker over every zone; returns the regions mapped. */
 size_t zone_verify_all(void);

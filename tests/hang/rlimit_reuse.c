@@ -31,16 +31,6 @@
 #define RESERVE (32 * MIB)
 #define FILL_COUNT (HEADROOM / SMALL_BLOCK)
 
-static size_t address_space(void) {
-  FILE *f = fopen("/proc/self/statm", "r");
-  if (f == NULL) hang_fail("/proc/self/statm: %s", strerror(errno));
-  unsigned long pages = 0;
-  int got = fscanf(f, "%lu", &pages);
-  fclose(f);
-  if (got != 1) hang_fail("/proc/self/statm: no size");
-  return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
-}
-
 /* Fills FILLED with blocks of `size`, each written, frees them all, then
  * asks for BIG. */
 static void fill_free_then_big(const char *what, size_t size) {
@@ -58,7 +48,7 @@ static void fill_free_then_big(const char *what, size_t size) {
   if (big == NULL)
     hang_fail("%s: after %zu MiB of blocks of %zu bytes were freed, malloc(%zu MiB) failed (%s) with %zu MiB of "
               "address space under a limit of %zu MiB more",
-              what, (size_t)FILLED / MIB, size, (size_t)BIG / MIB, strerror(errno), address_space() / MIB,
+              what, (size_t)FILLED / MIB, size, (size_t)BIG / MIB, strerror(errno), test_vsize_bytes() / MIB,
               (size_t)HEADROOM / MIB);
   big[0] = big[BIG - 1] = 1;
   free(big);
@@ -93,7 +83,7 @@ int main(void) {
   free(malloc(BIG));
   struct rlimit rl;
   hang_check_errno(getrlimit(RLIMIT_AS, &rl), "getrlimit");
-  rlim_t limit = (rlim_t)(address_space() + HEADROOM);
+  rlim_t limit = (rlim_t)(test_vsize_bytes() + HEADROOM);
   if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > limit) {
     rl.rlim_cur = limit;
     hang_check_errno(setrlimit(RLIMIT_AS, &rl), "setrlimit");
